@@ -1,0 +1,108 @@
+"""Shared fixtures: a one-conv ToySegmentor, tiny synthetic batches and Runner configs."""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import pytest
+import torch
+import torch.nn as nn
+from torch import Tensor
+
+from uda.registry import MODELS
+
+SHARED_CAMVID = os.path.join(os.path.dirname(__file__), '..', '..', 'shared', 'data', 'camvid')
+
+
+@MODELS.register_module(force=True)
+class ToySegmentor(nn.Module):
+    """conv3x3 -> BN -> ReLU -> conv1x1: tiny, but with BatchNorm so ABN is observable."""
+
+    def __init__(self, num_classes: int = 19, channels: int = 4, **kwargs: Any) -> None:
+        super().__init__()
+        self.num_classes = num_classes
+        self.conv = nn.Conv2d(3, channels, 3, padding=1)
+        self.bn = nn.BatchNorm2d(channels)
+        self.head = nn.Conv2d(channels, num_classes, 1)
+
+    def forward(self, x: Tensor, return_features: bool = False,
+                return_aux: bool = False) -> Any:
+        feat = torch.relu(self.bn(self.conv(x)))
+        logits = self.head(feat)
+        if not (return_features or return_aux):
+            return logits
+        out = dict(logits=logits)
+        if return_features:
+            out['features'] = [x, feat]
+            out['decoder'] = feat
+        if return_aux:
+            out['aux_logits'] = logits
+        return out
+
+
+def toy_batch(branches: tuple[str, ...] = ('source', 'target'), batch: int = 2, h: int = 32,
+              w: int = 32, labelled: tuple[str, ...] = ('source',), seed: int = 0) -> dict:
+    """A collated multi-branch batch with uint8 images and labels containing 255 pixels."""
+    g = torch.Generator().manual_seed(seed)
+    out = {}
+    for name in branches:
+        imgs = [torch.randint(0, 256, (3, h, w), generator=g, dtype=torch.uint8)
+                for _ in range(batch)]
+        samples = []
+        for i in range(batch):
+            s: dict[str, Any] = dict(img_path=f'{name}_{i}', ori_shape=(h, w), img_shape=(h, w))
+            if name in labelled:
+                gt = torch.randint(0, 19, (h, w), generator=g)
+                gt[:4] = 255
+                s['gt_sem_seg'] = gt
+            samples.append(s)
+        out[name] = dict(inputs=imgs, data_samples=samples)
+    return out
+
+
+def toy_runner_cfg(work_dir: str, max_iters: int = 2, val_interval: int = 2,
+                   terms: Any = None, checkpoint_interval: int = 2) -> dict:
+    """A complete Runner config on 4-sample synthetic data with the ToySegmentor."""
+    size = (32, 64)
+    src = dict(type='SyntheticDataset', style='source', num_samples=4, seed=0, size=size,
+               pipeline=[dict(type='HorizontalFlip', p=0.5)])
+    tgt = dict(type='SyntheticDataset', style='target', num_samples=4, seed=0, size=size,
+               with_label=False)
+    val = dict(type='SyntheticDataset', style='target', num_samples=4, seed=1, size=size)
+    return dict(
+        default_scope='uda',
+        work_dir=work_dir,
+        model=dict(type='Adapter', segmentor=dict(type='ToySegmentor', num_classes=19),
+                   data_preprocessor=dict(type='SegDataPreprocessor', size_divisor=1),
+                   terms=terms or [dict(type='SourceCE'), dict(type='AdaptiveBN')]),
+        train_dataloader=dict(
+            batch_size=2, num_workers=0,
+            sampler=dict(type='MultiBranchInfiniteSampler', shuffle=True),
+            collate_fn=dict(type='uda_collate'),
+            dataset=dict(type='MultiBranchDataset', branches=dict(source=src, target=tgt))),
+        val_dataloader=dict(batch_size=2, num_workers=0,
+                            sampler=dict(type='DefaultSampler', shuffle=False),
+                            collate_fn=dict(type='uda_collate'), dataset=val),
+        val_evaluator=dict(type='IoUMetric', protocol='cityscapes19', eval_protocol='synthetic9',
+                           out_file=os.path.join(work_dir, 'metrics.json')),
+        optim_wrapper=dict(type='OptimWrapper', optimizer=dict(type='SGD', lr=0.01,
+                                                                momentum=0.9)),
+        train_cfg=dict(type='IterBasedTrainLoop', max_iters=max_iters,
+                       val_interval=val_interval),
+        val_cfg=dict(type='ValLoop'),
+        default_hooks=dict(
+            logger=dict(type='LoggerHook', interval=1),
+            checkpoint=dict(type='CheckpointHook', by_epoch=False,
+                            interval=checkpoint_interval)),
+        custom_hooks=[dict(type='SegVisualizationHook', interval=1)],
+        visualizer=dict(type='Visualizer', vis_backends=[dict(type='LocalVisBackend')]),
+        log_processor=dict(by_epoch=False),
+        randomness=dict(seed=0),
+        env_cfg=dict(dist_cfg=dict(backend='gloo')),
+        log_level='WARNING',
+    )
+
+
+@pytest.fixture
+def batch() -> dict:
+    return toy_batch()

@@ -1,0 +1,46 @@
+"""Train a model from a config: ``python tools/train.py CONFIG [--work-dir DIR] ...``."""
+import argparse
+import json
+import os.path as osp
+
+from mmengine.config import DictAction
+from mmengine.runner import Runner
+
+import uda.engine  # noqa: F401  (torch>=2.6 checkpoint loader for --resume)
+from uda.engine.config import load_config
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='Train a segmentation / adaptation model.')
+    parser.add_argument('config', help='config file')
+    parser.add_argument('--work-dir', help='folder for logs, checkpoints and metrics.json')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
+                        help='override config keys, e.g. train_cfg.max_iters=100')
+    parser.add_argument('--resume', nargs='?', const='auto', default=None,
+                        help='resume from the latest checkpoint in the work dir, or from PATH')
+    parser.add_argument('--seed', type=int, default=None, help='random seed')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
+                        default='none', help='job launcher (pytorch = torchrun, DDP)')
+    parser.add_argument('--local-rank', '--local_rank', type=int, default=0)
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
+    cfg = load_config(args.config, args.cfg_options, args.work_dir, args.seed, args.launcher)
+    if args.resume == 'auto':
+        cfg.resume, cfg.load_from = True, None
+    elif args.resume is not None:
+        cfg.resume, cfg.load_from = True, args.resume
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    metrics = osp.join(cfg.work_dir, 'metrics.json')
+    if runner.rank == 0 and osp.isfile(metrics):
+        with open(metrics) as f:
+            report = json.load(f)
+        print(f"target mIoU ({report['protocol']}, {report['num_images']} images): "
+              f"{report['mIoU']:.2f}  -> {metrics}")
+
+
+if __name__ == '__main__':
+    main()

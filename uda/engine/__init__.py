@@ -1,0 +1,5 @@
+"""Engine: hooks and the torch>=2.6 checkpoint loader (installed on import)."""
+from uda.engine import checkpoint  # noqa: F401  (installs the safe checkpoint loader)
+from uda.engine.hooks import SegVisualizationHook
+
+__all__ = ['SegVisualizationHook']

@@ -1,0 +1,180 @@
+"""The adapter and the term interface: a method is a composition of terms.
+
+One registered model (:class:`Adapter`) owns the student segmentor (and, for terms that need
+one, a teacher) and runs the list of terms from the config. A term computes named losses from
+the batch; the adapter sums keys that contain ``loss`` and logs the rest. The Runner's
+``IterBasedTrainLoop`` owns the loop and the optimiser wrappers own backward and steps, so a
+term never calls ``backward()`` or steps an optimiser.
+"""
+from __future__ import annotations
+
+from typing import Any, Optional, Union
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmengine.logging import MessageHub
+from mmengine.model import BaseModel
+from mmengine.optim import OptimWrapper
+from torch import Tensor
+
+from uda.registry import MODELS, TERMS
+
+Batch = dict[str, Any]
+
+
+def stack_gt(data_samples: list[dict], device: Optional[torch.device] = None) -> Tensor:
+    """Stack the (padded) ``gt_sem_seg`` of a branch into [B, H, W] int64."""
+    try:
+        gts = [s['gt_sem_seg'] for s in data_samples]
+    except KeyError:
+        raise KeyError('A term needs labels (gt_sem_seg) but this branch has none; give its '
+                       'dataset labels (with_label=True) or drop the term.') from None
+    gt = torch.stack(gts, 0)
+    return gt if device is None else gt.to(device)
+
+
+class Term(nn.Module):
+    """One ingredient of a method, e.g. source cross-entropy or adaptive BN.
+
+    Subclasses implement :meth:`forward` and return ``{name: tensor}``; keys that contain
+    ``loss`` are summed into the objective (name them ``<branch>.loss_<what>``), other keys are
+    only logged. A term may own modules (e.g. a discriminator); they become part of the
+    adapter's state dict and checkpoints.
+
+    Attributes:
+        order: Terms run in ascending order (stable); terms that must see the network after
+            every other forward (adaptive BN) use a high value.
+        needs_teacher: Whether the adapter must build a teacher for this term.
+    """
+
+    order: int = 0
+    needs_teacher: bool = False
+
+    def __init__(self, weight: float = 1.0) -> None:
+        super().__init__()
+        self.weight = float(weight)
+
+    def forward(self, adapter: 'Adapter', inputs: dict[str, Tensor],
+                data_samples: dict[str, list[dict]]) -> dict[str, Tensor]:
+        raise NotImplementedError(f'{type(self).__name__} must implement forward().')
+
+    def vis_panels(self) -> dict[str, Tensor]:
+        """Images for TensorBoard from the last call (e.g. pseudo-labels); none by default."""
+        return {}
+
+
+@MODELS.register_module()
+class Adapter(BaseModel):
+    """A segmentor trained by a list of terms (source CE, adaptive BN, self-training ...).
+
+    Args:
+        segmentor: Config of the student network (e.g. :class:`uda.models.SMPSegmentor`).
+        terms: Configs of the terms (``uda.registry.TERMS``), run in order.
+        data_preprocessor: Config of the preprocessor (normalise, pad, stack per branch).
+        num_classes: Classes of the label space; read from the segmentor when omitted.
+        ignore_index: Label value of unlabelled pixels.
+        test_cfg: Inference settings; ``dict(mode='whole')`` predicts on the whole image.
+    """
+
+    def __init__(self, segmentor: dict, terms: list[dict],
+                 data_preprocessor: Optional[dict] = None, num_classes: Optional[int] = None,
+                 ignore_index: int = 255, test_cfg: Optional[dict] = None,
+                 init_cfg: Optional[dict] = None) -> None:
+        # Built here (not by BaseModel) so it resolves in uda's registry outside a Runner too.
+        preprocessor = MODELS.build(data_preprocessor or dict(type='SegDataPreprocessor'))
+        super().__init__(data_preprocessor=preprocessor, init_cfg=init_cfg)
+        self.student = MODELS.build(segmentor)
+        if not terms:
+            raise ValueError('Adapter needs at least one term, e.g. terms=[dict(type="SourceCE")].')
+        built = [TERMS.build(t) for t in terms]
+        built.sort(key=lambda t: t.order)  # stable: config order among equals
+        self.terms = nn.ModuleList(built)
+        self.num_classes = int(num_classes or getattr(self.student, 'num_classes'))
+        self.ignore_index = ignore_index
+        self.test_cfg = dict(mode='whole', **(test_cfg or {}))
+        if self.test_cfg['mode'] != 'whole':
+            raise ValueError(f"test_cfg.mode={self.test_cfg['mode']!r} is not supported; use "
+                             "'whole'.")
+
+    # ------------------------------------------------------------------ training
+    def forward(self, inputs: Any, data_samples: Any = None, mode: str = 'tensor') -> Any:
+        if mode == 'loss':
+            return self.loss(inputs, data_samples)
+        if mode == 'predict':
+            return self.predict(inputs, data_samples)
+        if mode == 'tensor':
+            return self.student(inputs)
+        raise ValueError(f"Adapter.forward: unknown mode {mode!r}; use 'loss', 'predict' or "
+                         "'tensor'.")
+
+    def loss(self, inputs: dict[str, Tensor], data_samples: dict[str, list[dict]]
+             ) -> dict[str, Tensor]:
+        """Run every term and collect their named losses and diagnostics."""
+        if not isinstance(inputs, dict):
+            raise TypeError('Training batches must be dicts of branches, e.g. {"source": ..., '
+                            '"target": ...}: wrap the train dataset in MultiBranchDataset.')
+        losses: dict[str, Tensor] = {}
+        for term in self.terms:
+            out = term(self, inputs, data_samples)
+            clash = set(out) & set(losses)
+            if clash:
+                raise KeyError(f'Terms produced the same keys {sorted(clash)}; give one of them '
+                               'another prefix.')
+            losses.update(out)
+        return losses
+
+    def train_step(self, data: Batch, optim_wrapper: OptimWrapper) -> dict[str, Tensor]:
+        """Preprocess, compute the losses, fail on non-finite values, step the optimiser."""
+        with optim_wrapper.optim_context(self):
+            data = self.data_preprocessor(data, True)
+            losses = self._run_forward(data, mode='loss')
+        parsed, log_vars = self.parse_losses(losses)
+        if not torch.isfinite(parsed):
+            it = MessageHub.get_current_instance().get_info('iter')
+            bad = [k for k, v in losses.items() if not torch.isfinite(v).all()]
+            raise FloatingPointError(
+                f'Loss became {parsed.item()} at iteration {it} (non-finite: {bad}). Lower the '
+                'learning rate, enable optim_wrapper.clip_grad, or check the data.')
+        optim_wrapper.update_params(parsed)
+        return log_vars
+
+    # ------------------------------------------------------------------ inference
+    def segmentor_for(self, which: str = 'student') -> nn.Module:
+        """The network used for inference (subclasses with a teacher add 'teacher')."""
+        if which != 'student':
+            raise ValueError(f"No '{which}' network in this model; only 'student'.")
+        return self.student
+
+    @torch.no_grad()
+    def inference(self, inputs: Tensor, which: str = 'student') -> Tensor:
+        """Logits [B, C, H, W] on a padded batch (whole-image mode)."""
+        return self.segmentor_for(which)(inputs)
+
+    def predict(self, inputs: Tensor, data_samples: Optional[list[dict]] = None
+                ) -> list[dict[str, Any]]:
+        """Predict each image, cropped back from padding to its own size.
+
+        Returns:
+            One dict per image with ``pred_sem_seg`` (int64 [H, W]), ``gt_sem_seg`` when the
+            sample had labels, and the sample's meta information.
+        """
+        logits = self.inference(inputs, self.test_cfg.get('which', 'student'))
+        data_samples = data_samples or [dict(img_shape=tuple(inputs.shape[-2:]))
+                                        for _ in range(len(inputs))]
+        results = []
+        for i, sample in enumerate(data_samples):
+            h, w = sample.get('img_shape', inputs.shape[-2:])
+            out = {k: v for k, v in sample.items() if k != 'gt_sem_seg'}
+            out['pred_sem_seg'] = logits[i, :, :h, :w].argmax(0)
+            if 'gt_sem_seg' in sample:
+                out['gt_sem_seg'] = sample['gt_sem_seg'][:h, :w]
+            results.append(out)
+        return results
+
+
+def resize_logits(logits: Tensor, size: Union[tuple[int, int], torch.Size]) -> Tensor:
+    """Bilinear resize of [B, C, h, w] logits to ``size`` (no-op when equal)."""
+    if tuple(logits.shape[-2:]) == tuple(size):
+        return logits
+    return F.interpolate(logits, size, mode='bilinear', align_corners=False)

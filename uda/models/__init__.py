@@ -1,0 +1,5 @@
+"""Networks: the smp segmentor wrapper, extra heads, and the data preprocessor."""
+from uda.models.data_preprocessor import SegDataPreprocessor
+from uda.models.segmentor import SMPSegmentor
+
+__all__ = ['SegDataPreprocessor', 'SMPSegmentor']
