@@ -19,8 +19,10 @@ def _safe_types() -> list[Any]:
     from mmengine.config.config import ConfigDict
     from mmengine.logging.history_buffer import HistoryBuffer
 
-    types: list[Any] = [HistoryBuffer, ConfigDict, np.ndarray, np.dtype, np.core.multiarray.scalar
-                        if hasattr(np, 'core') else None]
+    # HistoryBuffer pickles its bound statistics methods as getattr(buffer, 'mean'). The
+    # weights-only unpickler still refuses to *call* anything outside this list, so allowing
+    # getattr lets it rebuild those references without allowing arbitrary code.
+    types: list[Any] = [HistoryBuffer, ConfigDict, np.ndarray, np.dtype, getattr]
     types += [np.dtypes.Float64DType, np.dtypes.Float32DType, np.dtypes.Int64DType,
               np.dtypes.Int32DType, np.dtypes.BoolDType, np.dtypes.UInt8DType]
     try:  # numpy >= 2 keeps the reconstruction helpers in numpy._core

@@ -45,7 +45,7 @@ def load_config(config: str, cfg_options: Optional[dict] = None, work_dir: Optio
     """Read a config, apply overrides, and set the work dir and metrics file."""
     if not osp.isfile(config):
         raise FileNotFoundError(f'Config file not found: {config}. Configs live under configs/, '
-                                'e.g. configs/demo/abn_unet-resnet18_1k_synthetic-128x256.py.')
+                                'e.g. configs/demo/abn_unet-resnet18_400it_synthetic-96x192.py.')
     cfg = Config.fromfile(config)
     if cfg_options:
         check_cfg_options(cfg, cfg_options, config)

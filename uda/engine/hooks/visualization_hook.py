@@ -47,6 +47,8 @@ class SegVisualizationHook(Hook):
     ``Term.vis_panels()`` (pseudo-labels, confidence). On the first validation batch: input,
     ground truth and prediction.
 
+    Panel names use ``_`` rather than ``/``: the local backend writes one file per name.
+
     Args:
         interval: Training iterations between panels.
         protocol: Class protocol for colours; the dataset's by default.
@@ -91,13 +93,13 @@ class SegVisualizationHook(Hook):
                 if 'gt_sem_seg' in pred:
                     tiles.append(colorize(pred['gt_sem_seg'], palette))
                 tiles.append(colorize(pred['pred_sem_seg'], palette))
-                runner.visualizer.add_image(f'train/{name}', panel(tiles), step=runner.iter + 1)
+                runner.visualizer.add_image(f'train_{name}', panel(tiles), step=runner.iter + 1)
         finally:
             student.train(was_training)
         for term in getattr(model, 'terms', []):
             for key, img in term.vis_panels().items():
                 arr = colorize(img, palette) if img.ndim == 2 else to_rgb(img)
-                runner.visualizer.add_image(f'train/{key}', arr, step=runner.iter + 1)
+                runner.visualizer.add_image(f'train_{key}', arr, step=runner.iter + 1)
 
     def after_val_iter(self, runner: Any, batch_idx: int, data_batch: Any = None,
                        outputs: Optional[Sequence[dict]] = None) -> None:
@@ -109,4 +111,4 @@ class SegVisualizationHook(Hook):
         if 'gt_sem_seg' in out:
             tiles.append(colorize(out['gt_sem_seg'], palette))
         tiles.append(colorize(out['pred_sem_seg'], palette))
-        runner.visualizer.add_image('val/prediction', panel(tiles), step=runner.iter)
+        runner.visualizer.add_image('val_prediction', panel(tiles), step=runner.iter)

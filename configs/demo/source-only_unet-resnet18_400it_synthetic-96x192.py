@@ -4,6 +4,6 @@ _base_ = [
     '../_base_/models/unet_resnet18.py',
     '../_base_/datasets/synthetic_shift.py',
     '../_base_/methods/source_only.py',
-    '../_base_/schedules/adamw_poly_1k.py',
+    '../_base_/schedules/adamw_poly_400it.py',
 ]
 model = dict(segmentor=_base_.segmentor, data_preprocessor=_base_.data_preprocessor)

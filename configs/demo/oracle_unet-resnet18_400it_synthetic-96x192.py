@@ -6,7 +6,7 @@ _base_ = [
     '../_base_/models/unet_resnet18.py',
     '../_base_/datasets/synthetic_shift.py',
     '../_base_/methods/source_only.py',
-    '../_base_/schedules/adamw_poly_1k.py',
+    '../_base_/schedules/adamw_poly_400it.py',
 ]
 target_labelled = dict(type='SyntheticDataset', style='target', num_samples=1000, seed=0,
                        size=_base_.scene_size, pipeline=_base_.train_pipeline)
