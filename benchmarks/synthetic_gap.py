@@ -8,6 +8,7 @@ iteration over the mean iteration time) and the share of step time spent waiting
     python benchmarks/synthetic_gap.py --seeds 0 1 2 --out work_dirs/bench_gap
 """
 import argparse
+import concurrent.futures
 import glob
 import json
 import os
@@ -63,12 +64,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
     parser.add_argument('--out', default='work_dirs/bench_gap')
+    parser.add_argument('--jobs', type=int, default=1,
+                        help='runs at a time (each then uses 1 CPU thread)')
     parser.add_argument('--cfg-options', nargs='*', default=[],
                         help='passed to tools/train.py (e.g. to shorten a smoke run)')
     args = parser.parse_args()
     os.makedirs(args.out, exist_ok=True)
     extra = ['--cfg-options'] + args.cfg_options if args.cfg_options else []
-    results = {name: [run(name, s, args.out, extra) for s in args.seeds] for name in CONFIGS}
+    if args.jobs > 1:
+        os.environ['OMP_NUM_THREADS'] = '1'
+    jobs = [(name, s) for s in args.seeds for name in CONFIGS]
+    with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
+        done = dict(zip(jobs, pool.map(lambda j: run(j[0], j[1], args.out, extra), jobs)))
+    results = {name: [done[(name, s)] for s in args.seeds] for name in CONFIGS}
     print(f'| run | target mIoU (synthetic9) | images/s | data wait | wall time / run |')
     print('|---|---:|---:|---:|---:|')
     for name, rs in results.items():

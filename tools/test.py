@@ -50,8 +50,8 @@ def main() -> None:
         with open(path) as f:
             report = json.load(f)
         names = list(report['IoU'])
-        as_frac = [(v or float('nan')) / 100 for v in report['IoU'].values()]
-        accs = [(v or float('nan')) / 100 for v in report['Acc'].values()]
+        as_frac = [float('nan') if v is None else v / 100 for v in report['IoU'].values()]
+        accs = [float('nan') if v is None else v / 100 for v in report['Acc'].values()]
         table = format_table(names, as_frac, accs, markdown=True)
         with open(osp.join(cfg.work_dir, 'per_class.md'), 'w') as f:
             f.write(f"mIoU {report['mIoU']:.2f} ({report['protocol']})\n\n{table}\n")

@@ -63,6 +63,9 @@ class SMPSegmentor(nn.Module):
 
     def forward(self, x: Tensor, return_features: bool = False,
                 return_aux: bool = False) -> Union[Tensor, dict[str, Any]]:
+        if return_aux and self.aux_head is None:
+            raise ValueError('return_aux=True but the segmentor has no aux_head; set '
+                             'segmentor.aux_head=dict(in_index=-2, channels=256) in the config.')
         features = self.net.encoder(x)
         decoder = self.net.decoder(features)
         logits = self.net.segmentation_head(decoder)
@@ -75,9 +78,6 @@ class SMPSegmentor(nn.Module):
             out['features'] = features
             out['decoder'] = decoder
         if return_aux:
-            if self.aux_head is None:
-                raise ValueError('return_aux=True but the segmentor has no aux_head; set '
-                                 'segmentor.aux_head=dict(in_index=-2, channels=256) in the config.')
             aux = self.aux_head(features[self.aux_in_index])
             out['aux_logits'] = F.interpolate(aux, x.shape[-2:], mode='bilinear',
                                               align_corners=False)
