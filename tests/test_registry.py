@@ -32,3 +32,10 @@ def test_registered_names_equal_class_names():
         for name, obj in reg.module_dict.items():
             if isinstance(obj, type):
                 assert name == obj.__name__, (name, obj)
+
+
+def test_unknown_keyword_names_the_class_and_key():
+    with pytest.raises(TypeError, match=r"SourceCE.*unexpected keyword argument 'wieght'"):
+        TERMS.build(dict(type='SourceCE', wieght=2.0))
+    with pytest.raises(ValueError, match=r"SMPSegmentor.*encoder_nme"):
+        MODELS.build(dict(type='SMPSegmentor', encoder_nme='resnet34'))

@@ -1,6 +1,7 @@
 """The segmentation network: an smp model, plus the extra outputs adaptation terms need."""
 from __future__ import annotations
 
+import inspect
 from typing import Any, Optional, Union
 
 import segmentation_models_pytorch as smp
@@ -37,6 +38,17 @@ class SMPSegmentor(nn.Module):
                  encoder_weights: Optional[str] = None, num_classes: int = 19,
                  in_channels: int = 3, aux_head: Optional[dict] = None, **smp_kwargs: Any) -> None:
         super().__init__()
+        model_class = smp.MODEL_ARCHITECTURES_MAPPING.get(arch.lower())
+        if model_class is None:
+            raise ValueError(f'SMPSegmentor: unknown arch {arch!r}; smp offers '
+                             f'{sorted(smp.MODEL_ARCHITECTURES_MAPPING)}.')
+        # smp models swallow unknown keyword arguments (**kwargs); a typo in a config would be
+        # ignored silently, so check them against the architecture's signature.
+        known = set(inspect.signature(model_class.__init__).parameters) - {'self', 'kwargs'}
+        unknown = sorted(set(smp_kwargs) - known)
+        if unknown:
+            raise ValueError(f'SMPSegmentor(arch={arch!r}): unknown argument(s) {unknown}. '
+                             f'{model_class.__name__} accepts {sorted(known)}.')
         try:
             self.net = smp.create_model(arch, encoder_name=encoder_name,
                                         encoder_weights=encoder_weights, in_channels=in_channels,
