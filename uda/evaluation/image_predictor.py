@@ -42,7 +42,7 @@ def read_image(path: str) -> np.ndarray:
     """RGB uint8 [H, W, 3]; an unreadable file raises one error naming it."""
     try:
         with Image.open(path) as img:
-            return np.asarray(img.convert('RGB'))
+            return np.array(img.convert('RGB'))
     except Exception as err:  # PIL raises several types for corrupt / non-image files
         raise ValueError(f'Cannot read image {path}: {err}. Remove it from the input or '
                          'convert it to PNG/JPEG.') from err
@@ -76,7 +76,7 @@ class ImagePredictor:
     @torch.no_grad()
     def __call__(self, image: np.ndarray) -> np.ndarray:
         """RGB uint8 [H, W, 3] -> uint8 class ids [H, W]."""
-        x = torch.from_numpy(np.ascontiguousarray(image)).to(self.device)
+        x = torch.from_numpy(np.array(image, dtype=np.uint8, copy=True)).to(self.device)
         x = (x.permute(2, 0, 1)[None].float() - self.mean) / self.std
         scores = run_inference(self.net, x, self.test_cfg, self.stride)
         return scores[0].argmax(0).to(torch.uint8).cpu().numpy()
