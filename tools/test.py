@@ -13,7 +13,8 @@ from mmengine.config import DictAction
 from mmengine.runner import Runner
 
 import uda.engine  # noqa: F401  (torch>=2.6 checkpoint loader)
-from uda.engine.checkpoint import check_weights_fit, load_checkpoint_file, state_dict_of
+from uda.engine.checkpoint import (check_weights_fit, load_checkpoint_file, segmentor_weights,
+                                   state_dict_of)
 from uda.engine.config import load_config
 from uda.evaluation.test_outputs import write_test_outputs
 
@@ -60,10 +61,11 @@ def main() -> None:
     # mmengine only warns on mismatching weights; evaluating random layers must be an error.
     model = runner.model.module if hasattr(runner.model, 'module') else runner.model
     given = state_dict_of(load_checkpoint_file(args.checkpoint, 'cpu'))
-    nets = [n for n in ('student', 'teacher') if hasattr(model, n)]
-    expected = {k: v for k, v in model.state_dict().items() if k.split('.', 1)[0] in nets}
-    check_weights_fit(expected, {k: v for k, v in given.items() if k.split('.', 1)[0] in nets},
-                      args.checkpoint, args.config)
+    which = model.test_cfg['which']  # only the evaluated network must fit
+    model.segmentor_for(which)  # a clear error when the method has no such network
+    check_weights_fit(segmentor_weights(model.state_dict(), which, args.config),
+                      segmentor_weights(given, which, args.checkpoint), args.checkpoint,
+                      args.config)
     runner.test()
     if runner.rank == 0:
         metric = runner.test_evaluator.metrics[0]
