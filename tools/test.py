@@ -1,18 +1,22 @@
 """Evaluate a checkpoint: ``python tools/test.py CONFIG CHECKPOINT [--work-dir DIR]``.
 
-Writes ``metrics.json`` (mIoU, per-class IoU, pixel accuracy), ``per_class.md`` and coloured
-predictions (``pred/``) to the work dir, and prints the per-class table.
+Writes to the work dir: ``metrics.json`` (mIoU, per-class IoU, accuracies), ``per_class.md``
+(the per-class table, also printed), ``confusion_matrix.png``, coloured predictions
+(``pred/``) and overlays (``overlay/``), and with ``--labelids`` Cityscapes labelIds PNGs
+(``labelIds/``) for the official ``cityscapesscripts`` evaluation. The inference mode comes
+from ``model.test_cfg`` (whole / slide / aug); ``--mode`` and ``--which`` override it.
 """
 import argparse
-import json
 import os.path as osp
 
 from mmengine.config import DictAction
 from mmengine.runner import Runner
 
 import uda.engine  # noqa: F401  (torch>=2.6 checkpoint loader)
+from uda.engine.checkpoint import (check_weights_fit, load_checkpoint_file, segmentor_weights,
+                                   state_dict_of)
 from uda.engine.config import load_config
-from uda.evaluation import format_table
+from uda.evaluation.test_outputs import write_test_outputs
 
 
 def parse_args() -> argparse.Namespace:
@@ -20,8 +24,14 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('config', help='config file')
     parser.add_argument('checkpoint', help='checkpoint file (.pth)')
     parser.add_argument('--work-dir', help='folder for metrics.json and predictions')
+    parser.add_argument('--mode', choices=['whole', 'slide', 'aug'],
+                        help='inference mode (default: model.test_cfg.mode, else whole)')
+    parser.add_argument('--which', choices=['student', 'teacher'],
+                        help='network of the checkpoint to evaluate (default: student)')
+    parser.add_argument('--labelids', action='store_true',
+                        help='also write Cityscapes labelIds PNGs to WORK_DIR/labelIds')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
-                        help='override config keys')
+                        help='override config keys, e.g. model.test_cfg.stride=256')
     parser.add_argument('--max-pred-images', type=int, default=None,
                         help='write at most this many coloured predictions (default: all)')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
@@ -38,24 +48,30 @@ def main() -> None:
     if args.work_dir is None:
         cfg.work_dir = osp.join(cfg.work_dir, 'test')
         cfg.test_evaluator['out_file'] = osp.join(cfg.work_dir, 'metrics.json')
+    test_cfg = dict(cfg.model.get('test_cfg') or {})
+    test_cfg.update({k: v for k, v in (('mode', args.mode), ('which', args.which)) if v})
+    cfg.model['test_cfg'] = test_cfg
     cfg.load_from, cfg.resume = args.checkpoint, False
     protocol = cfg.test_evaluator.get('protocol', 'cityscapes19')
     cfg.custom_hooks = list(cfg.get('custom_hooks') or []) + [dict(
-        type='PredictionWriterHook', out_dir=osp.join(cfg.work_dir, 'pred'), protocol=protocol,
-        max_images=args.max_pred_images)]
+        type='PredictionWriterHook', out_dir=cfg.work_dir, protocol=protocol,
+        max_images=args.max_pred_images,
+        labelid_dir=osp.join(cfg.work_dir, 'labelIds') if args.labelids else None)]
     runner = Runner.from_cfg(cfg)
+    # mmengine only warns on mismatching weights; evaluating random layers must be an error.
+    model = runner.model.module if hasattr(runner.model, 'module') else runner.model
+    given = state_dict_of(load_checkpoint_file(args.checkpoint, 'cpu'))
+    which = model.test_cfg['which']  # only the evaluated network must fit
+    model.segmentor_for(which)  # a clear error when the method has no such network
+    check_weights_fit(segmentor_weights(model.state_dict(), which, args.config),
+                      segmentor_weights(given, which, args.checkpoint), args.checkpoint,
+                      args.config)
     runner.test()
     if runner.rank == 0:
-        path = cfg.test_evaluator['out_file']
-        with open(path) as f:
-            report = json.load(f)
-        names = list(report['IoU'])
-        as_frac = [float('nan') if v is None else v / 100 for v in report['IoU'].values()]
-        accs = [float('nan') if v is None else v / 100 for v in report['Acc'].values()]
-        table = format_table(names, as_frac, accs, markdown=True)
-        with open(osp.join(cfg.work_dir, 'per_class.md'), 'w') as f:
-            f.write(f"mIoU {report['mIoU']:.2f} ({report['protocol']})\n\n{table}\n")
-        print(f"mIoU {report['mIoU']:.2f}  aAcc {report['aAcc']:.2f}  -> {path}")
+        metric = runner.test_evaluator.metrics[0]
+        write_test_outputs(cfg.test_evaluator['out_file'], cfg.work_dir,
+                           getattr(metric, 'last_confusion', None), protocol,
+                           getattr(metric, 'eval_ids', None))
 
 
 if __name__ == '__main__':

@@ -6,4 +6,5 @@ _base_ = [
     '../_base_/methods/abn.py',                 # SourceCE + AdaptiveBN
     '../_base_/schedules/adamw_poly_400it.py',
 ]
-model = dict(segmentor=_base_.segmentor, data_preprocessor=_base_.data_preprocessor)
+model = dict(segmentor=_base_.segmentor, data_preprocessor=_base_.data_preprocessor,
+             test_cfg=_base_.inference_cfg)

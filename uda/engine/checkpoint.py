@@ -50,3 +50,51 @@ def install_checkpoint_loader() -> None:
 
 
 install_checkpoint_loader()
+
+
+def state_dict_of(checkpoint: Any) -> dict[str, torch.Tensor]:
+    """The model weights of an mmengine checkpoint (``state_dict``) or of a bare state dict."""
+    if isinstance(checkpoint, dict) and isinstance(checkpoint.get('state_dict'), dict):
+        return checkpoint['state_dict']
+    if isinstance(checkpoint, dict) and all(isinstance(v, torch.Tensor)
+                                            for v in checkpoint.values()):
+        return checkpoint
+    raise ValueError('The checkpoint holds no state_dict; give a .pth written by tools/train.py.')
+
+
+def check_weights_fit(expected: dict[str, torch.Tensor], given: dict[str, torch.Tensor],
+                      checkpoint: str, config: str = 'the config') -> None:
+    """Fail with one clear message when checkpoint weights do not fit the built network.
+
+    mmengine loads with ``strict=False`` and only warns on shape mismatches, so a checkpoint of
+    another class count or architecture would otherwise be evaluated with random layers.
+    """
+    missing = sorted(set(expected) - set(given))
+    unexpected = sorted(set(given) - set(expected))
+    shapes = [f'{k}: checkpoint {list(given[k].shape)} vs model {list(v.shape)}'
+              for k, v in expected.items() if k in given and given[k].shape != v.shape]
+    if not (missing or unexpected or shapes):
+        return
+    lines = [f'Checkpoint {checkpoint} does not fit the network built from {config}:']
+    if shapes:
+        lines.append(f'  {len(shapes)} shape mismatches, e.g. ' + '; '.join(shapes[:3]))
+    if missing:
+        lines.append(f'  {len(missing)} weights missing from the checkpoint, e.g. {missing[:3]}')
+    if unexpected:
+        lines.append(f'  {len(unexpected)} unexpected weights, e.g. {unexpected[:3]}')
+    lines.append('  The checkpoint was trained with another class count or architecture: use '
+                 'the config it was trained with (model.segmentor: num_classes, arch, '
+                 'encoder_name).')
+    raise ValueError('\n'.join(lines))
+
+
+def segmentor_weights(state: dict[str, torch.Tensor], which: str, checkpoint: str
+                      ) -> dict[str, torch.Tensor]:
+    """The weights of the ``which`` network ('student' / 'teacher') without their prefix."""
+    prefix = f'{which}.'
+    out = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+    if not out:
+        held = sorted({k.split('.', 1)[0] for k in state})
+        raise KeyError(f"Checkpoint {checkpoint} has no '{which}' weights ({prefix}*); it holds "
+                       f'{held}. Choose one of those (e.g. --which student).')
+    return out

@@ -126,6 +126,7 @@ class IoUMetric(BaseMetric):
 
     def compute_metrics(self, results: list) -> dict[str, float]:
         conf = np.sum(results, axis=0)
+        self.last_confusion = conf  # for the confusion-matrix picture of tools/test.py
         stats = iou_from_confusion(conf, self.eval_ids)
         names = [self.protocol.classes[i] for i in self.eval_ids]
         table = format_table(names, stats['iou'][list(self.eval_ids)],

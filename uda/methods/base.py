@@ -18,6 +18,7 @@ from mmengine.model import BaseModel
 from mmengine.optim import OptimWrapper
 from torch import Tensor
 
+from uda.evaluation.inference import check_test_cfg, run_inference
 from uda.registry import MODELS, TERMS
 
 Batch = dict[str, Any]
@@ -74,7 +75,10 @@ class Adapter(BaseModel):
         data_preprocessor: Config of the preprocessor (normalise, pad, stack per branch).
         num_classes: Classes of the label space; read from the segmentor when omitted.
         ignore_index: Label value of unlabelled pixels.
-        test_cfg: Inference settings; ``dict(mode='whole')`` predicts on the whole image.
+        test_cfg: Inference settings (validation loop, ``tools/test.py``), see
+            :func:`check_test_cfg`: ``mode='whole'|'slide'|'aug'``, ``crop_size`` and
+            ``stride`` for sliding windows, ``scales`` and ``flip`` for multi-scale + flip,
+            ``which='student'|'teacher'``.
     """
 
     def __init__(self, segmentor: dict, terms: list[dict],
@@ -92,10 +96,7 @@ class Adapter(BaseModel):
         self.terms = nn.ModuleList(built)
         self.num_classes = int(num_classes or getattr(self.student, 'num_classes'))
         self.ignore_index = ignore_index
-        self.test_cfg = dict(mode='whole', **(test_cfg or {}))
-        if self.test_cfg['mode'] != 'whole':
-            raise ValueError(f"test_cfg.mode={self.test_cfg['mode']!r} is not supported; use "
-                             "'whole'.")
+        self.test_cfg = check_test_cfg(test_cfg)
 
     # ------------------------------------------------------------------ training
     def forward(self, inputs: Any, data_samples: Any = None, mode: str = 'tensor') -> Any:
@@ -147,9 +148,15 @@ class Adapter(BaseModel):
         return self.student
 
     @torch.no_grad()
-    def inference(self, inputs: Tensor, which: str = 'student') -> Tensor:
-        """Logits [B, C, H, W] on a padded batch (whole-image mode)."""
-        return self.segmentor_for(which)(inputs)
+    def inference(self, inputs: Tensor, which: Optional[str] = None) -> Tensor:
+        """Scores [B, C, H, W] on a normalised batch, in the mode of ``test_cfg``.
+
+        Logits for 'whole' and 'slide', mean softmax probabilities for 'aug'; the argmax is the
+        prediction in every mode. ``which`` overrides ``test_cfg.which``.
+        """
+        net = self.segmentor_for(which or self.test_cfg['which'])
+        divisor = int(getattr(self.data_preprocessor, 'size_divisor', 1) or 1)
+        return run_inference(net, inputs, self.test_cfg, divisor)
 
     def predict(self, inputs: Tensor, data_samples: Optional[list[dict]] = None
                 ) -> list[dict[str, Any]]:
@@ -159,7 +166,7 @@ class Adapter(BaseModel):
             One dict per image with ``pred_sem_seg`` (int64 [H, W]), ``gt_sem_seg`` when the
             sample had labels, and the sample's meta information.
         """
-        logits = self.inference(inputs, self.test_cfg.get('which', 'student'))
+        logits = self.inference(inputs)
         data_samples = data_samples or [dict(img_shape=tuple(inputs.shape[-2:]))
                                         for _ in range(len(inputs))]
         results = []

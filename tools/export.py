@@ -1,0 +1,50 @@
+"""Export a trained network and verify it against PyTorch.
+
+``python tools/export.py CONFIG CHECKPOINT --format onnx|torchscript|safetensors --out PATH``
+
+Writes PATH and PATH.json (classes, palette, normalisation, stride, architecture). The export is
+reloaded (onnxruntime / torch.jit.load / rebuilt from safetensors) and its logits compared with
+PyTorch's at two input sizes (uda.export.TOLERANCE); the command fails otherwise. Inputs are
+normalised RGB (see the sidecar): normalisation is not baked into the graph.
+"""
+import argparse
+import json
+import os.path as osp
+import sys
+
+from mmengine.config import Config
+
+import uda.engine  # noqa: F401  (torch>=2.6 checkpoint loader)
+from uda.export import FORMATS, ExportVerificationError, export
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='Export a trained segmentor.')
+    parser.add_argument('config', help='config the checkpoint was trained with')
+    parser.add_argument('checkpoint', help='checkpoint file (.pth)')
+    parser.add_argument('--format', required=True, choices=FORMATS, help='export format')
+    parser.add_argument('--out', required=True, help='output file (sidecar: OUT.json)')
+    parser.add_argument('--which', choices=['student', 'teacher'], default='student',
+                        help='network of the checkpoint to export')
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
+    if not osp.isfile(args.config):
+        raise FileNotFoundError(f'Config file not found: {args.config}.')
+    cfg = Config.fromfile(args.config)
+    try:
+        meta = export(cfg, args.checkpoint, args.format, args.out, args.which)
+    except ExportVerificationError as err:
+        sys.exit(f'EXPORT FAILED VERIFICATION: {err}')
+    ver = meta['verification']
+    sizes = ', '.join(f"{tuple(r['shape'])}: max|diff| {r['max_abs_diff']:.2e}"
+                      for r in ver['sizes'])
+    print(f"{args.format} export of the {args.which} -> {args.out} (+ {args.out}.json)\n"
+          f"verified against PyTorch (atol {ver['atol']:g}, rtol {ver['rtol']:g}): {sizes}")
+    print(json.dumps({k: meta[k] for k in ('num_classes', 'stride', 'normalization')}))
+
+
+if __name__ == '__main__':
+    main()

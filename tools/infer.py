@@ -1,0 +1,62 @@
+"""Predict masks for a folder or glob of images.
+
+``python tools/infer.py SOURCE --model MODEL [--config CONFIG] --out-dir DIR``
+
+SOURCE is a folder (searched recursively), a glob pattern ('frames/*.jpg') or one image.
+MODEL is a training checkpoint (.pth, needs --config) or a file written by tools/export.py
+(.onnx / .torchscript / .safetensors, read with its sidecar MODEL.json). Writes
+DIR/masks/<name>.png (palette PNG: pixel = class id) and DIR/overlays/<name>.png. Images of any
+size work: each is padded to the network's stride and the prediction cropped back.
+"""
+import argparse
+import os
+import os.path as osp
+
+from tqdm import tqdm
+
+import uda.engine  # noqa: F401  (torch>=2.6 checkpoint loader)
+from uda.evaluation.image_predictor import (ImagePredictor, list_images, read_image,
+                                            save_prediction)
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='Predict masks for image files.')
+    parser.add_argument('source', help='image folder, glob pattern or image file')
+    parser.add_argument('--model', required=True,
+                        help='checkpoint (.pth) or export (.onnx/.torchscript/.safetensors)')
+    parser.add_argument('--config', help='training config (required with a .pth checkpoint)')
+    parser.add_argument('--out-dir', required=True, help='output folder')
+    parser.add_argument('--which', choices=['student', 'teacher'], default='student',
+                        help='network of a .pth checkpoint')
+    parser.add_argument('--mode', choices=['whole', 'slide', 'aug'],
+                        help='inference mode (default: the config test_cfg, else whole)')
+    parser.add_argument('--device', default='cpu', help="torch device, e.g. 'cuda'")
+    parser.add_argument('--alpha', type=float, default=0.5, help='mask weight in overlays')
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
+    if osp.isfile(args.out_dir):
+        raise NotADirectoryError(f'--out-dir {args.out_dir} is a file; give a folder.')
+    images = list_images(args.source)
+    mode = {'mode': args.mode} if args.mode else None
+    if args.model.endswith('.pth'):
+        if not args.config:
+            raise ValueError('A .pth checkpoint needs --config (the config it was trained with).')
+        predictor = ImagePredictor.from_checkpoint(args.config, args.model, args.which, mode,
+                                                   args.device)
+    else:
+        predictor = ImagePredictor.from_exported(args.model, mode, args.device)
+    root = osp.commonpath([osp.dirname(osp.abspath(p)) for p in images])
+    for path in tqdm(images, desc='infer', unit='img'):
+        image = read_image(path)
+        label = predictor(image)
+        save_prediction(label, image, predictor.palette, args.out_dir,
+                        osp.relpath(osp.abspath(path), root), args.alpha)
+    print(f'{len(images)} masks -> {os.path.join(args.out_dir, "masks")}, overlays -> '
+          f'{os.path.join(args.out_dir, "overlays")}')
+
+
+if __name__ == '__main__':
+    main()
