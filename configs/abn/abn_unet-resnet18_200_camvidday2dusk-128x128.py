@@ -3,7 +3,7 @@
 _base_ = [
     '../_base_/default_runtime.py',
     '../_base_/models/unet_resnet18.py',        # segmentor + data_preprocessor
-    '../_base_/datasets/camvid_day2dusk.py',    # day source, dusk target, dusk test; 11 classes
+    '../_base_/datasets/camvidday2dusk_128x128.py',    # day source, dusk target, dusk test; 11 classes
     '../_base_/methods/abn.py',                 # SourceCE + AdaptiveBN
     '../_base_/schedules/adamw_poly_200.py',
 ]

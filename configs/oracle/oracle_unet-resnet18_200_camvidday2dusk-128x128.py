@@ -4,7 +4,7 @@
 _base_ = [
     '../_base_/default_runtime.py',
     '../_base_/models/unet_resnet18.py',
-    '../_base_/datasets/camvid_day2dusk.py',
+    '../_base_/datasets/camvidday2dusk_128x128.py',
     '../_base_/methods/source_only.py',
     '../_base_/schedules/adamw_poly_200.py',
 ]

@@ -7,12 +7,14 @@ A sample is ``{'inputs': uint8 [3, H, W], 'data_samples': {...}}`` where the dat
 """
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any, Optional, Sequence, Union
 
 import cv2
 import numpy as np
 import torch
+from mmengine.logging import print_log
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
@@ -62,6 +64,62 @@ def _ranges(ids: Sequence[int]) -> str:
     return ', '.join(out)
 
 
+def require_dir(path: str, what: str, fix: str) -> None:
+    """Fail with a message naming ``path`` when it is not a folder."""
+    if not os.path.isdir(path):
+        parent = os.path.dirname(os.path.normpath(path))
+        hint = ''
+        if os.path.isdir(parent):
+            hint = f' {parent} holds {sorted(os.listdir(parent))[:20]}.'
+        raise FileNotFoundError(f'{what} {path} is not a folder.{hint} {fix}')
+
+
+def scan_files(folder: str, suffix: str, recursive: bool = False) -> dict[str, str]:
+    """``{key: path}`` of the files under ``folder`` whose name ends with ``suffix``.
+
+    The key is the path relative to ``folder`` without the suffix, so an image and its label
+    pair up by key (``aachen/aachen_000000_000019`` for Cityscapes, ``00001`` for GTA5).
+    """
+    found: dict[str, str] = {}
+    if recursive:
+        walk = ((d, sorted(fs)) for d, _, fs in sorted(os.walk(folder)))
+    else:
+        walk = iter([(folder, sorted(os.listdir(folder)))])
+    for d, files in walk:
+        for f in files:
+            if f.endswith(suffix) and os.path.isfile(os.path.join(d, f)):
+                rel = os.path.relpath(os.path.join(d, f), folder)
+                found[rel[:-len(suffix)]] = os.path.join(d, f)
+    return found
+
+
+def pair_files(images: dict[str, str], labels: dict[str, str], image_where: str,
+               label_where: str, skip_unpaired: bool = False) -> list[tuple[str, str]]:
+    """Pair images and labels by key; unpaired files are an error unless ``skip_unpaired``.
+
+    Returns:
+        ``[(image_path, label_path), ...]`` sorted by key.
+    """
+    no_label = sorted(set(images) - set(labels))
+    no_image = sorted(set(labels) - set(images))
+    if (no_label or no_image) and not skip_unpaired:
+        parts = []
+        if no_label:
+            parts.append(f'{len(no_label)} image(s) in {image_where} have no label in '
+                         f'{label_where}, first: {images[no_label[0]]}')
+        if no_image:
+            parts.append(f'{len(no_image)} label(s) in {label_where} have no image in '
+                         f'{image_where}, first: {labels[no_image[0]]}')
+        raise FileNotFoundError('; '.join(parts) + '. Restore the missing files, or set '
+                                'skip_unpaired=True in the dataset config to train on the '
+                                'pairs only.')
+    if no_label or no_image:
+        print_log(f'Skipping {len(no_label)} image(s) without label and {len(no_image)} '
+                  f'label(s) without image ({image_where}, {label_where}); '
+                  'skip_unpaired=True.', logger='current', level=logging.WARNING)
+    return [(images[k], labels[k]) for k in sorted(set(images) & set(labels))]
+
+
 class SegDataset(Dataset):
     """Base of all datasets: decoding, label mapping and checks, augmentation, packing.
 
@@ -71,8 +129,10 @@ class SegDataset(Dataset):
         label_map: Raw label id -> train id: the name of a map in ``uda/data/label_maps``
             (e.g. ``'cityscapes_labelids'``) or a dict ``{raw_id: train_id}``. Without a map,
             raw values must already be train ids or the ignore index.
-        unmapped: What a raw id that the map does not list becomes: ``'error'`` (default; such
-            a value means a corrupt or foreign label file) or ``'ignore'`` (the ignore index).
+        unmapped: What a raw id that the map does not list becomes: ``'ignore'`` (the ignore
+            index; a hand-written partial map) or ``'error'``. The dataset families (GTA5,
+            SYNTHIA, Cityscapes, CamVid) default to ``'error'``: their maps list every raw id,
+            so an unlisted value means a corrupt or foreign label file.
         ignore_index: Label value that marks pixels without a class.
         with_label: Whether to read labels (False for unlabelled target images).
         resize: Optional ``(height, width)`` every image is resized to on load (bilinear; labels
@@ -81,7 +141,7 @@ class SegDataset(Dataset):
     """
 
     def __init__(self, pipeline: Optional[Sequence[dict]] = None, protocol: str = 'cityscapes19',
-                 label_map: Union[str, dict, None] = None, unmapped: str = 'error',
+                 label_map: Union[str, dict, None] = None, unmapped: str = 'ignore',
                  ignore_index: int = 255, with_label: bool = True,
                  resize: Optional[Sequence[int]] = None) -> None:
         self.protocol: ClassProtocol = get_protocol(protocol)
@@ -198,3 +258,25 @@ class SegDataset(Dataset):
             sample['gt_sem_seg'] = torch.from_numpy(np.ascontiguousarray(label)).long()
         inputs = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))
         return dict(inputs=inputs, data_samples=sample)
+
+
+class FilePairDataset(SegDataset):
+    """A dataset over ``self.items``: ``(image_path, label_path or None)`` pairs.
+
+    Subclasses find the pairs (a list file, an official folder layout) in ``__init__`` and may
+    override :meth:`read_label` for label files that PIL cannot decode (16-bit RGB PNGs).
+    """
+
+    items: list[tuple[str, Optional[str]]]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def read_label(self, path: str) -> np.ndarray:
+        return read_label(path)
+
+    def load(self, index: int) -> tuple[np.ndarray, Optional[np.ndarray], dict]:
+        img_path, lbl_path = self.items[index]
+        info = dict(img_path=img_path, label_path=lbl_path)
+        label = self.read_label(lbl_path) if (lbl_path and self.with_label) else None
+        return read_image(img_path), label, info

@@ -35,12 +35,14 @@ class CamVidDataset(ListFileDataset):
         protocol: ``'camvid11'``, or ``'cityscapes19'`` with
             ``label_map='camvid11_to_cityscapes19'`` for cross-dataset runs.
         label_map: Map of the raw label values (``uda/data/label_maps``).
+        unmapped: ``'error'`` (a raw value the map does not list) or ``'ignore'``.
         **kwargs: See :class:`uda.data.SegDataset` (pipeline, with_label, resize ...).
     """
 
     def __init__(self, data_root: str, split: str = 'train', list_file: Optional[str] = None,
                  sequences: Optional[Sequence[str]] = None, protocol: str = 'camvid11',
-                 label_map: Any = 'camvid11', **kwargs: Any) -> None:
+                 label_map: Any = 'camvid11', unmapped: str = 'error',
+                 **kwargs: Any) -> None:
         if not os.path.isdir(data_root):
             raise FileNotFoundError(
                 f'CamVid root {data_root!r} is not a folder. Set the CAMVID_ROOT environment '
@@ -54,7 +56,7 @@ class CamVidDataset(ListFileDataset):
                 f'CamVid list {path} not found (split={split!r}); {data_root} has list files '
                 f'{found}. Expected train.txt / val.txt / test.txt with `image label` lines.')
         super().__init__(data_root=data_root, list_file=list_file, protocol=protocol,
-                         label_map=label_map, **kwargs)
+                         label_map=label_map, unmapped=unmapped, **kwargs)
         self.split = split
         self.sequences = None if sequences is None else [str(s) for s in sequences]
         if self.sequences is not None:
