@@ -1,11 +1,17 @@
 """Datasets, class protocols, pipelines, samplers and the built-in synthetic scenes."""
-from uda.data.base import SegDataset, read_image, read_label
-from uda.data.classes import ClassProtocol, get_protocol
+from uda.data.base import FilePairDataset, SegDataset, read_image, read_label
+from uda.data.camvid import CamVidDataset
+from uda.data.cityscapes import CityscapesDataset
+from uda.data.classes import ClassProtocol, LabelMap, get_label_map, get_protocol
+from uda.data.gta5 import GTA5Dataset
 from uda.data.list_file import ListFileDataset
 from uda.data.multi_branch import MultiBranchDataset, MultiBranchInfiniteSampler, uda_collate
 from uda.data.pipelines import build_pipeline
 from uda.data.synthetic import SyntheticDataset, render_scene
+from uda.data.synthia import SynthiaDataset, read_synthia_label
 
 __all__ = ['SegDataset', 'read_image', 'read_label', 'ClassProtocol', 'get_protocol',
+           'LabelMap', 'get_label_map', 'FilePairDataset', 'CamVidDataset', 'CityscapesDataset',
+           'GTA5Dataset', 'SynthiaDataset', 'read_synthia_label',
            'ListFileDataset', 'MultiBranchDataset', 'MultiBranchInfiniteSampler', 'uda_collate',
            'build_pipeline', 'SyntheticDataset', 'render_scene']

@@ -7,15 +7,18 @@ A sample is ``{'inputs': uint8 [3, H, W], 'data_samples': {...}}`` where the dat
 """
 from __future__ import annotations
 
+import logging
 import os
-from typing import Any, Optional, Sequence
+from typing import Any, Optional, Sequence, Union
 
+import cv2
 import numpy as np
 import torch
+from mmengine.logging import print_log
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
-from uda.data.classes import ClassProtocol, get_protocol
+from uda.data.classes import ClassProtocol, LabelMap, get_protocol, resolve_label_map
 from uda.data.pipelines import apply_pipeline, build_pipeline
 
 
@@ -46,30 +49,128 @@ def read_label(path: str) -> np.ndarray:
     return arr
 
 
+def _ranges(ids: Sequence[int]) -> str:
+    """``[0, 1, 2, 5]`` -> ``'0-2, 5'`` for error messages."""
+    out: list[str] = []
+    ids = sorted(ids)
+    start = prev = None
+    for i in ids + [None]:  # type: ignore[operator]
+        if i is not None and prev is not None and i == prev + 1:
+            prev = i
+            continue
+        if start is not None:
+            out.append(str(start) if start == prev else f'{start}-{prev}')
+        start = prev = i
+    return ', '.join(out)
+
+
+def require_dir(path: str, what: str, fix: str) -> None:
+    """Fail with a message naming ``path`` when it is not a folder."""
+    if not os.path.isdir(path):
+        parent = os.path.dirname(os.path.normpath(path))
+        hint = ''
+        if os.path.isdir(parent):
+            hint = f' {parent} holds {sorted(os.listdir(parent))[:20]}.'
+        raise FileNotFoundError(f'{what} {path} is not a folder.{hint} {fix}')
+
+
+def scan_files(folder: str, suffix: str, recursive: bool = False) -> dict[str, str]:
+    """``{key: path}`` of the files under ``folder`` whose name ends with ``suffix``.
+
+    The key is the path relative to ``folder`` without the suffix, so an image and its label
+    pair up by key (``aachen/aachen_000000_000019`` for Cityscapes, ``00001`` for GTA5).
+    """
+    found: dict[str, str] = {}
+    if recursive:
+        walk = ((d, sorted(fs)) for d, _, fs in sorted(os.walk(folder)))
+    else:
+        walk = iter([(folder, sorted(os.listdir(folder)))])
+    for d, files in walk:
+        for f in files:
+            if f.endswith(suffix) and os.path.isfile(os.path.join(d, f)):
+                rel = os.path.relpath(os.path.join(d, f), folder)
+                found[rel[:-len(suffix)]] = os.path.join(d, f)
+    return found
+
+
+def pair_files(images: dict[str, str], labels: dict[str, str], image_where: str,
+               label_where: str, skip_unpaired: bool = False) -> list[tuple[str, str]]:
+    """Pair images and labels by key; unpaired files are an error unless ``skip_unpaired``.
+
+    Returns:
+        ``[(image_path, label_path), ...]`` sorted by key.
+    """
+    no_label = sorted(set(images) - set(labels))
+    no_image = sorted(set(labels) - set(images))
+    if (no_label or no_image) and not skip_unpaired:
+        parts = []
+        if no_label:
+            parts.append(f'{len(no_label)} image(s) in {image_where} have no label in '
+                         f'{label_where}, first: {images[no_label[0]]}')
+        if no_image:
+            parts.append(f'{len(no_image)} label(s) in {label_where} have no image in '
+                         f'{image_where}, first: {labels[no_image[0]]}')
+        raise FileNotFoundError('; '.join(parts) + '. Restore the missing files, or set '
+                                'skip_unpaired=True in the dataset config to train on the '
+                                'pairs only.')
+    if no_label or no_image:
+        print_log(f'Skipping {len(no_label)} image(s) without label and {len(no_image)} '
+                  f'label(s) without image ({image_where}, {label_where}); '
+                  'skip_unpaired=True.', logger='current', level=logging.WARNING)
+    return [(images[k], labels[k]) for k in sorted(set(images) & set(labels))]
+
+
 class SegDataset(Dataset):
     """Base of all datasets: decoding, label mapping and checks, augmentation, packing.
 
     Args:
         pipeline: Albumentations transform dicts (see :mod:`uda.data.pipelines`).
         protocol: Name of the class protocol of the labels (``uda/data/protocols``).
-        label_map: Optional ``{raw_id: train_id}``; raw ids not in the map become ignore.
-            Without a map, raw values must already be train ids or the ignore index.
+        label_map: Raw label id -> train id: the name of a map in ``uda/data/label_maps``
+            (e.g. ``'cityscapes_labelids'``) or a dict ``{raw_id: train_id}``. Without a map,
+            raw values must already be train ids or the ignore index.
+        unmapped: What a raw id that the map does not list becomes: ``'ignore'`` (the ignore
+            index; a hand-written partial map) or ``'error'``. The dataset families (GTA5,
+            SYNTHIA, Cityscapes, CamVid) default to ``'error'``: their maps list every raw id,
+            so an unlisted value means a corrupt or foreign label file.
         ignore_index: Label value that marks pixels without a class.
         with_label: Whether to read labels (False for unlabelled target images).
+        resize: Optional ``(height, width)`` every image is resized to on load (bilinear; labels
+            nearest-neighbour), e.g. ``(720, 1280)`` for GTA5 or ``(512, 1024)`` for Cityscapes.
+            An image and its label are both brought to this size.
     """
 
     def __init__(self, pipeline: Optional[Sequence[dict]] = None, protocol: str = 'cityscapes19',
-                 label_map: Optional[dict] = None, ignore_index: int = 255,
-                 with_label: bool = True) -> None:
+                 label_map: Union[str, dict, None] = None, unmapped: str = 'ignore',
+                 ignore_index: int = 255, with_label: bool = True,
+                 resize: Optional[Sequence[int]] = None) -> None:
         self.protocol: ClassProtocol = get_protocol(protocol)
         self.pipeline = build_pipeline(pipeline)
         self.ignore_index = ignore_index
         self.with_label = with_label
+        if unmapped not in ('error', 'ignore'):
+            raise ValueError(f"unmapped={unmapped!r}: use 'error' or 'ignore'.")
+        self.unmapped = unmapped
+        if resize is not None and (len(resize) != 2 or min(int(v) for v in resize) <= 0):
+            raise ValueError(f'resize={resize!r}: give (height, width) in pixels, e.g. '
+                             '(512, 1024).')
+        self.resize = None if resize is None else (int(resize[0]), int(resize[1]))
+        self.label_map: Optional[LabelMap] = resolve_label_map(label_map)
         self._lut: Optional[np.ndarray] = None
-        if label_map is not None:
-            lut = np.full(65536, ignore_index, np.int64)
-            for raw, train in label_map.items():
-                lut[int(raw)] = int(train)
+        if self.label_map is not None:
+            to = self.label_map.to
+            if to is not None and get_protocol(to).classes != self.protocol.classes:
+                raise ValueError(
+                    f"label_map '{self.label_map.name}' maps onto protocol '{to}', but the "
+                    f"dataset's protocol is '{self.protocol.name}'. Set protocol='{to}' (or a "
+                    'protocol over the same label space), or pick a map onto this protocol.')
+            # -1 marks raw ids the map does not list (checked in map_label).
+            lut = np.full(65536, -1 if unmapped == 'error' else ignore_index, np.int64)
+            for raw, train in self.label_map.mapping:
+                if not 0 <= raw < 65536:
+                    raise ValueError(f"label_map '{self.label_map.name}': raw id {raw} is "
+                                     'outside 0-65535 (8- or 16-bit label files).')
+                lut[raw] = train
             self._lut = lut
         self._seeded_for: Optional[tuple] = None
 
@@ -85,7 +186,21 @@ class SegDataset(Dataset):
     def map_label(self, label: np.ndarray, path: str) -> np.ndarray:
         """Apply the label map and check every value is a class id or the ignore index."""
         if self._lut is not None:
+            if label.min() < 0 or label.max() >= len(self._lut):
+                raise ValueError(f'Label {path} has values outside 0-65535; label files must '
+                                 'be 8- or 16-bit PNGs of non-negative ids.')
+            raw = label
             label = self._lut[label.astype(np.int64)]
+            unlisted = label < 0
+            if unlisted.any():
+                values = np.unique(raw[unlisted])[:10].tolist()
+                listed = [r for r, _ in self.label_map.mapping]  # type: ignore[union-attr]
+                raise ValueError(
+                    f'Label {path} has raw ids {values} that label_map '
+                    f"'{self.label_map.name}' does not list (it maps ids "  # type: ignore
+                    f'{_ranges(listed)}). The file is corrupt or from another dataset; fix it, '
+                    "or set unmapped='ignore' in the dataset config to treat such ids as "
+                    'ignore.')
         label = label.astype(np.int64)
         bad = (label >= self.protocol.num_classes) & (label != self.ignore_index) | (label < 0)
         if bad.any():
@@ -96,6 +211,21 @@ class SegDataset(Dataset):
                 f'{self.ignore_index}). Set `label_map` in the dataset config to map raw ids to '
                 'train ids, or pick the protocol that matches these labels.')
         return label
+
+    def resize_pair(self, image: np.ndarray, label: Optional[np.ndarray]
+                    ) -> tuple[np.ndarray, Optional[np.ndarray]]:
+        """Resize to ``self.resize``: the image bilinearly, the label nearest-neighbour."""
+        if self.resize is None:
+            return image, label
+        h, w = self.resize
+        if image.shape[:2] != (h, w):
+            image = cv2.resize(image, (w, h), interpolation=cv2.INTER_LINEAR)
+        if label is not None and label.shape[:2] != (h, w):
+            # Nearest neighbour: ids must not be blended into other (wrong) ids.
+            dtype = label.dtype
+            src = label if dtype in (np.uint8, np.uint16) else label.astype(np.int32)
+            label = cv2.resize(src, (w, h), interpolation=cv2.INTER_NEAREST).astype(dtype)
+        return image, label
 
     def _seed_pipeline(self) -> None:
         # Albumentations keeps its own RNG. Seed it from torch's per-process seed (set by the
@@ -110,6 +240,7 @@ class SegDataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, Any]:
         self._seed_pipeline()
         image, label, info = self.load(index)
+        image, label = self.resize_pair(image, label)
         if label is not None:
             if label.shape[:2] != image.shape[:2]:
                 raise ValueError(
@@ -127,3 +258,25 @@ class SegDataset(Dataset):
             sample['gt_sem_seg'] = torch.from_numpy(np.ascontiguousarray(label)).long()
         inputs = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))
         return dict(inputs=inputs, data_samples=sample)
+
+
+class FilePairDataset(SegDataset):
+    """A dataset over ``self.items``: ``(image_path, label_path or None)`` pairs.
+
+    Subclasses find the pairs (a list file, an official folder layout) in ``__init__`` and may
+    override :meth:`read_label` for label files that PIL cannot decode (16-bit RGB PNGs).
+    """
+
+    items: list[tuple[str, Optional[str]]]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def read_label(self, path: str) -> np.ndarray:
+        return read_label(path)
+
+    def load(self, index: int) -> tuple[np.ndarray, Optional[np.ndarray], dict]:
+        img_path, lbl_path = self.items[index]
+        info = dict(img_path=img_path, label_path=lbl_path)
+        label = self.read_label(lbl_path) if (lbl_path and self.with_label) else None
+        return read_image(img_path), label, info

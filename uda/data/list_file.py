@@ -4,14 +4,12 @@ from __future__ import annotations
 import os
 from typing import Any, Optional
 
-import numpy as np
-
-from uda.data.base import SegDataset, read_image, read_label
+from uda.data.base import FilePairDataset
 from uda.registry import DATASETS
 
 
 @DATASETS.register_module()
-class ListFileDataset(SegDataset):
+class ListFileDataset(FilePairDataset):
     """Images (and labels) named by a list file; the format the synthetic CLI writes.
 
     Each non-empty line is ``image_path [label_path]``, relative to ``data_root``. Lines
@@ -53,11 +51,3 @@ class ListFileDataset(SegDataset):
             raise FileNotFoundError(
                 f'{len(missing)} file(s) named in {path} do not exist, first: {missing[0]}. '
                 f'Paths are relative to data_root={data_root!r}; fix the root or the list.')
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def load(self, index: int) -> tuple[np.ndarray, Optional[np.ndarray], dict]:
-        img_path, lbl_path = self.items[index]
-        info = dict(img_path=img_path, label_path=lbl_path)
-        return read_image(img_path), (read_label(lbl_path) if lbl_path else None), info

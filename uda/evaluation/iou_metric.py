@@ -86,6 +86,9 @@ class IoUMetric(BaseMetric):
         eval_protocol: Protocol naming the evaluated subset (e.g. ``synthetic9``, ``synthia16``)
             or None for the label space's own classes.
         eval_classes: Explicit list of class names to evaluate instead of ``eval_protocol``.
+        extra_protocols: More subset protocols to report beside the main mIoU, as
+            ``mIoU.<name>`` (e.g. ``['synthia13']`` next to ``eval_protocol='synthia16'``, so
+            one evaluation gives both numbers that SYNTHIA papers report).
         ignore_index: Label value of unlabelled pixels.
         out_file: If set, write ``metrics.json`` there after each evaluation.
         print_table: Log the per-class table.
@@ -94,25 +97,32 @@ class IoUMetric(BaseMetric):
     default_prefix: Optional[str] = None
 
     def __init__(self, protocol: str = 'cityscapes19', eval_protocol: Optional[str] = None,
-                 eval_classes: Optional[Sequence[str]] = None, ignore_index: int = 255,
+                 eval_classes: Optional[Sequence[str]] = None,
+                 extra_protocols: Sequence[str] = (), ignore_index: int = 255,
                  out_file: Optional[str] = None, print_table: bool = True,
                  collect_device: str = 'cpu', prefix: Optional[str] = None) -> None:
         super().__init__(collect_device=collect_device, prefix=prefix)
         self.protocol = get_protocol(protocol)
         if eval_protocol is not None:
-            sub = get_protocol(eval_protocol)
-            if sub.classes != self.protocol.classes:
-                raise ValueError(f"eval_protocol '{eval_protocol}' is over label space "
-                                 f"{sub.classes[:3]}..., not over '{protocol}'.")
-            self.eval_ids = sub.eval_ids
+            self.eval_ids = self._subset_ids(eval_protocol, 'eval_protocol')
             self.eval_name = eval_protocol
         else:
             self.eval_ids = resolve_eval_ids(self.protocol, eval_classes)
             self.eval_name = protocol if eval_classes is None else 'custom'
+        self.extra_ids = {name: self._subset_ids(name, 'extra_protocols')
+                          for name in extra_protocols}
         self.num_classes = self.protocol.num_classes
         self.ignore_index = ignore_index
         self.out_file = out_file
         self.print_table = print_table
+
+    def _subset_ids(self, name: str, arg: str) -> tuple[int, ...]:
+        sub = get_protocol(name)
+        if sub.classes != self.protocol.classes:
+            raise ValueError(f"{arg} '{name}' is over label space {list(sub.classes[:3])}..., "
+                             f"not over '{self.protocol.name}'. Use a protocol whose base is "
+                             f"'{self.protocol.name}' (a JSON with base + subset).")
+        return sub.eval_ids
 
     def process(self, data_batch: Any, data_samples: Sequence[dict]) -> None:
         for sample in data_samples:
@@ -132,19 +142,26 @@ class IoUMetric(BaseMetric):
         table = format_table(names, stats['iou'][list(self.eval_ids)],
                              stats['acc'][list(self.eval_ids)])
         if self.print_table:
+            extra = ''.join(f'  mIoU({name}) {100 * iou_from_confusion(conf, ids)["miou"]:.2f}'
+                            for name, ids in self.extra_ids.items())
             print_log(f'\nper-class results ({self.eval_name}, {len(results)} images):\n{table}\n'
                       f"mIoU {100 * stats['miou']:.2f}  aAcc {100 * stats['aacc']:.2f}  "
-                      f"mAcc {100 * stats['macc']:.2f}", logger=MMLogger.get_current_instance())
+                      f"mAcc {100 * stats['macc']:.2f}{extra}",
+                      logger=MMLogger.get_current_instance())
         report = dict(mIoU=_nan_to_none(stats['miou']), aAcc=_nan_to_none(stats['aacc']),
                       mAcc=_nan_to_none(stats['macc']),
                       IoU={n: _nan_to_none(stats['iou'][i]) for n, i in zip(names, self.eval_ids)},
                       Acc={n: _nan_to_none(stats['acc'][i]) for n, i in zip(names, self.eval_ids)},
                       protocol=self.eval_name, num_images=len(results))
+        for name, ids in self.extra_ids.items():
+            report[f'mIoU.{name}'] = _nan_to_none(iou_from_confusion(conf, ids)['miou'])
         self.last_report = report
         if self.out_file:
             write_metrics_json(report, self.out_file)
         metrics: dict[str, float] = dict(mIoU=report['mIoU'] or 0.0, aAcc=report['aAcc'] or 0.0,
                                          mAcc=report['mAcc'] or 0.0)
+        for name in self.extra_ids:
+            metrics[f'mIoU.{name}'] = report[f'mIoU.{name}'] or 0.0
         for n, v in report['IoU'].items():
             if v is not None:
                 metrics[f'IoU.{n}'] = v
