@@ -68,6 +68,22 @@ def focal_class_weights(prior: Tensor, power: float = 3.0) -> Tensor:
     return (1.0 - prior.clamp(0, 1)) ** power
 
 
+def sac_loss(logits: Tensor, labels: Tensor, confidence: Tensor, prior: Tensor,
+             focal_power: float = 3.0, ignore_index: int = 255) -> Tensor:
+    """SAC's self-training loss: ``mean(conf * (1 - prior[y])^p * CE(logits, y))`` over all
+    pixels, ignored pixels contributing 0 (the reference's ``_focal_ce_conf``).
+
+    Args:
+        logits: [B, C, H, W] student scores.
+        labels: [B, H, W] pseudo-labels (``ignore_index`` where unreliable).
+        confidence: [B, H, W] teacher confidence per pixel.
+        prior: [C] running class prior.
+    """
+    return cross_entropy(logits.float(), labels, class_weight=focal_class_weights(prior,
+                         focal_power), pixel_weight=confidence, ignore_index=ignore_index,
+                         avg_non_ignore=False)
+
+
 def freeze_bn(module: nn.Module) -> None:
     """Put every BatchNorm layer of ``module`` in eval mode: running statistics stay fixed."""
     for m in module.modules():
@@ -91,6 +107,9 @@ class SACSelfTraining(Term):
     Args:
         weight: Loss weight (5 for DeepLab-v2 ResNet-101 in the reference).
         branch: Unlabelled target branch ([B, 3, H, W]).
+        num_images: Use only the first ``num_images`` target images of the batch (the
+            reference takes 2 target images x 4 views beside a larger source batch); all when
+            None.
         num_views: Views per target image.
         scale_range: Per-image rescale before the crop (1.0-1.1).
         zoom_range: Relative size of the zoom-in crops of views after the first (0.5-1.0).
@@ -113,7 +132,8 @@ class SACSelfTraining(Term):
     order = -10
     needs_teacher = True
 
-    def __init__(self, weight: float = 1.0, branch: str = 'target', num_views: int = 4,
+    def __init__(self, weight: float = 1.0, branch: str = 'target',
+                 num_images: Optional[int] = None, num_views: int = 4,
                  scale_range: Sequence[float] = (1.0, 1.1),
                  zoom_range: Sequence[float] = (0.5, 1.0), flip_p: float = 0.5,
                  blur_sigma: Sequence[float] = (0.1, 2.0), jitter: float = 0.4,
@@ -124,6 +144,7 @@ class SACSelfTraining(Term):
                  freeze_student_bn: bool = True, log_per_class: bool = True) -> None:
         super().__init__(weight)
         self.branch = branch
+        self.num_images = None if num_images is None else int(num_images)
         self.num_views = int(num_views)
         self.scale_range, self.zoom_range = tuple(scale_range), tuple(zoom_range)
         self.flip_p = flip_p
@@ -194,8 +215,10 @@ class SACSelfTraining(Term):
             return {}  # warm-up: no self-training yet
         if self.freeze_student_bn:
             freeze_bn(adapter.student)
-        x = inputs[self.branch]
-        views, clean, noisy, valid = self.make_views(adapter, x, data_samples[self.branch])
+        x, samples = inputs[self.branch], data_samples[self.branch]
+        if self.num_images is not None:
+            x, samples = x[:self.num_images], samples[:self.num_images]
+        views, clean, noisy, valid = self.make_views(adapter, x, samples)
         with torch.no_grad():
             probs = adapter.teacher(clean).float().softmax(1) * valid
             self.update_prior(probs, valid)
@@ -203,10 +226,9 @@ class SACSelfTraining(Term):
             thr = adaptive_thresholds(fused, covered, self.class_prior, self.threshold_lower,
                                       self.threshold_upper, self.threshold_beta)
             labels, conf = pseudo_labels(fused, covered, thr, adapter.ignore_index)
-            class_w = focal_class_weights(self.class_prior, self.focal_power)
         logits = adapter.student(noisy)
-        loss = cross_entropy(logits.float(), labels, class_weight=class_w, pixel_weight=conf,
-                             ignore_index=adapter.ignore_index, avg_non_ignore=False)
+        loss = sac_loss(logits, labels, conf, self.class_prior, self.focal_power,
+                        adapter.ignore_index)
         kept = (labels != adapter.ignore_index).float().sum() / valid.sum().clamp(min=1)
         out = {'tgt.loss_sac': self.weight * loss, 'tgt.pseudo_ratio': kept.detach(),
                'tgt.teacher_conf': (conf * covered).sum().detach() / covered.sum().clamp(min=1)}
@@ -222,10 +244,10 @@ class SACSelfTraining(Term):
                                  torch.full_like(labels[0], adapter.ignore_index))
         ignored = (labels[0] == adapter.ignore_index).to(torch.uint8)[None].expand(3, -1, -1)
         noisy_img = (noisy[0] * pre.std.to(x) + pre.mean.to(x)).clamp(0, 255).to(torch.uint8)
-        self._panels = {'sac/view': img.detach(), 'sac/student_view': noisy_img.detach(),
-                        'sac/teacher_fused': fused_pred.detach(),
-                        'sac/pseudo_labels': labels[0].detach(),
-                        'sac/ignored': (ignored * 255).detach()}
+        self._panels = {'sac_view': img.detach(), 'sac_student_view': noisy_img.detach(),
+                        'sac_teacher_fused': fused_pred.detach(),
+                        'sac_pseudo_labels': labels[0].detach(),
+                        'sac_ignored': (ignored * 255).detach()}
         return out
 
     def vis_panels(self) -> dict[str, Tensor]:
