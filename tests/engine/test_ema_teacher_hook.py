@@ -114,3 +114,29 @@ def test_ddp_ignores_teacher_and_trains(tmp_path):
         assert all(p.grad is None for p in model.teacher.parameters())
     finally:
         dist.destroy_process_group()
+
+
+def test_warm_start_from_an_abn_checkpoint(tmp_path):
+    # An ABN model's weights (no teacher keys), as `load_from` of the reference warm start.
+    abn = MODELS.build(dict(type='Adapter', segmentor=dict(type='ToySegmentor'),
+                            terms=[dict(type='SourceCE'), dict(type='AdaptiveBN')]))
+    with torch.no_grad():
+        for p in abn.student.parameters():
+            p.normal_()
+    ckpt = str(tmp_path / 'abn.pth')
+    torch.save(dict(state_dict=abn.state_dict()), ckpt)
+    cfg = toy_runner_cfg(str(tmp_path / 'sac'), max_iters=1, val_interval=10,
+                         terms=[dict(type='SourceCE'),
+                                dict(type='SACSelfTraining', num_views=2)])
+    cfg['model']['teacher'] = dict(momentum=0.99, interval=100)
+    cfg['custom_hooks'] = cfg['custom_hooks'] + [dict(type='EMATeacherHook')]
+    cfg['load_from'] = ckpt
+    cfg['optim_wrapper']['optimizer']['lr'] = 0.0
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    model = runner.model
+    assert model.self_training
+    # The teacher was initialised from the loaded ABN student (no update before iteration 100).
+    for name, value in abn.student.state_dict().items():
+        if value.dtype.is_floating_point:
+            assert torch.allclose(model.teacher.state_dict()[name], value), name
