@@ -21,6 +21,8 @@ def test_term_two_train_steps(name):
     terms = [dict(type='SourceCE')] + ([] if name == 'SourceCE' else [dict(type=name)])
     model = _adapter(terms)
     model.train()
+    if getattr(model, 'teacher', None) is not None:
+        model.init_teacher()  # what EMATeacherHook does when self-training starts
     params = [p for n, p in model.named_parameters() if not n.startswith('teacher')]
     wrapper = OptimWrapper(torch.optim.SGD(params, lr=0.01))
     before = [p.detach().clone() for p in model.student.parameters()]

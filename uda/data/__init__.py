@@ -4,6 +4,7 @@ from uda.data.camvid import CamVidDataset
 from uda.data.cityscapes import CityscapesDataset
 from uda.data.classes import ClassProtocol, LabelMap, get_label_map, get_protocol
 from uda.data.gta5 import GTA5Dataset
+from uda.data.importance import ImportanceSampler
 from uda.data.list_file import ListFileDataset
 from uda.data.multi_branch import MultiBranchDataset, MultiBranchInfiniteSampler, uda_collate
 from uda.data.pipelines import build_pipeline
@@ -12,6 +13,6 @@ from uda.data.synthia import SynthiaDataset, read_synthia_label
 
 __all__ = ['SegDataset', 'read_image', 'read_label', 'ClassProtocol', 'get_protocol',
            'LabelMap', 'get_label_map', 'FilePairDataset', 'CamVidDataset', 'CityscapesDataset',
-           'GTA5Dataset', 'SynthiaDataset', 'read_synthia_label',
+           'GTA5Dataset', 'SynthiaDataset', 'read_synthia_label', 'ImportanceSampler',
            'ListFileDataset', 'MultiBranchDataset', 'MultiBranchInfiniteSampler', 'uda_collate',
            'build_pipeline', 'SyntheticDataset', 'render_scene']

@@ -1,6 +1,7 @@
 """Methods: the adapter and its terms, one file per method."""
 from uda.methods.adaptive_bn import AdaptiveBN
 from uda.methods.base import Adapter, Term
+from uda.methods.sac import SACSelfTraining
 from uda.methods.source_only import SourceCE
 
-__all__ = ['Adapter', 'Term', 'AdaptiveBN', 'SourceCE']
+__all__ = ['Adapter', 'Term', 'AdaptiveBN', 'SACSelfTraining', 'SourceCE']

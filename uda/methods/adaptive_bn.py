@@ -36,14 +36,18 @@ class AdaptiveBN(Term):
         branch: Unlabelled target branch ([B, 3, H, W]).
         target_only_stats: Restore statistics between calls as described (True), or let source
             and target forwards mix in the running averages (False).
+        until_self_training: Stop once the adapter's teacher is initialised, so ABN is the
+            warm-up phase of a self-training run (SAC freezes BN statistics from then on).
     """
 
     order = 100
 
-    def __init__(self, branch: str = 'target', target_only_stats: bool = True) -> None:
+    def __init__(self, branch: str = 'target', target_only_stats: bool = True,
+                 until_self_training: bool = False) -> None:
         super().__init__(weight=0.0)
         self.branch = branch
         self.target_only_stats = target_only_stats
+        self.until_self_training = until_self_training
         self._saved: Optional[list[tuple[Tensor, Tensor, Tensor]]] = None
 
     def forward(self, adapter: Adapter, inputs: dict[str, Tensor],
@@ -52,7 +56,7 @@ class AdaptiveBN(Term):
             raise KeyError(f"AdaptiveBN reads branch '{self.branch}' but the batch has "
                            f'{sorted(inputs)}.')
         layers = bn_layers(adapter.student)
-        if not layers:
+        if not layers or (self.until_self_training and adapter.self_training):
             return {}
         # Swap in fresh buffer tensors instead of writing in place: the source forward of this
         # step saved the current ones for its backward pass.

@@ -8,6 +8,7 @@ term never calls ``backward()`` or steps an optimiser.
 """
 from __future__ import annotations
 
+import copy
 from typing import Any, Optional, Union
 
 import torch
@@ -60,6 +61,12 @@ class Term(nn.Module):
                 data_samples: dict[str, list[dict]]) -> dict[str, Tensor]:
         raise NotImplementedError(f'{type(self).__name__} must implement forward().')
 
+    def setup(self, adapter: 'Adapter') -> None:
+        """Called once after the adapter is built, e.g. to size buffers by ``num_classes``.
+
+        Buffers created here exist before a checkpoint is loaded, so they are restored.
+        """
+
     def vis_panels(self) -> dict[str, Tensor]:
         """Images for TensorBoard from the last call (e.g. pseudo-labels); none by default."""
         return {}
@@ -79,12 +86,16 @@ class Adapter(BaseModel):
             :func:`check_test_cfg`: ``mode='whole'|'slide'|'aug'``, ``crop_size`` and
             ``stride`` for sliding windows, ``scales`` and ``flip`` for multi-scale + flip,
             ``which='student'|'teacher'``.
+        teacher: Momentum teacher settings ``dict(momentum=0.99, interval=100, start_iter=0)``
+            (see :meth:`update_teacher`); a teacher is built when this is given or a term has
+            ``needs_teacher``. ``EMATeacherHook`` initialises it from the student at
+            ``start_iter`` and updates it after the optimiser step.
     """
 
     def __init__(self, segmentor: dict, terms: list[dict],
                  data_preprocessor: Optional[dict] = None, num_classes: Optional[int] = None,
                  ignore_index: int = 255, test_cfg: Optional[dict] = None,
-                 init_cfg: Optional[dict] = None) -> None:
+                 init_cfg: Optional[dict] = None, teacher: Optional[dict] = None) -> None:
         # Built here (not by BaseModel) so it resolves in uda's registry outside a Runner too.
         preprocessor = MODELS.build(data_preprocessor or dict(type='SegDataPreprocessor'))
         super().__init__(data_preprocessor=preprocessor, init_cfg=init_cfg)
@@ -96,7 +107,76 @@ class Adapter(BaseModel):
         self.terms = nn.ModuleList(built)
         self.num_classes = int(num_classes or getattr(self.student, 'num_classes'))
         self.ignore_index = ignore_index
+        for term in self.terms:
+            term.setup(self)
         self.test_cfg = check_test_cfg(test_cfg)
+        self.teacher: Optional[nn.Module] = None
+        self.teacher_cfg: Optional[dict] = None
+        if teacher is not None or any(t.needs_teacher for t in self.terms):
+            self._build_teacher(teacher or {})
+
+    # ------------------------------------------------------------------ teacher
+    def _build_teacher(self, cfg: dict) -> None:
+        unknown = set(cfg) - {'momentum', 'interval', 'start_iter'}
+        if unknown:
+            raise KeyError(f'Adapter(teacher=...) got unknown keys {sorted(unknown)}; use '
+                           'dict(momentum=0.99, interval=100, start_iter=0).')
+        self.teacher_cfg = dict(momentum=float(cfg.get('momentum', 0.99)),
+                                interval=int(cfg.get('interval', 100)),
+                                start_iter=int(cfg.get('start_iter', 0)))
+        if not 0.0 <= self.teacher_cfg['momentum'] <= 1.0 or self.teacher_cfg['interval'] < 1:
+            raise ValueError(f'Adapter(teacher={cfg}): momentum must be in [0, 1] and interval '
+                             '>= 1.')
+        self.teacher = copy.deepcopy(self.student)
+        self.teacher.eval()
+        for p in self.teacher.parameters():
+            p.requires_grad_(False)
+        # 1 once the teacher has been initialised from the student (saved with checkpoints, so
+        # a resumed run does not re-initialise it).
+        self.register_buffer('teacher_ready', torch.zeros((), dtype=torch.bool))
+        # DDP: the teacher is updated identically on every rank by EMATeacherHook; keep its
+        # parameters and buffers out of DDP's gradient reduction and buffer broadcast.
+        self._ddp_params_and_buffers_to_ignore = [
+            f'teacher.{n}' for n, _ in self.teacher.named_parameters()] + [
+            f'teacher.{n}' for n, _ in self.teacher.named_buffers()]
+
+    @property
+    def self_training(self) -> bool:
+        """Whether the teacher has been initialised (self-training has started)."""
+        return self.teacher is not None and bool(self.teacher_ready)
+
+    @torch.no_grad()
+    def init_teacher(self) -> None:
+        """Copy the student into the teacher (weights and BN statistics)."""
+        if self.teacher is None:
+            raise RuntimeError('init_teacher(): this model has no teacher; give '
+                               'Adapter(teacher=dict(...)) or a term with needs_teacher.')
+        self.teacher.load_state_dict(self.student.state_dict())
+        self.teacher_ready.fill_(True)
+
+    @torch.no_grad()
+    def update_teacher(self, momentum: Optional[float] = None) -> None:
+        """``teacher = m * teacher + (1 - m) * student`` over parameters and float buffers.
+
+        Integer buffers (BN's ``num_batches_tracked``) are copied from the student.
+        """
+        if not self.self_training:
+            raise RuntimeError('update_teacher() before init_teacher().')
+        m = self.teacher_cfg['momentum'] if momentum is None else float(momentum)
+        s_state = self.student.state_dict()
+        for name, t in self.teacher.state_dict().items():
+            s = s_state[name]
+            if t.dtype.is_floating_point:
+                t.mul_(m).add_(s.detach().to(t.dtype), alpha=1.0 - m)
+            else:
+                t.copy_(s)
+
+    def train(self, mode: bool = True) -> 'Adapter':
+        """Set train/eval mode; the teacher always stays in eval mode."""
+        super().train(mode)
+        if getattr(self, 'teacher', None) is not None:
+            self.teacher.eval()
+        return self
 
     # ------------------------------------------------------------------ training
     def forward(self, inputs: Any, data_samples: Any = None, mode: str = 'tensor') -> Any:
@@ -142,9 +222,12 @@ class Adapter(BaseModel):
 
     # ------------------------------------------------------------------ inference
     def segmentor_for(self, which: str = 'student') -> nn.Module:
-        """The network used for inference (subclasses with a teacher add 'teacher')."""
+        """The network used for inference: ``'student'`` or (with a teacher) ``'teacher'``."""
+        if which == 'teacher' and self.teacher is not None:
+            return self.teacher
         if which != 'student':
-            raise ValueError(f"No '{which}' network in this model; only 'student'.")
+            have = ['student'] + (['teacher'] if self.teacher is not None else [])
+            raise ValueError(f"No '{which}' network in this model; it has {have}.")
         return self.student
 
     @torch.no_grad()

@@ -1,5 +1,6 @@
 """Training hooks."""
+from uda.engine.hooks.ema_teacher_hook import EMATeacherHook
 from uda.engine.hooks.prediction_writer import PredictionWriterHook
 from uda.engine.hooks.visualization_hook import SegVisualizationHook
 
-__all__ = ['PredictionWriterHook', 'SegVisualizationHook']
+__all__ = ['EMATeacherHook', 'PredictionWriterHook', 'SegVisualizationHook']

@@ -1,0 +1,17 @@
+# SAC on CamVid day -> dusk at the ABN benchmark's budget (UNet-ResNet-18, 128x128 crops,
+# 200 iterations): one run, 100 ABN warm-up iterations, then 100 SAC iterations from a teacher
+# initialised at iteration 100 (per-step EMA, the run is short), 2 target images x 4 views.
+_base_ = [
+    '../_base_/default_runtime.py',
+    '../_base_/models/unet_resnet18.py',            # segmentor + data_preprocessor
+    '../_base_/datasets/camvidday2dusk_128x128.py',  # day source, dusk target, dusk test
+    '../_base_/methods/sac.py',                     # SourceCE + SACSelfTraining (+ ABN warm-up)
+    '../_base_/schedules/adamw_poly_200.py',
+]
+sac = _base_.model.terms[1]
+model = dict(
+    segmentor=dict(_base_.segmentor, num_classes=_base_.num_classes),
+    data_preprocessor=_base_.data_preprocessor,
+    teacher=dict(momentum=0.99, interval=1, start_iter=100),
+    terms=[_base_.model.terms[0], dict(sac, weight=1.0, num_images=2), _base_.model.terms[2]])
+custom_hooks = [*_base_.custom_hooks, _base_.teacher_hook]

@@ -1,0 +1,142 @@
+"""EMATeacherHook: initialisation, the update formula at the configured interval only,
+checkpoints, and DDP."""
+import os
+from types import SimpleNamespace
+
+import pytest
+import torch
+import torch.distributed as dist
+from mmengine.runner import Runner
+
+from tests.conftest import toy_batch, toy_runner_cfg
+from uda.engine.hooks import EMATeacherHook
+from uda.registry import MODELS
+
+
+def _adapter(momentum=0.5, interval=3, start_iter=2):
+    return MODELS.build(dict(
+        type='Adapter', segmentor=dict(type='ToySegmentor'),
+        data_preprocessor=dict(type='SegDataPreprocessor', size_divisor=1),
+        teacher=dict(momentum=momentum, interval=interval, start_iter=start_iter),
+        terms=[dict(type='SourceCE')]))
+
+
+@pytest.mark.parametrize('momentum,interval,start', [(0.5, 3, 2), (0.999, 1, 0)])
+def test_update_matches_formula_at_interval_and_nowhere_else(momentum, interval, start):
+    model = _adapter(momentum, interval, start)
+    hook = EMATeacherHook()
+    runner = SimpleNamespace(model=model, iter=0)
+    expected = None
+    updated_at = []
+    for i in range(11):
+        runner.iter = i
+        hook.before_train_iter(runner, i)
+        if i == start:
+            expected = {k: v.clone() for k, v in model.student.state_dict().items()}
+        if i < start:
+            assert not model.self_training
+        # the "optimiser step": the student changes every iteration
+        with torch.no_grad():
+            for p in model.student.parameters():
+                p.add_(0.1 * (i + 1))
+            model.student.bn.running_mean.add_(1.0)
+        before = {k: v.clone() for k, v in model.teacher.state_dict().items()}
+        hook.after_train_iter(runner, i)
+        after = model.teacher.state_dict()
+        if i >= start and (i + 1 - start) % interval == 0:
+            updated_at.append(i)
+            student = model.student.state_dict()
+            for k, v in expected.items():
+                if v.dtype.is_floating_point:
+                    expected[k] = momentum * v + (1 - momentum) * student[k]
+                else:
+                    expected[k] = student[k].clone()
+        else:
+            for k in after:
+                assert torch.equal(after[k], before[k]), (i, k)
+        if expected is not None:
+            for k, v in expected.items():
+                assert torch.allclose(after[k].to(v.dtype), v, atol=1e-6), (i, k)
+    assert updated_at == [i for i in range(start, 11) if (i + 1 - start) % interval == 0]
+
+
+def test_hook_needs_a_teacher():
+    model = MODELS.build(dict(type='Adapter', segmentor=dict(type='ToySegmentor'),
+                              terms=[dict(type='SourceCE')]))
+    assert model.teacher is None
+    with pytest.raises(RuntimeError, match='no teacher'):
+        EMATeacherHook().before_train(SimpleNamespace(model=model))
+    with pytest.raises(ValueError, match="'student'"):
+        model.segmentor_for('teacher')
+
+
+def test_teacher_saved_and_restored_with_checkpoints(tmp_path):
+    cfg = toy_runner_cfg(str(tmp_path), max_iters=2, val_interval=2,
+                         terms=[dict(type='SourceCE'),
+                                dict(type='SACSelfTraining', num_views=2)])
+    cfg['model']['teacher'] = dict(momentum=0.9, interval=1)
+    cfg['custom_hooks'] = cfg['custom_hooks'] + [dict(type='EMATeacherHook')]
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    model = runner.model
+    assert model.self_training
+    ckpt = torch.load(os.path.join(str(tmp_path), 'iter_2.pth'), map_location='cpu',
+                      weights_only=False)
+    keys = ckpt['state_dict']
+    assert 'teacher.conv.weight' in keys and 'teacher.bn.running_mean' in keys
+    assert bool(keys['teacher_ready'])
+    assert 'terms.0.class_prior' in keys
+    # The teacher is not the student after two momentum updates.
+    assert not torch.equal(keys['teacher.conv.weight'], keys['student.conv.weight'])
+    fresh = MODELS.build(cfg['model'])
+    fresh.load_state_dict(keys)
+    assert fresh.self_training
+    assert torch.equal(fresh.teacher.conv.weight, model.teacher.conv.weight)
+    assert torch.equal(fresh.terms[0].class_prior, model.terms[0].class_prior)
+
+
+def test_ddp_ignores_teacher_and_trains(tmp_path):
+    from mmengine.model import MMDistributedDataParallel
+    from mmengine.optim import OptimWrapper
+    if dist.is_initialized():
+        pytest.skip('a process group is already initialised')
+    dist.init_process_group('gloo', init_method=f'file://{tmp_path}/pg', rank=0,
+                            world_size=1)
+    try:
+        model = _adapter(0.9, 1, 0)
+        model.init_teacher()
+        ddp = MMDistributedDataParallel(module=model)
+        ignored = set(ddp.parameters_to_ignore)
+        assert {f'teacher.{n}' for n, _ in model.teacher.named_parameters()} <= ignored
+        assert 'teacher.bn.running_mean' in ignored
+        wrapper = OptimWrapper(torch.optim.SGD(model.student.parameters(), lr=0.1))
+        ddp.train_step(toy_batch(), wrapper)
+        assert all(p.grad is None for p in model.teacher.parameters())
+    finally:
+        dist.destroy_process_group()
+
+
+def test_warm_start_from_an_abn_checkpoint(tmp_path):
+    # An ABN model's weights (no teacher keys), as `load_from` of the reference warm start.
+    abn = MODELS.build(dict(type='Adapter', segmentor=dict(type='ToySegmentor'),
+                            terms=[dict(type='SourceCE'), dict(type='AdaptiveBN')]))
+    with torch.no_grad():
+        for p in abn.student.parameters():
+            p.normal_()
+    ckpt = str(tmp_path / 'abn.pth')
+    torch.save(dict(state_dict=abn.state_dict()), ckpt)
+    cfg = toy_runner_cfg(str(tmp_path / 'sac'), max_iters=1, val_interval=10,
+                         terms=[dict(type='SourceCE'),
+                                dict(type='SACSelfTraining', num_views=2)])
+    cfg['model']['teacher'] = dict(momentum=0.99, interval=100)
+    cfg['custom_hooks'] = cfg['custom_hooks'] + [dict(type='EMATeacherHook')]
+    cfg['load_from'] = ckpt
+    cfg['optim_wrapper']['optimizer']['lr'] = 0.0
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    model = runner.model
+    assert model.self_training
+    # The teacher was initialised from the loaded ABN student (no update before iteration 100).
+    for name, value in abn.student.state_dict().items():
+        if value.dtype.is_floating_point:
+            assert torch.allclose(model.teacher.state_dict()[name], value), name

@@ -1,0 +1,39 @@
+"""DeepLab-v2: ASPP of four dilated convolutions on smp encoders at output stride 8."""
+import pytest
+import segmentation_models_pytorch as smp
+import torch
+
+from uda.models.deeplabv2 import ASPPv2, DeepLabV2
+from uda.registry import MODELS
+
+
+@pytest.mark.parametrize('encoder', ['resnet18', 'vgg16'])
+def test_segmentor_builds_at_stride_8(encoder):
+    seg = MODELS.build(dict(type='SMPSegmentor', arch='DeepLabV2', encoder_name=encoder,
+                            num_classes=5, aux_head=dict(in_index=-2, channels=8)))
+    assert isinstance(seg.net, DeepLabV2)
+    x = torch.zeros(1, 3, 64, 96)
+    out = seg(x, return_features=True, return_aux=True)
+    assert out['logits'].shape == (1, 5, 64, 96)
+    assert out['decoder'].shape == (1, 5, 8, 12)  # output stride 8
+    assert out['features'][-1].shape[-2:] == (8, 12)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('encoder', ['resnet50', 'resnet101'])
+def test_deep_resnets_build(encoder):
+    net = smp.create_model('deeplabv2', encoder_name=encoder, encoder_weights=None, classes=19)
+    assert net(torch.zeros(1, 3, 32, 32)).shape == (1, 19, 4, 4)
+
+
+def test_aspp_sums_four_dilated_branches():
+    head = ASPPv2(4, 3)
+    assert [c.dilation for c in head.branches] == [(r, r) for r in (6, 12, 18, 24)]
+    x = torch.randn(1, 4, 30, 30)
+    expected = sum(c(x) for c in head.branches)
+    assert torch.allclose(head([x]), expected, atol=1e-6)
+
+
+def test_bad_output_stride():
+    with pytest.raises(ValueError, match='output_stride'):
+        DeepLabV2('resnet18', output_stride=32)

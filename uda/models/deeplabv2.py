@@ -1,0 +1,113 @@
+"""DeepLab-v2 (ASPP of four dilated 3x3 convolutions, summed) as an smp architecture.
+
+The adaptation literature (AdaptSegNet, ADVENT, SAC ...) reports DeepLab-v2 with a ResNet-101
+(or VGG-16) backbone at output stride 8. Registering the model in smp's architecture table
+makes ``SMPSegmentor(arch='DeepLabV2', encoder_name='resnet101')`` build it like any other smp
+model, so aux heads, feature outputs, export and checkpoints work unchanged.
+
+Reference: Chen et al., "DeepLab: Semantic Image Segmentation with Deep Convolutional Nets,
+Atrous Convolution, and Fully Connected CRFs", TPAMI 2018 (arXiv:1606.00915).
+"""
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import segmentation_models_pytorch as smp
+import torch.nn as nn
+from segmentation_models_pytorch.base import SegmentationModel
+from segmentation_models_pytorch.encoders import get_encoder
+from torch import Tensor
+
+
+class ASPPv2(nn.Module):
+    """DeepLab-v2 classifier: parallel dilated 3x3 convolutions to class scores, summed.
+
+    Args:
+        in_channels: Channels of the last encoder feature map.
+        num_classes: Output classes.
+        rates: Dilation rates of the branches (6, 12, 18, 24 in DeepLab-v2).
+    """
+
+    def __init__(self, in_channels: int, num_classes: int,
+                 rates: Sequence[int] = (6, 12, 18, 24)) -> None:
+        super().__init__()
+        self.branches = nn.ModuleList(
+            nn.Conv2d(in_channels, num_classes, 3, padding=r, dilation=r, bias=True)
+            for r in rates)
+        for conv in self.branches:  # the DeepLab-v2 initialisation of the classifier
+            nn.init.normal_(conv.weight, 0.0, 0.01)
+            nn.init.zeros_(conv.bias)
+
+    def forward(self, features: list[Tensor]) -> Tensor:
+        x = features[-1]
+        out = self.branches[0](x)
+        for conv in self.branches[1:]:
+            out = out + conv(x)
+        return out
+
+
+def _dilate_vgg(encoder: nn.Module) -> None:
+    """Turn smp's VGG encoder into the DeepLab-v2 VGG-16 at output stride 8.
+
+    smp refuses ``output_stride=8`` for VGG (max pooling, not strided convs, downsamples). As in
+    DeepLab-v2, the last two pools keep the resolution (3x3, stride 1) and the convolutions
+    after the fourth pool use dilation 2, so the receptive field grows as before.
+    """
+    features = encoder.features
+    pools = [i for i, m in enumerate(features) if isinstance(m, nn.MaxPool2d)]
+    if len(pools) < 5:
+        raise ValueError(f'Expected a VGG encoder with 5 max-pool layers, found {len(pools)}.')
+    for i in pools[3:]:
+        features[i] = nn.MaxPool2d(3, stride=1, padding=1)
+    for i in range(pools[3] + 1, len(features)):
+        m = features[i]
+        if isinstance(m, nn.Conv2d) and m.kernel_size == (3, 3):
+            m.dilation, m.padding = (2, 2), (2, 2)
+    encoder._output_stride = 8
+
+
+class DeepLabV2(SegmentationModel):
+    """DeepLab-v2: an smp encoder at output stride 8 and the ASPP-v2 classifier.
+
+    ``forward`` returns logits [B, C, H/8, W/8]; :class:`uda.models.SMPSegmentor` upsamples
+    them to the input size.
+
+    Args:
+        encoder_name: smp encoder (``resnet101``, ``resnet50``, ``resnet18``, ``vgg16`` ...).
+        encoder_weights: Pretrained weights name or None (no download).
+        in_channels: Input channels.
+        classes: Output classes.
+        encoder_depth: Encoder stages (5).
+        output_stride: 8 (DeepLab-v2) or 16.
+        rates: ASPP dilation rates.
+    """
+
+    requires_divisible_input_shape = False
+
+    def __init__(self, encoder_name: str = 'resnet101', encoder_weights: Optional[str] = None,
+                 in_channels: int = 3, classes: int = 19, encoder_depth: int = 5,
+                 output_stride: int = 8, rates: Sequence[int] = (6, 12, 18, 24)) -> None:
+        super().__init__()
+        if output_stride not in (8, 16):
+            raise ValueError(f'DeepLabV2: output_stride must be 8 or 16, got {output_stride}.')
+        if encoder_name.startswith('vgg'):
+            if output_stride != 8:
+                raise ValueError('DeepLabV2 with a VGG encoder supports output_stride=8 only.')
+            self.encoder = get_encoder(encoder_name, in_channels=in_channels,
+                                       depth=encoder_depth, weights=encoder_weights)
+            _dilate_vgg(self.encoder)
+        else:
+            self.encoder = get_encoder(encoder_name, in_channels=in_channels,
+                                       depth=encoder_depth, weights=encoder_weights,
+                                       output_stride=output_stride)
+        self.decoder = ASPPv2(self.encoder.out_channels[-1], classes, rates)
+        self.segmentation_head = nn.Identity()
+        self.classification_head = None
+        self.name = f'deeplabv2-{encoder_name}'
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.segmentation_head(self.decoder(self.encoder(x)))
+
+
+# Register with smp so `smp.create_model('DeepLabV2', ...)` (and SMPSegmentor) can build it.
+smp.MODEL_ARCHITECTURES_MAPPING.setdefault('deeplabv2', DeepLabV2)
