@@ -1,5 +1,6 @@
-"""Networks: the smp segmentor wrapper, extra heads, and the data preprocessor."""
+"""Networks: the smp segmentor wrapper, extra heads, discriminators and the preprocessor."""
 from uda.models.data_preprocessor import SegDataPreprocessor
+from uda.models.discriminator import FCDiscriminator, FeatureDiscriminator
 from uda.models.segmentor import SMPSegmentor
 
-__all__ = ['SegDataPreprocessor', 'SMPSegmentor']
+__all__ = ['FCDiscriminator', 'FeatureDiscriminator', 'SegDataPreprocessor', 'SMPSegmentor']
