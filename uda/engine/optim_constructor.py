@@ -67,7 +67,8 @@ class AdapterOptimWrapperConstructor:
         left = [n for n, p in model.named_parameters()
                 if p.requires_grad and id(p) not in covered and not n.startswith('teacher.')]
         if left:
-            raise ValueError(f'Parameters in no optimiser: {left[:5]}{" ..." if len(left) > 5 else ""}.'
-                             ' AdapterOptimWrapperConstructor optimises model.student and term '
+            more = ' ...' if len(left) > 5 else ''
+            raise ValueError(f'Parameters in no optimiser: {left[:5]}{more}. '
+                             'AdapterOptimWrapperConstructor optimises model.student and term '
                              'discriminators only; freeze other parameters or move them there.')
         return OptimWrapperDict(**wrappers)
