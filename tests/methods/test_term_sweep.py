@@ -5,6 +5,8 @@ import pytest
 import torch
 from mmengine.optim import OptimWrapper
 
+from uda.engine import AdapterOptimWrapperConstructor
+
 from tests.conftest import toy_batch
 from uda.registry import MODELS, TERMS
 
@@ -23,8 +25,14 @@ def test_term_two_train_steps(name):
     model.train()
     if getattr(model, 'teacher', None) is not None:
         model.init_teacher()  # what EMATeacherHook does when self-training starts
-    params = [p for n, p in model.named_parameters() if not n.startswith('teacher')]
-    wrapper = OptimWrapper(torch.optim.SGD(params, lr=0.01))
+    if any(t.owns_discriminator for t in model.terms):
+        # Terms with a discriminator train it with its own optimiser (two-phase step).
+        wrapper = AdapterOptimWrapperConstructor(dict(
+            student=dict(type='OptimWrapper', optimizer=dict(type='SGD', lr=0.01)),
+            discriminators=dict(type='OptimWrapper', optimizer=dict(type='Adam', lr=1e-4))))(model)
+    else:
+        params = [p for n, p in model.named_parameters() if not n.startswith('teacher')]
+        wrapper = OptimWrapper(torch.optim.SGD(params, lr=0.01))
     before = [p.detach().clone() for p in model.student.parameters()]
     for step in range(2):
         log_vars = model.train_step(toy_batch(seed=step), wrapper)

@@ -1,5 +1,7 @@
-"""Engine: hooks and the torch>=2.6 checkpoint loader (installed on import)."""
+"""Engine: hooks, optimiser constructors and the torch>=2.6 checkpoint loader (installed on
+import)."""
 from uda.engine import checkpoint  # noqa: F401  (installs the safe checkpoint loader)
 from uda.engine.hooks import SegVisualizationHook
+from uda.engine.optim_constructor import AdapterOptimWrapperConstructor
 
-__all__ = ['SegVisualizationHook']
+__all__ = ['AdapterOptimWrapperConstructor', 'SegVisualizationHook']

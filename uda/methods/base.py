@@ -9,14 +9,15 @@ term never calls ``backward()`` or steps an optimiser.
 from __future__ import annotations
 
 import copy
-from typing import Any, Optional, Union
+from contextlib import contextmanager
+from typing import Any, Iterator, Optional, Union
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.logging import MessageHub
 from mmengine.model import BaseModel
-from mmengine.optim import OptimWrapper
+from mmengine.optim import OptimWrapper, OptimWrapperDict
 from torch import Tensor
 
 from uda.evaluation.inference import check_test_cfg, run_inference
@@ -48,10 +49,19 @@ class Term(nn.Module):
         order: Terms run in ascending order (stable); terms that must see the network after
             every other forward (adaptive BN) use a high value.
         needs_teacher: Whether the adapter must build a teacher for this term.
+        needs_aux: Whether :meth:`Adapter.student_forward` must also return the auxiliary
+            head's logits (instances set it from their arguments).
+
+    A term that trains its own discriminator keeps it in ``self.discriminator`` (saved in
+    checkpoints as ``terms.<i>.discriminator.*``), caches detached inputs for it during
+    :meth:`forward` and returns the discriminator's losses from :meth:`discriminator_loss`; the
+    adapter then needs an ``OptimWrapperDict`` with 'student' and 'discriminators' wrappers
+    (:class:`uda.engine.AdapterOptimWrapperConstructor`).
     """
 
     order: int = 0
     needs_teacher: bool = False
+    needs_aux: bool = False
 
     def __init__(self, weight: float = 1.0) -> None:
         super().__init__()
@@ -69,6 +79,26 @@ class Term(nn.Module):
 
     def vis_panels(self) -> dict[str, Tensor]:
         """Images for TensorBoard from the last call (e.g. pseudo-labels); none by default."""
+        return {}
+
+    def setup(self, adapter: 'Adapter') -> None:
+        """Build what depends on the student (e.g. a discriminator's input channels).
+
+        Called once by :class:`Adapter` after the student exists, so that every parameter
+        exists before the Runner builds the optimisers. Nothing by default.
+        """
+
+    @property
+    def owns_discriminator(self) -> bool:
+        """Whether this term trains a discriminator (``self.discriminator``)."""
+        return isinstance(getattr(self, 'discriminator', None), nn.Module)
+
+    def discriminator_loss(self, adapter: 'Adapter') -> dict[str, Tensor]:
+        """Losses of the term's discriminator on the detached inputs cached by the last
+        :meth:`forward`; called by :meth:`Adapter.train_step` after the segmentor update."""
+        if self.owns_discriminator:
+            raise NotImplementedError(f'{type(self).__name__} owns a discriminator and must '
+                                      'implement discriminator_loss().')
         return {}
 
 
@@ -107,6 +137,8 @@ class Adapter(BaseModel):
         self.terms = nn.ModuleList(built)
         self.num_classes = int(num_classes or getattr(self.student, 'num_classes'))
         self.ignore_index = ignore_index
+        self._fwd_cache: dict[str, tuple[Tensor, dict[str, Any]]] = {}
+        self._want_aux = any(t.needs_aux for t in self.terms)
         for term in self.terms:
             term.setup(self)
         self.test_cfg = check_test_cfg(test_cfg)
@@ -196,6 +228,7 @@ class Adapter(BaseModel):
             raise TypeError('Training batches must be dicts of branches, e.g. {"source": ..., '
                             '"target": ...}: wrap the train dataset in MultiBranchDataset.')
         losses: dict[str, Tensor] = {}
+        self._fwd_cache = {}
         for term in self.terms:
             out = term(self, inputs, data_samples)
             clash = set(out) & set(losses)
@@ -205,19 +238,116 @@ class Adapter(BaseModel):
             losses.update(out)
         return losses
 
-    def train_step(self, data: Batch, optim_wrapper: OptimWrapper) -> dict[str, Tensor]:
-        """Preprocess, compute the losses, fail on non-finite values, step the optimiser."""
-        with optim_wrapper.optim_context(self):
-            data = self.data_preprocessor(data, True)
-            losses = self._run_forward(data, mode='loss')
-        parsed, log_vars = self.parse_losses(losses)
+    def student_forward(self, branch: str, x: Tensor) -> dict[str, Any]:
+        """Student outputs on a branch, computed once per training step and shared by terms.
+
+        Source CE, adversarial and entropy terms all need the student's outputs on the same
+        batch; sharing them avoids extra forwards (and extra BatchNorm updates).
+
+        Returns:
+            ``dict(logits, features, decoder)`` and ``aux_logits`` when a term needs the
+            auxiliary head (see :class:`uda.models.SMPSegmentor`).
+        """
+        hit = self._fwd_cache.get(branch)
+        if hit is not None and hit[0] is x:
+            return hit[1]
+        out = self.student(x, return_features=True, return_aux=self._want_aux)
+        self._fwd_cache[branch] = (x, out)
+        return out
+
+    def _check_finite(self, parsed: Tensor, losses: dict[str, Tensor]) -> None:
         if not torch.isfinite(parsed):
             it = MessageHub.get_current_instance().get_info('iter')
             bad = [k for k, v in losses.items() if not torch.isfinite(v).all()]
             raise FloatingPointError(
                 f'Loss became {parsed.item()} at iteration {it} (non-finite: {bad}). Lower the '
                 'learning rate, enable optim_wrapper.clip_grad, or check the data.')
+
+    def train_step(self, data: Batch, optim_wrapper: OptimWrapper) -> dict[str, Tensor]:
+        """Preprocess, compute the losses, fail on non-finite values, step the optimiser.
+
+        With an ``OptimWrapperDict`` (terms that own discriminators) the step has two phases,
+        see :meth:`_train_step_multi`.
+        """
+        if isinstance(optim_wrapper, OptimWrapperDict):
+            return self._train_step_multi(data, optim_wrapper)
+        owners = [type(t).__name__ for t in self.terms if t.owns_discriminator]
+        if owners:
+            raise TypeError(
+                f'Terms {owners} train their own discriminator, which needs its own optimiser: '
+                "set optim_wrapper=dict(constructor='AdapterOptimWrapperConstructor', "
+                'student=dict(type=\'OptimWrapper\', optimizer=...), '
+                "discriminators=dict(type='OptimWrapper', optimizer=dict(type='Adam', lr=1e-4, "
+                'betas=(0.9, 0.99)))).')
+        with optim_wrapper.optim_context(self):
+            data = self.data_preprocessor(data, True)
+            losses = self._run_forward(data, mode='loss')
+        parsed, log_vars = self.parse_losses(losses)
+        self._check_finite(parsed, losses)
         optim_wrapper.update_params(parsed)
+        self._fwd_cache = {}
+        return log_vars
+
+    @contextmanager
+    def _discriminators_frozen(self) -> Iterator[None]:
+        """Discriminator parameters take no gradient while the segmentor tries to fool them."""
+        params = [p for t in self.terms if t.owns_discriminator
+                  for p in t.discriminator.parameters() if p.requires_grad]
+        for p in params:
+            p.requires_grad_(False)
+        try:
+            yield
+        finally:
+            for p in params:
+                p.requires_grad_(True)
+
+    def _train_step_multi(self, data: Batch, optim_wrappers: OptimWrapperDict
+                          ) -> dict[str, Tensor]:
+        """Segmentor step, then discriminator step, each with its own optimiser wrapper.
+
+        1. Segmentor: every term's losses with the discriminators frozen (their parameters get
+           no gradient); ``optim_wrappers['student']`` steps the student.
+        2. Discriminators: each term that owns one scores the *detached* inputs it cached in
+           step 1; ``optim_wrappers['discriminators']`` steps them. The student gets no
+           gradient here.
+        Each wrapper keeps its own AMP loss scaler, accumulation counter and schedule.
+        """
+        names = set(optim_wrappers.keys())
+        if 'student' not in names:
+            raise KeyError(f'optim_wrapper has {sorted(names)} but needs a \'student\' '
+                           'wrapper; build it with AdapterOptimWrapperConstructor.')
+        student_ow = optim_wrappers['student']
+        with student_ow.optim_context(self), self._discriminators_frozen():
+            data = self.data_preprocessor(data, True)
+            losses = self._run_forward(data, mode='loss')
+        parsed, log_vars = self.parse_losses(losses)
+        self._check_finite(parsed, losses)
+        student_ow.update_params(parsed)
+        self._fwd_cache = {}
+
+        owners = [t for t in self.terms if t.owns_discriminator]
+        if not owners:
+            return log_vars
+        if 'discriminators' not in names:
+            raise KeyError(f'Terms {[type(t).__name__ for t in owners]} own discriminators but '
+                           f'optim_wrapper has only {sorted(names)}; add discriminators=dict('
+                           "type='OptimWrapper', optimizer=dict(type='Adam', lr=1e-4, "
+                           'betas=(0.9, 0.99))).')
+        disc_ow = optim_wrappers['discriminators']
+        d_losses: dict[str, Tensor] = {}
+        with disc_ow.optim_context(self):
+            for term in owners:
+                out = term.discriminator_loss(self)
+                clash = set(out) & (set(d_losses) | set(losses))
+                if clash:
+                    raise KeyError(f'Discriminator losses reuse keys {sorted(clash)}; give the '
+                                   'terms different prefixes.')
+                d_losses.update(out)
+        d_parsed, d_log = self.parse_losses(d_losses)
+        self._check_finite(d_parsed, d_losses)
+        disc_ow.update_params(d_parsed)
+        d_log.pop('loss')
+        log_vars.update(d_log)
         return log_vars
 
     # ------------------------------------------------------------------ inference

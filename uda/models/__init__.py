@@ -1,6 +1,8 @@
-"""Networks: the smp segmentor wrapper, extra heads, and the data preprocessor."""
+"""Networks: the smp segmentor wrapper, extra heads, discriminators and the preprocessor."""
 from uda.models.data_preprocessor import SegDataPreprocessor
 from uda.models.deeplabv2 import DeepLabV2
+from uda.models.discriminator import FCDiscriminator, FeatureDiscriminator
 from uda.models.segmentor import SMPSegmentor
 
-__all__ = ['DeepLabV2', 'SegDataPreprocessor', 'SMPSegmentor']
+__all__ = ['DeepLabV2', 'FCDiscriminator', 'FeatureDiscriminator', 'SegDataPreprocessor',
+           'SMPSegmentor']
