@@ -18,12 +18,13 @@ def _run(cfg_dict, **kw):
 
 def _losses(work_dir):
     # The scalars file of the LocalVisBackend holds one JSON line per logged iteration.
+    # Each run writes into a <timestamp>/ folder; read them in chronological order.
+    paths = sorted(os.path.join(root, f) for root, _, files in os.walk(work_dir)
+                   for f in files if f == 'scalars.json')
     found = []
-    for root, _, files in os.walk(work_dir):
-        for f in files:
-            if f == 'scalars.json':
-                with open(os.path.join(root, f)) as fh:
-                    found += [json.loads(line) for line in fh if '"loss"' in line]
+    for path in paths:
+        with open(path) as fh:
+            found += [json.loads(line) for line in fh if '"loss"' in line]
     return [(d['iter'], d['loss']) for d in found]
 
 
