@@ -51,7 +51,8 @@ def build_adapter(test_cfg: dict) -> torch.nn.Module:
                              terms=[dict(type='SourceCE')], test_cfg=test_cfg)).eval()
 
 
-def time_adapter(model: torch.nn.Module, images: list[np.ndarray], warmup: int) -> float:
+def time_adapter(model: torch.nn.Module, images: list[np.ndarray], warmup: int
+                 ) -> tuple[float, float]:
     def run(img: np.ndarray) -> None:
         data = dict(inputs=[torch.from_numpy(img).permute(2, 0, 1).contiguous()],
                     data_samples=[dict(img_shape=img.shape[:2])])
@@ -60,14 +61,14 @@ def time_adapter(model: torch.nn.Module, images: list[np.ndarray], warmup: int) 
             model.predict(batch['inputs'], batch['data_samples'])
     for img in images[:warmup]:
         run(img)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     for img in images:
         run(img)
-    return time.perf_counter() - start
+    return time.perf_counter() - start, time.process_time() - cpu
 
 
 def time_onnx(model: torch.nn.Module, images: list[np.ndarray], warmup: int,
-              threads: int) -> float:
+              threads: int) -> tuple[float, float]:
     from uda.evaluation.image_predictor import ImagePredictor
     from uda.export.onnx import export_onnx, onnx_runner
     with tempfile.TemporaryDirectory() as tmp:
@@ -82,10 +83,10 @@ def time_onnx(model: torch.nn.Module, images: list[np.ndarray], warmup: int,
                                    32, [str(i) for i in range(11)], [(0, 0, 0)] * 11)
         for img in images[:warmup]:
             predictor(img)
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         for img in images:
             predictor(img)
-        return time.perf_counter() - start
+        return time.perf_counter() - start, time.process_time() - cpu
 
 
 def main() -> None:
@@ -103,17 +104,23 @@ def main() -> None:
     print(f'torch {torch.__version__}, {platform.processor() or platform.machine()}, '
           f'{args.threads} threads, {len(images)} CamVid test images {w}x{h}, batch 1, '
           f'UNet-ResNet18 random weights, 11 classes')
-    print('| mode | settings | images/s | s/image |\n|---|---|---:|---:|')
+    # CPU seconds (all threads of this process) are printed beside wall time: on a shared
+    # machine wall time mostly measures the other processes, CPU time much less so.
+    print(f'load average at start: {os.getloadavg()[0]:.1f}')
+    print('| mode | settings | images/s (wall) | s/image (wall) | CPU s/image |\n'
+          '|---|---|---:|---:|---:|')
+    n = len(images)
     for name in args.modes:
         model = build_adapter(MODES[name])
-        secs = time_adapter(model, images, args.warmup)
+        secs, cpu = time_adapter(model, images, args.warmup)
         settings = ', '.join(f'{k}={v}' for k, v in MODES[name].items() if k != 'mode')
-        print(f'| {name} | {settings or "-"} | {len(images) / secs:.2f} | '
-              f'{secs / len(images):.3f} |', flush=True)
+        print(f'| {name} | {settings or "-"} | {n / secs:.2f} | {secs / n:.3f} | '
+              f'{cpu / n:.3f} |', flush=True)
     if args.onnx:
-        secs = time_onnx(build_adapter(MODES['whole']), images, args.warmup, args.threads)
+        secs, cpu = time_onnx(build_adapter(MODES['whole']), images, args.warmup, args.threads)
         print(f'| whole (onnxruntime {__import__("onnxruntime").__version__}) | - | '
-              f'{len(images) / secs:.2f} | {secs / len(images):.3f} |', flush=True)
+              f'{n / secs:.2f} | {secs / n:.3f} | {cpu / n:.3f} |', flush=True)
+    print(f'load average at end: {os.getloadavg()[0]:.1f}')
 
 
 if __name__ == '__main__':
