@@ -1,4 +1,4 @@
-"""CamVid day -> dusk benchmark: ABN and the target oracle, several seeds, mean ± std mIoU.
+"""CamVid day -> dusk benchmark: ABN and the target oracle (and source-only), mean ± std mIoU.
 
 Runs ``tools/train.py`` once per (method, seed), sequentially, and reads each run's
 ``metrics.json`` (target = test 0001TP, 11 CamVid classes). Usage::
@@ -24,12 +24,13 @@ ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIGS = {
     'abn': 'configs/abn/abn_unet-resnet18_200_camvidday2dusk-128x128.py',
     'oracle': 'configs/oracle/oracle_unet-resnet18_200_camvidday2dusk-128x128.py',
+    'source-only': 'configs/source-only/source-only_unet-resnet18_200_camvidday2dusk-128x128.py',
 }
 
 
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument('--methods', nargs='+', default=list(CONFIGS), choices=list(CONFIGS))
+    p.add_argument('--methods', nargs='+', default=['abn', 'oracle'], choices=list(CONFIGS))
     p.add_argument('--seeds', nargs='+', type=int, default=[0, 1, 2])
     p.add_argument('--work-dir', default='work_dirs/bench_camvid_day2dusk')
     p.add_argument('--threads', type=int, default=1, help='torch intra-op threads per run')

@@ -27,7 +27,8 @@ def _write_cityscapes(root, label=None):
                 img_dir / f'{stem}_leftImg8bit.png')
             Image.fromarray(ids, mode='L').save(lbl_dir / f'{stem}_gtFine_labelIds.png')
             # The other gtFine files of the official archive must not be picked up.
-            Image.fromarray(np.zeros((H, W, 4), np.uint8)).save(lbl_dir / f'{stem}_gtFine_color.png')
+            Image.fromarray(np.zeros((H, W, 4), np.uint8)).save(
+                lbl_dir / f'{stem}_gtFine_color.png')
             Image.fromarray(np.full((H, W), 26000, np.uint16)).save(
                 lbl_dir / f'{stem}_gtFine_instanceIds.png')
             (lbl_dir / f'{stem}_gtFine_polygons.json').write_text('{}')

@@ -20,34 +20,34 @@ def _img(path, h, w):
 
 
 def _gta5(root):
-    _img(root / 'images/00001.png', 1052, 1914)
+    _img(root / 'images/00001.png', 105, 191)  # resized to 720x1280 on load
     (root / 'labels').mkdir()
-    lbl = Image.fromarray(np.full((1052, 1914), 26, np.uint8), mode='P')  # labelId 26 = car
+    lbl = Image.fromarray(np.full((105, 191), 26, np.uint8), mode='P')  # labelId 26 = car
     lbl.putpalette([c for i in range(256) for c in (i, i // 2, 255 - i)])
     lbl.save(root / 'labels/00001.png')
 
 
 def _cityscapes(root):
     for split in ('train', 'val'):
-        _img(root / f'leftImg8bit/{split}/ulm/ulm_000000_000019_leftImg8bit.png', 1024, 2048)
+        _img(root / f'leftImg8bit/{split}/ulm/ulm_000000_000019_leftImg8bit.png', 64, 128)
         (root / f'gtFine/{split}/ulm').mkdir(parents=True, exist_ok=True)
-        Image.fromarray(np.full((1024, 2048), 7, np.uint8)).save(
+        Image.fromarray(np.full((64, 128), 7, np.uint8)).save(
             root / f'gtFine/{split}/ulm/ulm_000000_000019_gtFine_labelIds.png')
 
 
 def _synthia(root):
-    _img(root / 'RGB/0000000.png', 760, 1280)
+    _img(root / 'RGB/0000000.png', 512, 530)  # no resize: just above the crop
     (root / 'GT/LABELS').mkdir(parents=True)
-    lbl = np.zeros((760, 1280, 3), np.uint16)
+    lbl = np.zeros((512, 530, 3), np.uint16)
     lbl[..., 2] = 8  # car, in the first (red) file channel
     cv2.imwrite(str(root / 'GT/LABELS/0000000.png'), lbl)
 
 
 def _camvid(root):
     for split in ('train', 'test'):
-        _img(root / f'{split}/0006R0_f0.png', 360, 480)
+        _img(root / f'{split}/0006R0_f0.png', 320, 330)
         (root / f'{split}annot').mkdir()
-        Image.fromarray(np.full((360, 480), 8, np.uint8)).save(root / f'{split}annot/0006R0_f0.png')
+        Image.fromarray(np.full((320, 330), 8, np.uint8)).save(root / f'{split}annot/0006R0_f0.png')
         (root / f'{split}.txt').write_text(f'{split}/0006R0_f0.png {split}annot/0006R0_f0.png\n')
 
 

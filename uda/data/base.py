@@ -51,17 +51,13 @@ def read_label(path: str) -> np.ndarray:
 
 def _ranges(ids: Sequence[int]) -> str:
     """``[0, 1, 2, 5]`` -> ``'0-2, 5'`` for error messages."""
-    out: list[str] = []
-    ids = sorted(ids)
-    start = prev = None
-    for i in ids + [None]:  # type: ignore[operator]
-        if i is not None and prev is not None and i == prev + 1:
-            prev = i
-            continue
-        if start is not None:
-            out.append(str(start) if start == prev else f'{start}-{prev}')
-        start = prev = i
-    return ', '.join(out)
+    runs: list[list[int]] = []
+    for i in sorted(ids):
+        if runs and i == runs[-1][1] + 1:
+            runs[-1][1] = i
+        else:
+            runs.append([i, i])
+    return ', '.join(str(a) if a == b else f'{a}-{b}' for a, b in runs)
 
 
 def require_dir(path: str, what: str, fix: str) -> None:
@@ -185,7 +181,7 @@ class SegDataset(Dataset):
 
     def map_label(self, label: np.ndarray, path: str) -> np.ndarray:
         """Apply the label map and check every value is a class id or the ignore index."""
-        if self._lut is not None:
+        if self._lut is not None and self.label_map is not None:
             if label.min() < 0 or label.max() >= len(self._lut):
                 raise ValueError(f'Label {path} has values outside 0-65535; label files must '
                                  'be 8- or 16-bit PNGs of non-negative ids.')
@@ -194,10 +190,10 @@ class SegDataset(Dataset):
             unlisted = label < 0
             if unlisted.any():
                 values = np.unique(raw[unlisted])[:10].tolist()
-                listed = [r for r, _ in self.label_map.mapping]  # type: ignore[union-attr]
+                listed = [r for r, _ in self.label_map.mapping]
                 raise ValueError(
                     f'Label {path} has raw ids {values} that label_map '
-                    f"'{self.label_map.name}' does not list (it maps ids "  # type: ignore
+                    f"'{self.label_map.name}' does not list (it maps ids "
                     f'{_ranges(listed)}). The file is corrupt or from another dataset; fix it, '
                     "or set unmapped='ignore' in the dataset config to treat such ids as "
                     'ignore.')
