@@ -3,8 +3,9 @@
 The unavoidable passes of a SAC step are: student forward + backward on the source batch and
 on the noised target views, and the teacher's forward on the clean views. The benchmark times
 (1) a full ``Adapter.train_step`` with SourceCE + SACSelfTraining (plus the teacher's EMA
-update, amortised over ``--ema-interval`` steps as EMATeacherHook runs it), (2) those passes alone on tensors of the same shapes, and
-the pieces in between (view sampling + noise, fusion + thresholds, the optimiser step). It
+update, amortised over ``--ema-interval`` steps as EMATeacherHook runs it), (2) those passes
+alone on tensors of the same shapes, and the pieces in between (view sampling + noise, fusion
++ thresholds, the optimiser step). It
 also reports the peak memory of a SAC step and of an ABN step above the memory held between
 steps (CUDA: max allocated; CPU: peak resident set size sampled every 2 ms), each measured
 in a fresh subprocess.
