@@ -92,7 +92,7 @@ def test_teacher_gets_no_gradient_and_student_bn_stays_frozen():
         assert 'tgt.loss_sac' in log_vars and math.isfinite(log_vars['tgt.loss_sac'])
         assert 0 <= log_vars['tgt.pseudo_ratio'] <= 1
         assert 'tgt.bn_mean_abs' not in log_vars  # ABN stopped with self-training
-    assert not bn.training
+    assert bn.training and bn.momentum == 0.0  # batch statistics, frozen running statistics
     assert torch.equal(bn.running_mean, stats[0]) and torch.equal(bn.running_var, stats[1])
     assert not torch.equal(model.student.conv.weight, conv)  # the student trains
     for p in model.teacher.parameters():
@@ -104,6 +104,24 @@ def test_teacher_gets_no_gradient_and_student_bn_stays_frozen():
     panels = model.terms[0].vis_panels()
     assert panels['sac_pseudo_labels'].shape == (32, 32)
     assert panels['sac_view'].dtype == torch.uint8 and panels['sac_view'].shape[0] == 3
+
+
+def test_eval_mode_bn_freeze():
+    model = MODELS.build(dict(
+        type='Adapter', segmentor=dict(type='ToySegmentor'),
+        data_preprocessor=dict(type='SegDataPreprocessor', size_divisor=1),
+        terms=[dict(type='SourceCE'), dict(type='SACSelfTraining', num_views=2,
+                                           freeze_student_bn='eval')]))
+    model.train()
+    model.init_teacher()
+    stats = model.student.bn.running_mean.clone()
+    model.train_step(toy_batch(), OptimWrapper(torch.optim.SGD(model.student.parameters(),
+                                                               lr=0.1)))
+    assert not model.student.bn.training
+    assert torch.equal(model.student.bn.running_mean, stats)
+    with pytest.raises(ValueError, match='freeze_student_bn'):
+        MODELS.build(dict(type='Adapter', segmentor=dict(type='ToySegmentor'),
+                          terms=[dict(type='SACSelfTraining', freeze_student_bn=True)]))
 
 
 def test_warm_up_returns_nothing_and_missing_hook_is_reported():

@@ -84,11 +84,21 @@ def sac_loss(logits: Tensor, labels: Tensor, confidence: Tensor, prior: Tensor,
                          avg_non_ignore=False)
 
 
-def freeze_bn(module: nn.Module) -> None:
-    """Put every BatchNorm layer of ``module`` in eval mode: running statistics stay fixed."""
+def freeze_bn(module: nn.Module, mode: str = 'stats') -> None:
+    """Freeze the BatchNorm layers of ``module``.
+
+    ``'stats'``: running statistics stay fixed (momentum 0) while forwards still normalise with
+    batch statistics, as the network was trained with (ABN); ``'eval'``: BN in eval mode
+    (running statistics used and fixed), for networks trained with frozen BN throughout.
+    """
     for m in module.modules():
         if isinstance(m, nn.modules.batchnorm._BatchNorm):
-            m.eval()
+            if mode == 'eval':
+                m.eval()
+            elif mode == 'stats':
+                m.momentum = 0.0
+            else:
+                raise ValueError(f"freeze_bn: mode must be 'stats' or 'eval', got {mode!r}.")
 
 
 @TERMS.register_module()
@@ -103,6 +113,9 @@ class SACSelfTraining(Term):
     Before the teacher is initialised (warm-up, ``Adapter(teacher=dict(start_iter=...))``)
     the term returns nothing. During self-training the student's BatchNorm statistics are
     frozen (the term runs first, ``order=-10``, so the source forward sees frozen BN too).
+    A warm start from ABN must not normalise source batches with the target running
+    statistics: in ``'stats'`` mode (default) forwards use batch statistics and only the
+    running statistics are frozen.
 
     Args:
         weight: Loss weight (5 for DeepLab-v2 ResNet-101 in the reference).
@@ -125,7 +138,11 @@ class SACSelfTraining(Term):
         threshold_beta: Temperature of the rare-class discount (1e-3).
         focal_power: Exponent of the class weights (3).
         coverage_tolerance: Minimum view count of a fused pixel.
-        freeze_student_bn: Freeze the student's BN statistics during self-training.
+        freeze_student_bn: Freeze the student's BN statistics during self-training:
+            ``'stats'`` keeps the running statistics (the ABN target statistics of a warm start)
+            fixed while training forwards normalise with batch statistics, as in ABN training;
+            ``'eval'`` puts BN in eval mode (for networks trained with frozen BN, as the
+            reference's DeepLab-v2); ``None`` leaves BN alone.
         log_per_class: Log the class prior and mean threshold of every class.
     """
 
@@ -141,7 +158,8 @@ class SACSelfTraining(Term):
                  prior_momentum: float = 0.99, threshold_lower: float = 0.2,
                  threshold_upper: float = 0.75, threshold_beta: float = 1e-3,
                  focal_power: float = 3.0, coverage_tolerance: float = 0.5,
-                 freeze_student_bn: bool = True, log_per_class: bool = True) -> None:
+                 freeze_student_bn: Optional[str] = 'stats',
+                 log_per_class: bool = True) -> None:
         super().__init__(weight)
         self.branch = branch
         self.num_images = None if num_images is None else int(num_images)
@@ -155,6 +173,9 @@ class SACSelfTraining(Term):
         self.threshold_beta = threshold_beta
         self.focal_power = focal_power
         self.coverage_tolerance = coverage_tolerance
+        if freeze_student_bn not in (None, 'stats', 'eval'):
+            raise ValueError(f"SACSelfTraining(freeze_student_bn={freeze_student_bn!r}): use "
+                             "'stats', 'eval' or None.")
         self.freeze_student_bn = freeze_student_bn
         self.log_per_class = log_per_class
         self._panels: dict[str, Tensor] = {}
@@ -213,8 +234,8 @@ class SACSelfTraining(Term):
                     "teacher was never initialised. Add dict(type='EMATeacherHook') to "
                     'custom_hooks.')
             return {}  # warm-up: no self-training yet
-        if self.freeze_student_bn:
-            freeze_bn(adapter.student)
+        if self.freeze_student_bn is not None:
+            freeze_bn(adapter.student, self.freeze_student_bn)
         x, samples = inputs[self.branch], data_samples[self.branch]
         if self.num_images is not None:
             x, samples = x[:self.num_images], samples[:self.num_images]

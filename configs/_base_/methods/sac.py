@@ -28,7 +28,7 @@ model = dict(
              threshold_beta=1e-3,           # THRESHOLD_BETA
              focal_power=3.0,               # FOCAL_P, class weights (1 - prior)^3
              coverage_tolerance=0.5,        # a fused pixel needs this many (bilinear) views
-             freeze_student_bn=True,
+             freeze_student_bn='stats',     # running BN statistics fixed ('eval': BN frozen)
              log_per_class=True),
         # ABN during the warm-up of a single run; idle once the teacher is initialised.
         dict(type='AdaptiveBN', branch='target', target_only_stats=True,
