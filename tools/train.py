@@ -38,6 +38,15 @@ def main() -> None:
     if runner.rank == 0 and osp.isfile(metrics):
         with open(metrics) as f:
             report = json.load(f)
+        # Every validation of this run, e.g. the ABN starting point and the adapted model of a
+        # run with a warm-up phase (read from the local scalars log of this run).
+        scalars = osp.join(runner.log_dir, 'vis_data', 'scalars.json')
+        if osp.isfile(scalars):
+            with open(scalars) as f:
+                history = [json.loads(line) for line in f if '"mIoU"' in line]
+            if len(history) > 1:
+                print('target mIoU by iteration: ' + ', '.join(
+                    f"{h['step']}: {h['mIoU']:.2f}" for h in history))
         print(f"target mIoU ({report['protocol']}, {report['num_images']} images): "
               f"{report['mIoU']:.2f}  -> {metrics}")
 
