@@ -1,19 +1,22 @@
 """SAC against ABN (and the target oracle) over seeds, on the synthetic shift or CamVid.
 
 For each seed: the ABN run (``--abn-dirs`` reuses finished ABN work dirs, e.g. from
-``benchmarks/synthetic_gap.py``; otherwise ABN is trained here), then SAC warm-started from
-that ABN run's checkpoint ``--start-ckpt`` (``iter_200.pth``):
+``benchmarks/synthetic_gap.py``; otherwise ABN is trained here), then SAC:
 
-* ``--mode resume``: the SAC single-run config resumes the ABN checkpoint (same optimiser and
-  LR schedule; iterations before the checkpoint were ABN), i.e. the ABN warm-up of the demo;
-* ``--mode warm``: ``load_from`` the checkpoint, fresh schedule (the reference's warm start).
+* ``--mode warm``: ``load_from`` the ABN run's checkpoint ``--start-ckpt``, fresh schedule
+  (the reference's warm start; add ``model.teacher.start_iter=0`` and the iteration budget to
+  ``--sac-options``);
+* ``--mode scratch``: the SAC config as it is (one run: ABN warm-up, then self-training), at
+  the ABN config's budget.
 
 Prints a Markdown table of target mIoU (mean ± std), every validation of every run, and the
 share of the ABN -> oracle gap that SAC closes.
 
-    python benchmarks/sac_vs_abn.py --preset synthetic --seeds 0 1 2 --out work_dirs/bench_sac
-    python benchmarks/sac_vs_abn.py --preset camvid --seeds 0 --mode warm \
-        --sac-options train_cfg.max_iters=100 model.teacher.start_iter=0
+    python benchmarks/sac_vs_abn.py --preset camvid --seeds 0 1 2 --mode scratch
+    python benchmarks/sac_vs_abn.py --preset synthetic --seeds 0 1 2 --mode warm \
+        --start-ckpt iter_400.pth --abn-dirs A0 A1 A2 --oracle-dirs O0 O1 O2 --sac-options \
+        model.teacher.start_iter=0 train_cfg.max_iters=40 train_cfg.val_interval=40 \
+        param_scheduler.0.end=40 optim_wrapper.optimizer.lr=5e-4
 """
 import argparse
 import glob
@@ -80,7 +83,7 @@ def main() -> None:
                         help='finished oracle work dirs, one per seed (else not run)')
     parser.add_argument('--run-oracle', action='store_true', help='train the oracle here')
     parser.add_argument('--start-ckpt', default='iter_200.pth')
-    parser.add_argument('--mode', choices=['resume', 'warm'], default='resume')
+    parser.add_argument('--mode', choices=['warm', 'scratch'], default='scratch')
     parser.add_argument('--sac-options', nargs='*', default=[])
     args = parser.parse_args()
     preset = PRESETS[args.preset]
@@ -94,10 +97,9 @@ def main() -> None:
             train(preset['abn'], abn_dir, seed, [])
         ckpt = osp.join(abn_dir, args.start_ckpt)
         sac_dir = osp.join(args.out, f'sac_seed{seed}')
-        start = ['--resume', ckpt] if args.mode == 'resume' else []
-        opts = ([] if args.mode == 'resume' else [f'load_from={ckpt}']) + args.sac_options
+        opts = ([f'load_from={ckpt}'] if args.mode == 'warm' else []) + args.sac_options
         walls['SAC'].append(train(preset['sac'], sac_dir, seed,
-                                  start + (['--cfg-options'] + opts if opts else [])))
+                                  ['--cfg-options'] + opts if opts else []))
         rows['ABN'].append(val_mious(abn_dir))
         rows['SAC'].append(val_mious(sac_dir))
         if args.oracle_dirs:
@@ -106,8 +108,8 @@ def main() -> None:
             odir = osp.join(args.out, f'oracle_seed{seed}')
             train(preset['oracle'], odir, seed, [])
             rows['oracle'].append(val_mious(odir))
-    print(f'preset {args.preset}, seeds {args.seeds}, SAC start {args.mode} from '
-          f'{args.start_ckpt}, options {args.sac_options}')
+    print(f'preset {args.preset}, seeds {args.seeds}, SAC mode {args.mode} '
+          f'({args.start_ckpt} if warm), options {args.sac_options}')
     print('| run | every validation (per seed) | final target mIoU |\n|---|---|---:|')
     finals = {}
     for name, per_seed in rows.items():
