@@ -31,7 +31,7 @@ def test_two_process_ddp_training(tmp_path):
     out = subprocess.run(
         [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2',
          '--master_port', '29517', str(launcher), str(path), '--launcher', 'pytorch',
-         '--work-dir', str(tmp_path / 'ddp'), '--cfg-options', 'env_cfg.dist_cfg.backend=gloo'],
+         '--work-dir', str(tmp_path / 'ddp')],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-4000:]
     report = json.loads((tmp_path / 'ddp' / 'metrics.json').read_text())
