@@ -13,10 +13,15 @@ import numpy as np
 import torch
 from PIL import Image
 
+from uda.data.classes import get_label_map
+
+# labelId -> trainId for the 19 evaluated classes, from the label map the datasets use
+# (uda/data/label_maps/cityscapes_labelids.json); every other labelId is ignored (255).
+LABELID_TO_TRAINID = {lid: tid for lid, tid in get_label_map('cityscapes_labelids').mapping
+                      if tid != 255}
 # labelId of each trainId 0..18 (road, sidewalk, ..., bicycle).
-TRAINID_TO_LABELID = (7, 8, 11, 12, 13, 17, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 31, 32, 33)
-# labelId -> trainId for labelIds 0..33; every other labelId is ignored (255) in evaluation.
-LABELID_TO_TRAINID = {lid: tid for tid, lid in enumerate(TRAINID_TO_LABELID)}
+TRAINID_TO_LABELID = tuple(lid for lid, _ in sorted(LABELID_TO_TRAINID.items(),
+                                                    key=lambda kv: kv[1]))
 
 
 def _np(x: Union[np.ndarray, torch.Tensor]) -> np.ndarray:
