@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import uuid
 from typing import Any
 
 import pytest
@@ -72,6 +73,10 @@ def toy_runner_cfg(work_dir: str, max_iters: int = 2, val_interval: int = 2,
     return dict(
         default_scope='uda',
         work_dir=work_dir,
+        # A dict config has no file name, so mmengine names the experiment (and its Visualizer
+        # instance, with its save dir) by the second it starts: two runners started in the same
+        # second would share one. A unique name keeps each run's panels in its own work dir.
+        experiment_name=f'toy_{uuid.uuid4().hex[:12]}',
         model=dict(type='Adapter', segmentor=dict(type='ToySegmentor', num_classes=19),
                    data_preprocessor=dict(type='SegDataPreprocessor', size_divisor=1),
                    terms=terms or [dict(type='SourceCE'), dict(type='AdaptiveBN')]),
