@@ -1,15 +1,7 @@
-# AdamW with polynomial decay, 1k iterations (short real-data runs),
+# The 400-iteration AdamW poly schedule stretched to 1k iterations (short real-data runs),
 # validation and checkpoint every 250.
-optim_wrapper = dict(type='OptimWrapper',
-                     optimizer=dict(type='AdamW', lr=2e-3, weight_decay=1e-4))
+_base_ = ['./adamw_poly_400it.py']
 param_scheduler = [dict(type='PolyLR', eta_min=1e-5, power=0.9, begin=0, end=1000,
                         by_epoch=False)]
-train_cfg = dict(type='IterBasedTrainLoop', max_iters=1000, val_interval=250)
-val_cfg = dict(type='ValLoop')
-test_cfg = dict(type='TestLoop')
-default_hooks = dict(
-    timer=dict(type='IterTimerHook'),
-    logger=dict(type='LoggerHook', interval=25, log_metric_by_epoch=False),
-    param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=250, max_keep_ckpts=2),
-    sampler_seed=dict(type='DistSamplerSeedHook'))
+train_cfg = dict(max_iters=1000, val_interval=250)
+default_hooks = dict(checkpoint=dict(interval=250))
