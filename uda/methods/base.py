@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import copy
 from contextlib import contextmanager
-from typing import Any, Iterator, Optional, Union
+from typing import Any, Iterator, Optional
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from mmengine.logging import MessageHub
 from mmengine.model import BaseModel
 from mmengine.optim import OptimWrapper, OptimWrapperDict
@@ -391,10 +390,3 @@ class Adapter(BaseModel):
                 out['gt_sem_seg'] = sample['gt_sem_seg'][:h, :w]
             results.append(out)
         return results
-
-
-def resize_logits(logits: Tensor, size: Union[tuple[int, int], torch.Size]) -> Tensor:
-    """Bilinear resize of [B, C, h, w] logits to ``size`` (no-op when equal)."""
-    if tuple(logits.shape[-2:]) == tuple(size):
-        return logits
-    return F.interpolate(logits, size, mode='bilinear', align_corners=False)

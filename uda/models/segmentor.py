@@ -5,7 +5,6 @@ import inspect
 from typing import Any, Optional, Union
 
 import segmentation_models_pytorch as smp
-import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
@@ -94,8 +93,3 @@ class SMPSegmentor(nn.Module):
             out['aux_logits'] = F.interpolate(aux, x.shape[-2:], mode='bilinear',
                                               align_corners=False)
         return out
-
-    @torch.no_grad()
-    def predict(self, x: Tensor) -> Tensor:
-        """Logits [B, C, H, W] without gradient."""
-        return self(x)
