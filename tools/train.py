@@ -49,6 +49,14 @@ def main() -> None:
             if len(history) > 1:
                 print('target mIoU by iteration: ' + ', '.join(
                     f"{h['step']}: {h['mIoU']:.2f}" for h in history))
+            # A self-training run with a warm-up phase: its starting point vs the adapted model.
+            start = (cfg.model.get('teacher') or {}).get('start_iter', 0)
+            before = [h for h in history if h['step'] <= start]
+            if start and before and history[-1]['step'] > start:
+                first, last = before[-1], history[-1]
+                print(f"warm-up (before self-training, iteration {first['step']}): "
+                      f"{first['mIoU']:.2f} -> adapted (iteration {last['step']}): "
+                      f"{last['mIoU']:.2f} mIoU ({last['mIoU'] - first['mIoU']:+.2f})")
         print(f"target mIoU ({report['protocol']}, {report['num_images']} images): "
               f"{report['mIoU']:.2f}  -> {metrics}")
 

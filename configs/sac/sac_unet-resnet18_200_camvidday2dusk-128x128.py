@@ -13,5 +13,8 @@ model = dict(
     segmentor=dict(_base_.segmentor, num_classes=_base_.num_classes),
     data_preprocessor=_base_.data_preprocessor,
     teacher=dict(momentum=0.99, interval=1, start_iter=100),
-    terms=[_base_.model.terms[0], dict(sac, weight=1.0, num_images=2), _base_.model.terms[2]])
+    # From scratch, BN statistics frozen at the ABN values go stale as the weights move; ABN
+    # keeps tracking target-only statistics instead (as in the synthetic demo).
+    terms=[_base_.model.terms[0], dict(sac, weight=1.0, num_images=2, freeze_student_bn=None),
+           dict(_base_.model.terms[2], until_self_training=False)])
 custom_hooks = [*_base_.custom_hooks, _base_.teacher_hook]

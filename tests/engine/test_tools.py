@@ -53,3 +53,26 @@ def test_train_cli_rejects_unknown_option_key(tmp_path):
                 'train_cfg.max_iter=3', 'trian_cfg.max_iters=3', cwd=tmp_path)
     assert out.returncode != 0
     assert "'trian_cfg' is not a key" in out.stderr
+
+
+def test_train_cli_reports_warm_up_start_and_adapted_miou(tmp_path):
+    """A run with a warm-up phase prints its starting point next to the adapted model."""
+    terms = [dict(type='SourceCE'), dict(type='SACSelfTraining', num_images=1, num_views=2),
+             dict(type='AdaptiveBN')]
+    cfg = toy_runner_cfg(str(tmp_path / 'train'), max_iters=4, val_interval=2, terms=terms)
+    cfg.pop('work_dir')
+    cfg['model']['teacher'] = dict(momentum=0.99, interval=1, start_iter=2)
+    cfg['custom_hooks'].append(dict(type='EMATeacherHook'))
+    cfg['default_hooks']['logger']['log_metric_by_epoch'] = False  # validations by iteration
+    path = tmp_path / 'toy_config.py'
+    Config(cfg).dump(str(path))
+    out = _tool(os.path.join(ROOT, 'tools/train.py'), str(path), '--work-dir',
+                str(tmp_path / 'train'), cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    history = [json.loads(line) for line in
+               next((tmp_path / 'train').glob('*/vis_data/scalars.json')).read_text().splitlines()
+               if '"mIoU"' in line]
+    assert [h['step'] for h in history] == [2, 4]
+    first, last = history[0]['mIoU'], history[1]['mIoU']
+    assert (f'warm-up (before self-training, iteration 2): {first:.2f} -> adapted '
+            f'(iteration 4): {last:.2f} mIoU ({last - first:+.2f})') in out.stdout
