@@ -8,7 +8,7 @@ from mmengine.runner import Runner
 
 import uda.engine  # noqa: F401  (torch>=2.6 checkpoint loader for --resume)
 from uda.engine.config import load_config
-from uda.engine.dist import prepare_cpu_distributed
+from uda.engine.dist import prepare_distributed
 
 
 def parse_args() -> argparse.Namespace:
@@ -33,7 +33,7 @@ def main() -> None:
         cfg.resume, cfg.load_from = True, None
     elif args.resume is not None:
         cfg.resume, cfg.load_from = True, args.resume
-    prepare_cpu_distributed(cfg)  # --launcher pytorch on a machine without CUDA: gloo
+    prepare_distributed(cfg)  # the adapter's DDP wrapper; gloo when there is no CUDA
     runner = Runner.from_cfg(cfg)
     runner.train()
     metrics = osp.join(cfg.work_dir, 'metrics.json')

@@ -97,4 +97,5 @@ WEIGHT_INITIALIZERS = UdaRegistry('weight initializer', parent=MMENGINE_WEIGHT_I
 
 ALL_REGISTRIES = dict(models=MODELS, terms=TERMS, datasets=DATASETS, transforms=TRANSFORMS,
                       data_samplers=DATA_SAMPLERS, hooks=HOOKS,
-                      metrics=METRICS, optim_wrapper_constructors=OPTIM_WRAPPER_CONSTRUCTORS)
+                      metrics=METRICS, optim_wrapper_constructors=OPTIM_WRAPPER_CONSTRUCTORS,
+                      model_wrappers=MODEL_WRAPPERS)

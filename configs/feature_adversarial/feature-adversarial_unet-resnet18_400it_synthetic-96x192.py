@@ -7,4 +7,7 @@ _base_ = [
     '../_base_/methods/feature_adversarial.py',  # SourceCE + FeatureAdversarial (GRL)
     '../_base_/schedules/adamw-adam_poly_400it.py',  # student AdamW + discriminator Adam
 ]
-model = dict(segmentor=_base_.segmentor, data_preprocessor=_base_.data_preprocessor)
+model = dict(segmentor=_base_.segmentor, data_preprocessor=_base_.data_preprocessor,
+             # + AdaptiveBN (runs last): target-only BN statistics; without them runs collapse.
+             terms=[*_base_.model.terms,
+                    dict(type='AdaptiveBN', branch='target', target_only_stats=True)])

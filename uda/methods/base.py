@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 from contextlib import contextmanager
-from typing import Any, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional
 
 import torch
 import torch.nn as nn
@@ -23,6 +23,9 @@ from uda.evaluation.inference import check_test_cfg, run_inference
 from uda.registry import MODELS, TERMS
 
 Batch = dict[str, Any]
+# Averages the gradients of an optimiser wrapper's parameters over data-parallel ranks
+# (uda.engine.AdapterDataParallel.sync_gradients).
+GradSync = Callable[[OptimWrapper], None]
 
 
 def stack_gt(data_samples: list[dict], device: Optional[torch.device] = None) -> Tensor:
@@ -262,14 +265,23 @@ class Adapter(BaseModel):
                 f'Loss became {parsed.item()} at iteration {it} (non-finite: {bad}). Lower the '
                 'learning rate, enable optim_wrapper.clip_grad, or check the data.')
 
-    def train_step(self, data: Batch, optim_wrapper: OptimWrapper) -> dict[str, Tensor]:
+    def train_step(self, data: Batch, optim_wrapper: OptimWrapper,
+                   grad_sync: Optional[GradSync] = None) -> dict[str, Tensor]:
         """Preprocess, compute the losses, fail on non-finite values, step the optimiser.
 
         With an ``OptimWrapperDict`` (terms that own discriminators) the step has two phases,
         see :meth:`_train_step_multi`.
+
+        Args:
+            data: The collated batch (a dict of branches).
+            optim_wrapper: One ``OptimWrapper``, or ``OptimWrapperDict(student=...,
+                discriminators=...)``.
+            grad_sync: Called with each optimiser wrapper between its backward pass and its
+                step, only when it steps; data-parallel training averages gradients over
+                ranks here (:class:`uda.engine.AdapterDataParallel`).
         """
         if isinstance(optim_wrapper, OptimWrapperDict):
-            return self._train_step_multi(data, optim_wrapper)
+            return self._train_step_multi(data, optim_wrapper, grad_sync)
         owners = [type(t).__name__ for t in self.terms if t.owns_discriminator]
         if owners:
             raise TypeError(
@@ -283,9 +295,27 @@ class Adapter(BaseModel):
             losses = self._run_forward(data, mode='loss')
         parsed, log_vars = self.parse_losses(losses)
         self._check_finite(parsed, losses)
-        optim_wrapper.update_params(parsed)
+        self._update_params(optim_wrapper, parsed, grad_sync)
         self._fwd_cache = {}
         return log_vars
+
+    @staticmethod
+    def _update_params(optim_wrapper: OptimWrapper, loss: Tensor,
+                       grad_sync: Optional[GradSync]) -> None:
+        """``optim_wrapper.update_params(loss)`` with ``grad_sync`` after the backward pass.
+
+        Only when the wrapper steps this time (``should_update``, so gradients accumulated over
+        several steps are synchronised once) and before ``step``, where an AMP wrapper unscales,
+        checks for infs and clips.
+        """
+        if grad_sync is None:
+            optim_wrapper.update_params(loss)
+            return
+        optim_wrapper.backward(optim_wrapper.scale_loss(loss))
+        if optim_wrapper.should_update():
+            grad_sync(optim_wrapper)
+            optim_wrapper.step()
+            optim_wrapper.zero_grad()
 
     @contextmanager
     def _discriminators_frozen(self) -> Iterator[None]:
@@ -300,8 +330,8 @@ class Adapter(BaseModel):
             for p in params:
                 p.requires_grad_(True)
 
-    def _train_step_multi(self, data: Batch, optim_wrappers: OptimWrapperDict
-                          ) -> dict[str, Tensor]:
+    def _train_step_multi(self, data: Batch, optim_wrappers: OptimWrapperDict,
+                          grad_sync: Optional[GradSync] = None) -> dict[str, Tensor]:
         """Segmentor step, then discriminator step, each with its own optimiser wrapper.
 
         1. Segmentor: every term's losses with the discriminators frozen (their parameters get
@@ -309,7 +339,8 @@ class Adapter(BaseModel):
         2. Discriminators: each term that owns one scores the *detached* inputs it cached in
            step 1; ``optim_wrappers['discriminators']`` steps them. The student gets no
            gradient here.
-        Each wrapper keeps its own AMP loss scaler, accumulation counter and schedule.
+        Each wrapper keeps its own AMP loss scaler, accumulation counter and schedule;
+        ``grad_sync`` (see :meth:`train_step`) runs for each before it steps.
         """
         names = set(optim_wrappers.keys())
         if 'student' not in names:
@@ -321,7 +352,7 @@ class Adapter(BaseModel):
             losses = self._run_forward(data, mode='loss')
         parsed, log_vars = self.parse_losses(losses)
         self._check_finite(parsed, losses)
-        student_ow.update_params(parsed)
+        self._update_params(student_ow, parsed, grad_sync)
         self._fwd_cache = {}
 
         owners = [t for t in self.terms if t.owns_discriminator]
@@ -344,7 +375,7 @@ class Adapter(BaseModel):
                 d_losses.update(out)
         d_parsed, d_log = self.parse_losses(d_losses)
         self._check_finite(d_parsed, d_losses)
-        disc_ow.update_params(d_parsed)
+        self._update_params(disc_ow, d_parsed, grad_sync)
         d_log.pop('loss')
         log_vars.update(d_log)
         return log_vars

@@ -1,0 +1,21 @@
+# AdaptSegNet (multi-level output-space adversarial) on GTA5 -> Cityscapes with DeepLab-v2
+# ResNet-101 at the reference settings (wasidennis/AdaptSegNet train_gta2cityscapes_multi.py;
+# reported 42.4 mIoU on Cityscapes val): batch 1 + 1, SGD 2.5e-4 / Adam 1e-4 on a 250k poly
+# schedule; we stop at 120k as ADVENT (AdaptSegNet's script stops at 150k:
+# --cfg-options train_cfg.max_iters=150000). The reference's aux classifier is an ASPP on
+# layer3; ours is SMPSegmentor's small aux head on the same stage.
+# Needs the data (GTA5_ROOT, CITYSCAPES_ROOT), ImageNet weights and a GPU.
+_base_ = [
+    '../_base_/default_runtime.py',
+    '../_base_/models/deeplabv2_resnet101.py',       # segmentor + data_preprocessor
+    '../_base_/datasets/gta2cityscapes_512x512.py',  # GTA5 source, Cityscapes target/val
+    '../_base_/methods/adaptsegnet.py',              # SourceCE (+0.1 aux) + OutputAdversarial
+    '../_base_/schedules/sgd-adam_poly_120k.py',     # SGD segmentor + Adam discriminators
+]
+# Multi-level: the auxiliary head reads encoder stage -2 (layer3, 1024 channels, stride 8).
+model = dict(segmentor=dict(_base_.segmentor, aux_head=dict(in_index=-2, channels=256)),
+             data_preprocessor=_base_.data_preprocessor)
+train_dataloader = dict(batch_size=1)  # one source + one target image, as the reference
+# Both classifiers (the ASPP head and the aux head) at 10x the learning rate, as the reference.
+optim_wrapper = dict(paramwise_cfg=dict(custom_keys={'net.decoder': dict(lr_mult=10.0),
+                                                     'aux_head': dict(lr_mult=10.0)}))

@@ -1,0 +1,18 @@
+# AdaptSegNet (output space) on CamVid day -> dusk, multi-level, at the budget and network of
+# configs/abn/abn_unet-resnet18_200_camvidday2dusk-128x128.py (UNet-ResNet-18, 128x128 crops,
+# 200 iterations), to compare with ABN (benchmarks/adversarial.py --preset camvid).
+_base_ = [
+    '../_base_/default_runtime.py',
+    '../_base_/models/unet_resnet18.py',               # segmentor + data_preprocessor
+    '../_base_/datasets/camvidday2dusk_128x128.py',    # day source, dusk target, dusk test
+    '../_base_/methods/adaptsegnet.py',                # SourceCE + OutputAdversarial
+    '../_base_/schedules/adamw-adam_poly_200.py',      # AdamW student + Adam discriminators
+]
+# Multi-level: the auxiliary head on the penultimate encoder stage (stride 16, 256 channels).
+model = dict(
+    segmentor=dict(_base_.segmentor, num_classes=_base_.num_classes,
+                   aux_head=dict(in_index=-2, channels=64)),
+    data_preprocessor=_base_.data_preprocessor,
+    # + AdaptiveBN (runs last): target-only BN statistics, without which these runs collapse.
+    terms=[*_base_.model.terms,
+           dict(type='AdaptiveBN', branch='target', target_only_stats=True)])

@@ -1,0 +1,20 @@
+# Source CE + feature alignment + SAC on GTA5 -> Cityscapes with DeepLab-v2 ResNet-101, at the
+# SAC reference settings of sac_deeplabv2-resnet101_40k_gta2cityscapes-512x512.py plus the
+# feature discriminators (Adam 1e-4). Warm start from an ABN checkpoint, as SAC:
+#   python tools/train.py \
+#       configs/sac/feature-adversarial-sac_deeplabv2-resnet101_40k_gta2cityscapes-512x512.py \
+#       --cfg-options load_from=work_dirs/abn_deeplabv2-r101/iter_N.pth
+# Needs the data (GTA5_ROOT, CITYSCAPES_ROOT) and a GPU; not runnable on the CPU here.
+_base_ = [
+    '../_base_/default_runtime.py',
+    '../_base_/models/deeplabv2_resnet101.py',        # segmentor + data_preprocessor
+    '../_base_/datasets/gta2cityscapes_512x512.py',   # GTA5 source, Cityscapes target/val
+    '../_base_/methods/feature-adversarial_sac.py',   # SourceCE + FeatureAdversarial + SAC
+    '../_base_/schedules/sgd-adam_poly_40k_sac.py',   # SAC's SGD + discriminator Adam
+]
+terms = _base_.model.terms
+model = dict(
+    segmentor=_base_.segmentor, data_preprocessor=_base_.data_preprocessor,
+    # Reference batches: 2 target images x 4 views beside the source batch.
+    terms=[*terms[:2], dict(terms[2], num_images=2), terms[3]])
+custom_hooks = [*_base_.custom_hooks, _base_.teacher_hook]

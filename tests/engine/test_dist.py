@@ -1,0 +1,183 @@
+"""Gradient averaging, the adapter's grad_sync hook and AdapterDataParallel in one process
+(the two-process runs are in test_ddp.py, marked slow)."""
+import pytest
+import torch
+import torch.distributed as dist
+from mmengine.config import Config
+from mmengine.model import BaseModel, is_model_wrapper
+from mmengine.optim import OptimWrapper
+from mmengine.registry import MODEL_WRAPPERS as ROOT_MODEL_WRAPPERS
+
+from tests.conftest import toy_batch
+from uda.engine import AdapterDataParallel, AdapterOptimWrapperConstructor, average_gradients
+from uda.engine.dist import prepare_distributed
+from uda.registry import MODELS
+
+
+def _param(grad, dtype=torch.float32, requires_grad=True):
+    p = torch.nn.Parameter(torch.zeros(len(grad), dtype=dtype), requires_grad=requires_grad)
+    p.grad = None if grad is None or not requires_grad else torch.tensor(grad, dtype=dtype)
+    return p
+
+
+def test_average_gradients_golden_values():
+    a, b = _param([2.0, 4.0]), _param([6.0], torch.float64)
+    c = torch.nn.Parameter(torch.zeros(3))  # no gradient on this rank
+    frozen = _param([1.0], requires_grad=False)
+    calls = []
+
+    def other_rank_holds_ones(t):  # an all-reduce (sum) with a second rank whose values are 1
+        calls.append(t.numel())
+        t.add_(1)
+
+    # 4-byte buckets: one collective per tensor; `a` is listed twice but reduced once.
+    average_gradients([a, b, c, frozen, a], world_size=2, all_reduce=other_rank_holds_ones,
+                      bucket_cap_mb=4 / 2 ** 20)
+    assert a.grad.tolist() == [1.5, 2.5]
+    assert b.grad.dtype == torch.float64 and b.grad.tolist() == [3.5]
+    assert c.grad.tolist() == [0.5, 0.5, 0.5]  # zeros here, ones on the other rank
+    assert frozen.grad is None
+    assert calls == [3, 2, 3, 1]  # has-gradient mask, then a, c (float32), b (float64)
+
+    calls.clear()  # default buckets: float32 gradients share one collective
+    a.grad, c.grad = torch.tensor([2.0, 4.0]), torch.tensor([0.0, 0.0, 2.0])
+    average_gradients([a, b, c], world_size=2, all_reduce=other_rank_holds_ones)
+    assert calls == [3, 5, 1]
+    assert c.grad.tolist() == [0.5, 0.5, 1.5]
+
+
+def test_gradient_missing_on_every_rank_stays_none():
+    a, c = _param([2.0, 4.0]), torch.nn.Parameter(torch.zeros(2))
+
+    def other_rank_holds_zeros(t):  # the other rank has no gradient for either parameter
+        pass
+
+    average_gradients([a, c], world_size=3, all_reduce=other_rank_holds_zeros)
+    assert torch.allclose(a.grad, torch.tensor([2 / 3, 4 / 3]))
+    assert c.grad is None  # the optimiser skips it, as in a single process
+
+
+def test_average_gradients_single_rank_does_not_communicate():
+    a = _param([2.0, 4.0])
+    average_gradients([a], world_size=1, all_reduce=lambda t: pytest.fail('communicated'))
+    assert a.grad.tolist() == [2.0, 4.0]
+
+
+def _adapter():
+    return MODELS.build(dict(
+        type='Adapter', segmentor=dict(type='ToySegmentor'),
+        data_preprocessor=dict(type='SegDataPreprocessor', size_divisor=1),
+        terms=[dict(type='SourceCE'), dict(type='EntropyAdversarial'),
+               dict(type='MinEnt', aux_weight=0), dict(type='AdaptiveBN')]))
+
+
+def _wrappers(model, **kw):
+    return AdapterOptimWrapperConstructor(dict(
+        student=dict(type='OptimWrapper', optimizer=dict(type='SGD', lr=0.1), **kw),
+        discriminators=dict(type='OptimWrapper', optimizer=dict(type='Adam', lr=1e-3), **kw)
+    ))(model)
+
+
+def test_grad_sync_runs_between_backward_and_step_only_when_stepping():
+    torch.manual_seed(0)
+    model, ref = _adapter(), _adapter()
+    ref.load_state_dict(model.state_dict())
+    ow, ref_ow = _wrappers(model, accumulative_counts=2), _wrappers(ref, accumulative_counts=2)
+    ow.initialize_count_status(model, 0, 4)
+    ref_ow.initialize_count_status(ref, 0, 4)
+    calls = []
+
+    def grad_sync(optim_wrapper):
+        params = [p for g in optim_wrapper.optimizer.param_groups for p in g['params']]
+        calls.append((optim_wrapper, all(p.grad is not None for p in params)))
+
+    for step in range(4):
+        model.train_step(toy_batch(seed=step), ow, grad_sync=grad_sync)
+        ref.train_step(toy_batch(seed=step), ref_ow)
+        # Accumulation over 2 steps: synchronised (after the backward pass) when stepping.
+        expected = [] if step % 2 == 0 else [(ow['student'], True), (ow['discriminators'], True)]
+        assert calls == expected, step
+        calls.clear()
+    # With a synchronisation that changes nothing the step equals update_params.
+    for (name, p), q in zip(model.named_parameters(), ref.parameters()):
+        assert torch.equal(p, q), name
+
+
+def test_steps_use_the_synchronised_gradients():
+    torch.manual_seed(0)
+    model = _adapter()
+    ow = _wrappers(model)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+
+    def zero_gradients(optim_wrapper):  # e.g. the other ranks' gradients cancel ours
+        for g in optim_wrapper.optimizer.param_groups:
+            for p in g['params']:
+                if p.grad is not None:
+                    p.grad.zero_()
+
+    model.train_step(toy_batch(), ow, grad_sync=zero_gradients)
+    # SGD without weight decay and Adam's first step move nothing with zero gradients.
+    assert all(torch.equal(p, before[n]) for n, p in model.named_parameters())
+
+
+@pytest.fixture
+def one_rank_group(tmp_path):
+    dist.init_process_group('gloo', init_method=f'file://{tmp_path / "store"}', rank=0,
+                            world_size=1)
+    yield
+    dist.destroy_process_group()
+
+
+def test_wrapper_needs_a_process_group():
+    with pytest.raises(RuntimeError, match='torchrun'):
+        AdapterDataParallel(_adapter())
+
+
+def test_wrapper_trains_validates_and_is_found_by_the_runner(one_rank_group):
+    torch.manual_seed(0)
+    model = _adapter()
+    wrapped = AdapterDataParallel(model)
+    assert is_model_wrapper(wrapped) and wrapped.module is model
+    # mmengine's Runner resolves model_wrapper_cfg types in its root registry.
+    assert ROOT_MODEL_WRAPPERS.get('uda.AdapterDataParallel') is AdapterDataParallel
+    ow = _wrappers(model)
+    disc = {n: p.detach().clone() for n, p in model.terms[1].discriminator.named_parameters()}
+    log = wrapped.train_step(toy_batch(), ow)
+    assert {'src.loss_ce', 'tgt.loss_adv_ent', 'disc.loss_ent'} <= set(log)
+    assert any(not torch.equal(p, disc[n])
+               for n, p in model.terms[1].discriminator.named_parameters())
+    wrapped.eval()
+    preds = wrapped.val_step(toy_batch(branches=('target',), labelled=('target',))['target'])
+    assert len(preds) == 2 and preds[0]['pred_sem_seg'].shape == (32, 32)
+    # A single-optimiser adapter (ABN) takes the same path.
+    abn = MODELS.build(dict(type='Adapter', segmentor=dict(type='ToySegmentor'),
+                            data_preprocessor=dict(type='SegDataPreprocessor', size_divisor=1),
+                            terms=[dict(type='SourceCE'), dict(type='AdaptiveBN')]))
+    AdapterDataParallel(abn).train_step(
+        toy_batch(), OptimWrapper(torch.optim.SGD(abn.parameters(), lr=0.1)))
+
+
+class _PlainModel(BaseModel):
+    def forward(self, inputs, data_samples=None, mode='tensor'):
+        return inputs
+
+
+def test_wrapper_rejects_models_without_grad_sync(one_rank_group):
+    with pytest.raises(TypeError, match='MMDistributedDataParallel'):
+        AdapterDataParallel(_PlainModel())
+
+
+def test_prepare_distributed_picks_the_adapter_wrapper(one_rank_group):
+    cfg = Config(dict(launcher='pytorch', model=dict(type='Adapter')))
+    prepare_distributed(cfg)
+    assert cfg.model_wrapper_cfg == dict(type='uda.AdapterDataParallel')
+    cfg = Config(dict(launcher='pytorch', model=dict(type='Adapter'),
+                      model_wrapper_cfg=dict(type='MMDistributedDataParallel')))
+    prepare_distributed(cfg)
+    expected = dict(type='MMDistributedDataParallel')
+    if not torch.cuda.is_available():
+        expected['device_ids'] = None  # a CPU module
+    assert cfg.model_wrapper_cfg == expected
+    cfg = Config(dict(launcher='none', model=dict(type='Adapter')))
+    prepare_distributed(cfg)
+    assert 'model_wrapper_cfg' not in cfg
