@@ -122,6 +122,28 @@ def run(config: str, name: str, seed: int, out: str, extra: list) -> dict:
     return dict(miou=miou, wall=wall, disc=disc, failed=failed)
 
 
+def budget_options(config: str, iters: int) -> list:
+    """``--cfg-options`` that give ``config`` a budget of ``iters`` iterations: loop length,
+    one validation and checkpoint at the end, every scheduler's end (one optimiser or an
+    optimiser dict), and a self-training start scaled by the same factor."""
+    from mmengine.config import Config
+    cfg = Config.fromfile(osp.join(ROOT, config))
+    old = cfg.train_cfg.max_iters
+    opts = [f'train_cfg.max_iters={iters}', f'train_cfg.val_interval={iters}',
+            f'default_hooks.checkpoint.interval={iters}']
+    scheds = cfg.get('param_scheduler', [])
+    groups = scheds.items() if isinstance(scheds, dict) else [(None, scheds)]
+    for name, group in groups:
+        for i, s in enumerate(group if isinstance(group, (list, tuple)) else [group]):
+            if s.get('end') is not None:
+                key = f'param_scheduler.{i}' if name is None else f'param_scheduler.{name}.{i}'
+                opts.append(f'{key}.end={round(s["end"] * iters / old)}')
+    start = (cfg.model.get('teacher') or {}).get('start_iter', 0)
+    if start:
+        opts.append(f'model.teacher.start_iter={round(start * iters / old)}')
+    return opts
+
+
 def fmt(values: list) -> str:
     values = [v for v in values if not math.isnan(v)]
     if not values:
@@ -166,6 +188,10 @@ def main() -> None:
     parser.add_argument('--jobs', type=int, default=1, help='runs in parallel')
     parser.add_argument('--out', default=None,
                         help='default: work_dirs/bench_adv (synthetic), work_dirs/bench_adv_camvid')
+    parser.add_argument('--iters', type=int, default=None,
+                        help='budget of every run (default: the configs\' own, 400 on '
+                             'synthetic, 200 on CamVid); schedules and a self-training start '
+                             'are scaled to it')
     parser.add_argument('--cfg-options', nargs='*', default=[],
                         help='passed to tools/train.py (e.g. to shorten a smoke run)')
     args = parser.parse_args()
@@ -183,12 +209,16 @@ def main() -> None:
     out = args.out or ('work_dirs/bench_adv' if args.preset == 'synthetic'
                        else 'work_dirs/bench_adv_camvid')
     os.makedirs(out, exist_ok=True)
-    extra = ['--cfg-options'] + args.cfg_options if args.cfg_options else []
+    extra = {}
+    for name in methods:
+        opts = budget_options(preset['configs'][name], args.iters) if args.iters else []
+        opts += args.cfg_options
+        extra[name] = ['--cfg-options'] + opts if opts else []
     order = [(seed, name) for seed in args.seeds for name in methods]
     t0 = time.time()
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        futures = {key: pool.submit(run, preset['configs'][key[1]], key[1], key[0], out, extra)
-                   for key in order}
+        futures = {key: pool.submit(run, preset['configs'][key[1]], key[1], key[0], out,
+                                    extra[key[1]]) for key in order}
         for seed, name in order:  # report in submission order
             r = futures[(seed, name)].result()
             print(f'{name} seed {seed}: mIoU {r["miou"]:.2f} ({r["wall"]:.0f} s)'
