@@ -38,7 +38,10 @@ def build(method: str, args: argparse.Namespace):
     terms = [dict(type='SourceCE')]
     if method == 'sac':
         terms.append(dict(type='SACSelfTraining', num_images=args.target_images,
-                          num_views=args.views, log_per_class=False))
+                          num_views=args.views, log_per_class=False,
+                          **(dict(freeze_student_bn=None) if args.abn_during_sac else {})))
+        if args.abn_during_sac:  # the from-scratch configs: ABN keeps target-only BN stats
+            terms.append(dict(type='AdaptiveBN', until_self_training=False))
     else:
         terms.append(dict(type='AdaptiveBN'))
     model = MODELS.build(dict(type='Adapter', segmentor=SEGMENTOR, terms=terms,
@@ -86,7 +89,7 @@ def step_cost(args: argparse.Namespace) -> dict:
     k = args.target_images * args.views
     h, w = args.size
     res = {key: [] for key in ('step_cpu', 'step', 'passes', 'src_fb', 'tgt_fb', 'teacher_f',
-                               'views', 'fuse_thr', 'optim', 'ema')}
+                               'abn_f', 'views', 'fuse_thr', 'optim', 'ema')}
     for i in range(args.warmup + args.steps):
         data = batch(args, i)
 
@@ -114,8 +117,13 @@ def step_cost(args: argparse.Namespace) -> dict:
             with torch.no_grad():
                 model.teacher(x_views)
 
+        def abn_f():  # ABN's no-grad train-mode forward of the loaded target batch
+            with torch.no_grad():
+                model.student(pre['inputs']['target'])
+
         t_src, t_tgt, t_teacher = (timed(src_fb, args.device), timed(tgt_fb, args.device),
                                    timed(teacher_f, args.device))
+        t_abn = timed(abn_f, args.device) if args.abn_during_sac else 0.0
         wrapper.zero_grad()
         # Pieces of the overhead.
         samples = pre['data_samples']['target'][:args.target_images]
@@ -145,8 +153,9 @@ def step_cost(args: argparse.Namespace) -> dict:
         t_ema = timed(model.update_teacher, args.device)
         if i >= args.warmup:
             for key, val in (('step_cpu', t_step_cpu), ('step', t_step),
-                             ('passes', t_src + t_tgt + t_teacher),
+                             ('passes', t_src + t_tgt + t_teacher + t_abn),
                              ('src_fb', t_src), ('tgt_fb', t_tgt), ('teacher_f', t_teacher),
+                             ('abn_f', t_abn),
                              ('views', t_views), ('fuse_thr', t_fuse), ('optim', t_opt),
                              ('ema', t_ema)):
                 res[key].append(val)
@@ -198,6 +207,9 @@ def main() -> None:
     parser.add_argument('--views', type=int, default=4)
     parser.add_argument('--size', type=int, nargs=2, default=(96, 192))
     parser.add_argument('--device', default='cpu')
+    parser.add_argument('--abn-during-sac', action='store_true',
+                        help='as the from-scratch configs: AdaptiveBN keeps running during '
+                             'self-training (its no-grad target forward counts as a pass)')
     parser.add_argument('--ema-interval', type=int, default=100,
                         help='teacher update interval (100 in SAC; 1 = per-step EMA)')
     parser.add_argument('--memory-only', choices=['sac', 'abn'], default=None,
@@ -219,6 +231,8 @@ def main() -> None:
                       ('src_fb', '  student fwd+bwd, source'),
                       ('tgt_fb', '  student fwd+bwd, target views'),
                       ('teacher_f', '  teacher fwd, views'),
+                      *([('abn_f', '  ABN fwd (no grad), target batch')]
+                        if args.abn_during_sac else []),
                       ('views', 'views: warp + photometric noise'),
                       ('fuse_thr', 'fusion + thresholds + labels'),
                       ('optim', 'optimiser step (AdamW)'), ('ema', 'teacher EMA update')):
@@ -231,7 +245,9 @@ def main() -> None:
         out = subprocess.run([sys.executable, __file__, '--memory-only', method, '--device',
                               args.device, '--batch', str(args.batch), '--target-images',
                               str(args.target_images), '--views', str(args.views), '--size',
-                              *map(str, args.size)], capture_output=True, text=True, check=True)
+                              *map(str, args.size)]
+                             + (['--abn-during-sac'] if args.abn_during_sac else []),
+                             capture_output=True, text=True, check=True)
         mem[method] = json.loads(out.stdout.strip().splitlines()[-1])['peak_mib']
     kind = 'max allocated' if args.device.startswith('cuda') else 'peak RSS growth'
     print(f"peak memory ({kind}): ABN {mem['abn']:.0f} MiB, SAC {mem['sac']:.0f} MiB "

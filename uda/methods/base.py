@@ -73,21 +73,17 @@ class Term(nn.Module):
                 data_samples: dict[str, list[dict]]) -> dict[str, Tensor]:
         raise NotImplementedError(f'{type(self).__name__} must implement forward().')
 
-    def setup(self, adapter: 'Adapter') -> None:
-        """Called once after the adapter is built, e.g. to size buffers by ``num_classes``.
-
-        Buffers created here exist before a checkpoint is loaded, so they are restored.
-        """
-
     def vis_panels(self) -> dict[str, Tensor]:
         """Images for TensorBoard from the last call (e.g. pseudo-labels); none by default."""
         return {}
 
     def setup(self, adapter: 'Adapter') -> None:
-        """Build what depends on the student (e.g. a discriminator's input channels).
+        """Build what depends on the student (a discriminator's input channels, buffers sized
+        by ``num_classes``).
 
-        Called once by :class:`Adapter` after the student exists, so that every parameter
-        exists before the Runner builds the optimisers. Nothing by default.
+        Called once by :class:`Adapter` after the student exists, so that every parameter and
+        buffer exists before the Runner builds the optimisers and loads a checkpoint. Nothing
+        by default.
         """
 
     @property
