@@ -16,6 +16,7 @@ import uda.engine  # noqa: F401  (torch>=2.6 checkpoint loader)
 from uda.engine.checkpoint import (check_weights_fit, load_checkpoint_file, segmentor_weights,
                                    state_dict_of)
 from uda.engine.config import load_config
+from uda.engine.dist import prepare_distributed
 from uda.evaluation.test_outputs import write_test_outputs
 
 
@@ -57,6 +58,7 @@ def main() -> None:
         type='PredictionWriterHook', out_dir=cfg.work_dir, protocol=protocol,
         max_images=args.max_pred_images,
         labelid_dir=osp.join(cfg.work_dir, 'labelIds') if args.labelids else None)]
+    prepare_distributed(cfg)  # --launcher pytorch: the Adapter's wrapper; gloo without CUDA
     runner = Runner.from_cfg(cfg)
     # mmengine only warns on mismatching weights; evaluating random layers must be an error.
     model = runner.model.module if hasattr(runner.model, 'module') else runner.model
