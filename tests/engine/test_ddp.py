@@ -86,6 +86,25 @@ def test_two_process_ddp_training(tmp_path):
 
 
 @pytest.mark.slow
+def test_two_process_sac_keeps_student_and_teacher_identical(tmp_path):
+    """SAC under DDP: the momentum teacher is initialised and updated on every rank (never
+    communicated) and stays identical across ranks, as does the student."""
+    terms = [dict(type='SourceCE'), dict(type='SACSelfTraining', num_images=1, num_views=2),
+             dict(type='AdaptiveBN')]
+    cfg = toy_runner_cfg(str(tmp_path / 'ddp'), max_iters=4, val_interval=4, terms=terms)
+    cfg.pop('work_dir')
+    cfg['val_evaluator'].pop('out_file')
+    cfg['model']['teacher'] = dict(momentum=0.9, interval=1, start_iter=2)
+    cfg['custom_hooks'].append(dict(type='EMATeacherHook'))
+    states = _torchrun(tmp_path, Config(cfg), 29537)
+    _assert_ranks_equal(states)
+    after, before = states['after0']['state'], states['before0']['state']
+    assert bool(after['teacher_ready'])
+    teacher = [k for k in after if k.startswith('teacher.') and after[k].is_floating_point()]
+    assert teacher and any(not torch.equal(after[k], before[k]) for k in teacher)
+
+
+@pytest.mark.slow
 def test_two_process_advent_config_keeps_ranks_identical(tmp_path):
     cfg = Config.fromfile(os.path.join(
         ROOT, 'configs/advent/advent_unet-resnet18_400it_synthetic-96x192.py'))
