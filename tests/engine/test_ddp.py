@@ -86,6 +86,36 @@ def test_two_process_ddp_training(tmp_path):
 
 
 @pytest.mark.slow
+def test_two_process_test_tool(tmp_path):
+    """tools/test.py under torchrun (gloo without CUDA): the test set is split over the ranks
+    and gathered, and rank 0 writes the report."""
+    cfg = toy_runner_cfg(str(tmp_path / 'train'), max_iters=2, val_interval=2)
+    cfg.pop('work_dir')
+    cfg['val_evaluator'].pop('out_file')
+    cfg['test_dataloader'], cfg['test_evaluator'] = cfg['val_dataloader'], cfg['val_evaluator']
+    cfg['test_cfg'] = dict(type='TestLoop')
+    runner_cfg = Config(cfg)
+    runner_cfg.work_dir = str(tmp_path / 'train')
+    from mmengine.runner import Runner
+    runner = Runner.from_cfg(runner_cfg)
+    runner.train()
+    path = tmp_path / 'config.py'
+    Config(cfg).dump(str(path))
+    launcher = tmp_path / 'launch.py'
+    launcher.write_text(LAUNCHER.format(root=ROOT, train=os.path.join(ROOT, 'tools/test.py')))
+    env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS='1')
+    out = subprocess.run(
+        [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2',
+         '--master_port', '29547', str(launcher), str(path),
+         str(tmp_path / 'train' / 'iter_2.pth'), '--launcher', 'pytorch',
+         '--work-dir', str(tmp_path / 'test')],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-4000:]
+    report = json.loads((tmp_path / 'test' / 'metrics.json').read_text())
+    assert report['num_images'] == 4
+
+
+@pytest.mark.slow
 def test_two_process_sac_keeps_student_and_teacher_identical(tmp_path):
     """SAC under DDP: the momentum teacher is initialised and updated on every rank (never
     communicated) and stays identical across ranks, as does the student."""
