@@ -174,7 +174,11 @@ def _wrappers(model):
     return AdapterOptimWrapperConstructor(dict(
         student=dict(type='OptimWrapper', optimizer=dict(type='SGD', lr=0.05, momentum=0.9)),
         discriminators=dict(type='OptimWrapper',
-                            optimizer=dict(type='Adam', lr=1e-2, betas=(0.9, 0.99)))))(model)
+                            # eps well above float32 noise: Adam divides by sqrt(v), so with
+                            # the default 1e-8 a near-zero gradient turns reduction-order noise
+                            # (1e-9) into updates of up to lr, and no tolerance holds.
+                            optimizer=dict(type='Adam', lr=1e-2, betas=(0.9, 0.99),
+                                           eps=1e-3))))(model)
 
 
 def _batch(step: int, rank: int) -> dict:
