@@ -75,7 +75,7 @@ def _terms(path):
 
 
 def test_feature_adversarial_numbers_agree_across_configs():
-    """The combined pipeline restates FeatureAdversarial where its base cannot be inherited."""
+    """The combined configs add the FeatureAdversarial term of the method, not a copy of it."""
     method = _terms('configs/_base_/methods/feature_adversarial.py')['FeatureAdversarial']
     base = 'configs/_base_/methods/feature-adversarial_sac.py'
     for path in (base,
