@@ -37,6 +37,14 @@ class SegDataPreprocessor(BaseDataPreprocessor):
         self.size_divisor = size_divisor
         self.seg_pad_val = seg_pad_val
 
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        """Pixel values in 0-255 units [B, 3, H, W] -> the network's normalised input."""
+        return (x - self.mean.to(x)) / self.std.to(x)
+
+    def denormalize(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalised input [B, 3, H, W] -> pixel values in 0-255 units (float, unclamped)."""
+        return x * self.std.to(x) + self.mean.to(x)
+
     def forward(self, data: dict, training: bool = False) -> dict[str, Any]:
         data = self.cast_data(data)
         if 'inputs' in data:
