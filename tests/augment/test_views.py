@@ -1,8 +1,7 @@
-"""Multi-view warping: views, fusion across views, photometric noise."""
+"""Multi-view warping: views, fusion across views."""
 import torch
 
-from uda.data.multiview import (Views, cut_views, fuse_views, gaussian_blur, invert_affine,
-                                photometric_noise, sample_views, warp)
+from uda.augment.views import Views, cut_views, fuse_views, invert_affine, sample_views, warp
 
 
 def _affine(sx, sy, tx=0.0, ty=0.0, flip=False):
@@ -98,20 +97,3 @@ def test_cut_views_identity_view_is_the_image():
     theta = _affine(1, 1).expand(2, 2, 3)
     views = Views(theta.clone(), theta.clone(), num_views=1)
     assert torch.allclose(cut_views(x, views), x, atol=1e-6)
-
-
-def test_photometric_noise_range_and_grey():
-    g = torch.Generator().manual_seed(0)
-    x = torch.rand(6, 3, 20, 20)
-    y = photometric_noise(x, generator=g)
-    assert y.shape == x.shape and y.min() >= 0 and y.max() <= 1
-    grey = photometric_noise(x, blur_sigma=(0.0, 0.0), jitter_p=0.0, grey_p=1.0)
-    assert torch.allclose(grey[:, 0], grey[:, 1]) and torch.allclose(grey[:, 1], grey[:, 2])
-
-
-def test_gaussian_blur_keeps_constant_and_mean():
-    x = torch.full((2, 3, 12, 12), 0.3)
-    assert torch.allclose(gaussian_blur(x, torch.tensor([0.5, 2.0])), x, atol=1e-6)
-    img = torch.rand(1, 1, 32, 32)
-    small = gaussian_blur(img, torch.tensor([0.1]))
-    assert torch.allclose(small, img, atol=1e-4)  # sigma 0.1: almost the identity

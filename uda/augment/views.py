@@ -1,4 +1,4 @@
-"""Multi-view target batches on the device: affine views, their fusion, photometric noise.
+"""Multi-view target batches on the device: affine views, warps and their fusion.
 
 Self-training with test-time augmentation (SAC, Araslanov & Roth, CVPR 2021) looks at each
 target image through several views: one random rescale-and-crop per image (shared by its
@@ -10,11 +10,11 @@ where they overlap, and warped back into each view.
 All transforms are ``[K, 2, 3]`` matrices in the normalised coordinates of
 ``torch.nn.functional.affine_grid`` (``align_corners=False``): ``theta`` maps an output pixel's
 coordinates to the input location it samples. Everything runs batched on the device; the
-data loader only delivers one clean image per target sample.
+data loader only delivers one clean image per target sample. Photometric noise lives in
+:mod:`uda.augment.photometric` (kornia).
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
@@ -165,74 +165,3 @@ def fuse_views(probs: Tensor, views: Views, valid: Optional[Tensor] = None,
     covered = (cov > 0.5) & (valid[:, 0] > 0.5)
     fused = fused / fused.sum(1, keepdim=True).clamp(min=1e-6) * covered[:, None]
     return fused, covered, average, count
-
-
-def _gaussian_kernels(sigma: Tensor, radius: int) -> Tensor:
-    x = torch.arange(-radius, radius + 1, device=sigma.device, dtype=sigma.dtype)
-    k = torch.exp(-0.5 * (x[None] / sigma[:, None]) ** 2)
-    return k / k.sum(1, keepdim=True)  # [K, 2r+1]
-
-
-def gaussian_blur(x: Tensor, sigma: Tensor) -> Tensor:
-    """Blur each image of [K, C, H, W] with its own Gaussian ``sigma`` [K] (separable)."""
-    K, C, H, W = x.shape
-    radius = max(1, int(math.ceil(3 * float(sigma.max()))))
-    radius = min(radius, (min(H, W) - 1) // 2)
-    k = _gaussian_kernels(sigma.to(x.dtype), radius).repeat_interleave(C, 0)  # [K*C, L]
-    y = x.reshape(1, K * C, H, W)
-    y = F.pad(y, (radius, radius, radius, radius), mode='reflect')
-    y = F.conv2d(y, k[:, None, None, :], groups=K * C)
-    y = F.conv2d(y, k[:, None, :, None], groups=K * C)
-    return y.view(K, C, H, W)
-
-
-def _grey(x: Tensor) -> Tensor:
-    return (0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2])[:, None]
-
-
-def _hue_rotate(x: Tensor, angle: Tensor) -> Tensor:
-    # Rotation of the chroma plane in YIQ space: a cheap, batched hue shift.
-    to_yiq = x.new_tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322],
-                           [0.211, -0.523, 0.312]])
-    from_yiq = torch.linalg.inv(to_yiq)
-    c, s = torch.cos(angle), torch.sin(angle)
-    rot = torch.zeros(x.shape[0], 3, 3, device=x.device, dtype=x.dtype)
-    rot[:, 0, 0] = 1
-    rot[:, 1, 1], rot[:, 1, 2], rot[:, 2, 1], rot[:, 2, 2] = c, -s, s, c
-    m = from_yiq[None] @ rot @ to_yiq[None]  # [K, 3, 3]
-    return torch.einsum('kij,kjhw->kihw', m, x)
-
-
-def photometric_noise(x: Tensor, blur_sigma: Sequence[float] = (0.1, 2.0),
-                      jitter: float = 0.4, hue: float = 0.1, jitter_p: float = 0.5,
-                      grey_p: float = 0.2, generator: Optional[torch.Generator] = None
-                      ) -> Tensor:
-    """SAC's student noise on RGB images in [0, 1], [K, 3, H, W], each image independently.
-
-    Gaussian blur with sigma ~ U(blur_sigma) (always); with probability ``jitter_p`` a colour
-    jitter (brightness, contrast, saturation factors ~ U(1 - jitter, 1 + jitter), hue shift
-    ~ U(-hue, hue) turns); with probability ``grey_p`` greyscale.
-    """
-    K = x.shape[0]
-    dev, dt = x.device, x.dtype
-
-    def u(lo: float, hi: float) -> Tensor:
-        return (lo + (hi - lo) * torch.rand(K, generator=generator)).to(dev, dt)
-
-    if blur_sigma is not None and blur_sigma[1] > 0:
-        x = gaussian_blur(x, u(*blur_sigma))
-    if jitter_p > 0 and (jitter > 0 or hue > 0):
-        on = (torch.rand(K, generator=generator) < jitter_p).to(dev)
-        b, c, s = u(1 - jitter, 1 + jitter), u(1 - jitter, 1 + jitter), u(1 - jitter, 1 + jitter)
-        y = x * b[:, None, None, None]
-        m = _grey(y).mean((1, 2, 3), keepdim=True)
-        y = (y - m) * c[:, None, None, None] + m
-        g = _grey(y)
-        y = (y - g) * s[:, None, None, None] + g
-        if hue > 0:
-            y = _hue_rotate(y, u(-hue, hue) * 2 * math.pi)
-        x = torch.where(on[:, None, None, None], y.clamp(0, 1), x)
-    if grey_p > 0:
-        on = (torch.rand(K, generator=generator) < grey_p).to(dev)
-        x = torch.where(on[:, None, None, None], _grey(x).expand_as(x), x)
-    return x.clamp(0, 1)
