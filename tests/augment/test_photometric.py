@@ -1,0 +1,76 @@
+"""Photometric augmentation (kornia): per-image parameters, seeding, presets."""
+import pytest
+import torch
+
+from uda.augment.photometric import (PhotometricAugment, dacs_strong, relative_kernel,
+                                     sac_noise, unimatch_strong)
+
+
+def _images(k=4, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(k, 3, 32, 32, generator=g)
+
+
+def test_each_image_gets_its_own_parameters():
+    # The same image repeated: any difference between the outputs comes from per-image draws.
+    x = _images(1).expand(4, 3, 32, 32).contiguous()
+    for aug in (PhotometricAugment(jitter=(0.4, 0.4, 0.4, 0.1)),
+                PhotometricAugment(blur_sigma=(0.1, 2.0), blur_kernel=7)):
+        y = aug(x, generator_seed=0)
+        assert all(not torch.allclose(y[0], y[i]) for i in range(1, 4))
+
+
+def test_seed_reproducible_and_global_rng_untouched():
+    x = _images()
+    aug = unimatch_strong()
+    state = torch.get_rng_state()
+    a, b = aug(x, generator_seed=3), aug(x, generator_seed=3)
+    assert torch.equal(torch.get_rng_state(), state)
+    assert torch.equal(a, b)
+    assert not torch.allclose(a, aug(x, generator_seed=4))
+
+
+@pytest.mark.parametrize('make', [sac_noise, dacs_strong, unimatch_strong])
+def test_presets_keep_shape_and_range(make):
+    x = _images(6)
+    y = make()(x, generator_seed=1)
+    assert y.shape == x.shape and y.dtype == x.dtype
+    assert y.min() >= 0 and y.max() <= 1
+    assert not torch.allclose(y, x)
+
+
+def test_probability_zero_is_identity():
+    x = _images()
+    aug = PhotometricAugment(jitter=(0.5, 0.5, 0.5, 0.25), jitter_p=0.0, grey_p=0.0,
+                             blur_sigma=(0.1, 2.0), blur_p=0.0)
+    assert torch.equal(aug(x, generator_seed=0), x)
+
+
+def test_greyscale_p1_gives_equal_channels():
+    y = PhotometricAugment(grey_p=1.0)(_images())
+    assert torch.allclose(y[:, 0], y[:, 1]) and torch.allclose(y[:, 1], y[:, 2])
+
+
+def test_blur_reduces_variance_of_noise():
+    x = _images()
+    y = PhotometricAugment(blur_sigma=(1.0, 2.0), blur_kernel=9)(x, generator_seed=0)
+    assert (y.var((1, 2, 3)) < 0.5 * x.var((1, 2, 3))).all()
+
+
+def test_relative_kernel_follows_dacs():
+    # floor(ceil(0.1 s) - 0.5 + ceil(0.1 s) % 2): 512 -> 52 -> 51, 1024 -> 103, 32 -> 4 -> 3.
+    assert [relative_kernel(s) for s in (512, 1024, 32, 5)] == [51, 103, 3, 1]
+    x = torch.zeros(2, 3, 32, 64)
+    x[..., 16, 32] = 1.0  # one bright pixel: its blurred footprint is the kernel (3 x 7)
+    y = PhotometricAugment(blur_sigma=(1.0, 1.0), blur_kernel='relative')(x)
+    rows, cols = (y[0, 0] > 0).nonzero().unbind(1)
+    assert (rows.max() - rows.min() + 1, cols.max() - cols.min() + 1) == (3, 7)
+
+
+def test_bad_arguments_name_the_fix():
+    with pytest.raises(ValueError, match='odd int'):
+        PhotometricAugment(blur_sigma=(0.1, 1.0), blur_kernel=4)
+    with pytest.raises(ValueError, match='order'):
+        PhotometricAugment(order=('jitter', 'sharpen'))
+    with pytest.raises(ValueError, match=r'\[K, 3, H, W\]'):
+        PhotometricAugment(grey_p=1.0)(torch.rand(3, 8, 8))

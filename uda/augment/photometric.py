@@ -1,0 +1,181 @@
+"""Photometric augmentation on the device with kornia, independent parameters per image.
+
+The reference methods jitter colours on the CPU per image (torchvision / PIL in SAC and
+UniMatch) or on the GPU with one draw for the whole batch (DACS / DAFormer decide once per step
+whether to jitter and blur). Here every image of a ``[K, 3, H, W]`` batch draws its own factors,
+its own coin flips and its own blur sigma through ``kornia.augmentation`` (which samples them on
+the CPU, so a seed gives the same result on any device). Images are float RGB in ``[0, 1]``;
+callers denormalise before and renormalise after (see
+:meth:`uda.models.SegDataPreprocessor.denormalize`).
+"""
+from __future__ import annotations
+
+import math
+from typing import Optional, Sequence, Union
+
+import kornia.augmentation as K
+import torch
+from torch import Tensor, nn
+
+_STEPS = ('jitter', 'grey', 'blur')
+_FORMULAS = ('torchvision', 'kornia_legacy')
+
+
+def relative_kernel(size: int) -> int:
+    """DACS's blur kernel extent for an image side: ``ceil(0.1 * size)`` rounded down to odd.
+
+    ``floor(ceil(0.1 s) - 0.5 + ceil(0.1 s) % 2)`` in ``lhoyer/DAFormer:
+    mmseg/models/utils/dacs_transforms.py`` ``gaussian_blur`` (from vikolss/DACS).
+    """
+    c = int(math.ceil(0.1 * size))
+    return max(1, c if c % 2 else c - 1)
+
+
+class PhotometricAugment(nn.Module):
+    """Colour jitter, greyscale and Gaussian blur with per-image random parameters (kornia).
+
+    Each step runs on each image independently with its own probability; factors are drawn per
+    image (``same_on_batch=False``). kornia draws the order of the four jitter sub-steps once per
+    call, shared by the batch.
+
+    Args:
+        jitter: ``(brightness, contrast, saturation, hue)`` strengths as in torchvision's
+            ``ColorJitter``: factors ~ U(1 - s, 1 + s), hue shift ~ U(-h, h) turns. ``None``
+            disables the jitter.
+        jitter_p: Probability that an image is jittered.
+        jitter_formula: ``'torchvision'`` (``kornia.augmentation.ColorJitter``: brightness
+            multiplies, contrast and saturation blend with the grey image; SAC, UniMatch) or
+            ``'kornia_legacy'`` (``kornia.augmentation.ColorJiggle``: the formulas of the
+            kornia 0.5 ``ColorJitter`` used by DACS / DAFormer: additive brightness, contrast
+            scaling raw values, HSV saturation).
+        grey_p: Probability that an image is turned to greyscale (3 equal channels).
+        blur_sigma: ``(lo, hi)`` range of the Gaussian blur sigma in pixels; ``None`` disables
+            the blur.
+        blur_p: Probability that an image is blurred.
+        blur_kernel: Odd kernel size in pixels (square), or ``'relative'``: odd(ceil(0.1 H)) x
+            odd(ceil(0.1 W)) of the input, as in DACS (:func:`relative_kernel`).
+        order: Order of the steps, a permutation of a subset of ``('jitter', 'grey', 'blur')``;
+            steps left out do not run.
+    """
+
+    def __init__(self, jitter: Optional[Sequence[float]] = None, jitter_p: float = 1.0,
+                 jitter_formula: str = 'torchvision', grey_p: float = 0.0,
+                 blur_sigma: Optional[Sequence[float]] = None, blur_p: float = 1.0,
+                 blur_kernel: Union[int, str] = 13,
+                 order: Sequence[str] = ('jitter', 'grey', 'blur')) -> None:
+        super().__init__()
+        unknown = [s for s in order if s not in _STEPS]
+        if unknown or len(set(order)) != len(order):
+            raise ValueError(f'PhotometricAugment: order={tuple(order)!r}; use distinct names '
+                             f'from {_STEPS}.')
+        if jitter_formula not in _FORMULAS:
+            raise ValueError(f'PhotometricAugment: jitter_formula={jitter_formula!r}; use one '
+                             f'of {_FORMULAS}.')
+        for name, p in (('jitter_p', jitter_p), ('grey_p', grey_p), ('blur_p', blur_p)):
+            if not 0.0 <= p <= 1.0:
+                raise ValueError(f'PhotometricAugment: {name}={p} is not a probability in '
+                                 '[0, 1].')
+        if jitter is not None and len(jitter) != 4:
+            raise ValueError(f'PhotometricAugment: jitter={jitter!r}; give (brightness, '
+                             'contrast, saturation, hue), e.g. (0.4, 0.4, 0.4, 0.1).')
+        if blur_kernel != 'relative' and not (isinstance(blur_kernel, int) and blur_kernel % 2):
+            raise ValueError(f"PhotometricAugment: blur_kernel={blur_kernel!r}; use an odd int "
+                             "or 'relative' (odd(ceil(0.1 H)) x odd(ceil(0.1 W)), as DACS).")
+        if blur_sigma is not None and not 0 < blur_sigma[0] <= blur_sigma[1]:
+            raise ValueError(f'PhotometricAugment: blur_sigma={tuple(blur_sigma)!r}; give '
+                             '0 < lo <= hi, e.g. (0.1, 2.0).')
+        self.order = tuple(order)
+        self.jitter: Optional[nn.Module] = None
+        if jitter is not None and jitter_p > 0 and any(v > 0 for v in jitter):
+            cls = K.ColorJitter if jitter_formula == 'torchvision' else K.ColorJiggle
+            b, c, s, h = (float(v) for v in jitter)
+            self.jitter = cls(brightness=b, contrast=c, saturation=s, hue=h, p=jitter_p)
+        self.grey = K.RandomGrayscale(p=grey_p) if grey_p > 0 else None
+        self.blur_sigma = None if blur_sigma is None else (float(blur_sigma[0]),
+                                                            float(blur_sigma[1]))
+        self.blur_p = float(blur_p)
+        self.blur_kernel = blur_kernel
+        # One kornia blur per kernel size ('relative' depends on the input size).
+        self._blurs: dict[tuple[int, int], nn.Module] = {}
+
+    def _blur(self, hw: Sequence[int]) -> Optional[nn.Module]:
+        if self.blur_sigma is None or self.blur_p == 0:
+            return None
+        if self.blur_kernel == 'relative':
+            ks = (relative_kernel(int(hw[0])), relative_kernel(int(hw[1])))
+        else:
+            ks = (int(self.blur_kernel), int(self.blur_kernel))
+        if ks not in self._blurs:
+            self._blurs[ks] = K.RandomGaussianBlur(ks, self.blur_sigma, p=self.blur_p)
+        return self._blurs[ks]
+
+    def _augment(self, x: Tensor) -> Tensor:
+        for step in self.order:
+            module: Optional[nn.Module]
+            if step == 'jitter':
+                module = self.jitter
+            elif step == 'grey':
+                module = self.grey
+            else:
+                module = self._blur(x.shape[-2:])
+            if module is not None:
+                x = module(x)
+        return x.clamp(0, 1)
+
+    def forward(self, x: Tensor, generator_seed: Optional[int] = None) -> Tensor:
+        """Augment ``x`` [K, 3, H, W] (float RGB in [0, 1]); returns the same shape in [0, 1].
+
+        Args:
+            x: Images on any device.
+            generator_seed: With a seed, the call is reproducible and leaves the global RNG
+                state untouched (kornia draws on the CPU generator, which is forked).
+        """
+        if x.dim() != 4 or x.shape[1] != 3 or not x.is_floating_point():
+            raise ValueError(f'PhotometricAugment expects float RGB images [K, 3, H, W] in [0, 1]'
+                             f', got {x.dtype} {tuple(x.shape)}. Denormalise first (e.g. '
+                             'SegDataPreprocessor.denormalize(x) / 255).')
+        if generator_seed is None:
+            return self._augment(x)
+        with torch.random.fork_rng(devices=[]):
+            # The CPU generator only: torch.manual_seed would also reseed every CUDA device.
+            torch.random.default_generator.manual_seed(int(generator_seed))
+            return self._augment(x)
+
+
+def sac_noise() -> PhotometricAugment:
+    """SAC's student noise (Araslanov & Roth, CVPR 2021; visinf/da-sac datasets/tf_target.py).
+
+    Gaussian blur sigma ~ U(0.1, 2) on every image (PIL ``GaussianBlur(radius)``, here a 13 px
+    kernel = 3 sigma_max either side), then colour jitter brightness / contrast / saturation 0.4,
+    hue 0.1 with p 0.5 (torchvision ``ColorJitter``), then greyscale with p 0.2.
+    """
+    return PhotometricAugment(jitter=(0.4, 0.4, 0.4, 0.1), jitter_p=0.5, grey_p=0.2,
+                              blur_sigma=(0.1, 2.0), blur_p=1.0, blur_kernel=13,
+                              order=('blur', 'jitter', 'grey'))
+
+
+def dacs_strong(strength: float = 0.2) -> PhotometricAugment:
+    """DACS / DAFormer strong augmentation after mixing (lhoyer/DAFormer dacs_transforms.py).
+
+    kornia ``ColorJitter(brightness=s, contrast=s, saturation=s, hue=s)`` with p 0.8 (applied
+    when U(0, 1) > 0.2), s = 0.2 (DAFormer; DACS uses 0.25), with the formulas of the kornia 0.5
+    it ran on (``ColorJiggle`` today; hue = s turns, as the reference passes ``hue=s``); then a
+    Gaussian blur with p 0.5, sigma ~ U(0.15, 1.15), kernel odd(ceil(0.1 H)) x odd(ceil(0.1 W)).
+    The reference draws both coin flips once per batch; here each image draws its own.
+    """
+    s = float(strength)
+    return PhotometricAugment(jitter=(s, s, s, s), jitter_p=0.8, jitter_formula='kornia_legacy',
+                              blur_sigma=(0.15, 1.15), blur_p=0.5, blur_kernel='relative',
+                              order=('jitter', 'blur'))
+
+
+def unimatch_strong() -> PhotometricAugment:
+    """UniMatch strong view (LiheYoung/UniMatch dataset/semi.py, dataset/transform.py).
+
+    torchvision ``ColorJitter(0.5, 0.5, 0.5, 0.25)`` with p 0.8, greyscale with p 0.2, then a
+    Gaussian blur with p 0.5, sigma ~ U(0.1, 2) (PIL ``GaussianBlur(radius)``, here a 13 px
+    kernel).
+    """
+    return PhotometricAugment(jitter=(0.5, 0.5, 0.5, 0.25), jitter_p=0.8, grey_p=0.2,
+                              blur_sigma=(0.1, 2.0), blur_p=0.5, blur_kernel=13,
+                              order=('jitter', 'grey', 'blur'))
