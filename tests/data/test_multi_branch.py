@@ -65,3 +65,62 @@ def test_pipeline_keeps_mask_aligned_and_pads_with_ignore():
 def test_pipeline_bad_argument_names_the_transform():
     with pytest.raises(ValueError, match='RandomCrop'):
         build_pipeline([dict(type='RandomCrop', hieght=4, width=4)])
+
+
+def _views_ds(views=None, **kw):
+    views = views if views is not None else dict(
+        weak=[], strong1=[dict(type='InvertImg', p=1.0)],
+        strong2=[dict(type='ToGray', p=1.0)])
+    return MultiBranchDataset(branches=dict(
+        labeled=dict(type='SyntheticDataset', style='source', num_samples=3, size=(16, 32)),
+        unlabeled=dict(dataset=dict(type='SyntheticDataset', style='target', num_samples=5,
+                                    size=(16, 32), **kw),
+                       views=views)))
+
+
+def test_views_of_one_branch_show_the_same_image():
+    ds = _views_ds()
+    assert ds.names == ['labeled', 'unlabeled']
+    assert ds.batch_branches == ['labeled', 'unlabeled.weak', 'unlabeled.strong1',
+                                 'unlabeled.strong2']
+    s = ds[(1, 3)]
+    assert list(s) == ds.batch_branches
+    weak, inv, grey = (s[f'unlabeled.{v}'] for v in ('weak', 'strong1', 'strong2'))
+    paths = {v['data_samples']['img_path'] for v in (weak, inv, grey)}
+    assert paths == {'synthetic://target/0/3'}
+    # The weak view is the base sample; the others differ by their own transforms only.
+    assert torch.equal(weak['inputs'], ds.datasets['unlabeled'][3]['inputs'])
+    assert torch.equal(inv['inputs'], 255 - weak['inputs'])
+    assert torch.equal(grey['inputs'][0], grey['inputs'][1])
+    assert torch.equal(weak['data_samples']['gt_sem_seg'], inv['data_samples']['gt_sem_seg'])
+    # The sampler treats the branch as one: one index per sampling branch.
+    idx = next(iter(MultiBranchInfiniteSampler(ds, seed=0)))
+    assert len(idx) == 2
+    batch = uda_collate([ds[(0, 1)], ds[(2, 4)]])
+    assert set(batch) == set(ds.batch_branches)
+    assert [d['img_path'] for d in batch['unlabeled.strong1']['data_samples']] == \
+        [d['img_path'] for d in batch['unlabeled.weak']['data_samples']]
+
+
+def test_random_views_shared_geometry_and_own_colour():
+    # Base pipeline: a random crop shared by the views; views: independent colour jitter.
+    ds = MultiBranchDataset(branches=dict(unlabeled=dict(
+        dataset=dict(type='SyntheticDataset', style='target', num_samples=2, size=(16, 32),
+                     pipeline=[dict(type='RandomCrop', height=8, width=8)]),
+        views=dict(a=[dict(type='ColorJitter', p=1.0)], b=[dict(type='ColorJitter', p=1.0)]))))
+    s = ds[0]
+    a, b = s['unlabeled.a'], s['unlabeled.b']
+    assert a['inputs'].shape == (3, 8, 8)
+    assert torch.equal(a['data_samples']['gt_sem_seg'], b['data_samples']['gt_sem_seg'])
+    assert not torch.equal(a['inputs'], b['inputs'])  # each view draws its own jitter
+
+
+def test_bad_view_config_names_the_branch_and_view():
+    with pytest.raises(ValueError, match="branch 'unlabeled', view 'strong1'.*RandomCrp"):
+        _views_ds(views=dict(weak=[], strong1=[dict(type='RandomCrp', height=4, width=4)]))
+    with pytest.raises(ValueError, match="branch 'unlabeled'.*non-empty dict"):
+        _views_ds(views=[dict(type='ToGray')])
+    with pytest.raises(ValueError, match="branch 'unlabeled'.*without '.'"):
+        _views_ds(views={'a.b': []})
+    with pytest.raises(ValueError, match="branch 'unlabeled'.*dataset"):
+        MultiBranchDataset(branches=dict(unlabeled=dict(type='SyntheticDataset', views={})))

@@ -1,13 +1,20 @@
-"""Multi-branch training data: independent draws from several datasets into one batch."""
+"""Multi-branch training data: independent draws from several datasets into one batch.
+
+A branch may also hold several named views of one drawn image (``unlabeled.weak``,
+``unlabeled.strong1``, ...).
+"""
 from __future__ import annotations
 
 import itertools
+import os
 from typing import Any, Iterator, Optional
 
+import albumentations as A
 import torch
 from mmengine.dist import get_dist_info, sync_random_seed
 from torch.utils.data import Dataset, Sampler
 
+from uda.data.pipelines import apply_to_sample, build_pipeline
 from uda.registry import DATA_SAMPLERS, DATASETS, FUNCTIONS
 
 
@@ -20,8 +27,20 @@ class MultiBranchDataset(Dataset):
     :class:`uda.data.MultiBranchInfiniteSampler` yields) or with an int (taken modulo each
     branch's length).
 
+    A branch may instead give named *views* of one drawn image, as UniMatch's weak and strong
+    views of each unlabelled image (LiheYoung/UniMatch dataset/semi.py)::
+
+        unlabeled=dict(dataset=dict(type='CityscapesDataset', ..., pipeline=[...geometric...]),
+                       views=dict(weak=[], strong1=[...], strong2=[...]))
+
+    The dataset's own pipeline runs once (the geometric part the views share); each view's
+    albumentations pipeline then runs on a copy of that sample. The sample gets one entry per
+    view, ``'unlabeled.weak'``, ``'unlabeled.strong1'``, ... The branch is sampled as one
+    branch, so its views always show the same image.
+
     Args:
-        branches: Branch name -> dataset config (or dataset).
+        branches: Branch name -> dataset config (or dataset), or ``dict(dataset=...,
+            views=dict(name=[transform dicts], ...))``.
     """
 
     def __init__(self, branches: dict[str, Any]) -> None:
@@ -29,23 +48,90 @@ class MultiBranchDataset(Dataset):
             raise ValueError('MultiBranchDataset needs at least one branch, e.g. '
                              'branches=dict(source=..., target=...).')
         self.names = list(branches)
-        self.datasets = {k: (DATASETS.build(v) if isinstance(v, dict) else v)
-                         for k, v in branches.items()}
+        self.datasets: dict[str, Any] = {}
+        # Branch -> {view name: pipeline}; branches without views are absent.
+        self.views: dict[str, dict[str, A.Compose]] = {}
+        for k, v in branches.items():
+            if isinstance(v, dict) and 'views' in v:
+                self.views[k] = self._build_views(k, v)
+                v = v['dataset']
+            self.datasets[k] = DATASETS.build(v) if isinstance(v, dict) else v
         for k, d in self.datasets.items():
             if len(d) == 0:
                 raise ValueError(f"Branch '{k}' of MultiBranchDataset is empty.")
+        self._seeded_for: Optional[tuple] = None
+
+    @staticmethod
+    def _build_views(branch: str, cfg: dict) -> dict[str, A.Compose]:
+        where = f"MultiBranchDataset branch '{branch}'"
+        extra = sorted(set(cfg) - {'dataset', 'views'})
+        if 'dataset' not in cfg or extra:
+            raise ValueError(f'{where}: a branch with views is dict(dataset=dict(type=...), '
+                             f'views=dict(weak=[...], strong1=[...])); got keys {sorted(cfg)}. '
+                             'Move the dataset arguments into `dataset`.')
+        views = cfg['views']
+        if not isinstance(views, dict) or not views:
+            raise ValueError(f'{where}: views must be a non-empty dict of view name -> list of '
+                             f'transform dicts, e.g. views=dict(weak=[], strong=[...]); got '
+                             f'{views!r}.')
+        out = {}
+        for name, pipeline in views.items():
+            if not isinstance(name, str) or not name or '.' in name:
+                raise ValueError(f"{where}: view name {name!r} must be a non-empty string "
+                                 "without '.' (batch branches are named 'branch.view').")
+            if pipeline is not None and not isinstance(pipeline, (list, tuple)):
+                raise ValueError(f"{where}, view '{name}': give a list of transform dicts "
+                                 f'(an empty list for the shared image as is), got {pipeline!r}.')
+            try:
+                out[name] = build_pipeline(pipeline)
+            except (KeyError, TypeError, ValueError) as err:
+                msg = err.args[0] if err.args else str(err)
+                raise ValueError(f"{where}, view '{name}': {msg}") from err
+        return out
 
     @property
     def metainfo(self) -> dict:
         return self.datasets[self.names[-1]].metainfo
 
+    @property
+    def batch_branches(self) -> list[str]:
+        """Names of the branches of a sample: ``'source'``, ``'unlabeled.weak'``, ..."""
+        return [f'{k}.{v}' if k in self.views else k
+                for k in self.names for v in (self.views.get(k) or [None])]
+
     def __len__(self) -> int:
         return max(len(d) for d in self.datasets.values())
 
+    def _seed_views(self) -> None:
+        # As SegDataset._seed_pipeline: albumentations' own RNG, seeded from torch's
+        # per-process seed, with a different stream per view (two views with the same
+        # transforms must not draw the same parameters).
+        info = torch.utils.data.get_worker_info()
+        key = (os.getpid(), info.id if info is not None else -1)
+        if self._seeded_for != key:
+            base = torch.initial_seed()
+            for b, views in enumerate(self.views.values()):
+                for j, pipeline in enumerate(views.values()):
+                    pipeline.set_random_seed((base + 1_000_003 * (64 * b + j + 1)) % 2**32)
+            self._seeded_for = key
+
+    def _branch_sample(self, name: str, index: int) -> dict[str, Any]:
+        sample = self.datasets[name][index]
+        if name not in self.views:
+            return {name: sample}
+        self._seed_views()
+        return {f'{name}.{view}': apply_to_sample(pipeline, sample)
+                for view, pipeline in self.views[name].items()}
+
     def __getitem__(self, index: Any) -> dict[str, Any]:
         if isinstance(index, (tuple, list)):
-            return {k: self.datasets[k][int(i)] for k, i in zip(self.names, index)}
-        return {k: d[int(index) % len(d)] for k, d in self.datasets.items()}
+            pairs = [(k, int(i)) for k, i in zip(self.names, index)]
+        else:
+            pairs = [(k, int(index) % len(self.datasets[k])) for k in self.names]
+        out: dict[str, Any] = {}
+        for name, i in pairs:
+            out.update(self._branch_sample(name, i))
+        return out
 
 
 @DATA_SAMPLERS.register_module()
@@ -106,6 +192,8 @@ def uda_collate(batch: list[dict]) -> dict:
 
     Images may differ in size (validation); the data preprocessor pads and stacks them on the
     device, so collation only groups: ``{'inputs': [T, ...], 'data_samples': [dict, ...]}``.
+    Views of one branch are ordinary batch branches (``'unlabeled.weak'``), in the same order,
+    so element ``i`` of every view of a branch shows the same image.
     """
     first = batch[0]
     if 'inputs' in first:

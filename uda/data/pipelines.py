@@ -12,6 +12,8 @@ import difflib
 from typing import Any, Optional, Sequence
 
 import albumentations as A
+import numpy as np
+import torch
 
 from uda.registry import TRANSFORMS
 
@@ -58,3 +60,23 @@ def apply_pipeline(pipeline: A.Compose, image: Any, mask: Any) -> tuple[Any, Any
         return pipeline(image=image)['image'], None
     out = pipeline(image=image, mask=mask)
     return out['image'], out['mask']
+
+
+def apply_to_sample(pipeline: A.Compose, sample: dict[str, Any]) -> dict[str, Any]:
+    """Run ``pipeline`` on an already loaded sample; returns a new sample.
+
+    ``sample`` is what :class:`uda.data.SegDataset` returns: ``inputs`` uint8 [3, H, W] and
+    ``data_samples`` with an optional ``gt_sem_seg`` int64 [H, W] (train ids < 255 and the
+    ignore index, so they travel as a uint8 mask). The input sample is left unchanged, so
+    several pipelines can start from the same loaded image.
+    """
+    image = np.ascontiguousarray(sample['inputs'].permute(1, 2, 0).numpy())
+    meta = dict(sample['data_samples'])
+    label = meta.get('gt_sem_seg')
+    mask = None if label is None else label.numpy().astype(np.uint8)
+    image, mask = apply_pipeline(pipeline, image, mask)
+    meta['img_shape'] = tuple(image.shape[:2])
+    if mask is not None:
+        meta['gt_sem_seg'] = torch.from_numpy(np.ascontiguousarray(mask)).long()
+    inputs = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))
+    return dict(inputs=inputs, data_samples=meta)
