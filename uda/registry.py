@@ -62,6 +62,9 @@ MODELS = UdaRegistry('model', parent=MMENGINE_MODELS, scope='uda',
                      locations=['uda.models', 'uda.methods', 'uda.losses'])
 # Terms are the parts of a method (source CE, adaptive BN, self-training, adversarial ...).
 TERMS = UdaRegistry('term', scope='uda', locations=['uda.methods'])
+# Pseudo-labellers shared by terms within a step (SAC's fused labels, confidence threshold,
+# DACS quality weight), held by the adapter under their config names.
+LABELLERS = UdaRegistry('labeller', scope='uda', locations=['uda.methods'])
 DATASETS = UdaRegistry('dataset', parent=MMENGINE_DATASETS, scope='uda', locations=['uda.data'])
 TRANSFORMS = UdaRegistry('transform', parent=MMENGINE_TRANSFORMS, scope='uda',
                          locations=['uda.data'])
@@ -95,7 +98,7 @@ MODEL_WRAPPERS = UdaRegistry('model_wrapper', parent=MMENGINE_MODEL_WRAPPERS, sc
 WEIGHT_INITIALIZERS = UdaRegistry('weight initializer', parent=MMENGINE_WEIGHT_INITIALIZERS,
                                   scope='uda', locations=['uda.models'])
 
-ALL_REGISTRIES = dict(models=MODELS, terms=TERMS, datasets=DATASETS, transforms=TRANSFORMS,
-                      data_samplers=DATA_SAMPLERS, hooks=HOOKS,
+ALL_REGISTRIES = dict(models=MODELS, terms=TERMS, labellers=LABELLERS, datasets=DATASETS,
+                      transforms=TRANSFORMS, data_samplers=DATA_SAMPLERS, hooks=HOOKS,
                       metrics=METRICS, optim_wrapper_constructors=OPTIM_WRAPPER_CONSTRUCTORS,
                       model_wrappers=MODEL_WRAPPERS)

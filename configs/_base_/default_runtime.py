@@ -11,4 +11,3 @@ log_level = 'INFO'
 load_from = None
 resume = False
 randomness = dict(seed=0, deterministic=False)
-custom_hooks = [dict(type='SegVisualizationHook', interval=100)]

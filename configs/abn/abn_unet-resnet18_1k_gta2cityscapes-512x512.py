@@ -3,7 +3,7 @@ _base_ = [
     '../_base_/default_runtime.py',
     '../_base_/models/unet_resnet18.py',                 # segmentor + data_preprocessor
     '../_base_/datasets/gta2cityscapes_512x512.py',
-    '../_base_/methods/abn.py',                          # SourceCE + AdaptiveBN
+    '../_base_/methods/abn.py',                          # SourceCE + target-only BN statistics
     '../_base_/schedules/adamw_poly_1k.py',
 ]
 model = dict(segmentor=dict(_base_.segmentor, num_classes=_base_.num_classes),

@@ -13,6 +13,5 @@ model = dict(
     segmentor=dict(_base_.segmentor, num_classes=_base_.num_classes,
                    aux_head=dict(in_index=-2, channels=64)),
     data_preprocessor=_base_.data_preprocessor,
-    # + AdaptiveBN (runs last): target-only BN statistics, without which these runs collapse.
-    terms=[*_base_.model.terms,
-           dict(type='AdaptiveBN', branch='target', target_only_stats=True)])
+    # Adaptive BN: target-only BN statistics; without them these runs collapse.
+    bn_policy='target_only')

@@ -9,6 +9,5 @@ _base_ = [
 # Multi-level: the auxiliary head on the penultimate encoder stage (stride 16, 256 channels).
 model = dict(segmentor=dict(_base_.segmentor, aux_head=dict(in_index=-2, channels=64)),
              data_preprocessor=_base_.data_preprocessor,
-             # + AdaptiveBN (runs last): target-only BN statistics; without them runs collapse.
-             terms=[*_base_.model.terms,
-                    dict(type='AdaptiveBN', branch='target', target_only_stats=True)])
+             # Adaptive BN: target-only BN statistics; without them these runs collapse.
+             bn_policy='target_only')

@@ -3,7 +3,7 @@ _base_ = [
     '../_base_/default_runtime.py',
     '../_base_/models/unet_resnet18.py',        # segmentor + data_preprocessor
     '../_base_/datasets/synthetic_shift.py',    # source/target branches, target val
-    '../_base_/methods/abn.py',                 # SourceCE + AdaptiveBN
+    '../_base_/methods/abn.py',                 # SourceCE + target-only BN statistics
     '../_base_/schedules/adamw_poly_400it.py',
 ]
 model = dict(segmentor=_base_.segmentor, data_preprocessor=_base_.data_preprocessor,

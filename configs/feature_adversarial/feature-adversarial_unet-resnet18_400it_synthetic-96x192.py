@@ -8,6 +8,5 @@ _base_ = [
     '../_base_/schedules/adamw-adam_poly_400it.py',  # student AdamW + discriminator Adam
 ]
 model = dict(segmentor=_base_.segmentor, data_preprocessor=_base_.data_preprocessor,
-             # + AdaptiveBN (runs last): target-only BN statistics; without them runs collapse.
-             terms=[*_base_.model.terms,
-                    dict(type='AdaptiveBN', branch='target', target_only_stats=True)])
+             # Adaptive BN: target-only BN statistics; without them these runs collapse.
+             bn_policy='target_only')

@@ -12,9 +12,7 @@ _base_ = [
     '../_base_/methods/feature-adversarial_sac.py',   # SourceCE + FeatureAdversarial + SAC
     '../_base_/schedules/sgd-adam_poly_40k_sac.py',   # SAC's SGD + discriminator Adam
 ]
-terms = _base_.model.terms
 model = dict(
     segmentor=_base_.segmentor, data_preprocessor=_base_.data_preprocessor,
     # Reference batches: 2 target images x 4 views beside the source batch.
-    terms=[*terms[:2], dict(terms[2], num_images=2), terms[3]])
-custom_hooks = [*_base_.custom_hooks, _base_.teacher_hook]
+    labellers=dict(sac=dict(num_images=2)))

@@ -6,9 +6,8 @@ _base_ = [
     '../demo/sac_unet-resnet18_400it_synthetic-96x192.py',  # the SAC demo, as it is
     '../_base_/methods/feature_adversarial_term.py',        # the FeatureAdversarial term
 ]
-# In the order of _base_/methods/feature-adversarial_sac.py (whose `model` would clash with the
-# demo's): SourceCE, FeatureAdversarial, then the demo's SAC and ABN terms.
-model = dict(terms=[_base_.model.terms[0], _base_.feature_adversarial, *_base_.model.terms[1:]])
+# The demo's terms (src, sac) plus FeatureAdversarial, merged by name.
+model = dict(terms=dict(feat=_base_.feature_adversarial))
 # Two optimisers (AdapterOptimWrapperConstructor): the demo's for the student, Adam 1e-4 (betas
 # 0.9/0.99, as adamw-adam_poly_400it.py) for the discriminators; the demo's poly schedule
 # drives both.

@@ -10,8 +10,7 @@ _base_ = [
     '../_base_/methods/sac.py',                         # SourceCE + SACSelfTraining (weight 5)
     '../_base_/schedules/sgd_poly_40k_sac.py',
 ]
-sac = _base_.model.terms[1]
 model = dict(
     segmentor=_base_.segmentor, data_preprocessor=_base_.data_preprocessor,
-    terms=[_base_.model.terms[0], dict(sac, num_images=2), _base_.model.terms[2]])
-custom_hooks = [*_base_.custom_hooks, _base_.teacher_hook]
+    # Reference batches: 2 target images x 4 views beside the source batch.
+    labellers=dict(sac=dict(num_images=2)))

@@ -5,16 +5,15 @@ _base_ = [
     '../_base_/default_runtime.py',
     '../_base_/models/unet_resnet18.py',            # segmentor + data_preprocessor
     '../_base_/datasets/camvidday2dusk_128x128.py',  # day source, dusk target, dusk test
-    '../_base_/methods/sac.py',                     # SourceCE + SACSelfTraining (+ ABN warm-up)
+    '../_base_/methods/sac.py',                     # SourceCE + SACSelfTraining + teacher hook
     '../_base_/schedules/adamw_poly_200.py',
 ]
-sac = _base_.model.terms[1]
 model = dict(
     segmentor=dict(_base_.segmentor, num_classes=_base_.num_classes),
     data_preprocessor=_base_.data_preprocessor,
     teacher=dict(momentum=0.99, interval=1, start_iter=100),
-    # From scratch, BN statistics frozen at the ABN values go stale as the weights move; ABN
-    # keeps tracking target-only statistics instead (as in the synthetic demo).
-    terms=[_base_.model.terms[0], dict(sac, weight=1.0, num_images=2, freeze_student_bn=None),
-           dict(_base_.model.terms[2], until_self_training=False)])
-custom_hooks = [*_base_.custom_hooks, _base_.teacher_hook]
+    labellers=dict(sac=dict(num_images=2)),
+    terms=dict(sac=dict(weight=1.0)),
+    # From scratch, BN statistics frozen at the ABN values go stale as the weights move; BN
+    # keeps tracking target-only statistics throughout (as in the synthetic demo).
+    bn_policy='target_only')

@@ -1,4 +1,6 @@
-"""Every registered term builds and trains: a new term is tested as soon as it is registered."""
+"""Every registered term and labeller builds and trains: a new one is tested as soon as it is
+registered."""
+import inspect
 import math
 
 import pytest
@@ -8,28 +10,41 @@ from mmengine.optim import OptimWrapper
 from uda.engine import AdapterOptimWrapperConstructor
 
 from tests.conftest import toy_batch
-from uda.registry import MODELS, TERMS
+from uda.registry import LABELLERS, MODELS, TERMS
+
+# The labeller each labelled term is swept with; a new term that names a labeller must add
+# itself here (the sweep fails otherwise).
+LABELLER_OF = {'SACSelfTraining': 'SACLabeller'}
 
 
-def _adapter(term_cfgs):
+def _adapter(term_cfgs, labellers=None):
     return MODELS.build(dict(type='Adapter', segmentor=dict(type='ToySegmentor'),
                              data_preprocessor=dict(type='SegDataPreprocessor', size_divisor=1),
-                             terms=term_cfgs))
+                             terms=term_cfgs, labellers=labellers))
 
 
-@pytest.mark.parametrize('name', TERMS.available())
+@pytest.mark.parametrize('name', [n for n in TERMS.available() if not n.startswith('_')])
 def test_term_two_train_steps(name):
     torch.manual_seed(0)
-    terms = [dict(type='SourceCE')] + ([] if name == 'SourceCE' else [dict(type=name)])
-    model = _adapter(terms)
+    terms = dict(src=dict(type='SourceCE'))
+    if name != 'SourceCE':
+        terms['t'] = dict(type=name)
+    labellers = None
+    if 'labeller' in inspect.signature(TERMS.get(name).__init__).parameters:
+        assert name in LABELLER_OF, f'{name} names a labeller: add it to LABELLER_OF'
+        default = inspect.signature(TERMS.get(name).__init__).parameters['labeller'].default
+        labellers = {default: dict(type=LABELLER_OF[name])}
+    model = _adapter(terms, labellers)
     model.train()
-    if getattr(model, 'teacher', None) is not None:
-        model.init_teacher()  # what EMATeacherHook does when self-training starts
-    if any(t.owns_discriminator for t in model.terms):
-        # Terms with a discriminator train it with its own optimiser (two-phase step).
-        wrapper = AdapterOptimWrapperConstructor(dict(
-            student=dict(type='OptimWrapper', optimizer=dict(type='SGD', lr=0.01)),
-            discriminators=dict(type='OptimWrapper', optimizer=dict(type='Adam', lr=1e-4))))(model)
+    if model.teacher is not None:
+        model.teacher.init_from(model.student)  # what EMATeacherHook does at start_iter
+    declared = model.declared_optimisers()
+    if any(mods for mods in declared.values()):
+        # Terms with their own modules get one optimiser per declared name.
+        wrapper = AdapterOptimWrapperConstructor({
+            n: dict(type='OptimWrapper', optimizer=dict(type='SGD' if n == 'student' else 'Adam',
+                                                        lr=0.01 if n == 'student' else 1e-4))
+            for n in declared})(model)
     else:
         params = [p for n, p in model.named_parameters() if not n.startswith('teacher')]
         wrapper = OptimWrapper(torch.optim.SGD(params, lr=0.01))
@@ -47,20 +62,33 @@ def test_term_two_train_steps(name):
         assert all(p.grad is None for p in teacher.parameters()), 'teacher got a gradient'
 
 
+@pytest.mark.parametrize('name', LABELLERS.available())
+def test_labeller_gives_labels_and_weights_of_the_branch(name):
+    torch.manual_seed(0)
+    model = _adapter(dict(src=dict(type='SourceCE')), {'lab': dict(type=name)})
+    model.teacher.init_from(model.student)
+    data = model.data_preprocessor(toy_batch(), True)
+    ctx = model.make_context(data['inputs'], data['data_samples'])
+    pl = ctx.pseudo_labels('target', 'lab')
+    assert pl.labels.dtype == torch.long and pl.labels.shape == pl.weight.shape
+    assert pl.labels.shape[-2:] == (32, 32) and torch.isfinite(pl.weight).all()
+    assert ctx.pseudo_labels('target', 'lab') is pl  # once per step
+
+
 def test_duplicate_loss_keys_are_rejected():
-    model = _adapter([dict(type='SourceCE'), dict(type='SourceCE')])
+    model = _adapter(dict(a=dict(type='SourceCE'), b=dict(type='SourceCE')))
     with pytest.raises(KeyError, match='same keys'):
         model.train_step(toy_batch(), OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1)))
 
 
 def test_non_finite_loss_names_the_iteration():
-    model = _adapter([dict(type='SourceCE', weight=float('nan'))])
+    model = _adapter(dict(src=dict(type='SourceCE', weight=float('nan'))))
     with pytest.raises(FloatingPointError, match='iteration'):
         model.train_step(toy_batch(), OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1)))
 
 
 def test_predict_crops_padding_back():
-    model = _adapter([dict(type='SourceCE')])
+    model = _adapter(dict(src=dict(type='SourceCE')))
     model.data_preprocessor.size_divisor = 16
     batch = toy_batch(('val',), h=20, w=30, labelled=('val',))['val']
     data = model.data_preprocessor(batch, False)

@@ -1,10 +1,15 @@
-"""Methods: the adapter and its terms, one file per method."""
-from uda.methods.adaptive_bn import AdaptiveBN
+"""Methods: the adapter, its step context and labellers, and one file per term.
+
+A module defining a term or labeller must be imported here: the registries import
+``uda.methods`` (``locations=``) to find them.
+"""
 from uda.methods.adversarial import EntropyAdversarial, FeatureAdversarial, OutputAdversarial
-from uda.methods.base import Adapter, Term
+from uda.methods.base import Adapter, Labeller, PseudoLabels, StepContext, Term
+from uda.methods.labellers import ConfidenceLabeller, QualityLabeller
 from uda.methods.minent import MinEnt
-from uda.methods.sac import SACSelfTraining
+from uda.methods.sac import SACLabeller, SACSelfTraining
 from uda.methods.source_only import SourceCE
 
-__all__ = ['Adapter', 'Term', 'AdaptiveBN', 'EntropyAdversarial', 'FeatureAdversarial',
-           'MinEnt', 'OutputAdversarial', 'SACSelfTraining', 'SourceCE']
+__all__ = ['Adapter', 'ConfidenceLabeller', 'EntropyAdversarial', 'FeatureAdversarial',
+           'Labeller', 'MinEnt', 'OutputAdversarial', 'PseudoLabels', 'QualityLabeller',
+           'SACLabeller', 'SACSelfTraining', 'SourceCE', 'StepContext', 'Term']

@@ -1,13 +1,14 @@
 """Adversarial alignment: output space (AdaptSegNet), entropy maps (ADVENT), features (DANN).
 
-Each term owns its discriminator(s) and trains in two phases driven by
+Each term owns its discriminator(s), declares them for the ``'discriminators'`` optimiser
+(:meth:`Term.optimised_modules`) and trains in two phases driven by
 :meth:`uda.methods.base.Adapter.train_step`:
 
-1. segmentor phase (:meth:`forward`, discriminators frozen): the student is trained to make
+1. student phase (:meth:`forward`, discriminators frozen): the student is trained to make
    the discriminator score *target* inputs as *source* (GAN mode), or, in DANN's GRL mode,
    to maximise the discriminator's domain loss through a gradient-reversal layer;
-2. discriminator phase (:meth:`discriminator_loss`, its own optimiser): the discriminator
-   learns source = 0 / target = 1 on the *detached* inputs cached in phase 1.
+2. discriminator phase (:meth:`phase_loss`, its own optimiser): the discriminator learns
+   source = 0 / target = 1 on the *detached* inputs cached in phase 1.
 
 Levels: ``main`` reads the final logits (or the chosen feature map), ``aux`` the auxiliary
 head on the penultimate encoder stage (output/entropy terms) or that stage's features
@@ -26,7 +27,7 @@ from torch import Tensor
 from uda.losses import (domain_accuracy, gan_loss, grad_reverse, pixel_entropy,
                         weighted_self_information)
 from uda.losses.adversarial import GAN_LOSSES
-from uda.methods.base import Adapter, Term
+from uda.methods.base import Adapter, StepContext, Term
 from uda.registry import MODELS, TERMS
 
 SOURCE_LABEL = 0.0
@@ -99,14 +100,12 @@ class _AdversarialTerm(Term):
     def _key(self, what: str, level: str) -> str:
         return f'{what}_{self.name}' + ('' if level == 'main' else '_aux')
 
-    def forward(self, adapter: Adapter, inputs: dict[str, Tensor],
-                data_samples: dict[str, list[dict]]) -> dict[str, Tensor]:
-        for branch in (self.source_branch, self.target_branch):
-            if branch not in inputs:
-                raise KeyError(f"{type(self).__name__} reads branch '{branch}' but the batch has "
-                               f'{sorted(inputs)}; set source_branch / target_branch.')
-        src_out = adapter.student_forward(self.source_branch, inputs[self.source_branch])
-        tgt_out = adapter.student_forward(self.target_branch, inputs[self.target_branch])
+    def optimised_modules(self) -> dict[str, nn.Module]:
+        return {'discriminators': self.discriminator}
+
+    def forward(self, ctx: StepContext) -> dict[str, Tensor]:
+        src_out = ctx.student(self.source_branch)
+        tgt_out = ctx.student(self.target_branch)
         losses: dict[str, Tensor] = {}
         self._cache = {}
         for level, w in self.level_weights.items():
@@ -117,10 +116,11 @@ class _AdversarialTerm(Term):
         self._vis = tgt_out['logits'][:1].detach()
         return losses
 
-    def discriminator_loss(self, adapter: Adapter) -> dict[str, Tensor]:
+    def phase_loss(self, phase: str, ctx: StepContext) -> dict[str, Tensor]:
+        """Discriminator losses on the detached inputs of this step's student phase."""
         if not self._cache:
-            raise RuntimeError(f'{type(self).__name__}.discriminator_loss() before forward(): '
-                               'the discriminator step needs the inputs of a segmentor step.')
+            raise RuntimeError(f'{type(self).__name__}.phase_loss() before forward(): the '
+                               'discriminator step needs the inputs of a student step.')
         losses: dict[str, Tensor] = {}
         for level, (src, tgt) in self._cache.items():
             disc = self.discriminator[level]

@@ -1,16 +1,27 @@
-"""The adapter and the term interface: a method is a composition of terms.
+"""The adapter, the term interface and the per-step context: a method is a composition of terms.
 
-One registered model (:class:`Adapter`) owns the student segmentor (and, for terms that need
-one, a teacher) and runs the list of terms from the config. A term computes named losses from
-the batch; the adapter sums keys that contain ``loss`` and logs the rest. The Runner's
-``IterBasedTrainLoop`` owns the loop and the optimiser wrappers own backward and steps, so a
-term never calls ``backward()`` or steps an optimiser.
+One registered model (:class:`Adapter`) owns the student segmentor, optionally a momentum
+teacher and shared pseudo-labellers, and runs the *named* terms of the config
+(``terms=dict(src=dict(type='SourceCE'), sac=dict(type='SACSelfTraining'))``). Each training
+step builds one :class:`StepContext`; terms read the step only through it (cached student and
+teacher forwards per branch, labels, image labels, pseudo-labels computed at most once per step
+by a named labeller) and return named losses: keys that contain ``loss`` are summed, others are
+only logged. The Runner's ``IterBasedTrainLoop`` owns the loop and the optimiser wrappers own
+backward and steps, so a term never calls ``backward()`` or steps an optimiser (the contract of
+mmdet's ``SemiBaseDetector``, open-mmlab/mmdetection ``mmdet/models/detectors/semi_base.py``).
+
+Adapter settings, not term side effects: the iterations in which each term runs (``start_iter``
+/ ``end_iter`` in the term's config), the BatchNorm policy per phase (``bn_policy``), the
+optimiser phases (``'student'`` plus every other optimiser name a term declares, e.g.
+``'discriminators'``) and optional backward passes per term group (``backward_groups``).
 """
 from __future__ import annotations
 
-import copy
+import re
+from collections import Counter
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator, Optional
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator, Optional, Union
 
 import torch
 import torch.nn as nn
@@ -20,12 +31,16 @@ from mmengine.optim import OptimWrapper, OptimWrapperDict
 from torch import Tensor
 
 from uda.evaluation.inference import check_test_cfg, run_inference
-from uda.registry import MODELS, TERMS
+from uda.models.teacher import MomentumTeacher
+from uda.registry import LABELLERS, MODELS, TERMS
 
 Batch = dict[str, Any]
 # Averages the gradients of an optimiser wrapper's parameters over data-parallel ranks
 # (uda.engine.AdapterDataParallel.sync_gradients).
 GradSync = Callable[[OptimWrapper], None]
+STUDENT = 'student'
+BN_MODES = ('train', 'target_only', 'frozen_stats', 'eval')
+LEGACY_KEYS = re.compile(r'^(terms\.\d+\.|teacher_ready$)')
 
 
 def stack_gt(data_samples: list[dict], device: Optional[torch.device] = None) -> Tensor:
@@ -39,174 +54,490 @@ def stack_gt(data_samples: list[dict], device: Optional[torch.device] = None) ->
     return gt if device is None else gt.to(device)
 
 
+def bn_layers(module: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
+    """BatchNorm layers of ``module`` that track running statistics."""
+    return [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
+            and m.track_running_stats and m.running_mean is not None]
+
+
+@dataclass
+class PseudoLabels:
+    """What a labeller gives the terms that name it.
+
+    Attributes:
+        labels: [B, H, W] int64 class ids, ``ignore_index`` where unreliable.
+        weight: [B, H, W] per-pixel loss weight (confidence, mask or DACS quality).
+        inputs: The normalised images the labels refer to when they are not the branch's own
+            (SAC: its views, [B*N, 3, H, W]); None otherwise.
+        extras: Labeller-specific tensors (probabilities, thresholds, class prior, masks).
+    """
+
+    labels: Tensor
+    weight: Tensor
+    inputs: Optional[Tensor] = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+class StepContext:
+    """One training step as the terms see it.
+
+    Student forwards of a branch are computed once and shared (source CE, adversarial and
+    entropy terms all read the same source / target outputs, so BatchNorm sees each batch once);
+    teacher forwards and pseudo-labels likewise, so two terms naming one labeller run the
+    teacher once. ``counts`` records the forwards run (``student``, ``teacher``) for tests and
+    benchmarks.
+
+    Args:
+        adapter: The adapter running the step.
+        inputs: Normalised images per branch, [B, 3, H, W].
+        data_samples: Per branch, one dict per image (``gt_sem_seg``, ``img_shape``, ...).
+        iteration: The training iteration (0-based).
+    """
+
+    def __init__(self, adapter: 'Adapter', inputs: dict[str, Tensor],
+                 data_samples: dict[str, list[dict]], iteration: int) -> None:
+        self._adapter = adapter
+        self._inputs, self._samples = inputs, data_samples
+        self.iter = int(iteration)
+        self.num_classes, self.ignore_index = adapter.num_classes, adapter.ignore_index
+        self.counts: Counter = Counter()
+        self._student: dict[str, dict[str, Any]] = {}
+        self._teacher: dict[str, dict[str, Any]] = {}
+        self._pseudo: dict[tuple[str, str], PseudoLabels] = {}
+
+    # ---------------------------------------------------------------- batch
+    @property
+    def branches(self) -> list[str]:
+        return list(self._inputs)
+
+    def _check(self, branch: str) -> None:
+        if branch not in self._inputs:
+            raise KeyError(f"A term reads branch '{branch}' but the batch has {self.branches}; "
+                           "set the term's branch argument or the dataset's branches.")
+
+    def inputs(self, branch: str) -> Tensor:
+        """Normalised images [B, 3, H, W] of ``branch``."""
+        self._check(branch)
+        return self._inputs[branch]
+
+    def samples(self, branch: str) -> list[dict]:
+        self._check(branch)
+        return self._samples.get(branch) or [{} for _ in range(len(self._inputs[branch]))]
+
+    def labels(self, branch: str) -> Tensor:
+        """Pixel labels [B, H, W] int64 (padding and unlabelled pixels = ignore index)."""
+        return stack_gt(self.samples(branch), self.inputs(branch).device)
+
+    def image_labels(self, branch: str) -> Tensor:
+        """Image-level multi-hot labels [B, num_classes] float.
+
+        From each sample's ``img_labels`` (class ids) when the dataset gives them, otherwise
+        derived from ``gt_sem_seg`` (the classes present).
+        """
+        samples = self.samples(branch)
+        out = torch.zeros(len(samples), self.num_classes, device=self.inputs(branch).device)
+        for i, s in enumerate(samples):
+            if 'img_labels' in s:
+                ids = torch.as_tensor(s['img_labels'], dtype=torch.long).flatten()
+            elif 'gt_sem_seg' in s:
+                ids = torch.unique(s['gt_sem_seg'])
+                ids = ids[(ids != self.ignore_index) & (ids >= 0)]
+            else:
+                raise KeyError(f"Branch '{branch}' has neither image labels (img_labels) nor "
+                               'pixel labels (gt_sem_seg); give its dataset one of them.')
+            if len(ids) and (int(ids.max()) >= self.num_classes or int(ids.min()) < 0):
+                raise ValueError(f"Branch '{branch}', image {s.get('img_path', i)}: image label "
+                                 f'{ids.tolist()} outside 0..{self.num_classes - 1}.')
+            out[i, ids.to(out.device)] = 1.0
+        return out
+
+    # ---------------------------------------------------------------- networks
+    def student(self, branch: str) -> dict[str, Any]:
+        """Student outputs on ``branch`` (``logits``, ``features``, ``decoder``, and
+        ``aux_logits`` when a term needs the auxiliary head), with gradient, cached."""
+        out = self._student.get(branch)
+        if out is None:
+            with self._adapter.bn_stats_from(branch):
+                out = self.student_forward(self.inputs(branch))
+            self._student[branch] = out
+        return out
+
+    def student_forward(self, x: Tensor) -> dict[str, Any]:
+        """Student outputs on any normalised input (e.g. mixed or noised views), not cached."""
+        self.counts['student'] += 1
+        return self._adapter.student(x, return_features=True,
+                                     return_aux=self._adapter.want_aux)
+
+    def teacher(self, branch: str) -> dict[str, Any]:
+        """Teacher outputs (no gradient, eval mode) on ``branch``, cached."""
+        out = self._teacher.get(branch)
+        if out is None:
+            out = self._teacher[branch] = self.teacher_forward(self.inputs(branch))
+        return out
+
+    def teacher_forward(self, x: Tensor) -> dict[str, Any]:
+        """Teacher outputs on any normalised input, not cached."""
+        teacher = self._adapter.teacher
+        if teacher is None:
+            raise RuntimeError('A term or labeller reads the teacher but the adapter has none; '
+                               'give Adapter(teacher=dict(momentum=..., interval=..., '
+                               "start_iter=...)) or use source='student'.")
+        if not bool(teacher.ready):
+            raise RuntimeError(
+                f'Iteration {self.iter}: the teacher was never initialised (teacher start_iter '
+                f"{teacher.start_iter}). Add dict(type='EMATeacherHook') to custom_hooks, or "
+                'start the term no earlier than the teacher (its start_iter).')
+        self.counts['teacher'] += 1
+        return teacher(x, return_features=True)
+
+    def pseudo_labels(self, branch: str, labeller: str) -> PseudoLabels:
+        """Pseudo-labels of ``branch`` from the adapter's labeller ``labeller``, computed at
+        most once per step however many terms ask."""
+        key = (labeller, branch)
+        if key not in self._pseudo:
+            self._pseudo[key] = self._adapter.labeller(labeller)(self, branch)
+        return self._pseudo[key]
+
+    # ---------------------------------------------------------------- pixels
+    def normalize(self, x: Tensor) -> Tensor:
+        """Pixel values (0-255) -> network input."""
+        return self._adapter.data_preprocessor.normalize(x)
+
+    def denormalize(self, x: Tensor) -> Tensor:
+        """Network input -> pixel values (0-255, float)."""
+        return self._adapter.data_preprocessor.denormalize(x)
+
+    def drop_student_cache(self) -> None:
+        """Forget cached student forwards (their graphs), between backward groups."""
+        self._student = {}
+
+
 class Term(nn.Module):
-    """One ingredient of a method, e.g. source cross-entropy or adaptive BN.
+    """One ingredient of a method, e.g. source cross-entropy or SAC self-training.
 
     Subclasses implement :meth:`forward` and return ``{name: tensor}``; keys that contain
     ``loss`` are summed into the objective (name them ``<branch>.loss_<what>``), other keys are
-    only logged. A term may own modules (e.g. a discriminator); they become part of the
-    adapter's state dict and checkpoints.
+    only logged. The adapter holds terms by config name (``terms.<name>.*`` in checkpoints,
+    ``--cfg-options model.terms.<name>.weight=2``) and skips a term outside its
+    ``start_iter`` / ``end_iter`` (adapter settings given in the term's config).
+
+    A term may own trainable modules (a discriminator, a classification or projection head):
+    :meth:`optimised_modules` declares them by optimiser name. Modules declared under
+    ``'student'`` are trained by the student's optimiser and backward pass; any other name
+    (``'discriminators'``) gets its own optimiser wrapper and its own phase after the student
+    update, whose losses :meth:`phase_loss` returns (on inputs the term cached, detached, in
+    :meth:`forward`). :class:`uda.engine.AdapterOptimWrapperConstructor` builds one wrapper per
+    declared name.
 
     Attributes:
-        order: Terms run in ascending order (stable); terms that must see the network after
-            every other forward (adaptive BN) use a high value.
-        needs_teacher: Whether the adapter must build a teacher for this term.
-        needs_aux: Whether :meth:`Adapter.student_forward` must also return the auxiliary
-            head's logits (instances set it from their arguments).
-
-    A term that trains its own discriminator keeps it in ``self.discriminator`` (saved in
-    checkpoints as ``terms.<i>.discriminator.*``), caches detached inputs for it during
-    :meth:`forward` and returns the discriminator's losses from :meth:`discriminator_loss`; the
-    adapter then needs an ``OptimWrapperDict`` with 'student' and 'discriminators' wrappers
-    (:class:`uda.engine.AdapterOptimWrapperConstructor`).
+        needs_teacher: The adapter must have a momentum teacher for this term; the term starts
+            at the teacher's ``start_iter`` unless its config says otherwise.
+        needs_aux: Student forwards must also return the auxiliary head's logits (instances
+            set it from their arguments).
+        term_name: The config name, set by the adapter.
     """
 
-    order: int = 0
     needs_teacher: bool = False
     needs_aux: bool = False
+    term_name: str = ''
 
     def __init__(self, weight: float = 1.0) -> None:
         super().__init__()
         self.weight = float(weight)
 
-    def forward(self, adapter: 'Adapter', inputs: dict[str, Tensor],
-                data_samples: dict[str, list[dict]]) -> dict[str, Tensor]:
-        raise NotImplementedError(f'{type(self).__name__} must implement forward().')
+    def forward(self, ctx: StepContext) -> dict[str, Tensor]:
+        raise NotImplementedError(f'{type(self).__name__} must implement forward(ctx).')
+
+    def setup(self, adapter: 'Adapter') -> None:
+        """Build what depends on the student (a discriminator's input channels, buffers sized
+        by ``num_classes``) before the Runner builds optimisers and loads checkpoints."""
+
+    def optimised_modules(self) -> dict[str, nn.Module]:
+        """Trainable modules of the term by optimiser name; none by default."""
+        return {}
+
+    def phase_loss(self, phase: str, ctx: StepContext) -> dict[str, Tensor]:
+        """Losses of the modules declared under ``phase`` (not 'student'), after the student
+        step of the same iteration."""
+        raise NotImplementedError(f'{type(self).__name__} declares optimiser {phase!r} and must '
+                                  'implement phase_loss().')
 
     def vis_panels(self) -> dict[str, Tensor]:
         """Images for TensorBoard from the last call (e.g. pseudo-labels); none by default."""
         return {}
 
-    def setup(self, adapter: 'Adapter') -> None:
-        """Build what depends on the student (a discriminator's input channels, buffers sized
-        by ``num_classes``).
 
-        Called once by :class:`Adapter` after the student exists, so that every parameter and
-        buffer exists before the Runner builds the optimisers and loads a checkpoint. Nothing
-        by default.
-        """
+class Labeller(nn.Module):
+    """A pseudo-labeller: turns a branch into :class:`PseudoLabels`, once per step.
+
+    Held by the adapter by config name (``labellers=dict(teacher_conf=dict(type=...))``, state
+    in checkpoints as ``labellers.<name>.*``) and called through
+    :meth:`StepContext.pseudo_labels`.
+
+    Args:
+        source: 'teacher' (the momentum teacher) or 'student' (the student in eval mode,
+            without gradient, as UniMatch's ``model.eval()`` predictions).
+    """
+
+    def __init__(self, source: str = 'teacher') -> None:
+        super().__init__()
+        if source not in ('teacher', 'student'):
+            raise ValueError(f"{type(self).__name__}(source={source!r}): use 'teacher' or "
+                             "'student'.")
+        self.source = source
 
     @property
-    def owns_discriminator(self) -> bool:
-        """Whether this term trains a discriminator (``self.discriminator``)."""
-        return isinstance(getattr(self, 'discriminator', None), nn.Module)
+    def needs_teacher(self) -> bool:
+        return self.source == 'teacher'
 
-    def discriminator_loss(self, adapter: 'Adapter') -> dict[str, Tensor]:
-        """Losses of the term's discriminator on the detached inputs cached by the last
-        :meth:`forward`; called by :meth:`Adapter.train_step` after the segmentor update."""
-        if self.owns_discriminator:
-            raise NotImplementedError(f'{type(self).__name__} owns a discriminator and must '
-                                      'implement discriminator_loss().')
-        return {}
+    def setup(self, adapter: 'Adapter') -> None:
+        """Build buffers sized by the student (e.g. a class prior); nothing by default."""
+
+    def predict(self, ctx: StepContext, x: Tensor) -> Tensor:
+        """Class probabilities [B, C, H, W] (float32) of the source network on ``x``."""
+        if self.source == 'teacher':
+            logits = ctx.teacher_forward(x)['logits']
+        else:
+            logits = ctx._adapter.student_eval_logits(x)
+        return logits.float().softmax(1)
+
+    def forward(self, ctx: StepContext, branch: str) -> PseudoLabels:
+        raise NotImplementedError(f'{type(self).__name__} must implement forward(ctx, branch).')
+
+
+def _phase_of(cfg: dict, name: str) -> tuple[dict, Optional[int], Optional[int]]:
+    if not isinstance(cfg, dict) or 'type' not in cfg:
+        raise TypeError(f"model.terms.{name} must be a term config dict(type=..., ...), got "
+                        f'{cfg!r}.')
+    cfg = dict(cfg)
+    start, end = cfg.pop('start_iter', None), cfg.pop('end_iter', None)
+    return cfg, (None if start is None else int(start)), (None if end is None else int(end))
 
 
 @MODELS.register_module()
 class Adapter(BaseModel):
-    """A segmentor trained by a list of terms (source CE, adaptive BN, self-training ...).
+    """A segmentor trained by named terms (source CE, self-training, adversarial ...).
 
     Args:
         segmentor: Config of the student network (e.g. :class:`uda.models.SMPSegmentor`).
-        terms: Configs of the terms (``uda.registry.TERMS``), run in order.
+        terms: ``dict(name=term config)``, run in this order. Each config may carry
+            ``start_iter`` / ``end_iter``: the term runs for ``start_iter <= iter < end_iter``
+            (terms that need the teacher start with it by default).
         data_preprocessor: Config of the preprocessor (normalise, pad, stack per branch).
         num_classes: Classes of the label space; read from the segmentor when omitted.
         ignore_index: Label value of unlabelled pixels.
-        test_cfg: Inference settings (validation loop, ``tools/test.py``), see
-            :func:`check_test_cfg`: ``mode='whole'|'slide'|'aug'``, ``crop_size`` and
-            ``stride`` for sliding windows, ``scales`` and ``flip`` for multi-scale + flip,
-            ``which='student'|'teacher'``.
-        teacher: Momentum teacher settings ``dict(momentum=0.99, interval=100, start_iter=0)``
-            (see :meth:`update_teacher`); a teacher is built when this is given or a term has
-            ``needs_teacher``. ``EMATeacherHook`` initialises it from the student at
-            ``start_iter`` and updates it after the optimiser step.
+        test_cfg: Inference settings, see :func:`uda.evaluation.inference.check_test_cfg`.
+        teacher: Momentum teacher settings (:class:`uda.models.MomentumTeacher`:
+            ``dict(momentum=0.99, interval=100, start_iter=0, ramp=False)``); built when given
+            or when a term or labeller needs one. ``EMATeacherHook`` drives it.
+        labellers: ``dict(name=labeller config)`` shared by the terms that name them.
+        bn_policy: BatchNorm of the student during training steps, one mode or a list of
+            ``dict(mode=..., start_iter=N[, branch='target'])`` phases. Modes: ``'train'``
+            (every forward updates the running statistics); ``'target_only'`` (adaptive BN:
+            forwards normalise with batch statistics but only the student forward of
+            ``branch`` updates the running ones; if no term forwards that branch, the adapter
+            does, without gradient); ``'frozen_stats'`` (running statistics fixed, batch
+            statistics in forwards); ``'eval'`` (BN in eval mode: running statistics used and
+            fixed, as the reference DeepLab-v2 trains).
+        backward_groups: None for one backward pass per step, or a list of lists of term
+            names: each group's losses are back-propagated before the next group runs, so only
+            one group's graph is alive at a time (peak memory). Terms that share a branch's
+            student forward belong in one group (the cache is dropped between groups).
     """
 
-    def __init__(self, segmentor: dict, terms: list[dict],
+    def __init__(self, segmentor: dict, terms: dict[str, dict],
                  data_preprocessor: Optional[dict] = None, num_classes: Optional[int] = None,
                  ignore_index: int = 255, test_cfg: Optional[dict] = None,
-                 init_cfg: Optional[dict] = None, teacher: Optional[dict] = None) -> None:
+                 init_cfg: Optional[dict] = None, teacher: Optional[dict] = None,
+                 labellers: Optional[dict[str, dict]] = None,
+                 bn_policy: Union[str, dict, list] = 'train',
+                 backward_groups: Optional[list[list[str]]] = None) -> None:
         # Built here (not by BaseModel) so it resolves in uda's registry outside a Runner too.
         preprocessor = MODELS.build(data_preprocessor or dict(type='SegDataPreprocessor'))
         super().__init__(data_preprocessor=preprocessor, init_cfg=init_cfg)
         self.student = MODELS.build(segmentor)
+        if not isinstance(terms, dict):
+            raise TypeError('Adapter(terms=...) takes named terms: terms=dict(src=dict(type='
+                            "'SourceCE'), sac=dict(type='SACSelfTraining', ...)); got "
+                            f'{type(terms).__name__}. Configs merge and --cfg-options address '
+                            'terms by these names (model.terms.sac.weight=2).')
         if not terms:
-            raise ValueError('Adapter needs at least one term, e.g. terms=[dict(type="SourceCE")].')
-        built = [TERMS.build(t) for t in terms]
-        built.sort(key=lambda t: t.order)  # stable: config order among equals
-        self.terms = nn.ModuleList(built)
+            raise ValueError("Adapter needs at least one term, e.g. terms=dict(src=dict(type="
+                             "'SourceCE')).")
         self.num_classes = int(num_classes or getattr(self.student, 'num_classes'))
         self.ignore_index = ignore_index
-        self._fwd_cache: dict[str, tuple[Tensor, dict[str, Any]]] = {}
-        self._want_aux = any(t.needs_aux for t in self.terms)
-        for term in self.terms:
-            term.setup(self)
+        built, self.phases = {}, {}
+        for name, cfg in terms.items():
+            cfg, start, end = _phase_of(cfg, name)
+            built[name] = TERMS.build(cfg)
+            built[name].term_name = name
+            self.phases[name] = [start, end]
+        self.terms = nn.ModuleDict(built)
+        self.labellers = nn.ModuleDict({n: LABELLERS.build(c)
+                                        for n, c in (labellers or {}).items()})
+        self.want_aux = any(t.needs_aux for t in self.terms.values())
+        for module in [*self.terms.values(), *self.labellers.values()]:
+            module.setup(self)
         self.test_cfg = check_test_cfg(test_cfg)
-        self.teacher: Optional[nn.Module] = None
-        self.teacher_cfg: Optional[dict] = None
-        if teacher is not None or any(t.needs_teacher for t in self.terms):
+        self.teacher: Optional[MomentumTeacher] = None
+        needs = [n for n, t in self.terms.items() if t.needs_teacher] + \
+            [n for n, lab in self.labellers.items() if lab.needs_teacher]
+        if teacher is not None or needs:
             self._build_teacher(teacher or {})
+        teacher_start = self.teacher.start_iter if self.teacher is not None else 0
+        for name, term in self.terms.items():
+            start, end = self.phases[name]
+            if start is None:
+                start = teacher_start if term.needs_teacher else 0
+            if end is not None and end <= start:
+                raise ValueError(f'model.terms.{name}: end_iter {end} <= start_iter {start}.')
+            self.phases[name] = [start, end]
+        self.bn_policy = self._check_bn_policy(bn_policy)
+        self._bn_momentum = {m: m.momentum for m in bn_layers(self.student)}
+        self._bn_branch: Optional[str] = None  # set while a 'target_only' step runs
+        self._bn_stats_done = False
+        self.backward_groups = self._check_groups(backward_groups)
+        self._register_load_state_dict_pre_hook(self._reject_legacy_keys)
 
-    # ------------------------------------------------------------------ teacher
+    # ------------------------------------------------------------------ construction
     def _build_teacher(self, cfg: dict) -> None:
-        unknown = set(cfg) - {'momentum', 'interval', 'start_iter'}
+        unknown = set(cfg) - {'momentum', 'interval', 'start_iter', 'ramp'}
         if unknown:
             raise KeyError(f'Adapter(teacher=...) got unknown keys {sorted(unknown)}; use '
-                           'dict(momentum=0.99, interval=100, start_iter=0).')
-        self.teacher_cfg = dict(momentum=float(cfg.get('momentum', 0.99)),
-                                interval=int(cfg.get('interval', 100)),
-                                start_iter=int(cfg.get('start_iter', 0)))
-        if not 0.0 <= self.teacher_cfg['momentum'] <= 1.0 or self.teacher_cfg['interval'] < 1:
-            raise ValueError(f'Adapter(teacher={cfg}): momentum must be in [0, 1] and interval '
-                             '>= 1.')
-        self.teacher = copy.deepcopy(self.student)
-        self.teacher.eval()
-        for p in self.teacher.parameters():
-            p.requires_grad_(False)
-        # 1 once the teacher has been initialised from the student (saved with checkpoints, so
-        # a resumed run does not re-initialise it).
-        self.register_buffer('teacher_ready', torch.zeros((), dtype=torch.bool))
-        # DDP: the teacher is updated identically on every rank by EMATeacherHook; keep its
-        # parameters and buffers out of DDP's gradient reduction and buffer broadcast.
+                           'dict(momentum=0.99, interval=100, start_iter=0, ramp=False).')
+        self.teacher = MomentumTeacher(self.student, **cfg)
+        # DDP: EMATeacherHook updates the teacher identically on every rank; keep its
+        # parameters and buffers out of gradient reduction and buffer broadcast.
         self._ddp_params_and_buffers_to_ignore = [
             f'teacher.{n}' for n, _ in self.teacher.named_parameters()] + [
             f'teacher.{n}' for n, _ in self.teacher.named_buffers()]
 
-    @property
-    def self_training(self) -> bool:
-        """Whether the teacher has been initialised (self-training has started)."""
-        return self.teacher is not None and bool(self.teacher_ready)
+    def _check_bn_policy(self, policy: Union[str, dict, list]) -> list[dict]:
+        phases = policy if isinstance(policy, (list, tuple)) else [policy]
+        out = []
+        for p in phases:
+            p = dict(mode=p) if isinstance(p, str) else dict(p)
+            unknown = set(p) - {'mode', 'start_iter', 'branch'}
+            if unknown or p.get('mode') not in BN_MODES:
+                raise ValueError(f'model.bn_policy entry {p}: use a mode in {BN_MODES} or '
+                                 "dict(mode=..., start_iter=N, branch='target').")
+            out.append(dict(mode=p['mode'], start_iter=int(p.get('start_iter', 0)),
+                            branch=p.get('branch', 'target')))
+        return sorted(out, key=lambda p: p['start_iter'])
 
-    @torch.no_grad()
-    def init_teacher(self) -> None:
-        """Copy the student into the teacher (weights and BN statistics)."""
-        if self.teacher is None:
-            raise RuntimeError('init_teacher(): this model has no teacher; give '
-                               'Adapter(teacher=dict(...)) or a term with needs_teacher.')
-        self.teacher.load_state_dict(self.student.state_dict())
-        self.teacher_ready.fill_(True)
+    def _check_groups(self, groups: Optional[list[list[str]]]) -> Optional[list[list[str]]]:
+        if groups is None:
+            return None
+        flat = [n for g in groups for n in g]
+        unknown = sorted(set(flat) - set(self.terms))
+        missing = sorted(set(self.terms) - set(flat))
+        dup = sorted(n for n, c in Counter(flat).items() if c > 1)
+        if unknown or missing or dup:
+            raise ValueError(f'model.backward_groups must list every term once: unknown '
+                             f'{unknown}, missing {missing}, repeated {dup} (terms: '
+                             f'{list(self.terms)}).')
+        return [list(g) for g in groups]
 
-    @torch.no_grad()
-    def update_teacher(self, momentum: Optional[float] = None) -> None:
-        """``teacher = m * teacher + (1 - m) * student`` over parameters and float buffers.
+    @staticmethod
+    def _reject_legacy_keys(state_dict: dict, prefix: str, *args: Any) -> None:
+        old = [k for k in state_dict if LEGACY_KEYS.match(k[len(prefix):])]
+        if old:
+            raise KeyError(
+                f'This checkpoint has the old positional layout ({old[:3]} ...): terms are now '
+                'held by name (terms.<name>.*), SAC\'s class prior by its labeller '
+                '(labellers.<name>.*) and the teacher as teacher.net.* / teacher.ready. Convert '
+                'it once with: python tools/upgrade_checkpoint.py CONFIG OLD.pth NEW.pth '
+                '(uda.engine.checkpoint.upgrade_state_dict documents the key mapping).')
 
-        Integer buffers (BN's ``num_batches_tracked``) are copied from the student.
-        """
-        if not self.self_training:
-            raise RuntimeError('update_teacher() before init_teacher().')
-        m = self.teacher_cfg['momentum'] if momentum is None else float(momentum)
-        s_state = self.student.state_dict()
-        for name, t in self.teacher.state_dict().items():
-            s = s_state[name]
-            if t.dtype.is_floating_point:
-                t.mul_(m).add_(s.detach().to(t.dtype), alpha=1.0 - m)
-            else:
-                t.copy_(s)
+    # ------------------------------------------------------------------ accessors
+    def labeller(self, name: str) -> Labeller:
+        if name not in self.labellers:
+            raise KeyError(f"A term names labeller '{name}' but the adapter has "
+                           f'{list(self.labellers)}; add model.labellers.{name}=dict(type=...).')
+        return self.labellers[name]
+
+    def active_terms(self, iteration: int) -> dict[str, Term]:
+        """The terms that run at ``iteration`` (their ``start_iter <= iter < end_iter``)."""
+        out = {}
+        for name, term in self.terms.items():
+            start, end = self.phases[name]
+            if iteration >= start and (end is None or iteration < end):
+                out[name] = term
+        return out
+
+    def bn_mode(self, iteration: int) -> dict:
+        """The BN policy entry in force at ``iteration``."""
+        current = dict(mode='train', start_iter=0, branch='target')
+        for p in self.bn_policy:
+            if iteration >= p['start_iter']:
+                current = p
+        return current
 
     def train(self, mode: bool = True) -> 'Adapter':
-        """Set train/eval mode; the teacher always stays in eval mode."""
-        super().train(mode)
-        if getattr(self, 'teacher', None) is not None:
-            self.teacher.eval()
-        return self
+        """Set train/eval mode; the teacher always stays in eval mode (MomentumTeacher)."""
+        return super().train(mode)
+
+    # ------------------------------------------------------------------ BN policy
+    def _set_bn_momentum(self, frozen: bool) -> None:
+        for m, momentum in self._bn_momentum.items():
+            m.momentum = 0.0 if frozen else momentum
+
+    @contextmanager
+    def bn_stats_from(self, branch: str) -> Iterator[None]:
+        """Let this forward update the running statistics when ``branch`` is the one the
+        'target_only' policy follows (every other forward leaves them alone)."""
+        if self._bn_branch is None or branch != self._bn_branch:
+            yield
+            return
+        self._set_bn_momentum(frozen=False)
+        try:
+            yield
+        finally:
+            self._set_bn_momentum(frozen=True)
+            self._bn_stats_done = True
+
+    @contextmanager
+    def _bn_policy_applied(self, iteration: int) -> Iterator[None]:
+        policy = self.bn_mode(iteration)
+        mode = policy['mode']
+        bns = list(self._bn_momentum)
+        was_training = [m.training for m in bns]
+        if mode in ('target_only', 'frozen_stats'):
+            self._set_bn_momentum(frozen=True)
+        if mode == 'target_only':
+            self._bn_branch, self._bn_stats_done = policy['branch'], False
+        if mode == 'eval':
+            for m in bns:
+                m.eval()
+        try:
+            yield
+        finally:
+            self._bn_branch = None
+            self._set_bn_momentum(frozen=False)
+            for m, t in zip(bns, was_training):
+                m.train(t)
+
+    def _bn_stats_forward(self, ctx: StepContext, iteration: int) -> None:
+        """'target_only': a no-grad student forward of the followed branch when no term ran
+        one this step (the ABN baseline: target batches only adapt the statistics)."""
+        if self._bn_branch is None or self._bn_stats_done:
+            return
+        if self._bn_branch not in ctx.branches:
+            raise KeyError(f"bn_policy follows branch '{self._bn_branch}' but the batch has "
+                           f"{ctx.branches}; set bn_policy=dict(mode='target_only', "
+                           "branch=...).")
+        with torch.no_grad(), self.bn_stats_from(self._bn_branch):
+            self.student(ctx.inputs(self._bn_branch))
+
+    def student_eval_logits(self, x: Tensor) -> Tensor:
+        """Student logits in eval mode without gradient (labels from the model itself)."""
+        was_training = self.student.training
+        self.student.eval()
+        try:
+            with torch.no_grad():
+                return self.student(x)
+        finally:
+            self.student.train(was_training)
 
     # ------------------------------------------------------------------ training
     def forward(self, inputs: Any, data_samples: Any = None, mode: str = 'tensor') -> Any:
@@ -219,105 +550,66 @@ class Adapter(BaseModel):
         raise ValueError(f"Adapter.forward: unknown mode {mode!r}; use 'loss', 'predict' or "
                          "'tensor'.")
 
-    def loss(self, inputs: dict[str, Tensor], data_samples: dict[str, list[dict]]
-             ) -> dict[str, Tensor]:
-        """Run every term and collect their named losses and diagnostics."""
+    @staticmethod
+    def _iteration() -> int:
+        it = MessageHub.get_current_instance().get_info('iter')
+        return int(it) if it is not None else 0
+
+    def make_context(self, inputs: dict[str, Tensor], data_samples: dict[str, list[dict]],
+                     iteration: Optional[int] = None) -> StepContext:
         if not isinstance(inputs, dict):
             raise TypeError('Training batches must be dicts of branches, e.g. {"source": ..., '
                             '"target": ...}: wrap the train dataset in MultiBranchDataset.')
+        return StepContext(self, inputs, data_samples,
+                           self._iteration() if iteration is None else iteration)
+
+    def run_terms(self, ctx: StepContext, names: Optional[list[str]] = None,
+                  into: Optional[dict[str, Tensor]] = None) -> dict[str, Tensor]:
+        """Run the active terms (all, or ``names``) and collect their losses."""
         losses: dict[str, Tensor] = {}
-        self._fwd_cache = {}
-        for term in self.terms:
-            out = term(self, inputs, data_samples)
-            clash = set(out) & set(losses)
+        seen = into if into is not None else {}
+        for name, term in self.active_terms(ctx.iter).items():
+            if names is not None and name not in names:
+                continue
+            out = term(ctx)
+            clash = set(out) & (set(losses) | set(seen))
             if clash:
                 raise KeyError(f'Terms produced the same keys {sorted(clash)}; give one of them '
-                               'another prefix.')
+                               f'another prefix (term {name!r}).')
             losses.update(out)
         return losses
 
-    def student_forward(self, branch: str, x: Tensor) -> dict[str, Any]:
-        """Student outputs on a branch, computed once per training step and shared by terms.
+    def loss(self, inputs: dict[str, Tensor], data_samples: dict[str, list[dict]]
+             ) -> dict[str, Tensor]:
+        """Run every active term on one step's context and collect the named losses."""
+        ctx = self.make_context(inputs, data_samples)
+        with self._bn_policy_applied(ctx.iter):
+            losses = self.run_terms(ctx)
+            self._bn_stats_forward(ctx, ctx.iter)
+        return losses
 
-        Source CE, adversarial and entropy terms all need the student's outputs on the same
-        batch; sharing them avoids extra forwards (and extra BatchNorm updates).
-
-        Returns:
-            ``dict(logits, features, decoder)`` and ``aux_logits`` when a term needs the
-            auxiliary head (see :class:`uda.models.SMPSegmentor`).
-        """
-        hit = self._fwd_cache.get(branch)
-        if hit is not None and hit[0] is x:
-            return hit[1]
-        out = self.student(x, return_features=True, return_aux=self._want_aux)
-        self._fwd_cache[branch] = (x, out)
-        return out
-
-    def _check_finite(self, parsed: Tensor, losses: dict[str, Tensor]) -> None:
+    def _check_finite(self, parsed: Tensor, losses: dict[str, Tensor], iteration: int) -> None:
         if not torch.isfinite(parsed):
-            it = MessageHub.get_current_instance().get_info('iter')
             bad = [k for k, v in losses.items() if not torch.isfinite(v).all()]
             raise FloatingPointError(
-                f'Loss became {parsed.item()} at iteration {it} (non-finite: {bad}). Lower the '
-                'learning rate, enable optim_wrapper.clip_grad, or check the data.')
+                f'Loss became {parsed.item()} at iteration {iteration} (non-finite: {bad}). '
+                'Lower the learning rate, enable optim_wrapper.clip_grad, or check the data.')
 
-    def train_step(self, data: Batch, optim_wrapper: OptimWrapper,
-                   grad_sync: Optional[GradSync] = None) -> dict[str, Tensor]:
-        """Preprocess, compute the losses, fail on non-finite values, step the optimiser.
-
-        With an ``OptimWrapperDict`` (terms that own discriminators) the step has two phases,
-        see :meth:`_train_step_multi`.
-
-        Args:
-            data: The collated batch (a dict of branches).
-            optim_wrapper: One ``OptimWrapper``, or ``OptimWrapperDict(student=...,
-                discriminators=...)``.
-            grad_sync: Called with each optimiser wrapper between its backward pass and its
-                step, only when it steps; data-parallel training averages gradients over
-                ranks here (:class:`uda.engine.AdapterDataParallel`).
-        """
-        if isinstance(optim_wrapper, OptimWrapperDict):
-            return self._train_step_multi(data, optim_wrapper, grad_sync)
-        owners = [type(t).__name__ for t in self.terms if t.owns_discriminator]
-        if owners:
-            raise TypeError(
-                f'Terms {owners} train their own discriminator, which needs its own optimiser: '
-                "set optim_wrapper=dict(constructor='AdapterOptimWrapperConstructor', "
-                'student=dict(type=\'OptimWrapper\', optimizer=...), '
-                "discriminators=dict(type='OptimWrapper', optimizer=dict(type='Adam', lr=1e-4, "
-                'betas=(0.9, 0.99)))).')
-        with optim_wrapper.optim_context(self):
-            data = self.data_preprocessor(data, True)
-            losses = self._run_forward(data, mode='loss')
-        parsed, log_vars = self.parse_losses(losses)
-        self._check_finite(parsed, losses)
-        self._update_params(optim_wrapper, parsed, grad_sync)
-        self._fwd_cache = {}
-        return log_vars
-
-    @staticmethod
-    def _update_params(optim_wrapper: OptimWrapper, loss: Tensor,
-                       grad_sync: Optional[GradSync]) -> None:
-        """``optim_wrapper.update_params(loss)`` with ``grad_sync`` after the backward pass.
-
-        Only when the wrapper steps this time (``should_update``, so gradients accumulated over
-        several steps are synchronised once) and before ``step``, where an AMP wrapper unscales,
-        checks for infs and clips.
-        """
-        if grad_sync is None:
-            optim_wrapper.update_params(loss)
-            return
-        optim_wrapper.backward(optim_wrapper.scale_loss(loss))
-        if optim_wrapper.should_update():
-            grad_sync(optim_wrapper)
-            optim_wrapper.step()
-            optim_wrapper.zero_grad()
+    def declared_optimisers(self) -> dict[str, list[tuple[str, nn.Module]]]:
+        """Optimiser name -> [(``terms.<name>.<attr>``-style prefix, module)] declared by the
+        terms, 'student' first (its modules join the student's optimiser)."""
+        out: dict[str, list[tuple[str, nn.Module]]] = {STUDENT: []}
+        for name, term in self.terms.items():
+            for opt, module in term.optimised_modules().items():
+                prefix = next((f'terms.{name}.{n}' for n, m in term.named_children()
+                               if m is module), f'terms.{name}')
+                out.setdefault(opt, []).append((prefix, module))
+        return out
 
     @contextmanager
-    def _discriminators_frozen(self) -> Iterator[None]:
-        """Discriminator parameters take no gradient while the segmentor tries to fool them."""
-        params = [p for t in self.terms if t.owns_discriminator
-                  for p in t.discriminator.parameters() if p.requires_grad]
+    def _frozen(self, modules: list[nn.Module]) -> Iterator[None]:
+        """Parameters of later phases take no gradient in the student phase."""
+        params = [p for m in modules for p in m.parameters() if p.requires_grad]
         for p in params:
             p.requires_grad_(False)
         try:
@@ -326,61 +618,124 @@ class Adapter(BaseModel):
             for p in params:
                 p.requires_grad_(True)
 
-    def _train_step_multi(self, data: Batch, optim_wrappers: OptimWrapperDict,
-                          grad_sync: Optional[GradSync] = None) -> dict[str, Tensor]:
-        """Segmentor step, then discriminator step, each with its own optimiser wrapper.
+    @staticmethod
+    def _backward(ow: OptimWrapper, loss: Tensor) -> None:
+        """Backward without counting it as a step: mmengine counts backward calls for
+        gradient accumulation, and one step is one count however many backward passes (term
+        groups) it takes (:meth:`_student_phase` counts once)."""
+        ow.backward(ow.scale_loss(loss))
+        ow._inner_count -= 1
 
-        1. Segmentor: every term's losses with the discriminators frozen (their parameters get
-           no gradient); ``optim_wrappers['student']`` steps the student.
-        2. Discriminators: each term that owns one scores the *detached* inputs it cached in
-           step 1; ``optim_wrappers['discriminators']`` steps them. The student gets no
-           gradient here.
-        Each wrapper keeps its own AMP loss scaler, accumulation counter and schedule;
-        ``grad_sync`` (see :meth:`train_step`) runs for each before it steps.
+    @staticmethod
+    def _step(ow: OptimWrapper, grad_sync: Optional[GradSync]) -> None:
+        """Step when the wrapper's accumulation says so; ``grad_sync`` first (DDP averages
+        gradients here, before AMP unscaling, inf checks and clipping)."""
+        if ow.should_update():
+            if grad_sync is not None:
+                grad_sync(ow)
+            ow.step()
+            ow.zero_grad()
+
+    def train_step(self, data: Batch, optim_wrapper: OptimWrapper,
+                   grad_sync: Optional[GradSync] = None) -> dict[str, Tensor]:
+        """Preprocess, run the terms, back-propagate, step the optimiser phases.
+
+        1. Student phase: every active term's losses (modules of later phases frozen), one
+           backward pass (or one per ``backward_groups`` entry), ``optim_wrapper['student']``
+           steps the student and the modules terms declared under 'student'.
+        2. One phase per other declared optimiser name (e.g. 'discriminators'): the losses
+           of :meth:`Term.phase_loss` on the inputs the terms cached, that wrapper steps.
+
+        Args:
+            data: The collated batch (a dict of branches).
+            optim_wrapper: One ``OptimWrapper`` (no term declares other optimisers), or the
+                ``OptimWrapperDict`` of :class:`uda.engine.AdapterOptimWrapperConstructor`.
+            grad_sync: Called with each wrapper between its backward pass and its step, only
+                when it steps (:class:`uda.engine.AdapterDataParallel`).
         """
-        names = set(optim_wrappers.keys())
-        if 'student' not in names:
-            raise KeyError(f'optim_wrapper has {sorted(names)} but needs a \'student\' '
-                           'wrapper; build it with AdapterOptimWrapperConstructor.')
-        student_ow = optim_wrappers['student']
-        with student_ow.optim_context(self), self._discriminators_frozen():
+        declared = self.declared_optimisers()
+        phases = [n for n in declared if n != STUDENT]
+        if isinstance(optim_wrapper, OptimWrapperDict):
+            have = set(optim_wrapper.keys())
+            missing = [n for n in [STUDENT, *phases] if n not in have]
+            if missing:
+                raise KeyError(f'optim_wrapper has {sorted(have)} but the terms need '
+                               f'{missing}: build it with AdapterOptimWrapperConstructor and '
+                               f'give {missing[0]}=dict(type=\'OptimWrapper\', optimizer=...).')
+            student_ow = optim_wrapper[STUDENT]
+        else:
+            extra = [n for n, mods in declared.items() if mods]
+            if extra:
+                owners = [n for n, t in self.terms.items() if t.optimised_modules()]
+                raise TypeError(
+                    f'Terms {owners} own trainable modules for optimisers {extra}: set '
+                    "optim_wrapper=dict(constructor='AdapterOptimWrapperConstructor', "
+                    "student=dict(type='OptimWrapper', optimizer=...), "
+                    + ', '.join(f"{n}=dict(type='OptimWrapper', optimizer=...)"
+                                for n in extra if n != STUDENT) + ').')
+            student_ow = optim_wrapper
+        later = [m for n in phases for _, m in declared[n]]
+        with student_ow.optim_context(self), self._frozen(later):
             data = self.data_preprocessor(data, True)
-            losses = self._run_forward(data, mode='loss')
-        parsed, log_vars = self.parse_losses(losses)
-        self._check_finite(parsed, losses)
-        self._update_params(student_ow, parsed, grad_sync)
-        self._fwd_cache = {}
+            ctx = self.make_context(data['inputs'], data['data_samples'])
+            log_vars = self._student_phase(ctx, student_ow, grad_sync)
+        for name in phases:
+            ow = optim_wrapper[name]
+            losses: dict[str, Tensor] = {}
+            with ow.optim_context(self):
+                for term_name, term in self.active_terms(ctx.iter).items():
+                    if name not in term.optimised_modules():
+                        continue
+                    out = term.phase_loss(name, ctx)
+                    clash = set(out) & (set(losses) | set(log_vars))
+                    if clash:
+                        raise KeyError(f'Phase {name!r} losses reuse keys {sorted(clash)}; give '
+                                       f'the terms different prefixes (term {term_name!r}).')
+                    losses.update(out)
+            if not losses:
+                continue
+            parsed, p_log = self.parse_losses(losses)
+            self._check_finite(parsed, losses, ctx.iter)
+            self._backward(ow, parsed)
+            ow._inner_count += 1
+            self._step(ow, grad_sync)
+            p_log.pop('loss')
+            log_vars.update(p_log)
+        return log_vars
 
-        owners = [t for t in self.terms if t.owns_discriminator]
-        if not owners:
-            return log_vars
-        if 'discriminators' not in names:
-            raise KeyError(f'Terms {[type(t).__name__ for t in owners]} own discriminators but '
-                           f'optim_wrapper has only {sorted(names)}; add discriminators=dict('
-                           "type='OptimWrapper', optimizer=dict(type='Adam', lr=1e-4, "
-                           'betas=(0.9, 0.99))).')
-        disc_ow = optim_wrappers['discriminators']
-        d_losses: dict[str, Tensor] = {}
-        with disc_ow.optim_context(self):
-            for term in owners:
-                out = term.discriminator_loss(self)
-                clash = set(out) & (set(d_losses) | set(losses))
-                if clash:
-                    raise KeyError(f'Discriminator losses reuse keys {sorted(clash)}; give the '
-                                   'terms different prefixes.')
-                d_losses.update(out)
-        d_parsed, d_log = self.parse_losses(d_losses)
-        self._check_finite(d_parsed, d_losses)
-        self._update_params(disc_ow, d_parsed, grad_sync)
-        d_log.pop('loss')
-        log_vars.update(d_log)
+    def _student_phase(self, ctx: StepContext, ow: OptimWrapper,
+                       grad_sync: Optional[GradSync]) -> dict[str, Tensor]:
+        groups = self.backward_groups or [None]
+        all_losses: dict[str, Tensor] = {}
+        backward_done = False
+        with self._bn_policy_applied(ctx.iter):
+            for i, names in enumerate(groups):
+                losses = self.run_terms(ctx, names, into=all_losses)
+                if i == len(groups) - 1:
+                    self._bn_stats_forward(ctx, ctx.iter)
+                if losses:
+                    parsed, _ = self.parse_losses(losses)
+                    self._check_finite(parsed, losses, ctx.iter)
+                    if parsed.requires_grad:
+                        self._backward(ow, parsed)
+                        backward_done = True
+                all_losses.update({k: v.detach() for k, v in losses.items()})
+                if i < len(groups) - 1:
+                    ctx.drop_student_cache()  # this group's graph is freed
+        if not backward_done:
+            raise RuntimeError(f'Iteration {ctx.iter}: no term produced a loss with gradient '
+                               f'(active terms: {list(self.active_terms(ctx.iter))}); check '
+                               "the terms' start_iter / end_iter.")
+        ow._inner_count += 1
+        self._step(ow, grad_sync)
+        _, log_vars = self.parse_losses(all_losses)
         return log_vars
 
     # ------------------------------------------------------------------ inference
     def segmentor_for(self, which: str = 'student') -> nn.Module:
         """The network used for inference: ``'student'`` or (with a teacher) ``'teacher'``."""
         if which == 'teacher' and self.teacher is not None:
-            return self.teacher
+            return self.teacher.net
         if which != 'student':
             have = ['student'] + (['teacher'] if self.teacher is not None else [])
             raise ValueError(f"No '{which}' network in this model; it has {have}.")
@@ -417,3 +772,7 @@ class Adapter(BaseModel):
                 out['gt_sem_seg'] = sample['gt_sem_seg'][:h, :w]
             results.append(out)
         return results
+
+
+__all__ = ['Adapter', 'Labeller', 'PseudoLabels', 'StepContext', 'Term', 'bn_layers',
+           'stack_gt']

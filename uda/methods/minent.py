@@ -7,7 +7,7 @@ from torch import Tensor
 
 from uda.losses import entropy_loss
 from uda.methods.adversarial import entropy_panel
-from uda.methods.base import Adapter, Term
+from uda.methods.base import StepContext, Term
 from uda.registry import TERMS
 
 
@@ -32,12 +32,8 @@ class MinEnt(Term):
         self.branch = branch
         self._vis: Optional[Tensor] = None
 
-    def forward(self, adapter: Adapter, inputs: dict[str, Tensor],
-                data_samples: dict[str, list[dict]]) -> dict[str, Tensor]:
-        if self.branch not in inputs:
-            raise KeyError(f"MinEnt reads branch '{self.branch}' but the batch has "
-                           f'{sorted(inputs)}; set MinEnt(branch=...).')
-        out = adapter.student_forward(self.branch, inputs[self.branch])
+    def forward(self, ctx: StepContext) -> dict[str, Tensor]:
+        out = ctx.student(self.branch)
         losses = {'tgt.loss_ent': self.weight * entropy_loss(out['logits'])}
         if self.aux_weight > 0:
             losses['tgt.loss_ent_aux'] = self.aux_weight * entropy_loss(out['aux_logits'])

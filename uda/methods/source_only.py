@@ -4,7 +4,7 @@ from __future__ import annotations
 from torch import Tensor
 
 from uda.losses import cross_entropy
-from uda.methods.base import Adapter, Term, stack_gt
+from uda.methods.base import StepContext, Term
 from uda.registry import TERMS
 
 
@@ -28,18 +28,13 @@ class SourceCE(Term):
         self.aux_weight = float(aux_weight)
         self.needs_aux = self.aux_weight > 0
 
-    def forward(self, adapter: Adapter, inputs: dict[str, Tensor],
-                data_samples: dict[str, list[dict]]) -> dict[str, Tensor]:
-        if self.branch not in inputs:
-            raise KeyError(f"SourceCE reads branch '{self.branch}' but the batch has "
-                           f'{sorted(inputs)}; set SourceCE(branch=...) or the dataset branches.')
-        x = inputs[self.branch]
-        gt = stack_gt(data_samples[self.branch], x.device)
+    def forward(self, ctx: StepContext) -> dict[str, Tensor]:
+        gt = ctx.labels(self.branch)
         # Shared with other terms that need the student's outputs on this branch.
-        out = adapter.student_forward(self.branch, x)
-        loss = cross_entropy(out['logits'], gt, ignore_index=adapter.ignore_index)
+        out = ctx.student(self.branch)
+        loss = cross_entropy(out['logits'], gt, ignore_index=ctx.ignore_index)
         losses = {f'{self.prefix}loss_ce': self.weight * loss}
         if self.aux_weight > 0:
-            aux = cross_entropy(out['aux_logits'], gt, ignore_index=adapter.ignore_index)
+            aux = cross_entropy(out['aux_logits'], gt, ignore_index=ctx.ignore_index)
             losses[f'{self.prefix}loss_ce_aux'] = self.aux_weight * aux
         return losses

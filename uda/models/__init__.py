@@ -3,6 +3,7 @@ from uda.models.data_preprocessor import SegDataPreprocessor
 from uda.models.deeplabv2 import DeepLabV2
 from uda.models.discriminator import FCDiscriminator, FeatureDiscriminator
 from uda.models.segmentor import SMPSegmentor
+from uda.models.teacher import MomentumTeacher
 
-__all__ = ['DeepLabV2', 'FCDiscriminator', 'FeatureDiscriminator', 'SegDataPreprocessor',
-           'SMPSegmentor']
+__all__ = ['DeepLabV2', 'FCDiscriminator', 'FeatureDiscriminator', 'MomentumTeacher',
+           'SegDataPreprocessor', 'SMPSegmentor']

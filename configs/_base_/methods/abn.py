@@ -1,6 +1,7 @@
-# ABN baseline: source cross-entropy + target batches through the student in train mode
-# without gradient, so BatchNorm statistics follow the target (the baseline SAC reports).
+# ABN baseline: source cross-entropy, and BatchNorm running statistics that follow the target
+# only (the baseline SAC reports): source forwards normalise with batch statistics without
+# updating the running ones; a no-grad train-mode forward of each target batch updates them.
 model = dict(
     type='Adapter',
-    terms=[dict(type='SourceCE', weight=1.0, branch='source'),
-           dict(type='AdaptiveBN', branch='target', target_only_stats=True)])
+    terms=dict(src=dict(type='SourceCE', weight=1.0, branch='source')),
+    bn_policy=[dict(mode='target_only', branch='target')])

@@ -6,7 +6,8 @@
 # their own optimiser: use a schedule with optim_wrapper.discriminators (e.g. *-adam_poly_*).
 model = dict(
     type='Adapter',
-    terms=[dict(type='SourceCE', weight=1.0, aux_weight=0.1, branch='source'),
-           dict(type='OutputAdversarial', weight=1e-3, aux_weight=2e-4, gan_loss='bce',
-                discriminator=dict(type='FCDiscriminator', channels=(64, 128, 256, 512)),
-                source_branch='source', target_branch='target')])
+    terms=dict(
+        src=dict(type='SourceCE', weight=1.0, aux_weight=0.1, branch='source'),
+        out=dict(type='OutputAdversarial', weight=1e-3, aux_weight=2e-4, gan_loss='bce',
+                 discriminator=dict(type='FCDiscriminator', channels=(64, 128, 256, 512)),
+                 source_branch='source', target_branch='target')))

@@ -1,9 +1,8 @@
 # The mission's combined pipeline: source cross-entropy + DANN-style feature alignment + SAC
-# self-training, trained in one two-phase step (segmentor, then the feature discriminators;
+# self-training, trained in one two-phase step (student, then the feature discriminators;
 # needs a schedule with optim_wrapper.discriminators, e.g. sgd-adam_poly_40k_sac.py). The SAC
-# terms, teacher and numbers are those of sac.py; FeatureAdversarial is that of
+# term, labeller, teacher and numbers are those of sac.py; FeatureAdversarial is that of
 # feature_adversarial_term.py: encoder stages -1 / -2 through a gradient-reversal layer into
 # per-location FeatureDiscriminators (1x1 convs 256-256-1), weights 1e-3 / 2e-4.
 _base_ = ['./sac.py', './feature_adversarial_term.py']
-# SourceCE, FeatureAdversarial, SACSelfTraining, AdaptiveBN (ABN warm-up; runs last).
-model = dict(terms=[_base_.model.terms[0], _base_.feature_adversarial, *_base_.model.terms[1:]])
+model = dict(terms=dict(feat=_base_.feature_adversarial))

@@ -1,6 +1,7 @@
 # The FeatureAdversarial term alone, as a variable and without `model`, so that configs which
-# already inherit another method's `model` (the combined pipeline on top of SAC) can add it:
-# two bases may not both define `model`. feature_adversarial.py puts it behind SourceCE.
+# already inherit another method's `model` (the combined pipeline on top of SAC) can add it by
+# name (model=dict(terms=dict(feat=feature_adversarial))): two bases may not both define
+# `model`.
 # DANN-style feature alignment (Ganin & Lempitsky, arXiv:1409.7495): the deepest encoder stage
 # (and the penultimate one, aux level) feed per-location FeatureDiscriminators (1x1 convs
 # 256-256-1, LeakyReLU 0.2) through a gradient-reversal layer (mode='grl'; mode='gan' is the

@@ -96,7 +96,7 @@ class SegVisualizationHook(Hook):
                 runner.visualizer.add_image(f'train_{name}', panel(tiles), step=runner.iter + 1)
         finally:
             student.train(was_training)
-        for term in getattr(model, 'terms', []):
+        for term in getattr(model, 'terms', {}).values():
             for key, img in term.vis_panels().items():
                 arr = colorize(img, palette) if img.ndim == 2 else to_rgb(img)
                 runner.visualizer.add_image(f'train_{key}', arr, step=runner.iter + 1)

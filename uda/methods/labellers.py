@@ -1,0 +1,96 @@
+"""Generic pseudo-labellers shared by terms: a confidence threshold and DACS's quality weight.
+
+SAC's multi-view labeller lives with its term in :mod:`uda.methods.sac`. A labeller runs at
+most once per step and branch (:meth:`uda.methods.StepContext.pseudo_labels`), however many
+terms name it: ClassMix and masked consistency read one set of teacher labels, as MIC consumes
+DACS's.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from uda.methods.base import Labeller, PseudoLabels, StepContext
+from uda.registry import LABELLERS
+
+
+def valid_pixels(ctx: StepContext, branch: str, like: Tensor) -> Tensor:
+    """[B, H, W] bool: pixels inside each image (not the preprocessor's padding)."""
+    valid = torch.zeros(like.shape[0], *like.shape[-2:], dtype=torch.bool, device=like.device)
+    for i, s in enumerate(ctx.samples(branch)):
+        h, w = tuple(s.get('img_shape', like.shape[-2:]))[:2]
+        valid[i, :h, :w] = True
+    return valid
+
+
+@LABELLERS.register_module()
+class ConfidenceLabeller(Labeller):
+    """Arg-max labels kept where the confidence reaches ``threshold`` (FixMatch, UniMatch).
+
+    ``labels`` are the arg-max class where ``max softmax >= threshold`` and inside the image,
+    ignore elsewhere; ``weight`` is that mask as float; ``extras['conf']`` the confidence
+    [B, H, W] and ``extras['valid']`` the non-padding pixels (UniMatch divides the masked
+    loss by them: LiheYoung/UniMatch ``unimatch.py``).
+
+    Args:
+        threshold: Confidence threshold (0.95 in FixMatch / UniMatch on Pascal).
+        source: 'teacher' (mean teacher) or 'student' (UniMatch: the model itself).
+    """
+
+    def __init__(self, threshold: float = 0.95, source: str = 'teacher') -> None:
+        super().__init__(source)
+        if not 0.0 <= threshold <= 1.0:
+            raise ValueError(f'ConfidenceLabeller(threshold={threshold}): use a value in [0, 1].')
+        self.threshold = float(threshold)
+
+    @torch.no_grad()
+    def forward(self, ctx: StepContext, branch: str) -> PseudoLabels:
+        probs = self.predict(ctx, ctx.inputs(branch))
+        conf, labels = probs.max(1)
+        valid = valid_pixels(ctx, branch, probs)
+        keep = valid & (conf >= self.threshold)
+        labels = torch.where(keep, labels, torch.full_like(labels, ctx.ignore_index))
+        return PseudoLabels(labels, keep.float(), extras=dict(conf=conf, probs=probs,
+                                                              valid=valid))
+
+
+@LABELLERS.register_module()
+class QualityLabeller(Labeller):
+    """DACS pseudo-labels: arg-max everywhere, weighted per image by their quality.
+
+    ``weight`` is, per image, the share of its (non-padding) pixels whose confidence is at
+    least ``threshold`` (vikolss/DACS ``trainUDA.py``; lhoyer/DAFormer
+    ``mmseg/models/uda/dacs.py``), broadcast to [B, H, W]; rows within ``ignore_top`` /
+    ``ignore_bottom`` of the image border get weight 0 (DAFormer's pseudo-label margins: 15 /
+    120 rows on Cityscapes, for rectification artefacts and the ego car).
+
+    Args:
+        threshold: Confidence threshold of the quality (0.968).
+        ignore_top: Top rows with weight 0.
+        ignore_bottom: Bottom rows with weight 0.
+        source: 'teacher' (DACS) or 'student'.
+    """
+
+    def __init__(self, threshold: float = 0.968, ignore_top: int = 0, ignore_bottom: int = 0,
+                 source: str = 'teacher') -> None:
+        super().__init__(source)
+        self.threshold = float(threshold)
+        self.ignore_top, self.ignore_bottom = int(ignore_top), int(ignore_bottom)
+
+    @torch.no_grad()
+    def forward(self, ctx: StepContext, branch: str) -> PseudoLabels:
+        probs = self.predict(ctx, ctx.inputs(branch))
+        conf, labels = probs.max(1)
+        valid = valid_pixels(ctx, branch, probs)
+        good = ((conf >= self.threshold) & valid).flatten(1).sum(1).float()
+        quality = good / valid.flatten(1).sum(1).clamp(min=1).float()  # [B]
+        weight = quality[:, None, None] * valid.float()
+        for i, s in enumerate(ctx.samples(branch)):
+            h = int(tuple(s.get('img_shape', probs.shape[-2:]))[0])
+            if self.ignore_top:
+                weight[i, :self.ignore_top] = 0
+            if self.ignore_bottom:
+                weight[i, max(0, h - self.ignore_bottom):h] = 0
+        labels = torch.where(valid, labels, torch.full_like(labels, ctx.ignore_index))
+        return PseudoLabels(labels, weight, extras=dict(conf=conf, probs=probs,
+                                                        quality=quality, valid=valid))

@@ -1,0 +1,94 @@
+"""Momentum (EMA) teacher: a frozen copy of a network that follows it slowly.
+
+Used by self-training methods (SAC, DACS, mean teacher) as the source of pseudo-labels and by
+self-supervised pretraining as the momentum encoder; :class:`uda.engine.EMATeacherHook` drives
+it from the Runner's loop (initialise at ``start_iter``, update after the optimiser step).
+"""
+from __future__ import annotations
+
+import copy
+from typing import Any, Optional
+
+import torch
+import torch.nn as nn
+
+from uda.registry import MODELS
+
+
+@MODELS.register_module()
+class MomentumTeacher(nn.Module):
+    """A frozen, eval-mode copy of ``network`` updated as ``m * teacher + (1 - m) * student``.
+
+    The update runs over parameters and floating-point buffers (BN statistics, as SAC's
+    visinf/da-sac ``models/sac.py`` ``_momentum_update``); integer buffers
+    (``num_batches_tracked``) are copied. With ``ramp=True`` the momentum of the ``t``-th update
+    (t = 0, 1, ...) is ``min(1 - 1 / (t + 1), momentum)`` (DACS / DAFormer ``_update_ema``,
+    UniMatch-V2), so early teachers follow the student quickly.
+
+    Args:
+        network: The student network to copy (deep-copied; the teacher holds no reference).
+        momentum: EMA momentum m (SAC 0.99 every 100 iterations; DAFormer 0.999 per step).
+        interval: Update after every ``interval``-th optimiser step.
+        start_iter: Iteration at which the teacher is initialised from the student.
+        ramp: Use ``min(1 - 1 / (t + 1), momentum)``.
+    """
+
+    def __init__(self, network: nn.Module, momentum: float = 0.99, interval: int = 1,
+                 start_iter: int = 0, ramp: bool = False) -> None:
+        super().__init__()
+        if not 0.0 <= float(momentum) <= 1.0 or int(interval) < 1 or int(start_iter) < 0:
+            raise ValueError(f'MomentumTeacher(momentum={momentum}, interval={interval}, '
+                             f'start_iter={start_iter}): momentum must be in [0, 1], interval '
+                             '>= 1 and start_iter >= 0.')
+        self.momentum, self.interval = float(momentum), int(interval)
+        self.start_iter, self.ramp = int(start_iter), bool(ramp)
+        self.net = copy.deepcopy(network)
+        for p in self.net.parameters():
+            p.requires_grad_(False)
+        self.net.eval()
+        # Saved with checkpoints, so a resumed run neither re-initialises the teacher nor
+        # restarts the momentum ramp.
+        self.register_buffer('ready', torch.zeros((), dtype=torch.bool))
+        self.register_buffer('updates', torch.zeros((), dtype=torch.long))
+
+    def train(self, mode: bool = True) -> 'MomentumTeacher':
+        """The teacher always stays in eval mode (fixed BN statistics, no dropout)."""
+        return super().train(False)
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        with torch.no_grad():
+            return self.net(*args, **kwargs)
+
+    def due(self, iteration: int) -> bool:
+        """Whether the optimiser step of ``iteration`` is followed by an update."""
+        return bool(self.ready) and iteration >= self.start_iter and \
+            (iteration + 1 - self.start_iter) % self.interval == 0
+
+    @torch.no_grad()
+    def init_from(self, network: nn.Module) -> None:
+        """Copy ``network``'s weights and buffers into the teacher."""
+        self.net.load_state_dict(network.state_dict())
+        self.ready.fill_(True)
+        self.updates.zero_()
+
+    def momentum_now(self, momentum: Optional[float] = None) -> float:
+        m = self.momentum if momentum is None else float(momentum)
+        if self.ramp:
+            m = min(1.0 - 1.0 / (int(self.updates) + 1), m)
+        return m
+
+    @torch.no_grad()
+    def update(self, network: nn.Module, momentum: Optional[float] = None) -> None:
+        """``teacher = m * teacher + (1 - m) * network`` (see the class docstring)."""
+        if not bool(self.ready):
+            raise RuntimeError('MomentumTeacher.update() before init_from(): the teacher is '
+                               'initialised at start_iter by EMATeacherHook.')
+        m = self.momentum_now(momentum)
+        source = network.state_dict()
+        for name, t in self.net.state_dict().items():
+            s = source[name]
+            if t.dtype.is_floating_point:
+                t.mul_(m).add_(s.detach().to(t.dtype), alpha=1.0 - m)
+            else:
+                t.copy_(s)
+        self.updates += 1
