@@ -17,27 +17,50 @@ SHARED_CAMVID = os.path.join(os.path.dirname(__file__), '..', '..', 'shared', 'd
 
 @MODELS.register_module(force=True)
 class ToySegmentor(nn.Module):
-    """conv3x3 -> BN -> ReLU -> conv1x1: tiny, but with BatchNorm so ABN is observable."""
+    """conv3x3 -> BN -> ReLU -> conv1x1: tiny, but with BatchNorm so ABN is observable.
+
+    Same interface as ``SMPSegmentor``: ``extract_feat`` gives ``[x, feat]``, ``decode`` the
+    logits, and the parameter-free heads read the logits (``aux`` is the logits themselves,
+    ``cls`` their spatial mean [B, K]) so that adding them changes no weights or seeds.
+    """
 
     def __init__(self, num_classes: int = 19, channels: int = 4, **kwargs: Any) -> None:
         super().__init__()
         self.num_classes = num_classes
         self.conv = nn.Conv2d(3, channels, 3, padding=1)
         self.bn = nn.BatchNorm2d(channels)
-        self.head = nn.Conv2d(channels, num_classes, 1)
+        self.classifier = nn.Conv2d(channels, num_classes, 1)
+        self.heads = nn.ModuleDict(dict(
+            aux=nn.Identity(), cls=nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())))
 
-    def forward(self, x: Tensor, return_features: bool = False,
-                return_aux: bool = False) -> Any:
-        feat = torch.relu(self.bn(self.conv(x)))
-        logits = self.head(feat)
-        if not (return_features or return_aux):
+    def extract_feat(self, x: Tensor) -> list[Tensor]:
+        return [x, torch.relu(self.bn(self.conv(x)))]
+
+    def decode(self, features: list[Tensor], size: Any = None) -> Tensor:
+        logits = self.classifier(features[-1])
+        if size is not None and tuple(logits.shape[-2:]) != tuple(size):
+            logits = nn.functional.interpolate(logits, tuple(size), mode='bilinear')
+        return logits
+
+    def head(self, name: str, features: list[Tensor], size: Any = None) -> Tensor:
+        if name not in self.heads:
+            raise ValueError(f'ToySegmentor has no head {name!r}; it has {list(self.heads)}.')
+        return self.heads[name](self.decode(features, size))
+
+    def forward(self, x: Tensor, return_features: bool = False, return_aux: bool = False,
+                return_cls: bool = False) -> Any:
+        features = self.extract_feat(x)
+        logits = self.decode(features)
+        if not (return_features or return_aux or return_cls):
             return logits
         out = dict(logits=logits)
         if return_features:
-            out['features'] = [x, feat]
-            out['decoder'] = feat
+            out['features'] = features
+            out['decoder'] = features[-1]
         if return_aux:
-            out['aux_logits'] = logits
+            out['aux_logits'] = self.heads['aux'](logits)
+        if return_cls:
+            out['cls_logits'] = self.heads['cls'](logits)
         return out
 
 

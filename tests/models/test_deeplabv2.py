@@ -34,6 +34,29 @@ def test_aspp_sums_four_dilated_branches():
     assert torch.allclose(head([x]), expected, atol=1e-6)
 
 
+def test_advent_aspp_aux_head_on_layer3():
+    """ADVENT's multi-level classifier: ASPP-v2 (four dilated 3x3 convs) on layer3."""
+    k = 5
+    seg = MODELS.build(dict(type='SMPSegmentor', arch='DeepLabV2', encoder_name='resnet18',
+                            encoder_weights=None, num_classes=k,
+                            aux_head=dict(type='aspp', in_index=-2)))
+    aux = seg.heads['aux']
+    assert isinstance(aux, ASPPv2)
+    assert [c.dilation for c in aux.branches] == [(r, r) for r in (6, 12, 18, 24)]
+    in_ch = seg.encoder_channels[-2]
+    assert in_ch == 256  # resnet18 layer3 (1024 for resnet101, as ADVENT's layer5)
+    assert sum(p.numel() for p in aux.parameters()) == 4 * (in_ch * k * 3 * 3 + k)
+    out = seg(torch.randn(2, 3, 32, 32), return_aux=True)
+    assert out['aux_logits'].shape == (2, k, 32, 32)
+
+
+def test_deeplabv2_aux_params_builds_smp_classification_head():
+    net = smp.create_model('deeplabv2', encoder_name='resnet18', encoder_weights=None, classes=3,
+                           aux_params=dict(classes=4))
+    masks, labels = net(torch.zeros(2, 3, 32, 32))
+    assert masks.shape == (2, 3, 4, 4) and labels.shape == (2, 4)
+
+
 def test_bad_output_stride():
     with pytest.raises(ValueError, match='output_stride'):
         DeepLabV2('resnet18', output_stride=32)

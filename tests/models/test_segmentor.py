@@ -1,5 +1,6 @@
 import pytest
 import torch
+import torch.nn.functional as F
 
 from uda.models import SegDataPreprocessor, SMPSegmentor
 
@@ -27,6 +28,78 @@ def test_unknown_arch_is_a_clear_error():
         SMPSegmentor(arch='Unett')
 
 
+def test_forward_is_decode_of_extract_feat_upsampled():
+    torch.manual_seed(0)
+    net = SMPSegmentor(arch='DeepLabV2', encoder_name='resnet18', num_classes=3,
+                       aux_head=dict(in_index=-2, channels=8)).eval()
+    x = torch.randn(2, 3, 32, 32)
+    feats = net.extract_feat(x)
+    raw = net.decode(feats)
+    assert raw.shape == (2, 3, 4, 4)  # stride 8: forward must upsample
+    up = F.interpolate(raw, (32, 32), mode='bilinear', align_corners=False)
+    out = net(x, return_features=True, return_aux=True)
+    assert torch.allclose(net(x), up, atol=1e-6)
+    assert torch.allclose(net.decode(feats, (32, 32)), up, atol=1e-6)
+    assert torch.allclose(out['aux_logits'], net.head('aux', feats, (32, 32)), atol=1e-6)
+    assert net.head('aux', feats).shape == (2, 3, 4, 4)  # stage -2 (layer3) at stride 8
+    assert set(out) == {'logits', 'features', 'decoder', 'aux_logits'}
+
+
+def test_cls_head_from_smp_aux_params_is_kept_and_trained():
+    net = SMPSegmentor(arch='Unet', encoder_name='resnet18', num_classes=3,
+                       aux_params=dict(classes=4, dropout=0.0))
+    assert 'cls' in net.heads and net.net.classification_head is None  # moved, not duplicated
+    x = torch.randn(2, 3, 32, 32)
+    out = net(x, return_cls=True)
+    assert set(out) == {'logits', 'cls_logits'} and out['cls_logits'].shape == (2, 4)
+    assert torch.allclose(out['cls_logits'], net.head('cls', net.extract_feat(x)))
+    out['cls_logits'].sum().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in net.heads['cls'].parameters())
+    assert net.net.encoder.conv1.weight.grad is not None  # the encoder learns from it too
+    assert torch.equal(net(x), out['logits'])  # the plain forward still returns logits
+
+
+def test_align_corners_controls_logit_and_aux_upsampling():
+    torch.manual_seed(0)
+    kw = dict(arch='DeepLabV2', encoder_name='resnet18', num_classes=3,
+              aux_head=dict(type='aspp', in_index=-2))
+    a = SMPSegmentor(align_corners=True, **kw).eval()
+    b = SMPSegmentor(align_corners=False, **kw).eval()
+    b.load_state_dict(a.state_dict())
+    x = torch.randn(2, 3, 32, 32)
+    raw = a.decode(a.extract_feat(x))
+    assert raw.shape == (2, 3, 4, 4)
+    ref = F.interpolate(raw, (32, 32), mode='bilinear', align_corners=True)
+    out_a = a(x, return_aux=True)
+    assert torch.allclose(out_a['logits'], ref, atol=1e-6)
+    # align_corners=True keeps the corner pixels of the stride-8 grid; False does not.
+    assert torch.allclose(out_a['logits'][..., 0, 0], raw[..., 0, 0], atol=1e-6)
+    out_b = b(x, return_aux=True)
+    assert not torch.allclose(out_a['logits'], out_b['logits'], atol=1e-4)
+    assert not torch.allclose(out_a['aux_logits'], out_b['aux_logits'], atol=1e-4)
+    aux_raw = a.head('aux', a.extract_feat(x))
+    assert torch.allclose(out_a['aux_logits'], F.interpolate(aux_raw, (32, 32), mode='bilinear',
+                                                             align_corners=True), atol=1e-6)
+
+
+def test_missing_and_unknown_heads_name_the_config_key():
+    net = SMPSegmentor(encoder_name='resnet18', num_classes=3)
+    feats = net.extract_feat(torch.randn(2, 3, 32, 32))
+    with pytest.raises(ValueError, match='aux_params'):
+        net(torch.randn(2, 3, 32, 32), return_cls=True)
+    with pytest.raises(ValueError, match='aux_head'):
+        net.head('aux', feats)
+    with pytest.raises(ValueError, match="no head 'seg'.*aux_head.*aux_params"):
+        net.head('seg', feats)
+
+
+def test_aux_head_config_errors():
+    with pytest.raises(ValueError, match="'conv' or 'aspp'"):
+        SMPSegmentor(encoder_name='resnet18', aux_head=dict(type='psp'))
+    with pytest.raises(ValueError, match=r"unknown key\(s\) \['rates'\]"):
+        SMPSegmentor(encoder_name='resnet18', aux_head=dict(type='conv', rates=(6,)))
+
+
 def test_preprocessor_normalises_and_pads():
     pre = SegDataPreprocessor(mean=(10, 10, 10), std=(2, 2, 2), size_divisor=8)
     img = torch.full((3, 5, 6), 14, dtype=torch.uint8)
@@ -38,3 +111,17 @@ def test_preprocessor_normalises_and_pads():
     g = out['data_samples'][0]['gt_sem_seg']
     assert g.shape == (8, 8) and (g[5:] == 255).all() and (g[:5, :6] == 0).all()
     assert out['data_samples'][0]['pad_shape'] == (8, 8)
+
+
+def test_toy_segmentor_has_the_segmentor_interface():
+    from uda.registry import MODELS
+    toy = MODELS.build(dict(type='ToySegmentor', num_classes=3))
+    x = torch.randn(2, 3, 32, 32)
+    feats = toy.extract_feat(x)
+    out = toy(x, return_features=True, return_aux=True, return_cls=True)
+    assert torch.equal(out['logits'], toy.decode(feats)) and torch.equal(out['logits'], toy(x))
+    assert torch.equal(out['aux_logits'], out['logits'])  # as before the interface existed
+    assert torch.allclose(out['cls_logits'], out['logits'].mean((2, 3)))
+    assert torch.equal(toy.head('cls', feats), out['cls_logits'])
+    with pytest.raises(ValueError, match='no head'):
+        toy.head('seg', feats)

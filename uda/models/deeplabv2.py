@@ -10,17 +10,22 @@ Atrous Convolution, and Fully Connected CRFs", TPAMI 2018 (arXiv:1606.00915).
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence, Union
 
 import segmentation_models_pytorch as smp
 import torch.nn as nn
-from segmentation_models_pytorch.base import SegmentationModel
+from segmentation_models_pytorch.base import ClassificationHead, SegmentationModel
 from segmentation_models_pytorch.encoders import get_encoder
 from torch import Tensor
 
 
 class ASPPv2(nn.Module):
     """DeepLab-v2 classifier: parallel dilated 3x3 convolutions to class scores, summed.
+
+    As the main classifier it reads the last encoder stage (a feature list, smp's decoder
+    convention); as ADVENT's auxiliary classifier (``SMPSegmentor`` ``aux_head=dict(type='aspp')``)
+    it is given one stage's map. Reference: ``ClassifierModule`` in valeoai/ADVENT
+    advent/model/deeplabv2.py @3e58d45 (weights normal(0, 0.01)).
 
     Args:
         in_channels: Channels of the last encoder feature map.
@@ -38,8 +43,9 @@ class ASPPv2(nn.Module):
             nn.init.normal_(conv.weight, 0.0, 0.01)
             nn.init.zeros_(conv.bias)
 
-    def forward(self, features: list[Tensor]) -> Tensor:
-        x = features[-1]
+    def forward(self, features: Union[Tensor, Sequence[Tensor]]) -> Tensor:
+        """Class scores [B, C, h, w] of a [B, C_in, h, w] map, or of the last map of a list."""
+        x = features if isinstance(features, Tensor) else features[-1]
         out = self.branches[0](x)
         for conv in self.branches[1:]:
             out = out + conv(x)
@@ -80,13 +86,17 @@ class DeepLabV2(SegmentationModel):
         encoder_depth: Encoder stages (5).
         output_stride: 8 (DeepLab-v2) or 16.
         rates: ASPP dilation rates.
+        aux_params: smp's image-level classification head on the last stage
+            (``dict(classes=K, pooling='avg', dropout=0.2, activation=None)``), as in smp's
+            own models; ``SMPSegmentor`` exposes it as head ``cls``.
     """
 
     requires_divisible_input_shape = False
 
     def __init__(self, encoder_name: str = 'resnet101', encoder_weights: Optional[str] = None,
                  in_channels: int = 3, classes: int = 19, encoder_depth: int = 5,
-                 output_stride: int = 8, rates: Sequence[int] = (6, 12, 18, 24)) -> None:
+                 output_stride: int = 8, rates: Sequence[int] = (6, 12, 18, 24),
+                 aux_params: Optional[dict[str, Any]] = None) -> None:
         super().__init__()
         if output_stride not in (8, 16):
             raise ValueError(f'DeepLabV2: output_stride must be 8 or 16, got {output_stride}.')
@@ -102,11 +112,18 @@ class DeepLabV2(SegmentationModel):
                                        output_stride=output_stride)
         self.decoder = ASPPv2(self.encoder.out_channels[-1], classes, rates)
         self.segmentation_head = nn.Identity()
-        self.classification_head = None
+        self.classification_head = (
+            None if aux_params is None
+            else ClassificationHead(in_channels=self.encoder.out_channels[-1], **aux_params))
         self.name = f'deeplabv2-{encoder_name}'
 
-    def forward(self, x: Tensor) -> Tensor:
-        return self.segmentation_head(self.decoder(self.encoder(x)))
+    def forward(self, x: Tensor) -> Union[Tensor, tuple[Tensor, Tensor]]:
+        """Logits [B, C, H/8, W/8]; with ``aux_params`` also class logits [B, K], as smp does."""
+        features = self.encoder(x)
+        masks = self.segmentation_head(self.decoder(features))
+        if self.classification_head is not None:
+            return masks, self.classification_head(features[-1])
+        return masks
 
 
 # Register with smp so `smp.create_model('DeepLabV2', ...)` (and SMPSegmentor) can build it.

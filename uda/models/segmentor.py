@@ -1,41 +1,97 @@
-"""The segmentation network: an smp model, plus the extra outputs adaptation terms need."""
+"""The segmentation network: an smp model, split into encoder, decoder and named heads.
+
+Adaptation terms need more than the logits: encoder features (feature adversarial), a second
+per-pixel classifier on an earlier stage (multi-level AdaptSegNet / ADVENT) and, for some
+methods, image-level class scores. ``extract_feat`` / ``decode`` / ``head`` expose each part,
+and ``forward`` is built on them, so every caller sees the same computation.
+"""
 from __future__ import annotations
 
 import inspect
-from typing import Any, Optional, Union
+from typing import Any, Optional, Sequence, Union
 
 import segmentation_models_pytorch as smp
 import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
+from uda.models.deeplabv2 import ASPPv2
 from uda.registry import MODELS
+
+Size = Sequence[int]
+
+# The config key that builds each named head, for error messages.
+HEAD_CONFIG = {
+    'aux': "segmentor.aux_head=dict(type='conv', in_index=-2, channels=256)",
+    'cls': 'segmentor.aux_params=dict(classes=<K>) (smp\'s classification head)',
+}
+
+
+def resize_logits(logits: Tensor, size: Optional[Size], align_corners: bool) -> Tensor:
+    """Bilinear resize of [B, C, h, w] maps to ``size`` (no-op when None or already that size)."""
+    if size is None or tuple(logits.shape[-2:]) == tuple(size):
+        return logits
+    return F.interpolate(logits, tuple(size), mode='bilinear', align_corners=align_corners)
+
+
+def build_aux_head(cfg: dict, in_channels: int, num_classes: int) -> nn.Module:
+    """The per-pixel auxiliary classifier described by ``segmentor.aux_head``.
+
+    ``type='conv'`` (default): conv3x3-BN-ReLU-conv1x1 with ``channels`` hidden channels.
+    ``type='aspp'``: ADVENT's multi-level classifier, the DeepLab-v2 ASPP (four summed dilated
+    3x3 convolutions to class scores, ``rates``), as ``layer5 = ClassifierModule(1024,
+    [6, 12, 18, 24], [6, 12, 18, 24], num_classes)`` on layer3 in
+    valeoai/ADVENT advent/model/deeplabv2.py @3e58d45.
+    """
+    cfg = dict(cfg)
+    kind = cfg.pop('type', 'conv')
+    cfg.pop('in_index', None)
+    allowed = {'conv': {'channels'}, 'aspp': {'rates'}}
+    if kind not in allowed:
+        raise ValueError(f"segmentor.aux_head.type={kind!r} is unknown; use 'conv' or 'aspp'.")
+    unknown = sorted(set(cfg) - allowed[kind])
+    if unknown:
+        raise ValueError(f'segmentor.aux_head (type={kind!r}): unknown key(s) {unknown}; it '
+                         f"accepts {sorted(allowed[kind] | {'type', 'in_index'})}.")
+    if kind == 'aspp':
+        return ASPPv2(in_channels, num_classes, tuple(cfg.get('rates', (6, 12, 18, 24))))
+    ch = int(cfg.get('channels', 256))
+    return nn.Sequential(
+        nn.Conv2d(in_channels, ch, 3, padding=1, bias=False), nn.BatchNorm2d(ch),
+        nn.ReLU(inplace=True), nn.Conv2d(ch, num_classes, 1))
 
 
 @MODELS.register_module()
 class SMPSegmentor(nn.Module):
-    """Wrap ``smp.create_model`` and expose encoder features and an auxiliary head.
+    """Wrap ``smp.create_model`` as encoder (``extract_feat``), decoder (``decode``) and heads.
 
-    ``forward(x)`` returns logits [B, C, H, W] at input size. ``forward(x, return_features=True,
-    return_aux=True)`` returns a dict with ``logits``, ``features`` (the encoder's list of
-    [B, C_i, H/2^i, W/2^i] maps), ``decoder`` (the decoder output) and ``aux_logits`` (a small
-    head on encoder stage ``aux_in_index``, resized to input size), which adversarial and
-    multi-level terms consume.
+    ``forward(x)`` returns logits [B, C, H, W] at input size. With ``return_features``,
+    ``return_aux`` or ``return_cls`` it returns a dict with ``logits``, ``features`` (the
+    encoder's list of [B, C_i, H/2^i, W/2^i] maps), ``decoder`` (the decoder output),
+    ``aux_logits`` ([B, C, H, W], head ``aux`` on encoder stage ``in_index``, resized to the
+    input size) and ``cls_logits`` ([B, K], head ``cls``: smp's classification head on the last
+    stage, built from ``aux_params``).
 
     Args:
-        arch: smp architecture name (``Unet``, ``FPN``, ``DeepLabV3Plus`` ...).
+        arch: smp architecture name (``Unet``, ``FPN``, ``DeepLabV3Plus``, ``DeepLabV2`` ...).
         encoder_name: smp / timm encoder name.
         encoder_weights: Pretrained weights name, or None (no download; tests use None).
         num_classes: Output classes.
         in_channels: Input channels.
-        aux_head: If given, ``dict(in_index=-2, channels=256)`` builds the auxiliary head on
-            that encoder stage (the penultimate one by default).
-        **smp_kwargs: Passed to ``smp.create_model`` (e.g. ``decoder_channels``).
+        aux_head: If given, builds head ``aux`` on encoder stage ``in_index`` (-2, the
+            penultimate, by default): ``dict(type='conv', in_index=-2, channels=256)`` or
+            ADVENT's ``dict(type='aspp', in_index=-2, rates=(6, 12, 18, 24))``.
+        align_corners: ``align_corners`` of the bilinear upsampling of logits (main and aux).
+            DeepLab-v2 reference code (ADVENT, AdaptSegNet, SAC) upsamples with True, so its
+            checkpoints evaluate as their authors' code does only with True.
+        **smp_kwargs: Passed to ``smp.create_model`` (e.g. ``decoder_channels``; ``aux_params``
+            builds head ``cls``).
     """
 
     def __init__(self, arch: str = 'Unet', encoder_name: str = 'resnet18',
                  encoder_weights: Optional[str] = None, num_classes: int = 19,
-                 in_channels: int = 3, aux_head: Optional[dict] = None, **smp_kwargs: Any) -> None:
+                 in_channels: int = 3, aux_head: Optional[dict] = None,
+                 align_corners: bool = False, **smp_kwargs: Any) -> None:
         super().__init__()
         model_class = smp.MODEL_ARCHITECTURES_MAPPING.get(arch.lower())
         if model_class is None:
@@ -58,38 +114,73 @@ class SMPSegmentor(nn.Module):
                              'and arguments.') from err
         self.num_classes = num_classes
         self.arch, self.encoder_name = arch, encoder_name
+        self.align_corners = bool(align_corners)
+        self.heads = nn.ModuleDict()
         self.aux_in_index: Optional[int] = None
-        self.aux_head: Optional[nn.Module] = None
         if aux_head is not None:
             self.aux_in_index = int(aux_head.get('in_index', -2))
             in_ch = self.net.encoder.out_channels[self.aux_in_index]
-            ch = int(aux_head.get('channels', 256))
-            self.aux_head = nn.Sequential(
-                nn.Conv2d(in_ch, ch, 3, padding=1, bias=False), nn.BatchNorm2d(ch),
-                nn.ReLU(inplace=True), nn.Conv2d(ch, num_classes, 1))
+            self.heads['aux'] = build_aux_head(aux_head, in_ch, num_classes)
+        # smp builds its classification head inside the model (``aux_params``); it moves here so
+        # that it is trained through ``head('cls', ...)`` and its weights live in one place.
+        cls_head = getattr(self.net, 'classification_head', None)
+        if cls_head is not None:
+            self.net.classification_head = None
+            self.heads['cls'] = cls_head
 
     @property
     def encoder_channels(self) -> list[int]:
         return list(self.net.encoder.out_channels)
 
-    def forward(self, x: Tensor, return_features: bool = False,
-                return_aux: bool = False) -> Union[Tensor, dict[str, Any]]:
-        if return_aux and self.aux_head is None:
-            raise ValueError('return_aux=True but the segmentor has no aux_head; set '
-                             'segmentor.aux_head=dict(in_index=-2, channels=256) in the config.')
-        features = self.net.encoder(x)
+    def extract_feat(self, x: Tensor) -> list[Tensor]:
+        """Encoder stages: a list of [B, C_i, H_i, W_i] maps (``encoder_channels``)."""
+        return list(self.net.encoder(x))
+
+    def _decode(self, features: list[Tensor]) -> tuple[Tensor, Tensor]:
         decoder = self.net.decoder(features)
-        logits = self.net.segmentation_head(decoder)
-        if logits.shape[-2:] != x.shape[-2:]:
-            logits = F.interpolate(logits, x.shape[-2:], mode='bilinear', align_corners=False)
-        if not (return_features or return_aux):
+        return decoder, self.net.segmentation_head(decoder)
+
+    def decode(self, features: list[Tensor], size: Optional[Size] = None) -> Tensor:
+        """Decoder + segmentation head: logits [B, C, h, w], upsampled to ``size`` if given."""
+        return resize_logits(self._decode(features)[1], size, self.align_corners)
+
+    def head(self, name: str, features: list[Tensor], size: Optional[Size] = None) -> Tensor:
+        """Named head on encoder features.
+
+        ``'aux'``: per-pixel logits [B, C, h, w] on stage ``aux_in_index``, upsampled to
+        ``size`` if given. ``'cls'``: image-level logits [B, K] on the last stage.
+        """
+        if name not in self.heads:
+            if name in HEAD_CONFIG:
+                raise ValueError(f'SMPSegmentor has no {name!r} head; set {HEAD_CONFIG[name]} '
+                                 'in the config.')
+            raise ValueError(f'SMPSegmentor has no head {name!r}; the heads are '
+                             + ', '.join(f'{k!r} ({v})' for k, v in HEAD_CONFIG.items()) + '.')
+        if name == 'cls':
+            return self.heads['cls'](features[-1])
+        assert self.aux_in_index is not None
+        aux = self.heads['aux'](features[self.aux_in_index])
+        return resize_logits(aux, size, self.align_corners)
+
+    def forward(self, x: Tensor, return_features: bool = False, return_aux: bool = False,
+                return_cls: bool = False) -> Union[Tensor, dict[str, Any]]:
+        # Fail before the encoder runs when a requested head is missing.
+        for flag, name in ((return_aux, 'aux'), (return_cls, 'cls')):
+            if flag and name not in self.heads:
+                raise ValueError(f'return_{name}=True but the segmentor has no {name!r} head; '
+                                 f'set {HEAD_CONFIG[name]} in the config.')
+        size = x.shape[-2:]
+        features = self.extract_feat(x)
+        decoder, logits = self._decode(features)
+        logits = resize_logits(logits, size, self.align_corners)
+        if not (return_features or return_aux or return_cls):
             return logits
         out: dict[str, Any] = dict(logits=logits)
         if return_features:
             out['features'] = features
             out['decoder'] = decoder
         if return_aux:
-            aux = self.aux_head(features[self.aux_in_index])
-            out['aux_logits'] = F.interpolate(aux, x.shape[-2:], mode='bilinear',
-                                              align_corners=False)
+            out['aux_logits'] = self.head('aux', features, size)
+        if return_cls:
+            out['cls_logits'] = self.head('cls', features)
         return out
