@@ -1,7 +1,7 @@
 # ADVENT's MinEnt on GTA5 -> Cityscapes with DeepLab-v2 ResNet-101 at the reference settings
 # (valeoai/ADVENT advent/domain_adaptation/config.py, advent/scripts/configs/minent.yml):
 # multi-level, batch 1 + 1, 120k iterations of a 250k poly schedule, one optimiser. The
-# reference's aux classifier is an ASPP on layer3; ours is SMPSegmentor's small aux head.
+# reference's aux classifier is an ASPP on layer3; uda's aux_head type='aspp' is that classifier.
 # Needs the data (GTA5_ROOT, CITYSCAPES_ROOT), ImageNet weights and a GPU.
 _base_ = [
     '../_base_/default_runtime.py',
@@ -11,9 +11,9 @@ _base_ = [
     '../_base_/schedules/sgd_poly_120k.py',
 ]
 # Multi-level: the auxiliary head reads encoder stage -2 (layer3, 1024 channels, stride 8).
-model = dict(segmentor=dict(_base_.segmentor, aux_head=dict(in_index=-2, channels=256)),
+model = dict(segmentor=dict(_base_.segmentor, aux_head=dict(type='aspp', in_index=-2)),
              data_preprocessor=_base_.data_preprocessor)
 train_dataloader = dict(batch_size=1)  # one source + one target image, as the reference
 # Both classifiers (the ASPP head and the aux head) at 10x the learning rate, as the reference.
 optim_wrapper = dict(paramwise_cfg=dict(custom_keys={'net.decoder': dict(lr_mult=10.0),
-                                                     'aux_head': dict(lr_mult=10.0)}))
+                                                     'heads.aux': dict(lr_mult=10.0)}))

@@ -66,12 +66,31 @@ def test_leaf_config_builds_its_network_and_optimisers(path):
     names = [n for n, _ in model.student.named_parameters()]
     for key in (cfg.optim_wrapper.get('paramwise_cfg') or {}).get('custom_keys', {}):
         assert any(key in n for n in names), f'custom_keys {key!r} matches no student parameter'
-    owners = [t for t in model.terms if t.owns_discriminator]
-    assert ('discriminators' in getattr(wrapper, 'optim_wrappers', {})) == bool(owners)
+    declared = [n for n, mods in model.declared_optimisers().items() if mods and n != 'student']
+    assert sorted(getattr(wrapper, 'optim_wrappers', {}).keys() - {'student'}) == sorted(declared)
+
+
+@pytest.mark.parametrize('path', LEAVES, ids=lambda p: os.path.relpath(p, ROOT))
+def test_leaf_config_names_its_terms(path):
+    """Terms are a dict by name (merged by key, addressed by --cfg-options), never a list
+    spliced by index."""
+    cfg = Config.fromfile(path)
+    assert isinstance(cfg.model.terms, dict) and cfg.model.terms
+    with open(path) as f:
+        assert 'terms[' not in f.read()
+
+
+def test_cfg_options_address_a_term_by_name():
+    path = os.path.join(ROOT, 'configs/demo/sac_unet-resnet18_400it_synthetic-96x192.py')
+    cfg = Config.fromfile(path)
+    check_cfg_options(cfg, {'model.terms.sac.weight': 2.0}, path)
+    cfg.merge_from_dict({'model.terms.sac.weight': 2.0})
+    assert cfg.model.terms.sac.weight == 2.0 and cfg.model.terms.sac.type == 'SACSelfTraining'
+    assert cfg.model.labellers.sac.num_images == 2  # the leaf's change merged into the base
 
 
 def _terms(path):
-    return {t['type']: t for t in Config.fromfile(os.path.join(ROOT, path)).model.terms}
+    return {t['type']: t for t in Config.fromfile(os.path.join(ROOT, path)).model.terms.values()}
 
 
 def test_feature_adversarial_numbers_agree_across_configs():
@@ -88,10 +107,9 @@ def test_feature_adversarial_numbers_agree_across_configs():
         ROOT, 'configs/demo/sac_unet-resnet18_400it_synthetic-96x192.py')).model
     leaf = Config.fromfile(os.path.join(
         ROOT, 'configs/sac/feature-adversarial-sac_unet-resnet18_400it_synthetic-96x192.py')).model
-    assert [t for t in leaf.terms if t['type'] != 'FeatureAdversarial'] == demo.terms
-    assert leaf.teacher == demo.teacher
-    assert [t['type'] for t in leaf.terms] == [t['type'] for t in Config.fromfile(
-        os.path.join(ROOT, base)).model.terms]
+    assert {k: t for k, t in leaf.terms.items() if k != 'feat'} == demo.terms
+    assert leaf.teacher == demo.teacher and leaf.labellers == demo.labellers
+    assert list(leaf.terms) == list(Config.fromfile(os.path.join(ROOT, base)).model.terms)
 
 
 def test_unknown_cfg_option_key_is_rejected():

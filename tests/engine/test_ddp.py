@@ -265,5 +265,5 @@ def test_two_process_adversarial_step_matches_a_single_process_reference(tmp_pat
     assert any(not torch.equal(init[k], ref[k]) for k in disc), 'the discriminator did not train'
     # Without the averaging rank 0 would hold other weights: the comparison is sensitive.
     alone = _reference(average=False)[0].state_dict()
-    for k in ('student.head.weight', 'terms.1.discriminator.main.net.0.weight'):
+    for k in ('student.classifier.weight', 'terms.1.discriminator.main.net.0.weight'):
         assert not torch.allclose(alone[k], ref[k], atol=1e-4), k

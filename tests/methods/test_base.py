@@ -109,8 +109,8 @@ def test_quality_labeller_weight_is_the_confident_share():
                                            ignore_top=2)))
     model.teacher.init_from(model.student)
     with torch.no_grad():  # a teacher that is sure (p = 1) of class 0 on the left half only
-        model.teacher.net.head.weight.zero_()
-        model.teacher.net.head.bias.zero_()
+        model.teacher.net.classifier.weight.zero_()
+        model.teacher.net.classifier.bias.zero_()
     data = model.data_preprocessor(toy_batch(), True)
     ctx = model.make_context(data['inputs'], data['data_samples'])
     probs = torch.full((2, 19, 32, 32), 1.0 / 19)
