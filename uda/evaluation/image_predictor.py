@@ -18,6 +18,7 @@ from PIL import Image
 from torch import Tensor
 
 from uda.evaluation.inference import run_inference
+from uda.visualization import colorize, overlay
 
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
 EXPORTED_EXTENSIONS = ('.onnx', '.safetensors', '.torchscript', '.pt', '.ts')
@@ -138,8 +139,6 @@ def _num_classes(net: Any, device: str) -> int:
 def save_prediction(label: np.ndarray, image: np.ndarray, palette: Sequence[Sequence[int]],
                     out_dir: str, rel_name: str, alpha: float = 0.5) -> None:
     """Write ``masks/<rel>.png`` (palette PNG: values = class ids) and ``overlays/<rel>.png``."""
-    from uda.engine.hooks.prediction_writer import overlay
-    from uda.engine.hooks.visualization_hook import colorize
     stem = os.path.splitext(rel_name)[0] + '.png'
     for sub in ('masks', 'overlays'):
         os.makedirs(os.path.dirname(os.path.join(out_dir, sub, stem)), exist_ok=True)
