@@ -17,7 +17,7 @@ from uda.engine.checkpoint import (check_weights_fit, load_checkpoint_file, segm
                                    state_dict_of)
 from uda.engine.config import load_config
 from uda.engine.dist import prepare_distributed
-from uda.evaluation.test_outputs import write_test_outputs
+from uda.evaluation.report_files import write_report_files
 
 
 def parse_args() -> argparse.Namespace:
@@ -71,7 +71,7 @@ def main() -> None:
     runner.test()
     if runner.rank == 0:
         metric = runner.test_evaluator.metrics[0]
-        write_test_outputs(cfg.test_evaluator['out_file'], cfg.work_dir,
+        write_report_files(cfg.test_evaluator['out_file'], cfg.work_dir,
                            getattr(metric, 'last_confusion', None), protocol,
                            getattr(metric, 'eval_ids', None))
 
