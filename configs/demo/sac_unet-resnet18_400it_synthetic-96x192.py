@@ -18,4 +18,4 @@ model = dict(
     # everywhere). Here ABN keeps tracking target-only statistics instead (35.5 mIoU).
     terms=[_base_.model.terms[0], dict(sac, weight=1.0, num_images=2, freeze_student_bn=None),
            dict(_base_.model.terms[2], until_self_training=False)])
-custom_hooks = [*_base_.custom_hooks, _base_.teacher_hook]
+custom_hooks = [_base_.teacher_hook]

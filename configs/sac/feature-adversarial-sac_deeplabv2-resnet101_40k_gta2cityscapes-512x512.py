@@ -17,4 +17,4 @@ model = dict(
     segmentor=_base_.segmentor, data_preprocessor=_base_.data_preprocessor,
     # Reference batches: 2 target images x 4 views beside the source batch.
     terms=[*terms[:2], dict(terms[2], num_images=2), terms[3]])
-custom_hooks = [*_base_.custom_hooks, _base_.teacher_hook]
+custom_hooks = [_base_.teacher_hook]

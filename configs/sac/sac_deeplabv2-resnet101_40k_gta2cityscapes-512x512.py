@@ -18,4 +18,4 @@ model = dict(
     segmentor=_base_.segmentor, data_preprocessor=_base_.data_preprocessor,
     # Reference batches: 2 target images x 4 views beside the source batch.
     terms=[_base_.model.terms[0], dict(sac, num_images=2), _base_.model.terms[2]])
-custom_hooks = [*_base_.custom_hooks, _base_.teacher_hook]
+custom_hooks = [_base_.teacher_hook]

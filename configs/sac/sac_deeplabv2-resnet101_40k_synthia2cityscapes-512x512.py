@@ -14,4 +14,4 @@ sac = _base_.model.terms[1]
 model = dict(
     segmentor=_base_.segmentor, data_preprocessor=_base_.data_preprocessor,
     terms=[_base_.model.terms[0], dict(sac, num_images=2), _base_.model.terms[2]])
-custom_hooks = [*_base_.custom_hooks, _base_.teacher_hook]
+custom_hooks = [_base_.teacher_hook]

@@ -17,4 +17,4 @@ model = dict(
     # keeps tracking target-only statistics instead (as in the synthetic demo).
     terms=[_base_.model.terms[0], dict(sac, weight=1.0, num_images=2, freeze_student_bn=None),
            dict(_base_.model.terms[2], until_self_training=False)])
-custom_hooks = [*_base_.custom_hooks, _base_.teacher_hook]
+custom_hooks = [_base_.teacher_hook]
