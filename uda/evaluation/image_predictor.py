@@ -17,7 +17,7 @@ from mmengine.config import Config
 from PIL import Image
 from torch import Tensor
 
-from uda.evaluation.inference import run_inference
+from uda.evaluation.inference import resolve_test_cfg, run_inference
 from uda.visualization import colorize, overlay
 
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
@@ -95,7 +95,7 @@ class ImagePredictor:
         net = load_segmentor(cfg, checkpoint, which).to(device)
         meta = build_metadata(cfg, int(getattr(net, 'num_classes', 0)) or
                               _num_classes(net, device), which, checkpoint, 'pytorch')
-        mode = dict(cfg.model.get('test_cfg') or {}, **(test_cfg or {}))
+        mode = resolve_test_cfg(cfg, test_cfg)
         return cls._from_meta(net, meta, mode, device)
 
     @classmethod

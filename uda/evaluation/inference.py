@@ -18,7 +18,7 @@ and the outputs cropped back, so any input size works.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Optional, Sequence, Union
+from typing import Any, Callable, Mapping, Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
@@ -175,6 +175,30 @@ def check_test_cfg(test_cfg: Optional[dict]) -> dict[str, Any]:
     if not cfg['scales'] or min(cfg['scales']) <= 0:
         raise ValueError(f"model.test_cfg.scales={cfg['scales']} must be positive numbers.")
     return cfg
+
+
+def resolve_test_cfg(cfg: Mapping, overrides: Optional[Mapping] = None) -> dict[str, Any]:
+    """The checked ``model.test_cfg`` that ``tools/test.py`` / ``tools/infer.py`` evaluate with.
+
+    Layers, later ones winning: the dataset base's ``inference_cfg`` (every base in
+    ``configs/_base_/datasets/`` gives slide windows there: the training crop, stride 2/3 of it
+    as mmseg's slide test_cfg, e.g. 640 / 426 in
+    ``open-mmlab/mmsegmentation:configs/_base_/models/upernet_beit.py``), then the
+    method's ``model.test_cfg``, then ``overrides`` (``--mode`` / ``--which``; None values
+    ignored). The windows live in a separate top-level key because the dataset base may not
+    define ``model`` too (two bases may not define one key).
+    """
+    merged = dict(cfg.get('inference_cfg') or {})
+    merged.update(dict((cfg.get('model') or {}).get('test_cfg') or {}))
+    merged.update({k: v for k, v in dict(overrides or {}).items() if v is not None})
+    if merged.get('mode') == 'slide' and (merged.get('crop_size') is None
+                                          or merged.get('stride') is None):
+        raise ValueError("Slide inference needs windows, and neither the dataset base's "
+                         'inference_cfg nor model.test_cfg gives crop_size and stride. Add '
+                         'inference_cfg = dict(crop_size=..., stride=...) to the dataset base, '
+                         'or pass --cfg-options model.test_cfg.crop_size=... '
+                         'model.test_cfg.stride=...')
+    return check_test_cfg(merged)
 
 
 def run_inference(net: Net, inputs: Tensor, test_cfg: dict, size_divisor: int = 1) -> Tensor:
