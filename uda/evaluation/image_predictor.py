@@ -18,6 +18,7 @@ from PIL import Image
 from torch import Tensor
 
 from uda.evaluation.inference import resolve_test_cfg, run_inference
+from uda.models.data_preprocessor import SegDataPreprocessor
 from uda.visualization import colorize, overlay
 
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
@@ -39,16 +40,6 @@ def list_images(source: str) -> list[str]:
     return sorted(paths)
 
 
-def read_image(path: str) -> np.ndarray:
-    """RGB uint8 [H, W, 3]; an unreadable file raises one error naming it."""
-    try:
-        with Image.open(path) as img:
-            return np.array(img.convert('RGB'))
-    except Exception as err:  # PIL raises several types for corrupt / non-image files
-        raise ValueError(f'Cannot read image {path}: {err}. Remove it from the input or '
-                         'convert it to PNG/JPEG.') from err
-
-
 class ImagePredictor:
     """Turn one RGB image into a label map with a network that returns logits.
 
@@ -68,8 +59,8 @@ class ImagePredictor:
                  palette: Sequence[Sequence[int]], test_cfg: Optional[dict] = None,
                  device: str = 'cpu') -> None:
         self.net, self.stride, self.device = net, int(stride), torch.device(device)
-        self.mean = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1).to(self.device)
-        self.std = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1).to(self.device)
+        # The training normalisation, stated once (SegDataPreprocessor.normalize).
+        self.preprocessor = SegDataPreprocessor(mean, std, size_divisor=self.stride).to(self.device)
         self.classes, self.palette = list(classes), [tuple(c) for c in palette]
         self.test_cfg = dict(test_cfg or {})
         self.test_cfg.pop('which', None)
@@ -78,7 +69,7 @@ class ImagePredictor:
     def __call__(self, image: np.ndarray) -> np.ndarray:
         """RGB uint8 [H, W, 3] -> uint8 class ids [H, W]."""
         x = torch.from_numpy(np.array(image, dtype=np.uint8, copy=True)).to(self.device)
-        x = (x.permute(2, 0, 1)[None].float() - self.mean) / self.std
+        x = self.preprocessor.normalize(x.permute(2, 0, 1)[None].float())
         scores = run_inference(self.net, x, self.test_cfg, self.stride)
         return scores[0].argmax(0).to(torch.uint8).cpu().numpy()
 

@@ -24,6 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from uda.models.data_preprocessor import divisible_size, pad_bottom_right
+
 Net = Callable[[Tensor], Tensor]
 Size = Union[int, Sequence[int]]
 
@@ -40,14 +42,10 @@ def _pair(v: Size, name: str) -> tuple[int, int]:
 def pad_to_divisor(x: Tensor, size_divisor: int) -> Tensor:
     """Zero-pad [B, C, H, W] bottom/right so H and W are multiples of ``size_divisor``.
 
-    Zero is the normalised mean colour, the same value the data preprocessor pads with.
+    Zero is the normalised mean colour, the same value (and the same helper) the data
+    preprocessor pads batches with.
     """
-    if size_divisor <= 1:
-        return x
-    h, w = x.shape[-2:]
-    ph = int(math.ceil(h / size_divisor) * size_divisor) - h
-    pw = int(math.ceil(w / size_divisor) * size_divisor) - w
-    return F.pad(x, (0, pw, 0, ph)) if ph or pw else x
+    return pad_bottom_right(x, divisible_size(x.shape[-2:], size_divisor), 0.0)
 
 
 def whole_inference(net: Net, inputs: Tensor, size_divisor: int = 1) -> Tensor:
