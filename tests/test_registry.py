@@ -17,6 +17,8 @@ def test_unknown_type_lists_registered_names():
     assert "Unknown type 'SourceCe'" in msg
     assert 'SourceCE' in msg and 'AdaptiveBN' in msg  # the registered names
     assert 'Did you mean' in msg
+    # A class that exists but was never imported: the message names where to import it.
+    assert 'uda/methods/__init__.py' in msg and 'locations=' in msg
 
 
 def test_unknown_model_type_through_root_registry():

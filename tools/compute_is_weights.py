@@ -12,10 +12,10 @@ import os.path as osp
 
 import torch
 from mmengine.config import DictAction
-from mmengine.runner import load_checkpoint
 
 import uda.engine  # noqa: F401  (torch>=2.6 checkpoint loader)
 from uda.data.multi_branch import uda_collate
+from uda.engine.checkpoint import load_segmentor_weights
 from uda.engine.config import load_config
 from uda.registry import DATASETS, MODELS
 
@@ -47,7 +47,9 @@ def main() -> None:
     ds_cfg['pipeline'] = []  # whole images, no augmentation: one statistic per image
     dataset = DATASETS.build(ds_cfg)
     model = MODELS.build(cfg.model)
-    load_checkpoint(model, args.checkpoint, map_location='cpu', strict=False)
+    # Strict: statistics from a network with random layers would silently skew the sampler.
+    load_segmentor_weights(model.segmentor_for(args.which), args.checkpoint, args.which,
+                           args.config)
     model.to(args.device).eval()
     num_classes = model.num_classes
     entries = []

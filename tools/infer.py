@@ -15,8 +15,8 @@ import os.path as osp
 from tqdm import tqdm
 
 import uda.engine  # noqa: F401  (torch>=2.6 checkpoint loader)
-from uda.evaluation.image_predictor import (ImagePredictor, list_images, read_image,
-                                            save_prediction)
+from uda.data.base import read_image
+from uda.evaluation.image_predictor import ImagePredictor, list_images, save_prediction
 
 
 def parse_args() -> argparse.Namespace:

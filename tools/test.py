@@ -4,7 +4,8 @@ Writes to the work dir: ``metrics.json`` (mIoU, per-class IoU, accuracies), ``pe
 (the per-class table, also printed), ``confusion_matrix.png``, coloured predictions
 (``pred/``) and overlays (``overlay/``), and with ``--labelids`` Cityscapes labelIds PNGs
 (``labelIds/``) for the official ``cityscapesscripts`` evaluation. The inference mode comes
-from ``model.test_cfg`` (whole / slide / aug); ``--mode`` and ``--which`` override it.
+from ``model.test_cfg`` (whole / slide / aug) over the dataset base's ``inference_cfg``
+(slide windows); ``--mode`` and ``--which`` override both.
 """
 import argparse
 import os.path as osp
@@ -17,7 +18,8 @@ from uda.engine.checkpoint import (check_weights_fit, load_checkpoint_file, segm
                                    state_dict_of)
 from uda.engine.config import load_config
 from uda.engine.dist import prepare_distributed
-from uda.evaluation.test_outputs import write_test_outputs
+from uda.evaluation.inference import resolve_test_cfg
+from uda.evaluation.report_files import write_report_files
 
 
 def parse_args() -> argparse.Namespace:
@@ -49,9 +51,8 @@ def main() -> None:
     if args.work_dir is None:
         cfg.work_dir = osp.join(cfg.work_dir, 'test')
         cfg.test_evaluator['out_file'] = osp.join(cfg.work_dir, 'metrics.json')
-    test_cfg = dict(cfg.model.get('test_cfg') or {})
-    test_cfg.update({k: v for k, v in (('mode', args.mode), ('which', args.which)) if v})
-    cfg.model['test_cfg'] = test_cfg
+    # The dataset base's slide windows (inference_cfg), then model.test_cfg, then the flags.
+    cfg.model['test_cfg'] = resolve_test_cfg(cfg, dict(mode=args.mode, which=args.which))
     cfg.load_from, cfg.resume = args.checkpoint, False
     protocol = cfg.test_evaluator.get('protocol', 'cityscapes19')
     cfg.custom_hooks = list(cfg.get('custom_hooks') or []) + [dict(
@@ -71,7 +72,7 @@ def main() -> None:
     runner.test()
     if runner.rank == 0:
         metric = runner.test_evaluator.metrics[0]
-        write_test_outputs(cfg.test_evaluator['out_file'], cfg.work_dir,
+        write_report_files(cfg.test_evaluator['out_file'], cfg.work_dir,
                            getattr(metric, 'last_confusion', None), protocol,
                            getattr(metric, 'eval_ids', None))
 

@@ -2,7 +2,8 @@
 
 Each registry names the modules that register into it (``locations=``), so building a
 config imports them: a config never needs ``custom_imports``. An unknown ``type=`` fails with
-the list of names the registry knows, which is the fix a user needs.
+the list of names the registry knows and the package __init__.py files that must import a
+new module, which is the fix a user needs.
 """
 from __future__ import annotations
 
@@ -42,6 +43,11 @@ class UdaRegistry(Registry):
             parent = parent.parent
         return sorted(names)
 
+    def _init_files(self) -> str:
+        """The ``__init__.py`` files of the packages this registry imports (``locations=``)."""
+        locations = list(getattr(self, '_locations', None) or ['uda'])
+        return ', '.join(loc.replace('.', '/') + '/__init__.py' for loc in locations)
+
     def get(self, key: str) -> Optional[Any]:
         obj = super().get(key)
         if obj is None:
@@ -53,8 +59,10 @@ class UdaRegistry(Registry):
                 f"Unknown type '{key}' in the '{self.name}' registry.{hint} "
                 f"uda registers: {', '.join(own) if own else '(nothing)'}; "
                 f"with mmengine's: {', '.join(n for n in names if n not in own)}. "
-                "Fix the `type=` in your config, or register your class with "
-                f"the registry's register_module() decorator in a module under uda/.")
+                "Fix the `type=` in your config. For a class of your own: decorate it with "
+                "this registry's register_module() and import its module in the package "
+                f"__init__.py of one of {self._init_files()}: the registry imports only those "
+                "packages (`locations=`), so a module they do not import never registers.")
         return obj
 
 

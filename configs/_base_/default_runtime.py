@@ -1,4 +1,7 @@
-# Runtime shared by every config: registry scope, logging, TensorBoard, image panels.
+# Runtime shared by every config: registry scope, logging, TensorBoard. The image-panel hook
+# (SegVisualizationHook) is default_hooks['visualization'] of each root schedule, since the
+# schedules own default_hooks and two bases may not define one key; custom_hooks is left to
+# the method bases (e.g. the EMA teacher hook).
 default_scope = 'uda'
 env_cfg = dict(
     cudnn_benchmark=False,

@@ -1,5 +1,5 @@
 # ABN on CamVid day -> dusk: the real-data baseline every adaptation method must beat
-# (benchmarks/camvid_day2dusk.py runs it with 3 seeds).
+# (benchmarks/sweep.py --preset camvid-day2dusk runs it with 3 seeds).
 _base_ = [
     '../_base_/default_runtime.py',
     '../_base_/models/unet_resnet18.py',        # segmentor + data_preprocessor

@@ -1,6 +1,6 @@
 # ADVENT's AdvEnt on CamVid day -> dusk, multi-level, at the budget and network of
 # configs/abn/abn_unet-resnet18_200_camvidday2dusk-128x128.py (UNet-ResNet-18, 128x128 crops,
-# 200 iterations), to compare with ABN (benchmarks/adversarial.py --preset camvid).
+# 200 iterations), to compare with ABN (benchmarks/sweep.py --preset adversarial-camvid).
 _base_ = [
     '../_base_/default_runtime.py',
     '../_base_/models/unet_resnet18.py',               # segmentor + data_preprocessor

@@ -90,3 +90,23 @@ def test_tool_writes_counts_for_every_target_image(tmp_path):
     assert all(sum(e['counts']) == 32 * 64 for e in data['images'])
     counts = load_class_counts(out, 4)
     assert not np.isnan(counts).any()
+
+
+def test_tool_rejects_a_checkpoint_of_another_model(tmp_path):
+    """Statistics from a checkpoint with another class count fail instead of loading partially."""
+    cfg = Config(toy_runner_cfg(str(tmp_path / 'work')))
+    cfg_path = str(tmp_path / 'cfg.py')
+    cfg.dump(cfg_path)
+    other = dict(cfg.model, segmentor=dict(type='ToySegmentor', num_classes=11))
+    ckpt = str(tmp_path / 'other.pth')
+    torch.save(dict(state_dict=MODELS.build(other).state_dict()), ckpt)
+    argv = sys.argv
+    sys.argv = ['compute_is_weights.py', cfg_path, ckpt, '--out', str(tmp_path / 'w.json'),
+                '--device', 'cpu']
+    try:
+        with pytest.raises(ValueError, match='does not fit the network built from'):
+            runpy.run_path(os.path.join(ROOT, 'tools', 'compute_is_weights.py'),
+                           run_name='__main__')
+    finally:
+        sys.argv = argv
+    assert not (tmp_path / 'w.json').exists()

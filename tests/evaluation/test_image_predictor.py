@@ -10,7 +10,8 @@ import torch
 import torch.nn as nn
 from PIL import Image
 
-from uda.evaluation.image_predictor import ImagePredictor, list_images, read_image
+from uda.data.base import read_image
+from uda.evaluation.image_predictor import ImagePredictor, list_images
 
 pytest.importorskip('onnxruntime', reason='ONNX inference needs onnxruntime')
 
@@ -55,7 +56,7 @@ def test_list_and_read_errors(tmp_path) -> None:
         list_images(str(tmp_path / '*.png'))
     bad = tmp_path / 'broken.png'
     bad.write_text('not an image')
-    with pytest.raises(ValueError, match='Cannot read image .*broken.png'):
+    with pytest.raises(OSError, match='Cannot read image .*broken.png'):
         read_image(str(bad))
 
 

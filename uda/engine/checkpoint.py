@@ -98,3 +98,24 @@ def segmentor_weights(state: dict[str, torch.Tensor], which: str, checkpoint: st
         raise KeyError(f"Checkpoint {checkpoint} has no '{which}' weights ({prefix}*); it holds "
                        f'{held}. Choose one of those (e.g. --which student).')
     return out
+
+
+def load_segmentor_weights(net: torch.nn.Module, checkpoint: str, which: str = 'student',
+                           config: str = 'the config') -> None:
+    """Load the ``which`` network of a training checkpoint into ``net``, strictly.
+
+    The one loader for tools that run a single network (``tools/compute_is_weights.py``,
+    ``uda.export.common.load_segmentor``): :func:`check_weights_fit` first, so a checkpoint of
+    another class count or architecture fails with one message instead of leaving random layers
+    (mmengine's ``load_checkpoint(strict=False)`` only warns).
+
+    Args:
+        net: The segmentor to fill (``model.segmentor_for(which)`` or a bare segmentor).
+        checkpoint: ``.pth`` written by ``tools/train.py``.
+        which: ``'student'`` or ``'teacher'``: the key prefix in the checkpoint.
+        config: Config path, named in the error.
+    """
+    weights = segmentor_weights(state_dict_of(load_checkpoint_file(checkpoint, 'cpu')), which,
+                                checkpoint)
+    check_weights_fit(net.state_dict(), weights, checkpoint, config)
+    net.load_state_dict(weights, strict=True)

@@ -17,7 +17,9 @@ from mmengine.config import Config
 from PIL import Image
 from torch import Tensor
 
-from uda.evaluation.inference import run_inference
+from uda.evaluation.inference import resolve_test_cfg, run_inference
+from uda.models.data_preprocessor import SegDataPreprocessor
+from uda.visualization import colorize, overlay
 
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
 EXPORTED_EXTENSIONS = ('.onnx', '.safetensors', '.torchscript', '.pt', '.ts')
@@ -36,16 +38,6 @@ def list_images(source: str) -> list[str]:
         raise FileNotFoundError(f'No images found at {source!r}: give a folder, a glob pattern '
                                 f"such as 'frames/*.png', or an image file ({IMAGE_EXTENSIONS}).")
     return sorted(paths)
-
-
-def read_image(path: str) -> np.ndarray:
-    """RGB uint8 [H, W, 3]; an unreadable file raises one error naming it."""
-    try:
-        with Image.open(path) as img:
-            return np.array(img.convert('RGB'))
-    except Exception as err:  # PIL raises several types for corrupt / non-image files
-        raise ValueError(f'Cannot read image {path}: {err}. Remove it from the input or '
-                         'convert it to PNG/JPEG.') from err
 
 
 class ImagePredictor:
@@ -67,8 +59,8 @@ class ImagePredictor:
                  palette: Sequence[Sequence[int]], test_cfg: Optional[dict] = None,
                  device: str = 'cpu') -> None:
         self.net, self.stride, self.device = net, int(stride), torch.device(device)
-        self.mean = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1).to(self.device)
-        self.std = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1).to(self.device)
+        # The training normalisation, stated once (SegDataPreprocessor.normalize).
+        self.preprocessor = SegDataPreprocessor(mean, std, size_divisor=self.stride).to(self.device)
         self.classes, self.palette = list(classes), [tuple(c) for c in palette]
         self.test_cfg = dict(test_cfg or {})
         self.test_cfg.pop('which', None)
@@ -77,7 +69,7 @@ class ImagePredictor:
     def __call__(self, image: np.ndarray) -> np.ndarray:
         """RGB uint8 [H, W, 3] -> uint8 class ids [H, W]."""
         x = torch.from_numpy(np.array(image, dtype=np.uint8, copy=True)).to(self.device)
-        x = (x.permute(2, 0, 1)[None].float() - self.mean) / self.std
+        x = self.preprocessor.normalize(x.permute(2, 0, 1)[None].float())
         scores = run_inference(self.net, x, self.test_cfg, self.stride)
         return scores[0].argmax(0).to(torch.uint8).cpu().numpy()
 
@@ -94,7 +86,7 @@ class ImagePredictor:
         net = load_segmentor(cfg, checkpoint, which).to(device)
         meta = build_metadata(cfg, int(getattr(net, 'num_classes', 0)) or
                               _num_classes(net, device), which, checkpoint, 'pytorch')
-        mode = dict(cfg.model.get('test_cfg') or {}, **(test_cfg or {}))
+        mode = resolve_test_cfg(cfg, test_cfg)
         return cls._from_meta(net, meta, mode, device)
 
     @classmethod
@@ -138,8 +130,6 @@ def _num_classes(net: Any, device: str) -> int:
 def save_prediction(label: np.ndarray, image: np.ndarray, palette: Sequence[Sequence[int]],
                     out_dir: str, rel_name: str, alpha: float = 0.5) -> None:
     """Write ``masks/<rel>.png`` (palette PNG: values = class ids) and ``overlays/<rel>.png``."""
-    from uda.engine.hooks.prediction_writer import overlay
-    from uda.engine.hooks.visualization_hook import colorize
     stem = os.path.splitext(rel_name)[0] + '.png'
     for sub in ('masks', 'overlays'):
         os.makedirs(os.path.dirname(os.path.join(out_dir, sub, stem)), exist_ok=True)

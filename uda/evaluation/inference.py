@@ -18,11 +18,13 @@ and the outputs cropped back, so any input size works.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Optional, Sequence, Union
+from typing import Any, Callable, Mapping, Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from uda.models.data_preprocessor import divisible_size, pad_bottom_right
 
 Net = Callable[[Tensor], Tensor]
 Size = Union[int, Sequence[int]]
@@ -40,14 +42,10 @@ def _pair(v: Size, name: str) -> tuple[int, int]:
 def pad_to_divisor(x: Tensor, size_divisor: int) -> Tensor:
     """Zero-pad [B, C, H, W] bottom/right so H and W are multiples of ``size_divisor``.
 
-    Zero is the normalised mean colour, the same value the data preprocessor pads with.
+    Zero is the normalised mean colour, the same value (and the same helper) the data
+    preprocessor pads batches with.
     """
-    if size_divisor <= 1:
-        return x
-    h, w = x.shape[-2:]
-    ph = int(math.ceil(h / size_divisor) * size_divisor) - h
-    pw = int(math.ceil(w / size_divisor) * size_divisor) - w
-    return F.pad(x, (0, pw, 0, ph)) if ph or pw else x
+    return pad_bottom_right(x, divisible_size(x.shape[-2:], size_divisor), 0.0)
 
 
 def whole_inference(net: Net, inputs: Tensor, size_divisor: int = 1) -> Tensor:
@@ -175,6 +173,30 @@ def check_test_cfg(test_cfg: Optional[dict]) -> dict[str, Any]:
     if not cfg['scales'] or min(cfg['scales']) <= 0:
         raise ValueError(f"model.test_cfg.scales={cfg['scales']} must be positive numbers.")
     return cfg
+
+
+def resolve_test_cfg(cfg: Mapping, overrides: Optional[Mapping] = None) -> dict[str, Any]:
+    """The checked ``model.test_cfg`` that ``tools/test.py`` / ``tools/infer.py`` evaluate with.
+
+    Layers, later ones winning: the dataset base's ``inference_cfg`` (every base in
+    ``configs/_base_/datasets/`` gives slide windows there: the training crop, stride 2/3 of it
+    as mmseg's slide test_cfg, e.g. 640 / 426 in
+    ``open-mmlab/mmsegmentation:configs/_base_/models/upernet_beit.py``), then the
+    method's ``model.test_cfg``, then ``overrides`` (``--mode`` / ``--which``; None values
+    ignored). The windows live in a separate top-level key because the dataset base may not
+    define ``model`` too (two bases may not define one key).
+    """
+    merged = dict(cfg.get('inference_cfg') or {})
+    merged.update(dict((cfg.get('model') or {}).get('test_cfg') or {}))
+    merged.update({k: v for k, v in dict(overrides or {}).items() if v is not None})
+    if merged.get('mode') == 'slide' and (merged.get('crop_size') is None
+                                          or merged.get('stride') is None):
+        raise ValueError("Slide inference needs windows, and neither the dataset base's "
+                         'inference_cfg nor model.test_cfg gives crop_size and stride. Add '
+                         'inference_cfg = dict(crop_size=..., stride=...) to the dataset base, '
+                         'or pass --cfg-options model.test_cfg.crop_size=... '
+                         'model.test_cfg.stride=...')
+    return check_test_cfg(merged)
 
 
 def run_inference(net: Net, inputs: Tensor, test_cfg: dict, size_divisor: int = 1) -> Tensor:

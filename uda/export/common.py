@@ -10,8 +10,7 @@ import torch.nn as nn
 from mmengine.config import Config
 from torch import Tensor
 
-from uda.engine.checkpoint import (check_weights_fit, load_checkpoint_file, segmentor_weights,
-                                   state_dict_of)
+from uda.engine.checkpoint import load_segmentor_weights
 from uda.registry import MODELS
 
 
@@ -39,11 +38,7 @@ def load_segmentor(cfg: Config, checkpoint: str, which: str = 'student') -> nn.M
         raise KeyError('The config has no model.segmentor; give the training config of the '
                        'checkpoint.')
     net = MODELS.build(cfg.model.segmentor)
-    weights = segmentor_weights(state_dict_of(load_checkpoint_file(checkpoint, 'cpu')), which,
-                                checkpoint)
-    check_weights_fit(net.state_dict(), weights, checkpoint,
-                      getattr(cfg, 'filename', None) or 'the config')
-    net.load_state_dict(weights, strict=True)
+    load_segmentor_weights(net, checkpoint, which, getattr(cfg, 'filename', None) or 'the config')
     return net.eval()
 
 

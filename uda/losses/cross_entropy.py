@@ -3,11 +3,8 @@ from __future__ import annotations
 
 from typing import Optional
 
-import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
-
-from uda.registry import MODELS
 
 
 def cross_entropy(logits: Tensor, target: Tensor, class_weight: Optional[Tensor] = None,
@@ -40,23 +37,3 @@ def cross_entropy(logits: Tensor, target: Tensor, class_weight: Optional[Tensor]
     else:
         denom = valid.sum()
     return loss.sum() / denom.clamp(min=1e-6)
-
-
-@MODELS.register_module()
-class CrossEntropyLoss(nn.Module):
-    """Module form of :func:`cross_entropy` for configs.
-
-    Args:
-        ignore_index: Label of unlabelled pixels.
-        avg_non_ignore: See :func:`cross_entropy`.
-    """
-
-    def __init__(self, ignore_index: int = 255, avg_non_ignore: bool = True) -> None:
-        super().__init__()
-        self.ignore_index = ignore_index
-        self.avg_non_ignore = avg_non_ignore
-
-    def forward(self, logits: Tensor, target: Tensor, class_weight: Optional[Tensor] = None,
-                pixel_weight: Optional[Tensor] = None) -> Tensor:
-        return cross_entropy(logits, target, class_weight, pixel_weight, self.ignore_index,
-                             self.avg_non_ignore)

@@ -11,6 +11,25 @@ from mmengine.model import BaseDataPreprocessor
 from uda.registry import MODELS
 
 
+def divisible_size(size: Sequence[int], size_divisor: int) -> tuple[int, int]:
+    """(H, W) rounded up to multiples of ``size_divisor`` (encoders downsample by it)."""
+    d = max(int(size_divisor), 1)
+    return int(math.ceil(size[0] / d) * d), int(math.ceil(size[1] / d) * d)
+
+
+def pad_bottom_right(x: torch.Tensor, size: Sequence[int], value: float = 0.0) -> torch.Tensor:
+    """Pad [..., H, W] at the bottom and right to ``size`` (H', W') >= (H, W) with ``value``.
+
+    Bottom/right only, so the top-left H x W of any output is the prediction for the input and
+    cropping back is a slice. Used for batches here and for single images at inference
+    (``uda.evaluation.inference.pad_to_divisor``).
+    """
+    ph, pw = int(size[0]) - x.shape[-2], int(size[1]) - x.shape[-1]
+    if ph < 0 or pw < 0:
+        raise ValueError(f'Cannot pad {tuple(x.shape[-2:])} down to {tuple(size)}.')
+    return F.pad(x, (0, pw, 0, ph), value=value) if ph or pw else x
+
+
 @MODELS.register_module()
 class SegDataPreprocessor(BaseDataPreprocessor):
     """Turn collated samples into normalised float batches.
@@ -38,11 +57,11 @@ class SegDataPreprocessor(BaseDataPreprocessor):
         self.seg_pad_val = seg_pad_val
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
-        """Pixel values in 0-255 units [B, 3, H, W] -> the network's normalised input."""
+        """Pixel values in 0-255 units [..., 3, H, W] -> the network's normalised input."""
         return (x - self.mean.to(x)) / self.std.to(x)
 
     def denormalize(self, x: torch.Tensor) -> torch.Tensor:
-        """Normalised input [B, 3, H, W] -> pixel values in 0-255 units (float, unclamped)."""
+        """Normalised input [..., 3, H, W] -> pixel values in 0-255 units (float, unclamped)."""
         return x * self.std.to(x) + self.mean.to(x)
 
     def forward(self, data: dict, training: bool = False) -> dict[str, Any]:
@@ -59,17 +78,14 @@ class SegDataPreprocessor(BaseDataPreprocessor):
     def _branch(self, data: dict) -> dict[str, Any]:
         imgs = list(data['inputs'])
         samples = [dict(s) for s in data.get('data_samples', [{} for _ in imgs])]
-        d = self.size_divisor
-        h = int(math.ceil(max(i.shape[-2] for i in imgs) / d) * d)
-        w = int(math.ceil(max(i.shape[-1] for i in imgs) / d) * d)
+        h, w = divisible_size((max(i.shape[-2] for i in imgs), max(i.shape[-1] for i in imgs)),
+                              self.size_divisor)
         batch = []
         for img, sample in zip(imgs, samples):
-            x = (img.float() - self.mean) / self.std
-            ph, pw = h - img.shape[-2], w - img.shape[-1]
-            batch.append(F.pad(x, (0, pw, 0, ph), value=0.0))
+            batch.append(pad_bottom_right(self.normalize(img.float()), (h, w), 0.0))
             sample['pad_shape'] = (h, w)
             sample.setdefault('img_shape', tuple(img.shape[-2:]))
             gt = sample.get('gt_sem_seg')
             if gt is not None:
-                sample['gt_sem_seg'] = F.pad(gt, (0, pw, 0, ph), value=self.seg_pad_val)
+                sample['gt_sem_seg'] = pad_bottom_right(gt, (h, w), self.seg_pad_val)
         return dict(inputs=torch.stack(batch, 0), data_samples=samples)

@@ -26,3 +26,6 @@ val_dataloader = dict(
 test_dataloader = val_dataloader
 val_evaluator = dict(type='IoUMetric', protocol='cityscapes19')
 test_evaluator = val_evaluator
+# Slide windows for `tools/test.py --mode slide` (uda.evaluation.inference.resolve_test_cfg):
+# the training crop, stride 2/3 of it as mmseg; model.test_cfg overrides them.
+inference_cfg = dict(crop_size=crop_size, stride=(341, 341))

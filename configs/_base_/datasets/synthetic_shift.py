@@ -23,7 +23,8 @@ val_dataloader = dict(
 test_dataloader = val_dataloader
 val_evaluator = dict(type='IoUMetric', protocol='cityscapes19', eval_protocol='synthetic9')
 test_evaluator = val_evaluator
-# Evaluation-time inference (model.test_cfg, uda/evaluation/inference.py). 'whole' by default;
-# `tools/test.py --mode slide` uses the windows, `--mode aug` the scales and flip.
+# Evaluation-time inference (model.test_cfg; uda/evaluation/inference.py resolve_test_cfg).
+# 'whole' by default; `tools/test.py --mode slide` uses the windows, `--mode aug` the scales
+# and flip.
 inference_cfg = dict(mode='whole', crop_size=(96, 96), stride=(64, 64),
                      scales=(0.75, 1.0, 1.25), flip=True)

@@ -5,22 +5,13 @@ import os
 import os.path as osp
 from typing import Any, Optional, Sequence
 
-import numpy as np
 import torch
 from mmengine.hooks import Hook
 from PIL import Image
 
 from uda.data.classes import get_protocol
-from uda.engine.hooks.visualization_hook import colorize, to_rgb
 from uda.registry import HOOKS
-
-
-def overlay(image: np.ndarray, colour: np.ndarray, alpha: float = 0.5) -> np.ndarray:
-    """Blend an RGB uint8 image [H, W, 3] with a coloured mask of the same size."""
-    if image.shape != colour.shape:
-        raise ValueError(f'Image {image.shape} and mask {colour.shape} differ in size.')
-    out = (1 - alpha) * image.astype(np.float32) + alpha * colour.astype(np.float32)
-    return out.round().clip(0, 255).astype(np.uint8)
+from uda.visualization import colorize, overlay, to_rgb
 
 
 @HOOKS.register_module()

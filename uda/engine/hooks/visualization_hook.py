@@ -3,39 +3,13 @@ from __future__ import annotations
 
 from typing import Any, Optional, Sequence
 
-import numpy as np
 import torch
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 
 from uda.data.classes import get_protocol
 from uda.registry import HOOKS
-
-
-def colorize(label: torch.Tensor | np.ndarray, palette: Sequence[Sequence[int]]) -> np.ndarray:
-    """Label ids [H, W] -> RGB uint8 [H, W, 3]; ids outside the palette (ignore) are black."""
-    lut = np.zeros((256, 3), np.uint8)
-    lut[:len(palette)] = np.asarray(palette, np.uint8)
-    lbl = label.detach().cpu().numpy() if isinstance(label, torch.Tensor) else np.asarray(label)
-    return lut[np.clip(lbl, 0, 255).astype(np.int64)]
-
-
-def to_rgb(img: torch.Tensor) -> np.ndarray:
-    """uint8 [3, H, W] tensor -> uint8 [H, W, 3] array."""
-    return img.detach().cpu().permute(1, 2, 0).numpy().astype(np.uint8)
-
-
-def panel(images: list[np.ndarray]) -> np.ndarray:
-    """Tiles of one height side by side, separated by a white bar."""
-    h = max(i.shape[0] for i in images)
-    tiles = []
-    for im in images:
-        if im.ndim == 2:
-            im = np.repeat(im[..., None], 3, -1)
-        if im.shape[0] < h:
-            im = np.pad(im, ((0, h - im.shape[0]), (0, 0), (0, 0)))
-        tiles += [im, np.full((h, 2, 3), 255, np.uint8)]
-    return np.concatenate(tiles[:-1], 1)
+from uda.visualization import colorize, panel, to_rgb
 
 
 @HOOKS.register_module()

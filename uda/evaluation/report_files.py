@@ -1,4 +1,4 @@
-"""The files ``tools/test.py`` writes besides ``metrics.json``: tables and a confusion plot."""
+"""Report files ``tools/test.py`` writes besides ``metrics.json``: tables and a confusion plot."""
 from __future__ import annotations
 
 import json
@@ -20,7 +20,7 @@ def per_class_tables(report: dict) -> tuple[str, str]:
     return format_table(names, iou, acc), format_table(names, iou, acc, markdown=True)
 
 
-def write_test_outputs(metrics_file: str, work_dir: str, confusion: Optional[np.ndarray],
+def write_report_files(metrics_file: str, work_dir: str, confusion: Optional[np.ndarray],
                        protocol: str, eval_ids: Optional[Sequence[int]] = None) -> None:
     """Print the table and write ``per_class.md`` and ``confusion_matrix.png`` to ``work_dir``."""
     with open(metrics_file) as f:

@@ -1,0 +1,369 @@
+"""Run (config, cfg-options) x seeds with tools/train.py and report mean ± std and paired deltas.
+
+Every benchmark in benchmarks/README.md that compares methods over seeds is this script with a
+preset or a list of ``--run NAME CONFIG [KEY=VALUE ...]``. Each run is a subprocess of
+``tools/train.py CONFIG --work-dir OUT/<name>_seed<k> --seed k --cfg-options ...`` with one
+torch thread (``OMP_NUM_THREADS=1``: on a small shared CPU more threads oversubscribe the
+cores); ``--jobs`` of them at a time, seeds in the outer loop so an interrupted sweep still has
+whole seeds. A run that finished before (``sweep_run.json`` next to its ``metrics.json``) is
+reused; a failed one (e.g. the FloatingPointError of a diverged run) is reported, not fatal.
+
+The report (printed, ``OUT/summary.md``, ``OUT/summary.json``; per-class tables in
+``OUT/<name>.md``) uses ``uda.evaluation.seed_report``: target mIoU mean ± sample std (n), the
+per-seed values, the difference to ``--baseline`` paired by seed, with ``--oracle`` the share of
+the baseline -> oracle gap each run closes, the last-quarter mean of logged scalars named by
+``--scalars`` (e.g. the discriminators' ``disc.acc``), and the wall time per run.
+
+    python benchmarks/sweep.py --preset synthetic-gap --seeds 0 1 2 --jobs 2
+    python benchmarks/sweep.py --run ABN configs/demo/abn_unet-resnet18_400it_synthetic-96x192.py \
+        --run SAC-w2 configs/demo/sac_unet-resnet18_400it_synthetic-96x192.py \
+        model.terms.sac.weight=2.0 --baseline ABN --seeds 0 1 2 --out work_dirs/bench_sac_w2
+
+Option values may use ``{seed}`` and ``{out}`` (e.g. ``load_from={out}/abn_seed{seed}/
+iter_400.pth`` to warm-start from an earlier sweep's run of the same seed).
+"""
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import math
+import os
+import os.path as osp
+import statistics
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, NamedTuple, Optional, Sequence
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+sys.path.insert(0, ROOT)
+from uda.evaluation.seed_report import mean_std, seed_report  # noqa: E402
+
+SYN = 'configs/demo/{}_unet-resnet18_400it_synthetic-96x192.py'
+CAMVID = 'configs/{}_unet-resnet18_200_camvidday2dusk-128x128.py'
+# name -> (runs as (name, config, options), the runs run by default, baseline, oracle, notes).
+# The former scripts synthetic_gap.py, camvid_day2dusk.py, adversarial.py and sac_vs_abn.py.
+PRESETS: dict[str, dict[str, Any]] = {
+    'synthetic-gap': dict(
+        runs=[('ABN', SYN.format('abn'), []), ('oracle', SYN.format('oracle'), [])],
+        baseline='ABN', oracle='oracle', out='work_dirs/bench_gap'),
+    'camvid-day2dusk': dict(
+        runs=[('ABN', CAMVID.format('abn/abn'), []),
+              ('oracle', CAMVID.format('oracle/oracle'), []),
+              ('source-only', CAMVID.format('source-only/source-only'), [])],
+        default=['ABN', 'oracle'], baseline='ABN', oracle='oracle', camvid=True,
+        out='work_dirs/bench_camvid_day2dusk'),
+    'adversarial-synthetic': dict(
+        runs=[('ABN', SYN.format('abn'), []),
+              ('AdvEnt', 'configs/advent/advent_unet-resnet18_400it_synthetic-96x192.py', []),
+              ('MinEnt', 'configs/advent/minent_unet-resnet18_400it_synthetic-96x192.py', []),
+              ('AdvEnt+MinEnt',
+               'configs/advent/advent-minent_unet-resnet18_400it_synthetic-96x192.py', []),
+              # SourceCE + FeatureAdversarial + SAC self-training in one two-phase step.
+              ('Combined', 'configs/sac/'
+               'feature-adversarial-sac_unet-resnet18_400it_synthetic-96x192.py', []),
+              ('AdaptSegNet',
+               'configs/adaptsegnet/adaptsegnet_unet-resnet18_400it_synthetic-96x192.py', []),
+              ('FeatureGRL', 'configs/feature_adversarial/'
+               'feature-adversarial_unet-resnet18_400it_synthetic-96x192.py', []),
+              ('SAC', SYN.format('sac'), [])],
+        default=['ABN', 'AdvEnt', 'MinEnt', 'AdvEnt+MinEnt', 'Combined'], baseline='ABN',
+        scalars=['disc.acc'], out='work_dirs/bench_adv'),
+    'adversarial-camvid': dict(
+        runs=[('ABN', CAMVID.format('abn/abn'), []),
+              ('AdvEnt', CAMVID.format('advent/advent'), []),
+              ('MinEnt', CAMVID.format('advent/minent'), []),
+              ('AdvEnt+MinEnt', CAMVID.format('advent/advent-minent'), []),
+              ('AdaptSegNet', CAMVID.format('adaptsegnet/adaptsegnet'), []),
+              ('SAC', CAMVID.format('sac/sac'), [])],
+        default=['ABN', 'AdvEnt', 'MinEnt', 'AdvEnt+MinEnt'], baseline='ABN',
+        scalars=['disc.acc'], camvid=True, out='work_dirs/bench_adv_camvid'),
+    'sac-vs-abn-synthetic': dict(
+        runs=[('ABN', SYN.format('abn'), []), ('SAC', SYN.format('sac'), []),
+              ('oracle', SYN.format('oracle'), [])],
+        baseline='ABN', oracle='oracle', out='work_dirs/bench_sac'),
+    'sac-vs-abn-camvid': dict(
+        runs=[('ABN', CAMVID.format('abn/abn'), []), ('SAC', CAMVID.format('sac/sac'), []),
+              ('oracle', CAMVID.format('oracle/oracle'), [])],
+        baseline='ABN', oracle='oracle', camvid=True, out='work_dirs/bench_sac_camvid'),
+}
+
+
+class Job(NamedTuple):
+    """One training run of the sweep."""
+
+    name: str
+    seed: int
+    work_dir: str
+    cmd: list[str]
+
+
+def slug(name: str) -> str:
+    """File-name form of a run name ('AdvEnt+MinEnt' -> 'advent-minent')."""
+    return name.replace('+', '-').replace('/', '-').replace(' ', '-').lower()
+
+
+def budget_options(config: str, iters: int) -> list[str]:
+    """``--cfg-options`` that give ``config`` a budget of ``iters`` iterations.
+
+    Loop length, one validation and checkpoint at the end, every scheduler's ``end`` (one
+    optimiser or an optimiser dict) and a self-training start scaled by the same factor.
+    """
+    from mmengine.config import Config
+    cfg = Config.fromfile(osp.join(ROOT, config))
+    old = cfg.train_cfg.max_iters
+    opts = [f'train_cfg.max_iters={iters}', f'train_cfg.val_interval={iters}',
+            f'default_hooks.checkpoint.interval={iters}']
+    scheds = cfg.get('param_scheduler', [])
+    groups = scheds.items() if isinstance(scheds, dict) else [(None, scheds)]
+    for name, group in groups:
+        for i, s in enumerate(group if isinstance(group, (list, tuple)) else [group]):
+            if s.get('end') is not None:
+                key = f'param_scheduler.{i}' if name is None else f'param_scheduler.{name}.{i}'
+                opts.append(f'{key}.end={round(s["end"] * iters / old)}')
+    start = (cfg.model.get('teacher') or {}).get('start_iter', 0)
+    if start:
+        opts.append(f'model.teacher.start_iter={round(start * iters / old)}')
+    return opts
+
+
+def build_jobs(runs: Sequence[tuple[str, str, Sequence[str]]], seeds: Sequence[int], out: str,
+               common: Sequence[str] = (), iters: Optional[int] = None) -> list[Job]:
+    """The tools/train.py command of every (seed, run), seeds in the outer loop.
+
+    Options are the ``--iters`` budget, then ``common`` (every run), then the run's own, so a
+    run's option wins; ``{seed}`` and ``{out}`` in them are filled in.
+    """
+    budgets = {cfg: budget_options(cfg, iters) for _, cfg, _ in runs} if iters else {}
+    jobs = []
+    for seed in seeds:
+        for name, config, opts in runs:
+            work_dir = osp.join(out, f'{slug(name)}_seed{seed}')
+            options = [o.format(seed=seed, out=out)
+                       for o in [*budgets.get(config, []), *common, *opts]]
+            cmd = [sys.executable, osp.join(ROOT, 'tools', 'train.py'), osp.join(ROOT, config),
+                   '--work-dir', work_dir, '--seed', str(seed)]
+            jobs.append(Job(name, seed, work_dir,
+                            cmd + (['--cfg-options', *options] if options else [])))
+    return jobs
+
+
+def run_job(job: Job) -> dict[str, Any]:
+    """Train one run unless it finished before; its wall time and failure, if any."""
+    done = osp.join(job.work_dir, 'sweep_run.json')
+    metrics = osp.join(job.work_dir, 'metrics.json')
+    if osp.isfile(done) and osp.isfile(metrics):
+        with open(done) as f:
+            return json.load(f)
+    if osp.isfile(metrics):
+        os.remove(metrics)  # from an interrupted run: never report an intermediate validation
+    os.makedirs(job.work_dir, exist_ok=True)
+    env = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1',
+               PYTHONPATH=ROOT + os.pathsep + os.environ.get('PYTHONPATH', ''))
+    log = job.work_dir + '.log'
+    t0 = time.time()
+    with open(log, 'w') as f:
+        proc = subprocess.run(job.cmd, stdout=f, stderr=subprocess.STDOUT, cwd=ROOT, env=env)
+    result = dict(wall_s=time.time() - t0, failed=None)
+    if proc.returncode != 0 or not osp.isfile(metrics):
+        result['failed'] = f'exit code {proc.returncode}, see {log}'
+        return result
+    with open(done, 'w') as f:
+        json.dump(result, f)
+    return result
+
+
+def last_quarter_scalars(work_dir: str, prefixes: Sequence[str]) -> dict[str, float]:
+    """Mean over the last quarter of the logged training iterations of scalars by prefix."""
+    rows = []
+    for path in glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json')):
+        with open(path) as f:
+            rows += [d for d in map(json.loads, f) if 'loss' in d]
+    rows.sort(key=lambda d: d.get('iter', 0))
+    tail = rows[-max(1, len(rows) // 4):] if rows else []
+    keys = sorted({k for r in tail for k in r if k.startswith(tuple(prefixes))})
+    return {k: statistics.mean(r[k] for r in tail if k in r) for k in keys}
+
+
+def _fmt(values: Sequence[Optional[float]]) -> str:
+    m, s, n = mean_std(values)
+    if n == 0:
+        return 'n/a'
+    return f'{m:.2f} ± {s:.2f} (n={n})' if n > 1 else f'{m:.2f} (n=1)'
+
+
+def miou_of(work_dir: str) -> Optional[float]:
+    """The final validation's mIoU of a run, or None when it has no metrics.json."""
+    path = osp.join(work_dir, 'metrics.json')
+    if not osp.isfile(path):
+        return None
+    with open(path) as f:
+        return json.load(f)['mIoU']
+
+
+def summarize(jobs: Sequence[Job], results: dict[tuple[str, int], dict], seeds: Sequence[int],
+              baseline: Optional[str] = None, oracle: Optional[str] = None,
+              scalars: Sequence[str] = ()) -> tuple[str, dict[str, Any]]:
+    """Markdown table and summary dict over the runs' metrics.json files.
+
+    Deltas are paired by seed (``run - baseline`` of the same seed), so seed-to-seed variance
+    shared by both runs cancels; seeds where either run has no mIoU are left out (the ``n``).
+    """
+    names = list(dict.fromkeys(j.name for j in jobs))
+    by_key = {(j.name, j.seed): j for j in jobs}
+    miou = {(n, s): miou_of(by_key[(n, s)].work_dir) for n in names for s in seeds}
+    head = ['run', 'target mIoU', f'per seed ({", ".join(map(str, seeds))})']
+    if baseline:
+        head.append(f'Δ vs {baseline} (paired)')
+    if baseline and oracle:
+        head.append(f'share of {baseline} -> {oracle} gap closed')
+    if scalars:
+        head.append('last-quarter ' + ', '.join(scalars))
+    head.append('wall / run')
+    lines = ['| ' + ' | '.join(head) + ' |', '|---|' + '---:|' * (len(head) - 1)]
+    summary: dict[str, Any] = {}
+    for name in names:
+        vals = [miou[(name, s)] for s in seeds]
+        m, sd, n = mean_std(vals)
+        entry: dict[str, Any] = dict(mIoU=dict(mean=m, std=sd, n=n), per_seed=vals)
+        cells = [name, _fmt(vals), ' / '.join('n/a' if v is None else f'{v:.2f}' for v in vals)]
+        if baseline:
+            delta = [None if v is None or miou[(baseline, s)] is None
+                     else v - miou[(baseline, s)] for v, s in zip(vals, seeds)]
+            entry['delta'] = dict(zip(('mean', 'std', 'n'), mean_std(delta)))
+            cells.append('—' if name == baseline else _fmt(delta))
+        if baseline and oracle:
+            share = []
+            for v, s in zip(vals, seeds):
+                a, o = miou[(baseline, s)], miou[(oracle, s)]
+                share.append(None if None in (v, a, o) or o == a else 100 * (v - a) / (o - a))
+            entry['gap_closed_pct'] = dict(zip(('mean', 'std', 'n'), mean_std(share)))
+            cells.append('—' if name in (baseline, oracle) else _fmt(share).replace(' (', ' % ('))
+        if scalars:
+            per_key: dict[str, list[float]] = {}
+            for s in seeds:
+                for k, v in last_quarter_scalars(by_key[(name, s)].work_dir, scalars).items():
+                    per_key.setdefault(k, []).append(v)
+            entry['scalars'] = {k: statistics.mean(v) for k, v in per_key.items()}
+            cells.append(', '.join(f'{k} {v:.2f}' for k, v in entry['scalars'].items()) or '—')
+        walls = [results[(name, s)]['wall_s'] for s in seeds if (name, s) in results]
+        cells.append(f'{statistics.mean(walls):.0f} s' if walls else 'n/a')
+        failed = [results[(name, s)]['failed'] for s in seeds
+                  if (name, s) in results and results[(name, s)].get('failed')]
+        if failed:
+            cells[-1] += f' ({len(failed)} failed: {failed[0]})'
+        entry['failed'] = failed
+        summary[name] = entry
+        lines.append('| ' + ' | '.join(cells) + ' |')
+    return '\n'.join(lines) + '\n', summary
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog='presets: ' + ', '.join(PRESETS))
+    p.add_argument('--preset', choices=sorted(PRESETS), help='a named list of runs (listed below)')
+    p.add_argument('--only', nargs='+', help="preset runs to do (default: the preset's default)")
+    p.add_argument('--run', nargs='+', action='append', default=[],
+                   metavar=('NAME', 'CONFIG [KEY=VALUE]'),
+                   help='a run: name, config, its own --cfg-options (repeatable)')
+    p.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
+    p.add_argument('--jobs', type=int, default=1, help='runs in parallel (1 thread each)')
+    p.add_argument('--out', help="output folder (default: the preset's, else work_dirs/sweep)")
+    p.add_argument('--baseline', help='run name the deltas are paired against')
+    p.add_argument('--oracle', help='run name of the upper bound (share of the gap closed)')
+    p.add_argument('--scalars', nargs='*', help='logged scalar prefixes to report, e.g. disc.acc')
+    p.add_argument('--iters', type=int,
+                   help='budget of every run; schedules and a self-training start are scaled')
+    p.add_argument('--cfg-options', nargs='+', default=[], help='passed to every run')
+    p.add_argument('--dry-run', action='store_true', help='print the commands, run nothing')
+    return p.parse_args(argv)
+
+
+def resolve(args: argparse.Namespace) -> tuple[list[tuple[str, str, list[str]]], dict]:
+    """The runs and the preset settings (baseline, oracle, scalars, out) of the arguments."""
+    preset = dict(PRESETS[args.preset]) if args.preset else {}
+    runs = [(n, c, list(o)) for n, c, o in preset.get('runs', [])]
+    wanted = args.only or preset.get('default') or [n for n, _, _ in runs]
+    unknown = sorted(set(wanted) - {n for n, _, _ in runs})
+    if unknown:
+        raise SystemExit(f'--preset {args.preset} has no runs {unknown}; it has '
+                         f'{[n for n, _, _ in runs]}.')
+    runs = [r for r in runs if r[0] in wanted]
+    for spec in args.run:
+        if len(spec) < 2:
+            raise SystemExit(f'--run {" ".join(spec)}: give NAME CONFIG [KEY=VALUE ...].')
+        runs.append((spec[0], spec[1], spec[2:]))
+    if not runs:
+        raise SystemExit('Nothing to run: give --preset or --run NAME CONFIG.')
+    names = [n for n, _, _ in runs]
+    for n, c, _ in runs:
+        if not osp.isfile(osp.join(ROOT, c)):
+            raise SystemExit(f'Run {n}: config {c} not found (paths are relative to {ROOT}).')
+    settings = dict(baseline=args.baseline or preset.get('baseline'),
+                    oracle=args.oracle or preset.get('oracle'),
+                    scalars=args.scalars if args.scalars is not None
+                    else preset.get('scalars', []),
+                    out=args.out or preset.get('out', 'work_dirs/sweep'))
+    for key in ('baseline', 'oracle'):
+        if getattr(args, key) and getattr(args, key) not in names:
+            raise SystemExit(f'--{key} {getattr(args, key)} is not one of the runs {names}.')
+        if settings[key] not in names:  # the preset's, left out by --only
+            settings[key] = None
+    if preset.get('camvid'):
+        root = os.environ.get('CAMVID_ROOT', osp.join(ROOT, 'data', 'camvid'))
+        if not osp.isdir(root) and not args.dry_run:
+            raise SystemExit(f'CamVid not found at {root}: set CAMVID_ROOT to the folder '
+                             'holding train/, trainannot/, test/ ... (docs/datasets.md).')
+    return runs, settings
+
+
+def main(argv: Optional[Sequence[str]] = None) -> dict[str, Any]:
+    args = parse_args(argv)
+    runs, st = resolve(args)
+    jobs = build_jobs(runs, args.seeds, st['out'], args.cfg_options, args.iters)
+    if args.dry_run:
+        for j in jobs:
+            print(' '.join(j.cmd))
+        return {}
+    os.makedirs(st['out'], exist_ok=True)
+    t0 = time.time()
+    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        futures = {(j.name, j.seed): pool.submit(run_job, j) for j in jobs}
+        for j in jobs:  # report in submission order
+            r = futures[(j.name, j.seed)].result()
+            miou = miou_of(j.work_dir)
+            print(f"{j.name} seed {j.seed}: mIoU {'n/a' if miou is None else f'{miou:.2f}'} "
+                  f"({r['wall_s']:.0f} s)" + (f" FAILED: {r['failed']}" if r['failed'] else ''),
+                  flush=True)
+    results = {k: f.result() for k, f in futures.items()}
+    table, summary = summarize(jobs, results, args.seeds, st['baseline'], st['oracle'],
+                               st['scalars'])
+    head = (f"{args.preset or 'sweep'}: seeds {args.seeds}, {args.jobs} parallel job(s), "
+            f'total {(time.time() - t0) / 60:.1f} min; mean ± sample std (n) in mIoU points')
+    print(f'\n{head}\n\n{table}')
+    with open(osp.join(st['out'], 'summary.md'), 'w') as f:
+        f.write(f'{head}\n\n{table}')
+    with open(osp.join(st['out'], 'summary.json'), 'w') as f:
+        json.dump(_nan_to_none(dict(seeds=args.seeds, runs=summary)), f, indent=2)
+    for name in summary:  # per-class tables over the seeds that produced metrics
+        dirs = [j.work_dir for j in jobs if j.name == name and miou_of(j.work_dir) is not None]
+        if dirs:
+            with open(osp.join(st['out'], f'{slug(name)}.md'), 'w') as f:
+                f.write(seed_report(dirs, name)[0])
+    return summary
+
+
+def _nan_to_none(v: Any) -> Any:
+    """JSON has no NaN: undefined statistics (std of one run) become null."""
+    if isinstance(v, dict):
+        return {k: _nan_to_none(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_nan_to_none(x) for x in v]
+    return None if isinstance(v, float) and math.isnan(v) else v
+
+
+if __name__ == '__main__':
+    main()
