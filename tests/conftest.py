@@ -85,8 +85,10 @@ def toy_batch(branches: tuple[str, ...] = ('source', 'target'), batch: int = 2, 
 
 
 def toy_runner_cfg(work_dir: str, max_iters: int = 2, val_interval: int = 2,
-                   terms: Any = None, checkpoint_interval: int = 2) -> dict:
-    """A complete Runner config on 4-sample synthetic data with the ToySegmentor."""
+                   terms: Any = None, checkpoint_interval: int = 2,
+                   bn_policy: Any = 'target_only', labellers: Any = None) -> dict:
+    """A complete Runner config on 4-sample synthetic data with the ToySegmentor (ABN by
+    default: source CE and target-only BN statistics)."""
     size = (32, 64)
     src = dict(type='SyntheticDataset', style='source', num_samples=4, seed=0, size=size,
                pipeline=[dict(type='HorizontalFlip', p=0.5)])
@@ -102,7 +104,8 @@ def toy_runner_cfg(work_dir: str, max_iters: int = 2, val_interval: int = 2,
         experiment_name=f'toy_{uuid.uuid4().hex[:12]}',
         model=dict(type='Adapter', segmentor=dict(type='ToySegmentor', num_classes=19),
                    data_preprocessor=dict(type='SegDataPreprocessor', size_divisor=1),
-                   terms=terms or [dict(type='SourceCE'), dict(type='AdaptiveBN')]),
+                   terms=terms or dict(src=dict(type='SourceCE')), bn_policy=bn_policy,
+                   labellers=labellers),
         train_dataloader=dict(
             batch_size=2, num_workers=0,
             sampler=dict(type='MultiBranchInfiniteSampler', shuffle=True),

@@ -119,9 +119,10 @@ def test_two_process_test_tool(tmp_path):
 def test_two_process_sac_keeps_student_and_teacher_identical(tmp_path):
     """SAC under DDP: the momentum teacher is initialised and updated on every rank (never
     communicated) and stays identical across ranks, as does the student."""
-    terms = [dict(type='SourceCE'), dict(type='SACSelfTraining', num_images=1, num_views=2),
-             dict(type='AdaptiveBN')]
-    cfg = toy_runner_cfg(str(tmp_path / 'ddp'), max_iters=4, val_interval=4, terms=terms)
+    terms = dict(src=dict(type='SourceCE'), sac=dict(type='SACSelfTraining'))
+    labellers = dict(sac=dict(type='SACLabeller', num_images=1, num_views=2))
+    cfg = toy_runner_cfg(str(tmp_path / 'ddp'), max_iters=4, val_interval=4, terms=terms,
+                         labellers=labellers)
     cfg.pop('work_dir')
     cfg['val_evaluator'].pop('out_file')
     cfg['model']['teacher'] = dict(momentum=0.9, interval=1, start_iter=2)
@@ -163,11 +164,12 @@ def _toy_adversarial_adapter():
     return MODELS.build(dict(
         type='Adapter', segmentor=dict(type='ToySegmentor'),
         data_preprocessor=dict(type='SegDataPreprocessor', size_divisor=1),
-        terms=[dict(type='SourceCE'),
-               # Large weights, so that a wrong adversarial gradient shows in the weights.
-               dict(type='EntropyAdversarial', weight=0.5, aux_weight=0.1,
-                    discriminator=dict(type='FCDiscriminator', channels=(8, 8, 8, 8))),
-               dict(type='MinEnt', weight=0.5, aux_weight=0), dict(type='AdaptiveBN')]))
+        terms=dict(src=dict(type='SourceCE'),
+                   # Large weights, so that a wrong adversarial gradient shows in the weights.
+                   ent=dict(type='EntropyAdversarial', weight=0.5, aux_weight=0.1,
+                            discriminator=dict(type='FCDiscriminator', channels=(8, 8, 8, 8))),
+                   minent=dict(type='MinEnt', weight=0.5, aux_weight=0)),
+        bn_policy='target_only'))
 
 
 def _wrappers(model):
@@ -219,7 +221,7 @@ def _reference(average: bool = True) -> list:
         torch.manual_seed(0)
         models.append(_toy_adversarial_adapter().train())
     opts = [_wrappers(m) for m in models]
-    discs = [m.terms[1].discriminator for m in models]
+    discs = [m.terms['ent'].discriminator for m in models]
     for step in range(STEPS):
         for rank, m in enumerate(models):
             data = m.data_preprocessor(_batch(step, rank), True)
@@ -232,7 +234,7 @@ def _reference(average: bool = True) -> list:
             o['student'].optimizer.step()
             o['student'].optimizer.zero_grad()
         for m in models:
-            d_loss, _ = m.parse_losses(m.terms[1].discriminator_loss(m))
+            d_loss, _ = m.parse_losses(m.terms['ent'].phase_loss('discriminators', None))
             d_loss.backward()
         if average:
             _average_grads([list(d.parameters()) for d in discs])

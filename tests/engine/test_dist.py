@@ -67,8 +67,9 @@ def _adapter():
     return MODELS.build(dict(
         type='Adapter', segmentor=dict(type='ToySegmentor'),
         data_preprocessor=dict(type='SegDataPreprocessor', size_divisor=1),
-        terms=[dict(type='SourceCE'), dict(type='EntropyAdversarial'),
-               dict(type='MinEnt', aux_weight=0), dict(type='AdaptiveBN')]))
+        terms=dict(src=dict(type='SourceCE'), ent=dict(type='EntropyAdversarial'),
+                   minent=dict(type='MinEnt', aux_weight=0)),
+        bn_policy='target_only'))
 
 
 def _wrappers(model, **kw):
@@ -141,18 +142,18 @@ def test_wrapper_trains_validates_and_is_found_by_the_runner(one_rank_group):
     # mmengine's Runner resolves model_wrapper_cfg types in its root registry.
     assert ROOT_MODEL_WRAPPERS.get('uda.AdapterDataParallel') is AdapterDataParallel
     ow = _wrappers(model)
-    disc = {n: p.detach().clone() for n, p in model.terms[1].discriminator.named_parameters()}
+    disc = {n: p.detach().clone() for n, p in model.terms['ent'].discriminator.named_parameters()}
     log = wrapped.train_step(toy_batch(), ow)
     assert {'src.loss_ce', 'tgt.loss_adv_ent', 'disc.loss_ent'} <= set(log)
     assert any(not torch.equal(p, disc[n])
-               for n, p in model.terms[1].discriminator.named_parameters())
+               for n, p in model.terms['ent'].discriminator.named_parameters())
     wrapped.eval()
     preds = wrapped.val_step(toy_batch(branches=('target',), labelled=('target',))['target'])
     assert len(preds) == 2 and preds[0]['pred_sem_seg'].shape == (32, 32)
     # A single-optimiser adapter (ABN) takes the same path.
     abn = MODELS.build(dict(type='Adapter', segmentor=dict(type='ToySegmentor'),
                             data_preprocessor=dict(type='SegDataPreprocessor', size_divisor=1),
-                            terms=[dict(type='SourceCE'), dict(type='AdaptiveBN')]))
+                            terms=dict(src=dict(type='SourceCE')), bn_policy='target_only'))
     AdapterDataParallel(abn).train_step(
         toy_batch(), OptimWrapper(torch.optim.SGD(abn.parameters(), lr=0.1)))
 

@@ -18,7 +18,7 @@ def _adapter(momentum=0.5, interval=3, start_iter=2):
         type='Adapter', segmentor=dict(type='ToySegmentor'),
         data_preprocessor=dict(type='SegDataPreprocessor', size_divisor=1),
         teacher=dict(momentum=momentum, interval=interval, start_iter=start_iter),
-        terms=[dict(type='SourceCE')]))
+        terms=dict(src=dict(type='SourceCE'))))
 
 
 @pytest.mark.parametrize('momentum,interval,start', [(0.5, 3, 2), (0.999, 1, 0)])
@@ -34,15 +34,15 @@ def test_update_matches_formula_at_interval_and_nowhere_else(momentum, interval,
         if i == start:
             expected = {k: v.clone() for k, v in model.student.state_dict().items()}
         if i < start:
-            assert not model.self_training
+            assert not model.teacher.ready
         # the "optimiser step": the student changes every iteration
         with torch.no_grad():
             for p in model.student.parameters():
                 p.add_(0.1 * (i + 1))
             model.student.bn.running_mean.add_(1.0)
-        before = {k: v.clone() for k, v in model.teacher.state_dict().items()}
+        before = {k: v.clone() for k, v in model.teacher.net.state_dict().items()}
         hook.after_train_iter(runner, i)
-        after = model.teacher.state_dict()
+        after = model.teacher.net.state_dict()
         if i >= start and (i + 1 - start) % interval == 0:
             updated_at.append(i)
             student = model.student.state_dict()
@@ -62,9 +62,9 @@ def test_update_matches_formula_at_interval_and_nowhere_else(momentum, interval,
 
 def test_hook_needs_a_teacher():
     model = MODELS.build(dict(type='Adapter', segmentor=dict(type='ToySegmentor'),
-                              terms=[dict(type='SourceCE')]))
+                              terms=dict(src=dict(type='SourceCE'))))
     assert model.teacher is None
-    with pytest.raises(RuntimeError, match='no teacher'):
+    with pytest.raises(RuntimeError, match='no MomentumTeacher'):
         EMATeacherHook().before_train(SimpleNamespace(model=model))
     with pytest.raises(ValueError, match="'student'"):
         model.segmentor_for('teacher')
@@ -72,27 +72,27 @@ def test_hook_needs_a_teacher():
 
 def test_teacher_saved_and_restored_with_checkpoints(tmp_path):
     cfg = toy_runner_cfg(str(tmp_path), max_iters=2, val_interval=2,
-                         terms=[dict(type='SourceCE'),
-                                dict(type='SACSelfTraining', num_views=2)])
+                         terms=dict(src=dict(type='SourceCE'), sac=dict(type='SACSelfTraining')),
+                         labellers=dict(sac=dict(type='SACLabeller', num_views=2)))
     cfg['model']['teacher'] = dict(momentum=0.9, interval=1)
     cfg['custom_hooks'] = cfg['custom_hooks'] + [dict(type='EMATeacherHook')]
     runner = Runner.from_cfg(cfg)
     runner.train()
     model = runner.model
-    assert model.self_training
+    assert model.teacher.ready
     ckpt = torch.load(os.path.join(str(tmp_path), 'iter_2.pth'), map_location='cpu',
                       weights_only=False)
     keys = ckpt['state_dict']
-    assert 'teacher.conv.weight' in keys and 'teacher.bn.running_mean' in keys
-    assert bool(keys['teacher_ready'])
-    assert 'terms.0.class_prior' in keys
+    assert 'teacher.net.conv.weight' in keys and 'teacher.net.bn.running_mean' in keys
+    assert bool(keys['teacher.ready']) and int(keys['teacher.updates']) == 2
+    assert 'labellers.sac.class_prior' in keys
     # The teacher is not the student after two momentum updates.
-    assert not torch.equal(keys['teacher.conv.weight'], keys['student.conv.weight'])
+    assert not torch.equal(keys['teacher.net.conv.weight'], keys['student.conv.weight'])
     fresh = MODELS.build(cfg['model'])
     fresh.load_state_dict(keys)
-    assert fresh.self_training
-    assert torch.equal(fresh.teacher.conv.weight, model.teacher.conv.weight)
-    assert torch.equal(fresh.terms[0].class_prior, model.terms[0].class_prior)
+    assert fresh.teacher.ready
+    assert torch.equal(fresh.teacher.net.conv.weight, model.teacher.net.conv.weight)
+    assert torch.equal(fresh.labellers['sac'].class_prior, model.labellers['sac'].class_prior)
 
 
 def test_ddp_ignores_teacher_and_trains(tmp_path):
@@ -104,11 +104,11 @@ def test_ddp_ignores_teacher_and_trains(tmp_path):
                             world_size=1)
     try:
         model = _adapter(0.9, 1, 0)
-        model.init_teacher()
+        model.teacher.init_from(model.student)
         ddp = MMDistributedDataParallel(module=model)
         ignored = set(ddp.parameters_to_ignore)
         assert {f'teacher.{n}' for n, _ in model.teacher.named_parameters()} <= ignored
-        assert 'teacher.bn.running_mean' in ignored
+        assert 'teacher.net.bn.running_mean' in ignored
         wrapper = OptimWrapper(torch.optim.SGD(model.student.parameters(), lr=0.1))
         ddp.train_step(toy_batch(), wrapper)
         assert all(p.grad is None for p in model.teacher.parameters())
@@ -119,15 +119,15 @@ def test_ddp_ignores_teacher_and_trains(tmp_path):
 def test_warm_start_from_an_abn_checkpoint(tmp_path):
     # An ABN model's weights (no teacher keys), as `load_from` of the reference warm start.
     abn = MODELS.build(dict(type='Adapter', segmentor=dict(type='ToySegmentor'),
-                            terms=[dict(type='SourceCE'), dict(type='AdaptiveBN')]))
+                            terms=dict(src=dict(type='SourceCE')), bn_policy='target_only'))
     with torch.no_grad():
         for p in abn.student.parameters():
             p.normal_()
     ckpt = str(tmp_path / 'abn.pth')
     torch.save(dict(state_dict=abn.state_dict()), ckpt)
     cfg = toy_runner_cfg(str(tmp_path / 'sac'), max_iters=1, val_interval=10,
-                         terms=[dict(type='SourceCE'),
-                                dict(type='SACSelfTraining', num_views=2)])
+                         terms=dict(src=dict(type='SourceCE'), sac=dict(type='SACSelfTraining')),
+                         labellers=dict(sac=dict(type='SACLabeller', num_views=2)))
     cfg['model']['teacher'] = dict(momentum=0.99, interval=100)
     cfg['custom_hooks'] = cfg['custom_hooks'] + [dict(type='EMATeacherHook')]
     cfg['load_from'] = ckpt
@@ -135,8 +135,34 @@ def test_warm_start_from_an_abn_checkpoint(tmp_path):
     runner = Runner.from_cfg(cfg)
     runner.train()
     model = runner.model
-    assert model.self_training
+    assert model.teacher.ready
     # The teacher was initialised from the loaded ABN student (no update before iteration 100).
     for name, value in abn.student.state_dict().items():
         if value.dtype.is_floating_point:
-            assert torch.allclose(model.teacher.state_dict()[name], value), name
+            assert torch.allclose(model.teacher.net.state_dict()[name], value), name
+
+
+def test_momentum_ramp_and_reuse_outside_the_adapter():
+    """DACS / UniMatch-V2's min(1 - 1/(t+1), m), on any model with a teacher and a student."""
+    import torch.nn as nn
+    from uda.models import MomentumTeacher
+
+    class Pretrainer(nn.Module):  # e.g. a momentum encoder of self-supervised pretraining
+        def __init__(self):
+            super().__init__()
+            self.encoder = nn.Linear(2, 2)
+            self.momentum_encoder = MomentumTeacher(self.encoder, momentum=0.999, ramp=True)
+
+    model = Pretrainer()
+    hook = EMATeacherHook(teacher='momentum_encoder', student='encoder')
+    runner = SimpleNamespace(model=model, iter=0)
+    hook.before_train_iter(runner, 0)
+    teacher = model.momentum_encoder
+    ms = []
+    for i in range(3):
+        runner.iter = i
+        ms.append(teacher.momentum_now())
+        hook.after_train_iter(runner, i)
+    assert ms == [0.0, 0.5, pytest.approx(2 / 3)]
+    assert int(teacher.updates) == 3
+    assert not teacher.training and not any(p.requires_grad for p in teacher.parameters())

@@ -57,9 +57,10 @@ def test_train_cli_rejects_unknown_option_key(tmp_path):
 
 def test_train_cli_reports_warm_up_start_and_adapted_miou(tmp_path):
     """A run with a warm-up phase prints its starting point next to the adapted model."""
-    terms = [dict(type='SourceCE'), dict(type='SACSelfTraining', num_images=1, num_views=2),
-             dict(type='AdaptiveBN')]
-    cfg = toy_runner_cfg(str(tmp_path / 'train'), max_iters=4, val_interval=2, terms=terms)
+    terms = dict(src=dict(type='SourceCE'), sac=dict(type='SACSelfTraining'))
+    labellers = dict(sac=dict(type='SACLabeller', num_images=1, num_views=2))
+    cfg = toy_runner_cfg(str(tmp_path / 'train'), max_iters=4, val_interval=2, terms=terms,
+                         labellers=labellers)
     cfg.pop('work_dir')
     cfg['model']['teacher'] = dict(momentum=0.99, interval=1, start_iter=2)
     cfg['custom_hooks'].append(dict(type='EMATeacherHook'))

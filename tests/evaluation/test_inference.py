@@ -135,7 +135,7 @@ def adapter(cls=Adapter, **test_cfg) -> Adapter:
     torch.manual_seed(0)
     model = cls(segmentor=dict(type='ToySegmentor', num_classes=5),
                 data_preprocessor=dict(type='SegDataPreprocessor', size_divisor=8),
-                terms=[dict(type='SourceCE')], test_cfg=test_cfg)
+                terms=dict(src=dict(type='SourceCE')), test_cfg=test_cfg)
     return model.eval()
 
 

@@ -21,7 +21,7 @@ def toy_cfg(num_classes: int = 19, divisor: int = 8) -> Config:
     return Config(dict(
         model=dict(type='Adapter', segmentor=dict(type='ToySegmentor', num_classes=num_classes),
                    data_preprocessor=dict(type='SegDataPreprocessor', size_divisor=divisor),
-                   terms=[dict(type='SourceCE')]),
+                   terms=dict(src=dict(type='SourceCE'))),
         test_evaluator=dict(type='IoUMetric', protocol='cityscapes19')))
 
 

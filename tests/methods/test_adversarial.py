@@ -23,7 +23,8 @@ ADV_TERMS = [dict(type='OutputAdversarial'), dict(type='EntropyAdversarial'),
 def _adapter(terms):
     return MODELS.build(dict(type='Adapter', segmentor=dict(type='ToySegmentor'),
                              data_preprocessor=dict(type='SegDataPreprocessor', size_divisor=1),
-                             terms=[dict(type='SourceCE')] + terms))
+                             terms={'src': dict(type='SourceCE'),
+                                    **{f't{i}': t for i, t in enumerate(terms)}}))
 
 
 def _wrappers(model, wrapper_type='OptimWrapper', **kw):
@@ -48,12 +49,13 @@ def test_each_update_leaves_the_other_network_alone(term):
     model = _adapter([term])
     model.train()
     ow = _wrappers(model)
-    disc = model.terms[1].discriminator
+    disc = model.terms['t0'].discriminator
     d0, s0 = _snapshot(disc), _snapshot(model.student)
     # Segmentor phase only: run it through the wrapper with the discriminator step removed.
     data = model.data_preprocessor(toy_batch(), True)
-    with model._discriminators_frozen():
-        losses = model.loss(data['inputs'], data['data_samples'])
+    with model._frozen([disc]):
+        ctx = model.make_context(data['inputs'], data['data_samples'])
+        losses = model.run_terms(ctx)
     loss, _ = model.parse_losses(losses)
     ow['student'].update_params(loss)
     assert _changed(model.student, s0), 'the segmentor step did not train the student'
@@ -61,7 +63,7 @@ def test_each_update_leaves_the_other_network_alone(term):
     assert all(p.grad is None or not p.grad.any() for p in disc.parameters())
     # Discriminator phase: the student stays as it is.
     s1 = _snapshot(model.student)
-    d_loss, log = model.parse_losses(model.terms[1].discriminator_loss(model))
+    d_loss, log = model.parse_losses(model.terms['t0'].phase_loss('discriminators', ctx))
     ow['discriminators'].update_params(d_loss)
     assert _changed(disc, d0), 'the discriminator step did not train the discriminator'
     assert not _changed(model.student, s1), 'the discriminator step changed the student'
@@ -73,14 +75,14 @@ def test_full_train_step_logs_discriminator_accuracy_and_losses():
     model = _adapter([dict(type='EntropyAdversarial'), dict(type='MinEnt')])
     model.train()
     ow = _wrappers(model)
-    d0 = _snapshot(model.terms[1].discriminator)
+    d0 = _snapshot(model.terms['t0'].discriminator)
     log = model.train_step(toy_batch(), ow)
     for key in ('tgt.loss_adv_ent', 'tgt.loss_adv_ent_aux', 'tgt.loss_ent', 'disc.loss_ent',
                 'disc.acc_src_ent', 'disc.acc_tgt_ent', 'disc.acc_src_ent_aux'):
         assert key in log, key
     assert 0 <= float(log['disc.acc_src_ent']) <= 1
-    assert _changed(model.terms[1].discriminator, d0)
-    panels = {k: v for t in model.terms for k, v in t.vis_panels().items()}
+    assert _changed(model.terms['t0'].discriminator, d0)
+    panels = {k: v for t in model.terms.values() for k, v in t.vis_panels().items()}
     assert set(panels) == {'target_entropy_ent', 'target_entropy_minent'}
     assert panels['target_entropy_ent'].dtype == torch.uint8
     assert panels['target_entropy_ent'].shape == (3, 32, 32)
@@ -91,7 +93,7 @@ def test_grl_mode_reverses_the_feature_gradient():
     # opposite of the gradient of the discriminator's own loss (scaled by weight / 2 terms).
     torch.manual_seed(0)
     model = _adapter([dict(type='FeatureAdversarial', mode='grl', aux_weight=0, weight=1.0)])
-    term = model.terms[1]
+    term = model.terms['t0']
     data = model.data_preprocessor(toy_batch(), True)
     src = model.student(data['inputs']['source'], return_features=True)['features'][-1]
     tgt = model.student(data['inputs']['target'], return_features=True)['features'][-1]
@@ -100,7 +102,7 @@ def test_grl_mode_reverses_the_feature_gradient():
     g_fool = torch.autograd.grad(term._fool_loss(term.discriminator['main'], src, tgt),
                                  (src, tgt))
     term._cache = {'main': (src, tgt)}
-    d_loss = term.discriminator_loss(model)['disc.loss_feat']
+    d_loss = term.phase_loss('discriminators', None)['disc.loss_feat']
     g_disc = torch.autograd.grad(d_loss, (src, tgt))
     for a, b in zip(g_fool, g_disc):
         assert torch.allclose(a, -b, atol=1e-7)
@@ -118,12 +120,13 @@ def test_constructor_partitions_parameters():
     student = {id(p) for g in ow['student'].optimizer.param_groups for p in g['params']}
     discs = {id(p) for g in ow['discriminators'].optimizer.param_groups for p in g['params']}
     assert student == {id(p) for p in model.student.parameters()}
-    assert discs == {id(p) for t in model.terms[1:] for p in t.discriminator.parameters()}
+    assert discs == {id(p) for n, t in model.terms.items() if n != 'src'
+                     for p in t.discriminator.parameters()}
     assert ow['discriminators'].optimizer.defaults['betas'] == (0.9, 0.99)
     with pytest.raises(KeyError, match='discriminators'):
         AdapterOptimWrapperConstructor(dict(student=dict(
             type='OptimWrapper', optimizer=dict(type='SGD', lr=0.1))))(model)
-    with pytest.raises(ValueError, match='no term owns'):
+    with pytest.raises(ValueError, match='no term declares'):
         _wrappers(_adapter([dict(type='MinEnt')]))
 
 
@@ -170,7 +173,7 @@ def test_gradient_accumulation_steps_both_optimisers_every_second_iteration():
     model.train()
     ow = _wrappers(model, accumulative_counts=2)
     ow.initialize_count_status(model, 0, 4)
-    disc = model.terms[1].discriminator
+    disc = model.terms['t0'].discriminator
     s0, d0 = _snapshot(model.student), _snapshot(disc)
     model.train_step(toy_batch(seed=0), ow)
     assert not _changed(model.student, s0) and not _changed(disc, d0)
@@ -180,10 +183,10 @@ def test_gradient_accumulation_steps_both_optimisers_every_second_iteration():
 
 def _adv_runner_cfg(work_dir, max_iters):
     cfg = toy_runner_cfg(work_dir, max_iters=max_iters, val_interval=10,
-                         terms=[dict(type='SourceCE'),
-                                dict(type='OutputAdversarial', aux_weight=0,
-                                     discriminator=dict(type='FCDiscriminator',
-                                                        channels=(8, 8, 8, 8)))])
+                         terms=dict(src=dict(type='SourceCE'),
+                                    out=dict(type='OutputAdversarial', aux_weight=0,
+                                             discriminator=dict(type='FCDiscriminator',
+                                                                channels=(8, 8, 8, 8)))))
     cfg['optim_wrapper'] = dict(
         constructor='AdapterOptimWrapperConstructor',
         student=dict(type='OptimWrapper', optimizer=dict(type='SGD', lr=0.01, momentum=0.9)),
@@ -200,7 +203,7 @@ def test_checkpoint_resume_round_trip_of_both_optimisers(tmp_path):
     ckpt = tmp_path / 'iter_2.pth'
     state = torch.load(ckpt, weights_only=False)
     assert set(state['optimizer']) == {'student', 'discriminators'}
-    assert any(k.startswith('terms.1.discriminator.main.') for k in state['state_dict'])
+    assert any(k.startswith('terms.out.discriminator.main.') for k in state['state_dict'])
     saved_adam = state['optimizer']['discriminators']['state']
     assert saved_adam and all(s['step'] == 2 for s in saved_adam.values())
 
@@ -243,7 +246,7 @@ def test_leaf_config_builds_its_optimisers(path):
     with DefaultScope.overwrite_default_scope('uda'):
         model = MODELS.build(model_cfg)
         ow = build_optim_wrapper(model, cfg.optim_wrapper)
-    if any(t.owns_discriminator for t in model.terms):
+    if any(t.optimised_modules() for t in model.terms.values()):
         assert set(ow.keys()) == {'student', 'discriminators'}
         # One schedule per optimiser, or one list that drives both.
         assert isinstance(cfg.param_scheduler, list) or set(cfg.param_scheduler) == {

@@ -700,7 +700,7 @@ class Adapter(BaseModel):
             ow._inner_count += 1
             self._step(ow, grad_sync)
             p_log.pop('loss')
-            log_vars.update(p_log)
+            log_vars.update({k: v.detach() for k, v in p_log.items()})
         return log_vars
 
     def _student_phase(self, ctx: StepContext, ow: OptimWrapper,

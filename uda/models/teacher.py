@@ -45,7 +45,7 @@ class MomentumTeacher(nn.Module):
         self.net = copy.deepcopy(network)
         for p in self.net.parameters():
             p.requires_grad_(False)
-        self.net.eval()
+        self.train(False)
         # Saved with checkpoints, so a resumed run neither re-initialises the teacher nor
         # restarts the momentum ramp.
         self.register_buffer('ready', torch.zeros((), dtype=torch.bool))
