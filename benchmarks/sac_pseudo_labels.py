@@ -22,7 +22,7 @@ from mmengine.config import Config  # noqa: E402
 
 import uda.engine  # noqa: E402,F401
 from uda.data.multi_branch import uda_collate  # noqa: E402
-from uda.data.multiview import fuse_views, warp  # noqa: E402
+from uda.augment.views import fuse_views, warp  # noqa: E402
 from uda.methods.sac import adaptive_thresholds, pseudo_labels  # noqa: E402
 from uda.registry import DATASETS, MODELS  # noqa: E402
 
@@ -40,9 +40,9 @@ def main() -> None:
     state = torch.load(args.checkpoint, map_location='cpu', weights_only=False)['state_dict']
     model.student.load_state_dict({k[len('student.'):]: v for k, v in state.items()
                                    if k.startswith('student.')})
-    model.init_teacher()
+    model.teacher.init_from(model.student)
     model.eval()
-    term = next(t for t in model.terms if type(t).__name__ == 'SACSelfTraining')
+    term = next(lab for lab in model.labellers.values() if type(lab).__name__ == 'SACLabeller')
     dataset = DATASETS.build(cfg.val_dataloader.dataset)
     names = dataset.metainfo['classes']
     C = model.num_classes
@@ -56,7 +56,7 @@ def main() -> None:
         batch = uda_collate([dataset[i] for i in range(start, min(start + args.batch, n))])
         data = model.data_preprocessor(batch, False)
         x, samples = data['inputs'], data['data_samples']
-        views, clean, _, valid = term.make_views(model, x, samples)
+        views, clean, valid = term.make_views(x, samples)
         gt = torch.stack([s['gt_sem_seg'] for s in samples]).float()[:, None]
         gt_views = warp(gt.repeat_interleave(views.num_views, 0) + 1, views.to_image,
                         x.shape[-2:], mode='nearest')[:, 0].long() - 1

@@ -26,7 +26,7 @@ import torch
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from uda.data.multiview import fuse_views  # noqa: E402
+from uda.augment.views import fuse_views  # noqa: E402
 from uda.methods.sac import adaptive_thresholds, pseudo_labels, sac_loss  # noqa: E402
 from uda.registry import MODELS  # noqa: E402
 
@@ -35,20 +35,21 @@ SEGMENTOR = dict(type='SMPSegmentor', arch='Unet', encoder_name='resnet18',
 
 
 def build(method: str, args: argparse.Namespace):
-    terms = [dict(type='SourceCE')]
+    terms = dict(src=dict(type='SourceCE'))
+    extra: dict = dict(bn_policy='target_only')  # ABN
     if method == 'sac':
-        terms.append(dict(type='SACSelfTraining', num_images=args.target_images,
-                          num_views=args.views, log_per_class=False,
-                          **(dict(freeze_student_bn=None) if args.abn_during_sac else {})))
-        if args.abn_during_sac:  # the from-scratch configs: ABN keeps target-only BN stats
-            terms.append(dict(type='AdaptiveBN', until_self_training=False))
-    else:
-        terms.append(dict(type='AdaptiveBN'))
+        terms['sac'] = dict(type='SACSelfTraining', log_per_class=False)
+        extra = dict(labellers=dict(sac=dict(type='SACLabeller', num_images=args.target_images,
+                                             num_views=args.views)),
+                     # the from-scratch configs keep target-only BN statistics during SAC
+                     bn_policy='target_only' if args.abn_during_sac else 'frozen_stats')
+        if args.backward_groups:
+            extra['backward_groups'] = [['src'], ['sac']]
     model = MODELS.build(dict(type='Adapter', segmentor=SEGMENTOR, terms=terms,
-                              data_preprocessor=dict(type='SegDataPreprocessor')))
+                              data_preprocessor=dict(type='SegDataPreprocessor'), **extra))
     model.to(args.device).train()
     if method == 'sac':
-        model.init_teacher()
+        model.teacher.init_from(model.student)
     opt = torch.optim.AdamW(model.student.parameters(), lr=1e-4)
     from mmengine.optim import OptimWrapper
     return model, OptimWrapper(opt)
@@ -85,7 +86,7 @@ def timed(fn, device: str) -> float:
 def step_cost(args: argparse.Namespace) -> dict:
     torch.manual_seed(0)
     model, wrapper = build('sac', args)
-    term = model.terms[0]
+    term, labeller = model.terms['sac'], model.labellers['sac']
     k = args.target_images * args.views
     h, w = args.size
     res = {key: [] for key in ('step_cpu', 'step', 'passes', 'src_fb', 'tgt_fb', 'teacher_f',
@@ -130,8 +131,11 @@ def step_cost(args: argparse.Namespace) -> dict:
         x_t = pre['inputs']['target'][:args.target_images]
         holder = {}
 
+        ctx = model.make_context(pre['inputs'], pre['data_samples'])
+
         def views():
-            holder['v'] = term.make_views(model, x_t, samples)
+            v, clean, valid = labeller.make_views(x_t, samples)
+            holder['v'] = (v, clean, term.noise(ctx, clean, valid), valid)
 
         t_views = timed(views, args.device)
         v, clean, noisy, valid = holder['v']
@@ -141,7 +145,7 @@ def step_cost(args: argparse.Namespace) -> dict:
         def fuse_thr():
             with torch.no_grad():
                 fused, covered, _, _ = fuse_views(probs, v, valid)
-                thr = adaptive_thresholds(fused, covered, term.class_prior)
+                thr = adaptive_thresholds(fused, covered, labeller.class_prior)
                 lab, conf = pseudo_labels(fused, covered, thr)
                 holder['l'] = (lab, conf)
 
@@ -150,7 +154,7 @@ def step_cost(args: argparse.Namespace) -> dict:
             p.grad = torch.zeros_like(p)
         t_opt = timed(wrapper.step, args.device)
         wrapper.zero_grad()
-        t_ema = timed(model.update_teacher, args.device)
+        t_ema = timed(lambda: model.teacher.update(model.student), args.device)
         if i >= args.warmup:
             for key, val in (('step_cpu', t_step_cpu), ('step', t_step),
                              ('passes', t_src + t_tgt + t_teacher + t_abn),
@@ -208,10 +212,13 @@ def main() -> None:
     parser.add_argument('--size', type=int, nargs=2, default=(96, 192))
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--abn-during-sac', action='store_true',
-                        help='as the from-scratch configs: AdaptiveBN keeps running during '
+                        help="as the from-scratch configs: bn_policy='target_only' during "
                              'self-training (its no-grad target forward counts as a pass)')
     parser.add_argument('--ema-interval', type=int, default=100,
                         help='teacher update interval (100 in SAC; 1 = per-step EMA)')
+    parser.add_argument('--backward-groups', action='store_true',
+                        help="SAC with one backward pass per term group ([['src'], ['sac']]): "
+                             'only one graph alive at a time')
     parser.add_argument('--memory-only', choices=['sac', 'abn'], default=None,
                         help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -246,11 +253,13 @@ def main() -> None:
                               args.device, '--batch', str(args.batch), '--target-images',
                               str(args.target_images), '--views', str(args.views), '--size',
                               *map(str, args.size)]
-                             + (['--abn-during-sac'] if args.abn_during_sac else []),
+                             + (['--abn-during-sac'] if args.abn_during_sac else [])
+                             + (['--backward-groups'] if args.backward_groups else []),
                              capture_output=True, text=True, check=True)
         mem[method] = json.loads(out.stdout.strip().splitlines()[-1])['peak_mib']
     kind = 'max allocated' if args.device.startswith('cuda') else 'peak RSS growth'
-    print(f"peak memory ({kind}): ABN {mem['abn']:.0f} MiB, SAC {mem['sac']:.0f} MiB "
+    groups = ', backward per term group' if args.backward_groups else ''
+    print(f"peak memory ({kind}{groups}): ABN {mem['abn']:.0f} MiB, SAC {mem['sac']:.0f} MiB "
           f"({mem['sac'] / max(mem['abn'], 1e-6):.2f}x)")
 
 

@@ -130,7 +130,7 @@ def test_two_process_sac_keeps_student_and_teacher_identical(tmp_path):
     states = _torchrun(tmp_path, Config(cfg), 29537)
     _assert_ranks_equal(states)
     after, before = states['after0']['state'], states['before0']['state']
-    assert bool(after['teacher_ready'])
+    assert bool(after['teacher.ready'])
     teacher = [k for k in after if k.startswith('teacher.') and after[k].is_floating_point()]
     assert teacher and any(not torch.equal(after[k], before[k]) for k in teacher)
 
@@ -149,7 +149,7 @@ def test_two_process_advent_config_keeps_ranks_identical(tmp_path):
     states = _torchrun(tmp_path, cfg, 29527)
     _assert_ranks_equal(states)
     before, after = states['before0']['state'], states['after0']['state']
-    for prefix in ('student.', 'terms.1.discriminator.main.', 'terms.1.discriminator.aux.'):
+    for prefix in ('student.', 'terms.ent.discriminator.main.', 'terms.ent.discriminator.aux.'):
         keys = [k for k in after if k.startswith(prefix) and after[k].is_floating_point()]
         assert keys and any(not torch.equal(before[k], after[k]) for k in keys), prefix
     report = json.loads((tmp_path / 'ddp' / 'metrics.json').read_text())
@@ -263,9 +263,9 @@ def test_two_process_adversarial_step_matches_a_single_process_reference(tmp_pat
     for k, v in ref.items():
         assert torch.equal(ranks[0][k], ranks[1][k]), f'{k} differs between the ranks'
         assert torch.allclose(ranks[0][k].float(), v.float(), atol=1e-6), k
-    disc = [k for k in ref if k.startswith('terms.1.discriminator.main.')]
+    disc = [k for k in ref if k.startswith('terms.ent.discriminator.main.')]
     assert any(not torch.equal(init[k], ref[k]) for k in disc), 'the discriminator did not train'
     # Without the averaging rank 0 would hold other weights: the comparison is sensitive.
     alone = _reference(average=False)[0].state_dict()
-    for k in ('student.classifier.weight', 'terms.1.discriminator.main.net.0.weight'):
+    for k in ('student.classifier.weight', 'terms.ent.discriminator.main.net.0.weight'):
         assert not torch.allclose(alone[k], ref[k], atol=1e-4), k

@@ -91,7 +91,7 @@ def check_weights_fit(expected: dict[str, torch.Tensor], given: dict[str, torch.
 def segmentor_weights(state: dict[str, torch.Tensor], which: str, checkpoint: str
                       ) -> dict[str, torch.Tensor]:
     """The weights of the ``which`` network ('student' / 'teacher') without their prefix."""
-    prefix = f'{which}.'
+    prefix = 'teacher.net.' if which == 'teacher' else f'{which}.'
     out = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
     if not out:
         held = sorted({k.split('.', 1)[0] for k in state})
@@ -119,3 +119,65 @@ def load_segmentor_weights(net: torch.nn.Module, checkpoint: str, which: str = '
                                 checkpoint)
     check_weights_fit(net.state_dict(), weights, checkpoint, config)
     net.load_state_dict(weights, strict=True)
+
+
+# Terms that ran before the others in the positional layout (their old `order`); AdaptiveBN
+# (order 100) held no state and is gone (bn_policy='target_only').
+_LEGACY_ORDER = {'SACSelfTraining': -10}
+
+
+def upgrade_state_dict(state: dict[str, torch.Tensor], terms: dict[str, dict],
+                       labellers: Optional[dict[str, dict]] = None) -> dict[str, torch.Tensor]:
+    """Map a checkpoint of the positional layout (before named terms) to the current one.
+
+    The key mapping:
+
+    - ``terms.<i>.*`` -> ``terms.<name>.*``: position ``i`` in the old list, which ran the
+      terms sorted by their ``order`` (SACSelfTraining first, then the others in config order;
+      AdaptiveBN, stateless, last), matched to the names of ``terms`` in that order;
+    - ``terms.<i>.class_prior`` / ``prior_updates`` of SACSelfTraining ->
+      ``labellers.<labeller>.*`` (the term's ``labeller``, 'sac' by default);
+    - ``teacher.<key>`` -> ``teacher.net.<key>``, ``teacher_ready`` -> ``teacher.ready``;
+    - ``student.aux_head.*`` -> ``student.heads.aux.*`` and
+      ``student.net.classification_head.*`` -> ``student.heads.cls.*`` (the segmentor's named
+      heads).
+
+    Args:
+        state: The old ``state_dict``.
+        terms: The new config's ``model.terms`` (name -> config).
+        labellers: The new config's ``model.labellers`` (unused but checked for the SAC name).
+    """
+    named = [n for n, c in terms.items() if c.get('type') != 'AdaptiveBN']
+    old_order = sorted(named, key=lambda n: _LEGACY_ORDER.get(terms[n].get('type'), 0))
+    out: dict[str, torch.Tensor] = {}
+    for key, value in state.items():
+        new = key
+        head, _, rest = key.partition('.')
+        if head == 'terms' and rest.split('.', 1)[0].isdigit():
+            index, _, tail = rest.partition('.')
+            if int(index) >= len(old_order):
+                raise KeyError(f'Checkpoint key {key}: the config has only {len(old_order)} '
+                               'stateful terms; upgrade with the config the run was trained '
+                               'with.')
+            name = old_order[int(index)]
+            if terms[name].get('type') == 'SACSelfTraining' and tail.split('.')[0] in (
+                    'class_prior', 'prior_updates'):
+                lab = terms[name].get('labeller', 'sac')
+                if labellers is not None and lab not in labellers:
+                    raise KeyError(f"model.labellers has no '{lab}' for the SAC class prior.")
+                new = f'labellers.{lab}.{tail}'
+            else:
+                new = f'terms.{name}.{tail}'
+        elif key == 'teacher_ready':
+            new = 'teacher.ready'
+        elif head == 'teacher' and not rest.startswith(('net.', 'ready', 'updates')):
+            new = f'teacher.net.{rest}'
+        for net in ('student.', 'teacher.net.'):
+            if new.startswith(net + 'aux_head.'):
+                new = net + 'heads.aux.' + new[len(net + 'aux_head.'):]
+            elif new.startswith(net + 'net.classification_head.'):
+                new = net + 'heads.cls.' + new[len(net + 'net.classification_head.'):]
+        out[new] = value
+    if 'teacher.ready' in out and 'teacher.updates' not in out:
+        out['teacher.updates'] = torch.zeros((), dtype=torch.long)
+    return out
