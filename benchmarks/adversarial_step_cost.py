@@ -7,6 +7,7 @@ oversubscribed machine the wall time of a 2-thread run mostly measures the neigh
 
     python benchmarks/adversarial_step_cost.py --steps 5 --warmup 2
 """
+
 import argparse
 import statistics
 import time
@@ -23,13 +24,19 @@ from uda.registry import MODELS
 RUNS = {
     'ABN': ('configs/demo/abn_unet-resnet18_400it_synthetic-96x192.py', False),
     'MinEnt': ('configs/advent/minent_unet-resnet18_400it_synthetic-96x192.py', False),
-    'AdvEnt (main level only)': ('configs/advent/advent_unet-resnet18_400it_synthetic-96x192.py',
-                                 True),
+    'AdvEnt (main level only)': (
+        'configs/advent/advent_unet-resnet18_400it_synthetic-96x192.py',
+        True,
+    ),
     'AdvEnt': ('configs/advent/advent_unet-resnet18_400it_synthetic-96x192.py', False),
-    'AdvEnt+MinEnt': ('configs/advent/advent-minent_unet-resnet18_400it_synthetic-96x192.py',
-                      False),
-    'FeatureGRL': ('configs/feature_adversarial/'
-                   'feature-adversarial_unet-resnet18_400it_synthetic-96x192.py', False),
+    'AdvEnt+MinEnt': (
+        'configs/advent/advent-minent_unet-resnet18_400it_synthetic-96x192.py',
+        False,
+    ),
+    'FeatureGRL': (
+        'configs/feature_adversarial/feature-adversarial_unet-resnet18_400it_synthetic-96x192.py',
+        False,
+    ),
 }
 
 
@@ -66,7 +73,7 @@ def main() -> None:
     print('| run | CPU s / step (1 thread, median) | vs ABN |')
     print('|---|---:|---:|')
     for name, c in costs.items():
-        print(f"| {name} | {c:.2f} | {c / costs['ABN']:.2f}x |")
+        print(f'| {name} | {c:.2f} | {c / costs["ABN"]:.2f}x |')
 
 
 if __name__ == '__main__':

@@ -8,6 +8,7 @@ has a correct signal to learn from.
 
     python benchmarks/sac_pseudo_labels.py CONFIG CHECKPOINT [--images 48]
 """
+
 import argparse
 import os
 import sys
@@ -21,8 +22,8 @@ sys.path.insert(0, ROOT)
 from mmengine.config import Config  # noqa: E402
 
 import uda.engine  # noqa: E402,F401
-from uda.data.multi_branch import uda_collate  # noqa: E402
 from uda.augment.views import fuse_views, warp  # noqa: E402
+from uda.data.multi_branch import uda_collate  # noqa: E402
 from uda.methods.sac import adaptive_thresholds, pseudo_labels  # noqa: E402
 from uda.registry import DATASETS, MODELS  # noqa: E402
 
@@ -38,8 +39,9 @@ def main() -> None:
     cfg = Config.fromfile(args.config)
     model = MODELS.build(cfg.model)
     state = torch.load(args.checkpoint, map_location='cpu', weights_only=False)['state_dict']
-    model.student.load_state_dict({k[len('student.'):]: v for k, v in state.items()
-                                   if k.startswith('student.')})
+    model.student.load_state_dict(
+        {k[len('student.') :]: v for k, v in state.items() if k.startswith('student.')}
+    )
     model.teacher.init_from(model.student)
     model.eval()
     term = next(lab for lab in model.labellers.values() if type(lab).__name__ == 'SACLabeller')
@@ -58,14 +60,27 @@ def main() -> None:
         x, samples = data['inputs'], data['data_samples']
         views, clean, valid = term.make_views(x, samples)
         gt = torch.stack([s['gt_sem_seg'] for s in samples]).float()[:, None]
-        gt_views = warp(gt.repeat_interleave(views.num_views, 0) + 1, views.to_image,
-                        x.shape[-2:], mode='nearest')[:, 0].long() - 1
+        gt_views = (
+            warp(
+                gt.repeat_interleave(views.num_views, 0) + 1,
+                views.to_image,
+                x.shape[-2:],
+                mode='nearest',
+            )[:, 0].long()
+            - 1
+        )
         gt_views[gt_views < 0] = 255
         probs = model.teacher(clean).softmax(1) * valid
         term.update_prior(probs, valid)
         fused, covered, _, _ = fuse_views(probs, views, valid, term.coverage_tolerance)
-        thr = adaptive_thresholds(fused, covered, term.class_prior, term.threshold_lower,
-                                  term.threshold_upper, term.threshold_beta)
+        thr = adaptive_thresholds(
+            fused,
+            covered,
+            term.class_prior,
+            term.threshold_lower,
+            term.threshold_upper,
+            term.threshold_beta,
+        )
         labels, _ = pseudo_labels(fused, covered, thr)
         ok = gt_views != 255
         g = gt_views[ok]
@@ -78,16 +93,22 @@ def main() -> None:
         kept_ok += np.bincount(lab[keep & (lab == g)].numpy(), minlength=256)[:C]
     present = [c for c in range(C) if gt_pix[c] > 0]
     print(f'{n} target images, {term.num_views} views each; teacher = {args.checkpoint}')
-    print('| class | GT share | single-view acc | fused acc | kept / GT pixels | '
-          'kept precision |\n|---|---:|---:|---:|---:|---:|')
+    print(
+        '| class | GT share | single-view acc | fused acc | kept / GT pixels | '
+        'kept precision |\n|---|---:|---:|---:|---:|---:|'
+    )
     for c in present:
         prec = kept_ok[c] / kept_pix[c] if kept_pix[c] else float('nan')
-        print(f'| {names[c]} | {gt_pix[c] / gt_pix.sum():.3f} | {argmax_ok[c] / gt_pix[c]:.3f} '
-              f'| {fused_ok[c] / gt_pix[c]:.3f} | {kept_pix[c] / gt_pix[c]:.3f} | {prec:.3f} |')
+        print(
+            f'| {names[c]} | {gt_pix[c] / gt_pix.sum():.3f} | {argmax_ok[c] / gt_pix[c]:.3f} '
+            f'| {fused_ok[c] / gt_pix[c]:.3f} | {kept_pix[c] / gt_pix[c]:.3f} | {prec:.3f} |'
+        )
     tot = gt_pix[present].sum()
-    print(f'\nall: single-view acc {argmax_ok.sum() / tot:.3f}, '
-          f'fused acc {fused_ok.sum() / tot:.3f}, kept {kept_pix.sum() / tot:.3f} of pixels with precision '
-          f'{kept_ok.sum() / max(kept_pix.sum(), 1):.3f}')
+    print(
+        f'\nall: single-view acc {argmax_ok.sum() / tot:.3f}, '
+        f'fused acc {fused_ok.sum() / tot:.3f}, kept {kept_pix.sum() / tot:.3f} of pixels '
+        f'with precision {kept_ok.sum() / max(kept_pix.sum(), 1):.3f}'
+    )
 
 
 if __name__ == '__main__':

@@ -12,6 +12,7 @@ in a fresh subprocess.
 
     python benchmarks/sac_step_cost.py --steps 10 [--device cuda]
 """
+
 import argparse
 import json
 import os
@@ -27,11 +28,17 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from uda.augment.views import fuse_views  # noqa: E402
-from uda.methods.sac import adaptive_thresholds, pseudo_labels, sac_loss  # noqa: E402
+from uda.methods.sac import adaptive_thresholds, pseudo_labels  # noqa: E402
 from uda.registry import MODELS  # noqa: E402
 
-SEGMENTOR = dict(type='SMPSegmentor', arch='Unet', encoder_name='resnet18',
-                 encoder_weights=None, num_classes=19, decoder_channels=(128, 64, 32, 16, 16))
+SEGMENTOR = dict(
+    type='SMPSegmentor',
+    arch='Unet',
+    encoder_name='resnet18',
+    encoder_weights=None,
+    num_classes=19,
+    decoder_channels=(128, 64, 32, 16, 16),
+)
 
 
 def build(method: str, args: argparse.Namespace):
@@ -39,19 +46,30 @@ def build(method: str, args: argparse.Namespace):
     extra: dict = dict(bn_policy='target_only')  # ABN
     if method == 'sac':
         terms['sac'] = dict(type='SACSelfTraining', log_per_class=False)
-        extra = dict(labellers=dict(sac=dict(type='SACLabeller', num_images=args.target_images,
-                                             num_views=args.views)),
-                     # the from-scratch configs keep target-only BN statistics during SAC
-                     bn_policy='target_only' if args.abn_during_sac else 'frozen_stats')
+        extra = dict(
+            labellers=dict(
+                sac=dict(type='SACLabeller', num_images=args.target_images, num_views=args.views)
+            ),
+            # the from-scratch configs keep target-only BN statistics during SAC
+            bn_policy='target_only' if args.abn_during_sac else 'frozen_stats',
+        )
         if args.backward_groups:
             extra['backward_groups'] = [['src'], ['sac']]
-    model = MODELS.build(dict(type='Adapter', segmentor=SEGMENTOR, terms=terms,
-                              data_preprocessor=dict(type='SegDataPreprocessor'), **extra))
+    model = MODELS.build(
+        dict(
+            type='Adapter',
+            segmentor=SEGMENTOR,
+            terms=terms,
+            data_preprocessor=dict(type='SegDataPreprocessor'),
+            **extra,
+        )
+    )
     model.to(args.device).train()
     if method == 'sac':
         model.teacher.init_from(model.student)
     opt = torch.optim.AdamW(model.student.parameters(), lr=1e-4)
     from mmengine.optim import OptimWrapper
+
     return model, OptimWrapper(opt)
 
 
@@ -60,8 +78,7 @@ def batch(args: argparse.Namespace, seed: int) -> dict:
     h, w = args.size
     out = {}
     for name, n in (('source', args.batch), ('target', args.batch)):
-        imgs = [torch.randint(0, 256, (3, h, w), generator=g, dtype=torch.uint8)
-                for _ in range(n)]
+        imgs = [torch.randint(0, 256, (3, h, w), generator=g, dtype=torch.uint8) for _ in range(n)]
         samples = [dict(img_shape=(h, w), ori_shape=(h, w)) for _ in range(n)]
         if name == 'source':
             for s in samples:
@@ -89,8 +106,22 @@ def step_cost(args: argparse.Namespace) -> dict:
     term, labeller = model.terms['sac'], model.labellers['sac']
     k = args.target_images * args.views
     h, w = args.size
-    res = {key: [] for key in ('step_cpu', 'step', 'passes', 'src_fb', 'tgt_fb', 'teacher_f',
-                               'abn_f', 'views', 'fuse_thr', 'optim', 'ema')}
+    res = {
+        key: []
+        for key in (
+            'step_cpu',
+            'step',
+            'passes',
+            'src_fb',
+            'tgt_fb',
+            'teacher_f',
+            'abn_f',
+            'views',
+            'fuse_thr',
+            'optim',
+            'ema',
+        )
+    }
     for i in range(args.warmup + args.steps):
         data = batch(args, i)
 
@@ -108,8 +139,7 @@ def step_cost(args: argparse.Namespace) -> dict:
         labels = torch.randint(0, 19, (k, h, w), device=args.device)
 
         def src_fb():
-            torch.nn.functional.cross_entropy(model.student(x_src), gt,
-                                              ignore_index=255).backward()
+            torch.nn.functional.cross_entropy(model.student(x_src), gt, ignore_index=255).backward()
 
         def tgt_fb():
             torch.nn.functional.cross_entropy(model.student(x_views), labels).backward()
@@ -122,13 +152,16 @@ def step_cost(args: argparse.Namespace) -> dict:
             with torch.no_grad():
                 model.student(pre['inputs']['target'])
 
-        t_src, t_tgt, t_teacher = (timed(src_fb, args.device), timed(tgt_fb, args.device),
-                                   timed(teacher_f, args.device))
+        t_src, t_tgt, t_teacher = (
+            timed(src_fb, args.device),
+            timed(tgt_fb, args.device),
+            timed(teacher_f, args.device),
+        )
         t_abn = timed(abn_f, args.device) if args.abn_during_sac else 0.0
         wrapper.zero_grad()
         # Pieces of the overhead.
-        samples = pre['data_samples']['target'][:args.target_images]
-        x_t = pre['inputs']['target'][:args.target_images]
+        samples = pre['data_samples']['target'][: args.target_images]
+        x_t = pre['inputs']['target'][: args.target_images]
         holder = {}
 
         ctx = model.make_context(pre['inputs'], pre['data_samples'])
@@ -156,12 +189,19 @@ def step_cost(args: argparse.Namespace) -> dict:
         wrapper.zero_grad()
         t_ema = timed(lambda: model.teacher.update(model.student), args.device)
         if i >= args.warmup:
-            for key, val in (('step_cpu', t_step_cpu), ('step', t_step),
-                             ('passes', t_src + t_tgt + t_teacher + t_abn),
-                             ('src_fb', t_src), ('tgt_fb', t_tgt), ('teacher_f', t_teacher),
-                             ('abn_f', t_abn),
-                             ('views', t_views), ('fuse_thr', t_fuse), ('optim', t_opt),
-                             ('ema', t_ema)):
+            for key, val in (
+                ('step_cpu', t_step_cpu),
+                ('step', t_step),
+                ('passes', t_src + t_tgt + t_teacher + t_abn),
+                ('src_fb', t_src),
+                ('tgt_fb', t_tgt),
+                ('teacher_f', t_teacher),
+                ('abn_f', t_abn),
+                ('views', t_views),
+                ('fuse_thr', t_fuse),
+                ('optim', t_opt),
+                ('ema', t_ema),
+            ):
                 res[key].append(val)
     return {key: statistics.median(v) for key, v in res.items()}
 
@@ -211,16 +251,27 @@ def main() -> None:
     parser.add_argument('--views', type=int, default=4)
     parser.add_argument('--size', type=int, nargs=2, default=(96, 192))
     parser.add_argument('--device', default='cpu')
-    parser.add_argument('--abn-during-sac', action='store_true',
-                        help="as the from-scratch configs: bn_policy='target_only' during "
-                             'self-training (its no-grad target forward counts as a pass)')
-    parser.add_argument('--ema-interval', type=int, default=100,
-                        help='teacher update interval (100 in SAC; 1 = per-step EMA)')
-    parser.add_argument('--backward-groups', action='store_true',
-                        help="SAC with one backward pass per term group ([['src'], ['sac']]): "
-                             'only one graph alive at a time')
-    parser.add_argument('--memory-only', choices=['sac', 'abn'], default=None,
-                        help=argparse.SUPPRESS)
+    parser.add_argument(
+        '--abn-during-sac',
+        action='store_true',
+        help="as the from-scratch configs: bn_policy='target_only' during "
+        'self-training (its no-grad target forward counts as a pass)',
+    )
+    parser.add_argument(
+        '--ema-interval',
+        type=int,
+        default=100,
+        help='teacher update interval (100 in SAC; 1 = per-step EMA)',
+    )
+    parser.add_argument(
+        '--backward-groups',
+        action='store_true',
+        help="SAC with one backward pass per term group ([['src'], ['sac']]): "
+        'only one graph alive at a time',
+    )
+    parser.add_argument(
+        '--memory-only', choices=['sac', 'abn'], default=None, help=argparse.SUPPRESS
+    )
     args = parser.parse_args()
     if args.memory_only:
         print(json.dumps(dict(peak_mib=peak_memory(args.memory_only, args))))
@@ -229,38 +280,62 @@ def main() -> None:
     # EMATeacherHook updates the teacher every `interval` steps: its amortised cost.
     r['step'] += r['ema'] / args.ema_interval
     passes = r['passes']
-    print(f"device {args.device}, threads {torch.get_num_threads()}, source {args.batch} + "
-          f"target {args.target_images} x {args.views} views at {args.size[0]}x{args.size[1]}, "
-          f"median of {args.steps} steps")
+    print(
+        f'device {args.device}, threads {torch.get_num_threads()}, source {args.batch} + '
+        f'target {args.target_images} x {args.views} views at {args.size[0]}x{args.size[1]}, '
+        f'median of {args.steps} steps'
+    )
     print('| part | ms | share of passes |\n|---|---:|---:|')
-    for key, name in (('step', f'SAC train_step + EMA update / {args.ema_interval}'),
-                      ('passes', 'unavoidable passes (sum)'),
-                      ('src_fb', '  student fwd+bwd, source'),
-                      ('tgt_fb', '  student fwd+bwd, target views'),
-                      ('teacher_f', '  teacher fwd, views'),
-                      *([('abn_f', '  ABN fwd (no grad), target batch')]
-                        if args.abn_during_sac else []),
-                      ('views', 'views: warp + photometric noise'),
-                      ('fuse_thr', 'fusion + thresholds + labels'),
-                      ('optim', 'optimiser step (AdamW)'), ('ema', 'teacher EMA update')):
+    for key, name in (
+        ('step', f'SAC train_step + EMA update / {args.ema_interval}'),
+        ('passes', 'unavoidable passes (sum)'),
+        ('src_fb', '  student fwd+bwd, source'),
+        ('tgt_fb', '  student fwd+bwd, target views'),
+        ('teacher_f', '  teacher fwd, views'),
+        *([('abn_f', '  ABN fwd (no grad), target batch')] if args.abn_during_sac else []),
+        ('views', 'views: warp + photometric noise'),
+        ('fuse_thr', 'fusion + thresholds + labels'),
+        ('optim', 'optimiser step (AdamW)'),
+        ('ema', 'teacher EMA update'),
+    ):
         print(f'| {name} | {1000 * r[key]:.1f} | {r[key] / passes:.3f} |')
-    print(f"\nstep / passes = {r['step'] / passes:.3f}  (target <= 1.10); without the "
-          f"optimiser step: {(r['step'] - r['optim']) / passes:.3f}")
-    print(f"CPU time of one SAC step (all threads): {r['step_cpu']:.2f} s")
+    print(
+        f'\nstep / passes = {r["step"] / passes:.3f}  (target <= 1.10); without the '
+        f'optimiser step: {(r["step"] - r["optim"]) / passes:.3f}'
+    )
+    print(f'CPU time of one SAC step (all threads): {r["step_cpu"]:.2f} s')
     mem = {}
     for method in ('abn', 'sac'):
-        out = subprocess.run([sys.executable, __file__, '--memory-only', method, '--device',
-                              args.device, '--batch', str(args.batch), '--target-images',
-                              str(args.target_images), '--views', str(args.views), '--size',
-                              *map(str, args.size)]
-                             + (['--abn-during-sac'] if args.abn_during_sac else [])
-                             + (['--backward-groups'] if args.backward_groups else []),
-                             capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                '--memory-only',
+                method,
+                '--device',
+                args.device,
+                '--batch',
+                str(args.batch),
+                '--target-images',
+                str(args.target_images),
+                '--views',
+                str(args.views),
+                '--size',
+                *map(str, args.size),
+            ]
+            + (['--abn-during-sac'] if args.abn_during_sac else [])
+            + (['--backward-groups'] if args.backward_groups else []),
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         mem[method] = json.loads(out.stdout.strip().splitlines()[-1])['peak_mib']
     kind = 'max allocated' if args.device.startswith('cuda') else 'peak RSS growth'
     groups = ', backward per term group' if args.backward_groups else ''
-    print(f"peak memory ({kind}{groups}): ABN {mem['abn']:.0f} MiB, SAC {mem['sac']:.0f} MiB "
-          f"({mem['sac'] / max(mem['abn'], 1e-6):.2f}x)")
+    print(
+        f'peak memory ({kind}{groups}): ABN {mem["abn"]:.0f} MiB, SAC {mem["sac"]:.0f} MiB '
+        f'({mem["sac"] / max(mem["abn"], 1e-6):.2f}x)'
+    )
 
 
 if __name__ == '__main__':

@@ -22,6 +22,7 @@ the baseline -> oracle gap each run closes, the last-quarter mean of logged scal
 Option values may use ``{seed}`` and ``{out}`` (e.g. ``load_from={out}/abn_seed{seed}/
 iter_400.pth`` to warm-start from an earlier sweep's run of the same seed).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,46 +49,92 @@ CAMVID = 'configs/{}_unet-resnet18_200_camvidday2dusk-128x128.py'
 PRESETS: dict[str, dict[str, Any]] = {
     'synthetic-gap': dict(
         runs=[('ABN', SYN.format('abn'), []), ('oracle', SYN.format('oracle'), [])],
-        baseline='ABN', oracle='oracle', out='work_dirs/bench_gap'),
+        baseline='ABN',
+        oracle='oracle',
+        out='work_dirs/bench_gap',
+    ),
     'camvid-day2dusk': dict(
-        runs=[('ABN', CAMVID.format('abn/abn'), []),
-              ('oracle', CAMVID.format('oracle/oracle'), []),
-              ('source-only', CAMVID.format('source-only/source-only'), [])],
-        default=['ABN', 'oracle'], baseline='ABN', oracle='oracle', camvid=True,
-        out='work_dirs/bench_camvid_day2dusk'),
+        runs=[
+            ('ABN', CAMVID.format('abn/abn'), []),
+            ('oracle', CAMVID.format('oracle/oracle'), []),
+            ('source-only', CAMVID.format('source-only/source-only'), []),
+        ],
+        default=['ABN', 'oracle'],
+        baseline='ABN',
+        oracle='oracle',
+        camvid=True,
+        out='work_dirs/bench_camvid_day2dusk',
+    ),
     'adversarial-synthetic': dict(
-        runs=[('ABN', SYN.format('abn'), []),
-              ('AdvEnt', 'configs/advent/advent_unet-resnet18_400it_synthetic-96x192.py', []),
-              ('MinEnt', 'configs/advent/minent_unet-resnet18_400it_synthetic-96x192.py', []),
-              ('AdvEnt+MinEnt',
-               'configs/advent/advent-minent_unet-resnet18_400it_synthetic-96x192.py', []),
-              # SourceCE + FeatureAdversarial + SAC self-training in one two-phase step.
-              ('Combined', 'configs/sac/'
-               'feature-adversarial-sac_unet-resnet18_400it_synthetic-96x192.py', []),
-              ('AdaptSegNet',
-               'configs/adaptsegnet/adaptsegnet_unet-resnet18_400it_synthetic-96x192.py', []),
-              ('FeatureGRL', 'configs/feature_adversarial/'
-               'feature-adversarial_unet-resnet18_400it_synthetic-96x192.py', []),
-              ('SAC', SYN.format('sac'), [])],
-        default=['ABN', 'AdvEnt', 'MinEnt', 'AdvEnt+MinEnt', 'Combined'], baseline='ABN',
-        scalars=['disc.acc'], out='work_dirs/bench_adv'),
+        runs=[
+            ('ABN', SYN.format('abn'), []),
+            ('AdvEnt', 'configs/advent/advent_unet-resnet18_400it_synthetic-96x192.py', []),
+            ('MinEnt', 'configs/advent/minent_unet-resnet18_400it_synthetic-96x192.py', []),
+            (
+                'AdvEnt+MinEnt',
+                'configs/advent/advent-minent_unet-resnet18_400it_synthetic-96x192.py',
+                [],
+            ),
+            # SourceCE + FeatureAdversarial + SAC self-training in one two-phase step.
+            (
+                'Combined',
+                'configs/sac/feature-adversarial-sac_unet-resnet18_400it_synthetic-96x192.py',
+                [],
+            ),
+            (
+                'AdaptSegNet',
+                'configs/adaptsegnet/adaptsegnet_unet-resnet18_400it_synthetic-96x192.py',
+                [],
+            ),
+            (
+                'FeatureGRL',
+                'configs/feature_adversarial/'
+                'feature-adversarial_unet-resnet18_400it_synthetic-96x192.py',
+                [],
+            ),
+            ('SAC', SYN.format('sac'), []),
+        ],
+        default=['ABN', 'AdvEnt', 'MinEnt', 'AdvEnt+MinEnt', 'Combined'],
+        baseline='ABN',
+        scalars=['disc.acc'],
+        out='work_dirs/bench_adv',
+    ),
     'adversarial-camvid': dict(
-        runs=[('ABN', CAMVID.format('abn/abn'), []),
-              ('AdvEnt', CAMVID.format('advent/advent'), []),
-              ('MinEnt', CAMVID.format('advent/minent'), []),
-              ('AdvEnt+MinEnt', CAMVID.format('advent/advent-minent'), []),
-              ('AdaptSegNet', CAMVID.format('adaptsegnet/adaptsegnet'), []),
-              ('SAC', CAMVID.format('sac/sac'), [])],
-        default=['ABN', 'AdvEnt', 'MinEnt', 'AdvEnt+MinEnt'], baseline='ABN',
-        scalars=['disc.acc'], camvid=True, out='work_dirs/bench_adv_camvid'),
+        runs=[
+            ('ABN', CAMVID.format('abn/abn'), []),
+            ('AdvEnt', CAMVID.format('advent/advent'), []),
+            ('MinEnt', CAMVID.format('advent/minent'), []),
+            ('AdvEnt+MinEnt', CAMVID.format('advent/advent-minent'), []),
+            ('AdaptSegNet', CAMVID.format('adaptsegnet/adaptsegnet'), []),
+            ('SAC', CAMVID.format('sac/sac'), []),
+        ],
+        default=['ABN', 'AdvEnt', 'MinEnt', 'AdvEnt+MinEnt'],
+        baseline='ABN',
+        scalars=['disc.acc'],
+        camvid=True,
+        out='work_dirs/bench_adv_camvid',
+    ),
     'sac-vs-abn-synthetic': dict(
-        runs=[('ABN', SYN.format('abn'), []), ('SAC', SYN.format('sac'), []),
-              ('oracle', SYN.format('oracle'), [])],
-        baseline='ABN', oracle='oracle', out='work_dirs/bench_sac'),
+        runs=[
+            ('ABN', SYN.format('abn'), []),
+            ('SAC', SYN.format('sac'), []),
+            ('oracle', SYN.format('oracle'), []),
+        ],
+        baseline='ABN',
+        oracle='oracle',
+        out='work_dirs/bench_sac',
+    ),
     'sac-vs-abn-camvid': dict(
-        runs=[('ABN', CAMVID.format('abn/abn'), []), ('SAC', CAMVID.format('sac/sac'), []),
-              ('oracle', CAMVID.format('oracle/oracle'), [])],
-        baseline='ABN', oracle='oracle', camvid=True, out='work_dirs/bench_sac_camvid'),
+        runs=[
+            ('ABN', CAMVID.format('abn/abn'), []),
+            ('SAC', CAMVID.format('sac/sac'), []),
+            ('oracle', CAMVID.format('oracle/oracle'), []),
+        ],
+        baseline='ABN',
+        oracle='oracle',
+        camvid=True,
+        out='work_dirs/bench_sac_camvid',
+    ),
 }
 
 
@@ -112,10 +159,14 @@ def budget_options(config: str, iters: int) -> list[str]:
     optimiser or an optimiser dict) and a self-training start scaled by the same factor.
     """
     from mmengine.config import Config
+
     cfg = Config.fromfile(osp.join(ROOT, config))
     old = cfg.train_cfg.max_iters
-    opts = [f'train_cfg.max_iters={iters}', f'train_cfg.val_interval={iters}',
-            f'default_hooks.checkpoint.interval={iters}']
+    opts = [
+        f'train_cfg.max_iters={iters}',
+        f'train_cfg.val_interval={iters}',
+        f'default_hooks.checkpoint.interval={iters}',
+    ]
     scheds = cfg.get('param_scheduler', [])
     groups = scheds.items() if isinstance(scheds, dict) else [(None, scheds)]
     for name, group in groups:
@@ -129,8 +180,13 @@ def budget_options(config: str, iters: int) -> list[str]:
     return opts
 
 
-def build_jobs(runs: Sequence[tuple[str, str, Sequence[str]]], seeds: Sequence[int], out: str,
-               common: Sequence[str] = (), iters: Optional[int] = None) -> list[Job]:
+def build_jobs(
+    runs: Sequence[tuple[str, str, Sequence[str]]],
+    seeds: Sequence[int],
+    out: str,
+    common: Sequence[str] = (),
+    iters: Optional[int] = None,
+) -> list[Job]:
     """The tools/train.py command of every (seed, run), seeds in the outer loop.
 
     Options are the ``--iters`` budget, then ``common`` (every run), then the run's own, so a
@@ -141,12 +197,21 @@ def build_jobs(runs: Sequence[tuple[str, str, Sequence[str]]], seeds: Sequence[i
     for seed in seeds:
         for name, config, opts in runs:
             work_dir = osp.join(out, f'{slug(name)}_seed{seed}')
-            options = [o.format(seed=seed, out=out)
-                       for o in [*budgets.get(config, []), *common, *opts]]
-            cmd = [sys.executable, osp.join(ROOT, 'tools', 'train.py'), osp.join(ROOT, config),
-                   '--work-dir', work_dir, '--seed', str(seed)]
-            jobs.append(Job(name, seed, work_dir,
-                            cmd + (['--cfg-options', *options] if options else [])))
+            options = [
+                o.format(seed=seed, out=out) for o in [*budgets.get(config, []), *common, *opts]
+            ]
+            cmd = [
+                sys.executable,
+                osp.join(ROOT, 'tools', 'train.py'),
+                osp.join(ROOT, config),
+                '--work-dir',
+                work_dir,
+                '--seed',
+                str(seed),
+            ]
+            jobs.append(
+                Job(name, seed, work_dir, cmd + (['--cfg-options', *options] if options else []))
+            )
     return jobs
 
 
@@ -160,8 +225,12 @@ def run_job(job: Job) -> dict[str, Any]:
     if osp.isfile(metrics):
         os.remove(metrics)  # from an interrupted run: never report an intermediate validation
     os.makedirs(job.work_dir, exist_ok=True)
-    env = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1',
-               PYTHONPATH=ROOT + os.pathsep + os.environ.get('PYTHONPATH', ''))
+    env = dict(
+        os.environ,
+        OMP_NUM_THREADS='1',
+        MKL_NUM_THREADS='1',
+        PYTHONPATH=ROOT + os.pathsep + os.environ.get('PYTHONPATH', ''),
+    )
     log = job.work_dir + '.log'
     t0 = time.time()
     with open(log, 'w') as f:
@@ -182,7 +251,7 @@ def last_quarter_scalars(work_dir: str, prefixes: Sequence[str]) -> dict[str, fl
         with open(path) as f:
             rows += [d for d in map(json.loads, f) if 'loss' in d]
     rows.sort(key=lambda d: d.get('iter', 0))
-    tail = rows[-max(1, len(rows) // 4):] if rows else []
+    tail = rows[-max(1, len(rows) // 4) :] if rows else []
     keys = sorted({k for r in tail for k in r if k.startswith(tuple(prefixes))})
     return {k: statistics.mean(r[k] for r in tail if k in r) for k in keys}
 
@@ -203,9 +272,14 @@ def miou_of(work_dir: str) -> Optional[float]:
         return json.load(f)['mIoU']
 
 
-def summarize(jobs: Sequence[Job], results: dict[tuple[str, int], dict], seeds: Sequence[int],
-              baseline: Optional[str] = None, oracle: Optional[str] = None,
-              scalars: Sequence[str] = ()) -> tuple[str, dict[str, Any]]:
+def summarize(
+    jobs: Sequence[Job],
+    results: dict[tuple[str, int], dict],
+    seeds: Sequence[int],
+    baseline: Optional[str] = None,
+    oracle: Optional[str] = None,
+    scalars: Sequence[str] = (),
+) -> tuple[str, dict[str, Any]]:
     """Markdown table and summary dict over the runs' metrics.json files.
 
     Deltas are paired by seed (``run - baseline`` of the same seed), so seed-to-seed variance
@@ -230,8 +304,10 @@ def summarize(jobs: Sequence[Job], results: dict[tuple[str, int], dict], seeds: 
         entry: dict[str, Any] = dict(mIoU=dict(mean=m, std=sd, n=n), per_seed=vals)
         cells = [name, _fmt(vals), ' / '.join('n/a' if v is None else f'{v:.2f}' for v in vals)]
         if baseline:
-            delta = [None if v is None or miou[(baseline, s)] is None
-                     else v - miou[(baseline, s)] for v, s in zip(vals, seeds)]
+            delta = [
+                None if v is None or miou[(baseline, s)] is None else v - miou[(baseline, s)]
+                for v, s in zip(vals, seeds)
+            ]
             entry['delta'] = dict(zip(('mean', 'std', 'n'), mean_std(delta)))
             cells.append('—' if name == baseline else _fmt(delta))
         if baseline and oracle:
@@ -250,8 +326,11 @@ def summarize(jobs: Sequence[Job], results: dict[tuple[str, int], dict], seeds: 
             cells.append(', '.join(f'{k} {v:.2f}' for k, v in entry['scalars'].items()) or '—')
         walls = [results[(name, s)]['wall_s'] for s in seeds if (name, s) in results]
         cells.append(f'{statistics.mean(walls):.0f} s' if walls else 'n/a')
-        failed = [results[(name, s)]['failed'] for s in seeds
-                  if (name, s) in results and results[(name, s)].get('failed')]
+        failed = [
+            results[(name, s)]['failed']
+            for s in seeds
+            if (name, s) in results and results[(name, s)].get('failed')
+        ]
         if failed:
             cells[-1] += f' ({len(failed)} failed: {failed[0]})'
         entry['failed'] = failed
@@ -261,22 +340,32 @@ def summarize(jobs: Sequence[Job], results: dict[tuple[str, int], dict], seeds: 
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog='presets: ' + ', '.join(PRESETS))
+    p = argparse.ArgumentParser(
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog='presets: ' + ', '.join(PRESETS),
+    )
     p.add_argument('--preset', choices=sorted(PRESETS), help='a named list of runs (listed below)')
     p.add_argument('--only', nargs='+', help="preset runs to do (default: the preset's default)")
-    p.add_argument('--run', nargs='+', action='append', default=[],
-                   metavar=('NAME', 'CONFIG [KEY=VALUE]'),
-                   help='a run: name, config, its own --cfg-options (repeatable)')
+    p.add_argument(
+        '--run',
+        nargs='+',
+        action='append',
+        default=[],
+        metavar=('NAME', 'CONFIG [KEY=VALUE]'),
+        help='a run: name, config, its own --cfg-options (repeatable)',
+    )
     p.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
     p.add_argument('--jobs', type=int, default=1, help='runs in parallel (1 thread each)')
     p.add_argument('--out', help="output folder (default: the preset's, else work_dirs/sweep)")
     p.add_argument('--baseline', help='run name the deltas are paired against')
     p.add_argument('--oracle', help='run name of the upper bound (share of the gap closed)')
     p.add_argument('--scalars', nargs='*', help='logged scalar prefixes to report, e.g. disc.acc')
-    p.add_argument('--iters', type=int,
-                   help='budget of every run; schedules and a self-training start are scaled')
+    p.add_argument(
+        '--iters',
+        type=int,
+        help='budget of every run; schedules and a self-training start are scaled',
+    )
     p.add_argument('--cfg-options', nargs='+', default=[], help='passed to every run')
     p.add_argument('--dry-run', action='store_true', help='print the commands, run nothing')
     return p.parse_args(argv)
@@ -289,8 +378,9 @@ def resolve(args: argparse.Namespace) -> tuple[list[tuple[str, str, list[str]]],
     wanted = args.only or preset.get('default') or [n for n, _, _ in runs]
     unknown = sorted(set(wanted) - {n for n, _, _ in runs})
     if unknown:
-        raise SystemExit(f'--preset {args.preset} has no runs {unknown}; it has '
-                         f'{[n for n, _, _ in runs]}.')
+        raise SystemExit(
+            f'--preset {args.preset} has no runs {unknown}; it has {[n for n, _, _ in runs]}.'
+        )
     runs = [r for r in runs if r[0] in wanted]
     for spec in args.run:
         if len(spec) < 2:
@@ -302,11 +392,12 @@ def resolve(args: argparse.Namespace) -> tuple[list[tuple[str, str, list[str]]],
     for n, c, _ in runs:
         if not osp.isfile(osp.join(ROOT, c)):
             raise SystemExit(f'Run {n}: config {c} not found (paths are relative to {ROOT}).')
-    settings = dict(baseline=args.baseline or preset.get('baseline'),
-                    oracle=args.oracle or preset.get('oracle'),
-                    scalars=args.scalars if args.scalars is not None
-                    else preset.get('scalars', []),
-                    out=args.out or preset.get('out', 'work_dirs/sweep'))
+    settings = dict(
+        baseline=args.baseline or preset.get('baseline'),
+        oracle=args.oracle or preset.get('oracle'),
+        scalars=args.scalars if args.scalars is not None else preset.get('scalars', []),
+        out=args.out or preset.get('out', 'work_dirs/sweep'),
+    )
     for key in ('baseline', 'oracle'):
         if getattr(args, key) and getattr(args, key) not in names:
             raise SystemExit(f'--{key} {getattr(args, key)} is not one of the runs {names}.')
@@ -315,8 +406,10 @@ def resolve(args: argparse.Namespace) -> tuple[list[tuple[str, str, list[str]]],
     if preset.get('camvid'):
         root = os.environ.get('CAMVID_ROOT', osp.join(ROOT, 'data', 'camvid'))
         if not osp.isdir(root) and not args.dry_run:
-            raise SystemExit(f'CamVid not found at {root}: set CAMVID_ROOT to the folder '
-                             'holding train/, trainannot/, test/ ... (docs/datasets.md).')
+            raise SystemExit(
+                f'CamVid not found at {root}: set CAMVID_ROOT to the folder '
+                'holding train/, trainannot/, test/ ... (docs/datasets.md).'
+            )
     return runs, settings
 
 
@@ -335,14 +428,19 @@ def main(argv: Optional[Sequence[str]] = None) -> dict[str, Any]:
         for j in jobs:  # report in submission order
             r = futures[(j.name, j.seed)].result()
             miou = miou_of(j.work_dir)
-            print(f"{j.name} seed {j.seed}: mIoU {'n/a' if miou is None else f'{miou:.2f}'} "
-                  f"({r['wall_s']:.0f} s)" + (f" FAILED: {r['failed']}" if r['failed'] else ''),
-                  flush=True)
+            print(
+                f'{j.name} seed {j.seed}: mIoU {"n/a" if miou is None else f"{miou:.2f}"} '
+                f'({r["wall_s"]:.0f} s)' + (f' FAILED: {r["failed"]}' if r['failed'] else ''),
+                flush=True,
+            )
     results = {k: f.result() for k, f in futures.items()}
-    table, summary = summarize(jobs, results, args.seeds, st['baseline'], st['oracle'],
-                               st['scalars'])
-    head = (f"{args.preset or 'sweep'}: seeds {args.seeds}, {args.jobs} parallel job(s), "
-            f'total {(time.time() - t0) / 60:.1f} min; mean ± sample std (n) in mIoU points')
+    table, summary = summarize(
+        jobs, results, args.seeds, st['baseline'], st['oracle'], st['scalars']
+    )
+    head = (
+        f'{args.preset or "sweep"}: seeds {args.seeds}, {args.jobs} parallel job(s), '
+        f'total {(time.time() - t0) / 60:.1f} min; mean ± sample std (n) in mIoU points'
+    )
     print(f'\n{head}\n\n{table}')
     with open(osp.join(st['out'], 'summary.md'), 'w') as f:
         f.write(f'{head}\n\n{table}')

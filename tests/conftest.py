@@ -1,4 +1,5 @@
 """Shared fixtures: a one-conv ToySegmentor, tiny synthetic batches and Runner configs."""
+
 from __future__ import annotations
 
 import os
@@ -30,8 +31,9 @@ class ToySegmentor(nn.Module):
         self.conv = nn.Conv2d(3, channels, 3, padding=1)
         self.bn = nn.BatchNorm2d(channels)
         self.classifier = nn.Conv2d(channels, num_classes, 1)
-        self.heads = nn.ModuleDict(dict(
-            aux=nn.Identity(), cls=nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())))
+        self.heads = nn.ModuleDict(
+            dict(aux=nn.Identity(), cls=nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten()))
+        )
 
     def extract_feat(self, x: Tensor) -> list[Tensor]:
         return [x, torch.relu(self.bn(self.conv(x)))]
@@ -47,8 +49,13 @@ class ToySegmentor(nn.Module):
             raise ValueError(f'ToySegmentor has no head {name!r}; it has {list(self.heads)}.')
         return self.heads[name](self.decode(features, size))
 
-    def forward(self, x: Tensor, return_features: bool = False, return_aux: bool = False,
-                return_cls: bool = False) -> Any:
+    def forward(
+        self,
+        x: Tensor,
+        return_features: bool = False,
+        return_aux: bool = False,
+        return_cls: bool = False,
+    ) -> Any:
         features = self.extract_feat(x)
         logits = self.decode(features)
         if not (return_features or return_aux or return_cls):
@@ -64,14 +71,21 @@ class ToySegmentor(nn.Module):
         return out
 
 
-def toy_batch(branches: tuple[str, ...] = ('source', 'target'), batch: int = 2, h: int = 32,
-              w: int = 32, labelled: tuple[str, ...] = ('source',), seed: int = 0) -> dict:
+def toy_batch(
+    branches: tuple[str, ...] = ('source', 'target'),
+    batch: int = 2,
+    h: int = 32,
+    w: int = 32,
+    labelled: tuple[str, ...] = ('source',),
+    seed: int = 0,
+) -> dict:
     """A collated multi-branch batch with uint8 images and labels containing 255 pixels."""
     g = torch.Generator().manual_seed(seed)
     out = {}
     for name in branches:
-        imgs = [torch.randint(0, 256, (3, h, w), generator=g, dtype=torch.uint8)
-                for _ in range(batch)]
+        imgs = [
+            torch.randint(0, 256, (3, h, w), generator=g, dtype=torch.uint8) for _ in range(batch)
+        ]
         samples = []
         for i in range(batch):
             s: dict[str, Any] = dict(img_path=f'{name}_{i}', ori_shape=(h, w), img_shape=(h, w))
@@ -84,16 +98,29 @@ def toy_batch(branches: tuple[str, ...] = ('source', 'target'), batch: int = 2, 
     return out
 
 
-def toy_runner_cfg(work_dir: str, max_iters: int = 2, val_interval: int = 2,
-                   terms: Any = None, checkpoint_interval: int = 2,
-                   bn_policy: Any = 'target_only', labellers: Any = None) -> dict:
+def toy_runner_cfg(
+    work_dir: str,
+    max_iters: int = 2,
+    val_interval: int = 2,
+    terms: Any = None,
+    checkpoint_interval: int = 2,
+    bn_policy: Any = 'target_only',
+    labellers: Any = None,
+) -> dict:
     """A complete Runner config on 4-sample synthetic data with the ToySegmentor (ABN by
     default: source CE and target-only BN statistics)."""
     size = (32, 64)
-    src = dict(type='SyntheticDataset', style='source', num_samples=4, seed=0, size=size,
-               pipeline=[dict(type='HorizontalFlip', p=0.5)])
-    tgt = dict(type='SyntheticDataset', style='target', num_samples=4, seed=0, size=size,
-               with_label=False)
+    src = dict(
+        type='SyntheticDataset',
+        style='source',
+        num_samples=4,
+        seed=0,
+        size=size,
+        pipeline=[dict(type='HorizontalFlip', p=0.5)],
+    )
+    tgt = dict(
+        type='SyntheticDataset', style='target', num_samples=4, seed=0, size=size, with_label=False
+    )
     val = dict(type='SyntheticDataset', style='target', num_samples=4, seed=1, size=size)
     return dict(
         default_scope='uda',
@@ -102,30 +129,42 @@ def toy_runner_cfg(work_dir: str, max_iters: int = 2, val_interval: int = 2,
         # instance, with its save dir) by the second it starts: two runners started in the same
         # second would share one. A unique name keeps each run's panels in its own work dir.
         experiment_name=f'toy_{uuid.uuid4().hex[:12]}',
-        model=dict(type='Adapter', segmentor=dict(type='ToySegmentor', num_classes=19),
-                   data_preprocessor=dict(type='SegDataPreprocessor', size_divisor=1),
-                   terms=terms or dict(src=dict(type='SourceCE')), bn_policy=bn_policy,
-                   labellers=labellers),
+        model=dict(
+            type='Adapter',
+            segmentor=dict(type='ToySegmentor', num_classes=19),
+            data_preprocessor=dict(type='SegDataPreprocessor', size_divisor=1),
+            terms=terms or dict(src=dict(type='SourceCE')),
+            bn_policy=bn_policy,
+            labellers=labellers,
+        ),
         train_dataloader=dict(
-            batch_size=2, num_workers=0,
+            batch_size=2,
+            num_workers=0,
             sampler=dict(type='MultiBranchInfiniteSampler', shuffle=True),
             collate_fn=dict(type='uda_collate'),
-            dataset=dict(type='MultiBranchDataset', branches=dict(source=src, target=tgt))),
-        val_dataloader=dict(batch_size=2, num_workers=0,
-                            sampler=dict(type='DefaultSampler', shuffle=False),
-                            collate_fn=dict(type='uda_collate'), dataset=val),
-        val_evaluator=dict(type='IoUMetric', protocol='cityscapes19', eval_protocol='synthetic9',
-                           out_file=os.path.join(work_dir, 'metrics.json')),
-        optim_wrapper=dict(type='OptimWrapper', optimizer=dict(type='SGD', lr=0.01,
-                                                                momentum=0.9)),
-        train_cfg=dict(type='IterBasedTrainLoop', max_iters=max_iters,
-                       val_interval=val_interval),
+            dataset=dict(type='MultiBranchDataset', branches=dict(source=src, target=tgt)),
+        ),
+        val_dataloader=dict(
+            batch_size=2,
+            num_workers=0,
+            sampler=dict(type='DefaultSampler', shuffle=False),
+            collate_fn=dict(type='uda_collate'),
+            dataset=val,
+        ),
+        val_evaluator=dict(
+            type='IoUMetric',
+            protocol='cityscapes19',
+            eval_protocol='synthetic9',
+            out_file=os.path.join(work_dir, 'metrics.json'),
+        ),
+        optim_wrapper=dict(type='OptimWrapper', optimizer=dict(type='SGD', lr=0.01, momentum=0.9)),
+        train_cfg=dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=val_interval),
         val_cfg=dict(type='ValLoop'),
         default_hooks=dict(
             logger=dict(type='LoggerHook', interval=1),
-            checkpoint=dict(type='CheckpointHook', by_epoch=False,
-                            interval=checkpoint_interval),
-            visualization=dict(type='SegVisualizationHook', interval=1)),
+            checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=checkpoint_interval),
+            visualization=dict(type='SegVisualizationHook', interval=1),
+        ),
         custom_hooks=[],
         visualizer=dict(type='Visualizer', vis_backends=[dict(type='LocalVisBackend')]),
         log_processor=dict(by_epoch=False),

@@ -22,8 +22,9 @@ def test_unknown_type_lists_registered_names():
 
 
 def test_unknown_model_type_through_root_registry():
-    from mmengine.registry import DefaultScope
     from mmengine.registry import MODELS as ROOT
+    from mmengine.registry import DefaultScope
+
     with DefaultScope.overwrite_default_scope('uda'):
         with pytest.raises(KeyError, match='Adapter'):
             ROOT.build(dict(type='Adaptr', segmentor={}, terms=[]))
@@ -39,5 +40,5 @@ def test_registered_names_equal_class_names():
 def test_unknown_keyword_names_the_class_and_key():
     with pytest.raises(TypeError, match=r"SourceCE.*unexpected keyword argument 'wieght'"):
         TERMS.build(dict(type='SourceCE', wieght=2.0))
-    with pytest.raises(ValueError, match=r"SMPSegmentor.*encoder_nme"):
+    with pytest.raises(ValueError, match=r'SMPSegmentor.*encoder_nme'):
         MODELS.build(dict(type='SMPSegmentor', encoder_nme='resnet34'))

@@ -1,4 +1,5 @@
 """uda.visualization: colours, panels and overlays on hand-computed tiny arrays."""
+
 import numpy as np
 import pytest
 import torch

@@ -5,6 +5,7 @@ image of the config's target training branch (without augmentation) with the che
 writes, per image, the number of pixels predicted as each class. ``ImportanceSampler`` turns
 them into class-balanced sampling probabilities.
 """
+
 import argparse
 import json
 import os
@@ -41,15 +42,18 @@ def main() -> None:
     cfg = load_config(args.config, args.cfg_options, work_dir=osp.dirname(args.out) or '.')
     branches = cfg.train_dataloader.dataset.get('branches', {})
     if args.branch not in branches:
-        raise KeyError(f"{args.config}: train_dataloader.dataset has no branch '{args.branch}' "
-                       f'(branches: {sorted(branches)}); pass --branch.')
+        raise KeyError(
+            f"{args.config}: train_dataloader.dataset has no branch '{args.branch}' "
+            f'(branches: {sorted(branches)}); pass --branch.'
+        )
     ds_cfg = dict(branches[args.branch])
     ds_cfg['pipeline'] = []  # whole images, no augmentation: one statistic per image
     dataset = DATASETS.build(ds_cfg)
     model = MODELS.build(cfg.model)
     # Strict: statistics from a network with random layers would silently skew the sampler.
-    load_segmentor_weights(model.segmentor_for(args.which), args.checkpoint, args.which,
-                           args.config)
+    load_segmentor_weights(
+        model.segmentor_for(args.which), args.checkpoint, args.which, args.config
+    )
     model.to(args.device).eval()
     num_classes = model.num_classes
     entries = []
@@ -62,12 +66,13 @@ def main() -> None:
             h, w = sample['img_shape']
             pred = logits[k, :, :h, :w].argmax(0).flatten()
             counts = torch.bincount(pred, minlength=num_classes).cpu().tolist()
-            entries.append(dict(index=idx[k], img_path=sample.get('img_path', ''),
-                                counts=counts))
+            entries.append(dict(index=idx[k], img_path=sample.get('img_path', ''), counts=counts))
     os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
     with open(args.out, 'w') as f:
-        json.dump(dict(num_classes=num_classes, checkpoint=osp.abspath(args.checkpoint),
-                       images=entries), f)
+        json.dump(
+            dict(num_classes=num_classes, checkpoint=osp.abspath(args.checkpoint), images=entries),
+            f,
+        )
     print(f'{len(entries)} images -> {args.out}')
 
 

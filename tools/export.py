@@ -7,6 +7,7 @@ reloaded (onnxruntime / torch.jit.load / rebuilt from safetensors) and its logit
 PyTorch's at two input sizes (uda.export.TOLERANCE); the command fails otherwise. Inputs are
 normalised RGB (see the sidecar): normalisation is not baked into the graph.
 """
+
 import argparse
 import json
 import os.path as osp
@@ -24,8 +25,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('checkpoint', help='checkpoint file (.pth)')
     parser.add_argument('--format', required=True, choices=FORMATS, help='export format')
     parser.add_argument('--out', required=True, help='output file (sidecar: OUT.json)')
-    parser.add_argument('--which', choices=['student', 'teacher'], default='student',
-                        help='network of the checkpoint to export')
+    parser.add_argument(
+        '--which',
+        choices=['student', 'teacher'],
+        default='student',
+        help='network of the checkpoint to export',
+    )
     return parser.parse_args()
 
 
@@ -39,10 +44,13 @@ def main() -> None:
     except ExportVerificationError as err:
         sys.exit(f'EXPORT FAILED VERIFICATION: {err}')
     ver = meta['verification']
-    sizes = ', '.join(f"{tuple(r['shape'])}: max|diff| {r['max_abs_diff']:.2e}"
-                      for r in ver['sizes'])
-    print(f"{args.format} export of the {args.which} -> {args.out} (+ {args.out}.json)\n"
-          f"verified against PyTorch (atol {ver['atol']:g}, rtol {ver['rtol']:g}): {sizes}")
+    sizes = ', '.join(
+        f'{tuple(r["shape"])}: max|diff| {r["max_abs_diff"]:.2e}' for r in ver['sizes']
+    )
+    print(
+        f'{args.format} export of the {args.which} -> {args.out} (+ {args.out}.json)\n'
+        f'verified against PyTorch (atol {ver["atol"]:g}, rtol {ver["rtol"]:g}): {sizes}'
+    )
     print(json.dumps({k: meta[k] for k in ('num_classes', 'stride', 'normalization')}))
 
 

@@ -8,6 +8,7 @@ MODEL is a training checkpoint (.pth, needs --config) or a file written by tools
 DIR/masks/<name>.png (palette PNG: pixel = class id) and DIR/overlays/<name>.png. Images of any
 size work: each is padded to the network's stride and the prediction cropped back.
 """
+
 import argparse
 import os
 import os.path as osp
@@ -22,14 +23,24 @@ from uda.evaluation.image_predictor import ImagePredictor, list_images, save_pre
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Predict masks for image files.')
     parser.add_argument('source', help='image folder, glob pattern or image file')
-    parser.add_argument('--model', required=True,
-                        help='checkpoint (.pth) or export (.onnx/.torchscript/.safetensors)')
+    parser.add_argument(
+        '--model',
+        required=True,
+        help='checkpoint (.pth) or export (.onnx/.torchscript/.safetensors)',
+    )
     parser.add_argument('--config', help='training config (required with a .pth checkpoint)')
     parser.add_argument('--out-dir', required=True, help='output folder')
-    parser.add_argument('--which', choices=['student', 'teacher'], default='student',
-                        help='network of a .pth checkpoint')
-    parser.add_argument('--mode', choices=['whole', 'slide', 'aug'],
-                        help='inference mode (default: the config test_cfg, else whole)')
+    parser.add_argument(
+        '--which',
+        choices=['student', 'teacher'],
+        default='student',
+        help='network of a .pth checkpoint',
+    )
+    parser.add_argument(
+        '--mode',
+        choices=['whole', 'slide', 'aug'],
+        help='inference mode (default: the config test_cfg, else whole)',
+    )
     parser.add_argument('--device', default='cpu', help="torch device, e.g. 'cuda'")
     parser.add_argument('--alpha', type=float, default=0.5, help='mask weight in overlays')
     return parser.parse_args()
@@ -44,18 +55,27 @@ def main() -> None:
     if args.model.endswith('.pth'):
         if not args.config:
             raise ValueError('A .pth checkpoint needs --config (the config it was trained with).')
-        predictor = ImagePredictor.from_checkpoint(args.config, args.model, args.which, mode,
-                                                   args.device)
+        predictor = ImagePredictor.from_checkpoint(
+            args.config, args.model, args.which, mode, args.device
+        )
     else:
         predictor = ImagePredictor.from_exported(args.model, mode, args.device)
     root = osp.commonpath([osp.dirname(osp.abspath(p)) for p in images])
     for path in tqdm(images, desc='infer', unit='img'):
         image = read_image(path)
         label = predictor(image)
-        save_prediction(label, image, predictor.palette, args.out_dir,
-                        osp.relpath(osp.abspath(path), root), args.alpha)
-    print(f'{len(images)} masks -> {os.path.join(args.out_dir, "masks")}, overlays -> '
-          f'{os.path.join(args.out_dir, "overlays")}')
+        save_prediction(
+            label,
+            image,
+            predictor.palette,
+            args.out_dir,
+            osp.relpath(osp.abspath(path), root),
+            args.alpha,
+        )
+    print(
+        f'{len(images)} masks -> {os.path.join(args.out_dir, "masks")}, overlays -> '
+        f'{os.path.join(args.out_dir, "overlays")}'
+    )
 
 
 if __name__ == '__main__':

@@ -4,6 +4,7 @@
 
 Each WORK_DIR is a work dir holding one metrics.json (searched recursively) or the file itself.
 """
+
 import argparse
 import os.path as osp
 
@@ -24,8 +25,10 @@ def main() -> None:
     print(markdown)
     if args.out:
         if osp.isdir(args.out):
-            raise IsADirectoryError(f'--out {args.out} is a directory; give a file name such as '
-                                    f"{osp.join(args.out, 'report.md')}.")
+            raise IsADirectoryError(
+                f'--out {args.out} is a directory; give a file name such as '
+                f'{osp.join(args.out, "report.md")}.'
+            )
         with open(args.out, 'w') as f:
             f.write(markdown)
 

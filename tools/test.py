@@ -7,6 +7,7 @@ Writes to the work dir: ``metrics.json`` (mIoU, per-class IoU, accuracies), ``pe
 from ``model.test_cfg`` (whole / slide / aug) over the dataset base's ``inference_cfg``
 (slide windows); ``--mode`` and ``--which`` override both.
 """
+
 import argparse
 import os.path as osp
 
@@ -14,8 +15,12 @@ from mmengine.config import DictAction
 from mmengine.runner import Runner
 
 import uda.engine  # noqa: F401  (torch>=2.6 checkpoint loader)
-from uda.engine.checkpoint import (check_weights_fit, load_checkpoint_file, segmentor_weights,
-                                   state_dict_of)
+from uda.engine.checkpoint import (
+    check_weights_fit,
+    load_checkpoint_file,
+    segmentor_weights,
+    state_dict_of,
+)
 from uda.engine.config import load_config
 from uda.engine.dist import prepare_distributed
 from uda.evaluation.inference import resolve_test_cfg
@@ -27,18 +32,35 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('config', help='config file')
     parser.add_argument('checkpoint', help='checkpoint file (.pth)')
     parser.add_argument('--work-dir', help='folder for metrics.json and predictions')
-    parser.add_argument('--mode', choices=['whole', 'slide', 'aug'],
-                        help='inference mode (default: model.test_cfg.mode, else whole)')
-    parser.add_argument('--which', choices=['student', 'teacher'],
-                        help='network of the checkpoint to evaluate (default: student)')
-    parser.add_argument('--labelids', action='store_true',
-                        help='also write Cityscapes labelIds PNGs to WORK_DIR/labelIds')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
-                        help='override config keys, e.g. model.test_cfg.stride=256')
-    parser.add_argument('--max-pred-images', type=int, default=None,
-                        help='write at most this many coloured predictions (default: all)')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
-                        default='none')
+    parser.add_argument(
+        '--mode',
+        choices=['whole', 'slide', 'aug'],
+        help='inference mode (default: model.test_cfg.mode, else whole)',
+    )
+    parser.add_argument(
+        '--which',
+        choices=['student', 'teacher'],
+        help='network of the checkpoint to evaluate (default: student)',
+    )
+    parser.add_argument(
+        '--labelids',
+        action='store_true',
+        help='also write Cityscapes labelIds PNGs to WORK_DIR/labelIds',
+    )
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        default={},
+        help='override config keys, e.g. model.test_cfg.stride=256',
+    )
+    parser.add_argument(
+        '--max-pred-images',
+        type=int,
+        default=None,
+        help='write at most this many coloured predictions (default: all)',
+    )
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
     parser.add_argument('--local-rank', '--local_rank', type=int, default=0)
     return parser.parse_args()
 
@@ -55,10 +77,15 @@ def main() -> None:
     cfg.model['test_cfg'] = resolve_test_cfg(cfg, dict(mode=args.mode, which=args.which))
     cfg.load_from, cfg.resume = args.checkpoint, False
     protocol = cfg.test_evaluator.get('protocol', 'cityscapes19')
-    cfg.custom_hooks = list(cfg.get('custom_hooks') or []) + [dict(
-        type='PredictionWriterHook', out_dir=cfg.work_dir, protocol=protocol,
-        max_images=args.max_pred_images,
-        labelid_dir=osp.join(cfg.work_dir, 'labelIds') if args.labelids else None)]
+    cfg.custom_hooks = list(cfg.get('custom_hooks') or []) + [
+        dict(
+            type='PredictionWriterHook',
+            out_dir=cfg.work_dir,
+            protocol=protocol,
+            max_images=args.max_pred_images,
+            labelid_dir=osp.join(cfg.work_dir, 'labelIds') if args.labelids else None,
+        )
+    ]
     prepare_distributed(cfg)  # --launcher pytorch: the Adapter's wrapper; gloo without CUDA
     runner = Runner.from_cfg(cfg)
     # mmengine only warns on mismatching weights; evaluating random layers must be an error.
@@ -66,15 +93,22 @@ def main() -> None:
     given = state_dict_of(load_checkpoint_file(args.checkpoint, 'cpu'))
     which = model.test_cfg['which']  # only the evaluated network must fit
     model.segmentor_for(which)  # a clear error when the method has no such network
-    check_weights_fit(segmentor_weights(model.state_dict(), which, args.config),
-                      segmentor_weights(given, which, args.checkpoint), args.checkpoint,
-                      args.config)
+    check_weights_fit(
+        segmentor_weights(model.state_dict(), which, args.config),
+        segmentor_weights(given, which, args.checkpoint),
+        args.checkpoint,
+        args.config,
+    )
     runner.test()
     if runner.rank == 0:
         metric = runner.test_evaluator.metrics[0]
-        write_report_files(cfg.test_evaluator['out_file'], cfg.work_dir,
-                           getattr(metric, 'last_confusion', None), protocol,
-                           getattr(metric, 'eval_ids', None))
+        write_report_files(
+            cfg.test_evaluator['out_file'],
+            cfg.work_dir,
+            getattr(metric, 'last_confusion', None),
+            protocol,
+            getattr(metric, 'eval_ids', None),
+        )
 
 
 if __name__ == '__main__':

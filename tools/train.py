@@ -1,4 +1,5 @@
 """Train a model from a config: ``python tools/train.py CONFIG [--work-dir DIR] ...``."""
+
 import argparse
 import json
 import os.path as osp
@@ -15,13 +16,27 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Train a segmentation / adaptation model.')
     parser.add_argument('config', help='config file')
     parser.add_argument('--work-dir', help='folder for logs, checkpoints and metrics.json')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
-                        help='override config keys, e.g. train_cfg.max_iters=100')
-    parser.add_argument('--resume', nargs='?', const='auto', default=None,
-                        help='resume from the latest checkpoint in the work dir, or from PATH')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        default={},
+        help='override config keys, e.g. train_cfg.max_iters=100',
+    )
+    parser.add_argument(
+        '--resume',
+        nargs='?',
+        const='auto',
+        default=None,
+        help='resume from the latest checkpoint in the work dir, or from PATH',
+    )
     parser.add_argument('--seed', type=int, default=None, help='random seed')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
-                        default='none', help='job launcher (pytorch = torchrun, DDP)')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher (pytorch = torchrun, DDP)',
+    )
     parser.add_argument('--local-rank', '--local_rank', type=int, default=0)
     return parser.parse_args()
 
@@ -47,18 +62,24 @@ def main() -> None:
             with open(scalars) as f:
                 history = [json.loads(line) for line in f if '"mIoU"' in line]
             if len(history) > 1:
-                print('target mIoU by iteration: ' + ', '.join(
-                    f"{h['step']}: {h['mIoU']:.2f}" for h in history))
+                print(
+                    'target mIoU by iteration: '
+                    + ', '.join(f'{h["step"]}: {h["mIoU"]:.2f}' for h in history)
+                )
             # A self-training run with a warm-up phase: its starting point vs the adapted model.
             start = (cfg.model.get('teacher') or {}).get('start_iter', 0)
             before = [h for h in history if h['step'] <= start]
             if start and before and history[-1]['step'] > start:
                 first, last = before[-1], history[-1]
-                print(f"warm-up (before self-training, iteration {first['step']}): "
-                      f"{first['mIoU']:.2f} -> adapted (iteration {last['step']}): "
-                      f"{last['mIoU']:.2f} mIoU ({last['mIoU'] - first['mIoU']:+.2f})")
-        print(f"target mIoU ({report['protocol']}, {report['num_images']} images): "
-              f"{report['mIoU']:.2f}  -> {metrics}")
+                print(
+                    f'warm-up (before self-training, iteration {first["step"]}): '
+                    f'{first["mIoU"]:.2f} -> adapted (iteration {last["step"]}): '
+                    f'{last["mIoU"]:.2f} mIoU ({last["mIoU"] - first["mIoU"]:+.2f})'
+                )
+        print(
+            f'target mIoU ({report["protocol"]}, {report["num_images"]} images): '
+            f'{report["mIoU"]:.2f}  -> {metrics}'
+        )
 
 
 if __name__ == '__main__':

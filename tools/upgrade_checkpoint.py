@@ -6,6 +6,7 @@ CONFIG is the current config of the run (its ``model.terms`` names); the key map
 documented in :func:`uda.engine.checkpoint.upgrade_state_dict`. The new file loads strictly
 into the model built from CONFIG, or this tool fails and writes nothing.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,8 +42,7 @@ def main(argv: list[str] | None = None) -> None:
     else:
         ckpt = new_state
     torch.save(ckpt, args.new)
-    print(f'{args.old} -> {args.new}: {len(new_state)} weights, loads strictly into '
-          f'{args.config}')
+    print(f'{args.old} -> {args.new}: {len(new_state)} weights, loads strictly into {args.config}')
 
 
 if __name__ == '__main__':

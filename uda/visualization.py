@@ -6,6 +6,7 @@ prediction files (``PredictionWriterHook``) and ``tools/infer.py``
 each other for colours. The colour lookup follows mmseg's ``SegLocalVisualizer``
 (``open-mmlab/mmsegmentation:mmseg/visualization/local_visualizer.py``).
 """
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -17,7 +18,7 @@ import torch
 def colorize(label: torch.Tensor | np.ndarray, palette: Sequence[Sequence[int]]) -> np.ndarray:
     """Label ids [H, W] -> RGB uint8 [H, W, 3]; ids outside the palette (ignore) are black."""
     lut = np.zeros((256, 3), np.uint8)
-    lut[:len(palette)] = np.asarray(palette, np.uint8)
+    lut[: len(palette)] = np.asarray(palette, np.uint8)
     lbl = label.detach().cpu().numpy() if isinstance(label, torch.Tensor) else np.asarray(label)
     return lut[np.clip(lbl, 0, 255).astype(np.int64)]
 

@@ -2,10 +2,12 @@
 # (benchmarks/sweep.py --preset camvid-day2dusk runs it with 3 seeds).
 _base_ = [
     '../_base_/default_runtime.py',
-    '../_base_/models/unet_resnet18.py',        # segmentor + data_preprocessor
-    '../_base_/datasets/camvidday2dusk_128x128.py',    # day source, dusk target, dusk test; 11 classes
-    '../_base_/methods/abn.py',                 # SourceCE + target-only BN statistics
+    '../_base_/models/unet_resnet18.py',  # segmentor + data_preprocessor
+    '../_base_/datasets/camvidday2dusk_128x128.py',  # day->dusk, dusk test, 11 classes
+    '../_base_/methods/abn.py',  # SourceCE + target-only BN statistics
     '../_base_/schedules/adamw_poly_200.py',
 ]
-model = dict(segmentor=dict(_base_.segmentor, num_classes=_base_.num_classes),
-             data_preprocessor=_base_.data_preprocessor)
+model = dict(
+    segmentor=dict(_base_.segmentor, num_classes=_base_.num_classes),
+    data_preprocessor=_base_.data_preprocessor,
+)

@@ -6,15 +6,20 @@
 # Needs the data (GTA5_ROOT, CITYSCAPES_ROOT), ImageNet weights and a GPU.
 _base_ = [
     '../_base_/default_runtime.py',
-    '../_base_/models/deeplabv2_resnet101.py',       # segmentor + data_preprocessor
+    '../_base_/models/deeplabv2_resnet101.py',  # segmentor + data_preprocessor
     '../_base_/datasets/gta2cityscapes_512x512.py',  # GTA5 source, Cityscapes target/val
-    '../_base_/methods/advent_minent.py',            # SourceCE + EntropyAdversarial + MinEnt
-    '../_base_/schedules/sgd-adam_poly_120k.py',     # SGD segmentor + Adam discriminators
+    '../_base_/methods/advent_minent.py',  # SourceCE + EntropyAdversarial + MinEnt
+    '../_base_/schedules/sgd-adam_poly_120k.py',  # SGD segmentor + Adam discriminators
 ]
 # Multi-level: the auxiliary head reads encoder stage -2 (layer3, 1024 channels, stride 8).
-model = dict(segmentor=dict(_base_.segmentor, aux_head=dict(type='aspp', in_index=-2)),
-             data_preprocessor=_base_.data_preprocessor)
+model = dict(
+    segmentor=dict(_base_.segmentor, aux_head=dict(type='aspp', in_index=-2)),
+    data_preprocessor=_base_.data_preprocessor,
+)
 train_dataloader = dict(batch_size=1)  # one source + one target image, as the reference
 # Both classifiers (the ASPP head and the aux head) at 10x the learning rate, as the reference.
-optim_wrapper = dict(paramwise_cfg=dict(custom_keys={'net.decoder': dict(lr_mult=10.0),
-                                                     'heads.aux': dict(lr_mult=10.0)}))
+optim_wrapper = dict(
+    paramwise_cfg=dict(
+        custom_keys={'net.decoder': dict(lr_mult=10.0), 'heads.aux': dict(lr_mult=10.0)}
+    )
+)

@@ -3,15 +3,17 @@
 # 200 iterations), to compare with ABN (benchmarks/sweep.py --preset adversarial-camvid).
 _base_ = [
     '../_base_/default_runtime.py',
-    '../_base_/models/unet_resnet18.py',               # segmentor + data_preprocessor
-    '../_base_/datasets/camvidday2dusk_128x128.py',    # day source, dusk target, dusk test
-    '../_base_/methods/minent.py',                     # SourceCE + MinEnt
+    '../_base_/models/unet_resnet18.py',  # segmentor + data_preprocessor
+    '../_base_/datasets/camvidday2dusk_128x128.py',  # day source, dusk target, dusk test
+    '../_base_/methods/minent.py',  # SourceCE + MinEnt
     '../_base_/schedules/adamw_poly_200.py',
 ]
 # Multi-level: the auxiliary head on the penultimate encoder stage (stride 16, 256 channels).
 model = dict(
-    segmentor=dict(_base_.segmentor, num_classes=_base_.num_classes,
-                   aux_head=dict(in_index=-2, channels=64)),
+    segmentor=dict(
+        _base_.segmentor, num_classes=_base_.num_classes, aux_head=dict(in_index=-2, channels=64)
+    ),
     data_preprocessor=_base_.data_preprocessor,
     # Adaptive BN: target-only BN statistics; without them these runs collapse.
-    bn_policy='target_only')
+    bn_policy='target_only',
+)

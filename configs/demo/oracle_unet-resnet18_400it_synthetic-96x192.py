@@ -8,8 +8,17 @@ _base_ = [
     '../_base_/methods/source_only.py',
     '../_base_/schedules/adamw_poly_400it.py',
 ]
-target_labelled = dict(type='SyntheticDataset', style='target', num_samples=1000, seed=0,
-                       size=_base_.scene_size, pipeline=_base_.train_pipeline)
+target_labelled = dict(
+    type='SyntheticDataset',
+    style='target',
+    num_samples=1000,
+    seed=0,
+    size=_base_.scene_size,
+    pipeline=_base_.train_pipeline,
+)
 train_dataloader = dict(dataset=dict(branches=dict(_delete_=True, source=target_labelled)))
-model = dict(segmentor=_base_.segmentor, data_preprocessor=_base_.data_preprocessor,
-             test_cfg=_base_.inference_cfg)
+model = dict(
+    segmentor=_base_.segmentor,
+    data_preprocessor=_base_.data_preprocessor,
+    test_cfg=_base_.inference_cfg,
+)

@@ -6,5 +6,8 @@ _base_ = [
     '../_base_/methods/source_only.py',
     '../_base_/schedules/adamw_poly_400it.py',
 ]
-model = dict(segmentor=_base_.segmentor, data_preprocessor=_base_.data_preprocessor,
-             test_cfg=_base_.inference_cfg)
+model = dict(
+    segmentor=_base_.segmentor,
+    data_preprocessor=_base_.data_preprocessor,
+    test_cfg=_base_.inference_cfg,
+)

@@ -10,5 +10,7 @@ _base_ = [
 ]
 target_labelled = dict(_base_.target_train, with_label=True)
 train_dataloader = dict(dataset=dict(branches=dict(_delete_=True, source=target_labelled)))
-model = dict(segmentor=dict(_base_.segmentor, num_classes=_base_.num_classes),
-             data_preprocessor=_base_.data_preprocessor)
+model = dict(
+    segmentor=dict(_base_.segmentor, num_classes=_base_.num_classes),
+    data_preprocessor=_base_.data_preprocessor,
+)

@@ -4,7 +4,7 @@
 # an optimiser for its discriminators.
 _base_ = [
     '../demo/sac_unet-resnet18_400it_synthetic-96x192.py',  # the SAC demo, as it is
-    '../_base_/methods/feature_adversarial_term.py',        # the FeatureAdversarial term
+    '../_base_/methods/feature_adversarial_term.py',  # the FeatureAdversarial term
 ]
 # The demo's terms (src, sac) plus FeatureAdversarial, merged by name.
 model = dict(terms=dict(feat=_base_.feature_adversarial))
@@ -15,5 +15,7 @@ optim_wrapper = dict(
     _delete_=True,
     constructor='AdapterOptimWrapperConstructor',
     student=_base_.optim_wrapper,
-    discriminators=dict(type='OptimWrapper',
-                        optimizer=dict(type='Adam', lr=1e-4, betas=(0.9, 0.99))))
+    discriminators=dict(
+        type='OptimWrapper', optimizer=dict(type='Adam', lr=1e-4, betas=(0.9, 0.99))
+    ),
+)

@@ -5,12 +5,14 @@
 # Needs the data (SYNTHIA_ROOT, CITYSCAPES_ROOT) and a GPU; not runnable on the CPU here.
 _base_ = [
     '../_base_/default_runtime.py',
-    '../_base_/models/deeplabv2_resnet101.py',          # segmentor + data_preprocessor
+    '../_base_/models/deeplabv2_resnet101.py',  # segmentor + data_preprocessor
     '../_base_/datasets/synthia2cityscapes_512x512.py',  # SYNTHIA source, Cityscapes target
-    '../_base_/methods/sac.py',                         # SourceCE + SACSelfTraining (weight 5)
+    '../_base_/methods/sac.py',  # SourceCE + SACSelfTraining (weight 5)
     '../_base_/schedules/sgd_poly_40k_sac.py',
 ]
 model = dict(
-    segmentor=_base_.segmentor, data_preprocessor=_base_.data_preprocessor,
+    segmentor=_base_.segmentor,
+    data_preprocessor=_base_.data_preprocessor,
     # Reference batches: 2 target images x 4 views beside the source batch.
-    labellers=dict(sac=dict(num_images=2)))
+    labellers=dict(sac=dict(num_images=2)),
+)

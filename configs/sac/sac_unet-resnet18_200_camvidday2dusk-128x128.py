@@ -3,9 +3,9 @@
 # initialised at iteration 100 (per-step EMA, the run is short), 2 target images x 4 views.
 _base_ = [
     '../_base_/default_runtime.py',
-    '../_base_/models/unet_resnet18.py',            # segmentor + data_preprocessor
+    '../_base_/models/unet_resnet18.py',  # segmentor + data_preprocessor
     '../_base_/datasets/camvidday2dusk_128x128.py',  # day source, dusk target, dusk test
-    '../_base_/methods/sac.py',                     # SourceCE + SACSelfTraining + teacher hook
+    '../_base_/methods/sac.py',  # SourceCE + SACSelfTraining + teacher hook
     '../_base_/schedules/adamw_poly_200.py',
 ]
 model = dict(
@@ -16,4 +16,5 @@ model = dict(
     terms=dict(sac=dict(weight=1.0)),
     # From scratch, BN statistics frozen at the ABN values go stale as the weights move; BN
     # keeps tracking target-only statistics throughout (as in the synthetic demo).
-    bn_policy='target_only')
+    bn_policy='target_only',
+)

@@ -7,5 +7,7 @@ _base_ = [
     '../_base_/methods/source_only.py',
     '../_base_/schedules/adamw_poly_200.py',
 ]
-model = dict(segmentor=dict(_base_.segmentor, num_classes=_base_.num_classes),
-             data_preprocessor=_base_.data_preprocessor)
+model = dict(
+    segmentor=dict(_base_.segmentor, num_classes=_base_.num_classes),
+    data_preprocessor=_base_.data_preprocessor,
+)

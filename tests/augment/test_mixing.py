@@ -1,4 +1,5 @@
 """Mixing masks: ClassMix per image, CutMix boxes, MIC block masks, and mix."""
+
 import math
 
 import pytest

@@ -1,9 +1,15 @@
 """Photometric augmentation (kornia): per-image parameters, seeding, presets."""
+
 import pytest
 import torch
 
-from uda.augment.photometric import (PhotometricAugment, dacs_strong, relative_kernel,
-                                     sac_noise, unimatch_strong)
+from uda.augment.photometric import (
+    PhotometricAugment,
+    dacs_strong,
+    relative_kernel,
+    sac_noise,
+    unimatch_strong,
+)
 
 
 def _images(k=4, seed=0):
@@ -14,8 +20,10 @@ def _images(k=4, seed=0):
 def test_each_image_gets_its_own_parameters():
     # The same image repeated: any difference between the outputs comes from per-image draws.
     x = _images(1).expand(4, 3, 32, 32).contiguous()
-    for aug in (PhotometricAugment(jitter=(0.4, 0.4, 0.4, 0.1)),
-                PhotometricAugment(blur_sigma=(0.1, 2.0), blur_kernel=7)):
+    for aug in (
+        PhotometricAugment(jitter=(0.4, 0.4, 0.4, 0.1)),
+        PhotometricAugment(blur_sigma=(0.1, 2.0), blur_kernel=7),
+    ):
         y = aug(x, generator_seed=0)
         assert all(not torch.allclose(y[0], y[i]) for i in range(1, 4))
 
@@ -41,8 +49,9 @@ def test_presets_keep_shape_and_range(make):
 
 def test_probability_zero_is_identity():
     x = _images()
-    aug = PhotometricAugment(jitter=(0.5, 0.5, 0.5, 0.25), jitter_p=0.0, grey_p=0.0,
-                             blur_sigma=(0.1, 2.0), blur_p=0.0)
+    aug = PhotometricAugment(
+        jitter=(0.5, 0.5, 0.5, 0.25), jitter_p=0.0, grey_p=0.0, blur_sigma=(0.1, 2.0), blur_p=0.0
+    )
     assert torch.equal(aug(x, generator_seed=0), x)
 
 

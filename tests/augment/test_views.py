@@ -1,4 +1,5 @@
 """Multi-view warping: views, fusion across views."""
+
 import torch
 
 from uda.augment.views import Views, cut_views, fuse_views, invert_affine, sample_views, warp
@@ -9,8 +10,9 @@ def _affine(sx, sy, tx=0.0, ty=0.0, flip=False):
 
 
 def _ramp(h=16, w=24, c=3):
-    yy, xx = torch.meshgrid(torch.arange(h, dtype=torch.float64),
-                            torch.arange(w, dtype=torch.float64), indexing='ij')
+    yy, xx = torch.meshgrid(
+        torch.arange(h, dtype=torch.float64), torch.arange(w, dtype=torch.float64), indexing='ij'
+    )
     return torch.stack([xx + 2 * yy + k for k in range(c)])[None]  # linear in x and y
 
 
@@ -49,9 +51,8 @@ def test_averaging_ignores_uncovered_pixels():
     b = torch.tensor([0.1, 0.1, 0.8]).view(1, c, 1, 1).expand(1, c, h, w)
     fused, covered, average, count = fuse_views(torch.cat([a, b]), views)
     # Each half is seen by one view only: its value, undiluted by the other (absent) view.
-    assert torch.allclose(average[0, :, :, 1:w // 2 - 1], a[0, :, :, 1:w // 2 - 1], atol=1e-6)
-    assert torch.allclose(average[0, :, :, w // 2 + 1:-1], b[0, :, :, w // 2 + 1:-1],
-                          atol=1e-6)
+    assert torch.allclose(average[0, :, :, 1 : w // 2 - 1], a[0, :, :, 1 : w // 2 - 1], atol=1e-6)
+    assert torch.allclose(average[0, :, :, w // 2 + 1 : -1], b[0, :, :, w // 2 + 1 : -1], atol=1e-6)
     # Back in each view, away from the seam, the view gets its own prediction back.
     assert torch.allclose(fused[0, :, :, :-2], a[0, :, :, :-2], atol=1e-5)
     assert torch.allclose(fused[1, :, :, 2:], b[0, :, :, 2:], atol=1e-5)

@@ -1,4 +1,5 @@
 """benchmarks/sweep.py: the commands it builds and the mean ± std / paired deltas it reports."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -9,8 +10,9 @@ import sys
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-_spec = importlib.util.spec_from_file_location('sweep', os.path.join(ROOT, 'benchmarks',
-                                                                     'sweep.py'))
+_spec = importlib.util.spec_from_file_location(
+    'sweep', os.path.join(ROOT, 'benchmarks', 'sweep.py')
+)
 sweep = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(sweep)
 
@@ -20,32 +22,55 @@ SAC = 'configs/demo/sac_unet-resnet18_400it_synthetic-96x192.py'
 
 def test_commands_seeds_outer_options_in_order(tmp_path) -> None:
     out = str(tmp_path)
-    runs = [('ABN', ABN, []), ('SAC w2', SAC, ['model.terms.sac.weight=2.0',
-                                                 'load_from={out}/abn_seed{seed}/x.pth'])]
+    runs = [
+        ('ABN', ABN, []),
+        ('SAC w2', SAC, ['model.terms.sac.weight=2.0', 'load_from={out}/abn_seed{seed}/x.pth']),
+    ]
     jobs = sweep.build_jobs(runs, [0, 1], out, common=['train_cfg.max_iters=4'])
-    assert [(j.name, j.seed) for j in jobs] == [('ABN', 0), ('SAC w2', 0), ('ABN', 1),
-                                                ('SAC w2', 1)]
+    assert [(j.name, j.seed) for j in jobs] == [
+        ('ABN', 0),
+        ('SAC w2', 0),
+        ('ABN', 1),
+        ('SAC w2', 1),
+    ]
     cmd = jobs[3].cmd
     assert cmd[0] == sys.executable and cmd[1].endswith(os.path.join('tools', 'train.py'))
     assert cmd[2] == os.path.join(ROOT, SAC)
     assert cmd[3:7] == ['--work-dir', os.path.join(out, 'sac-w2_seed1'), '--seed', '1']
-    assert cmd[7:] == ['--cfg-options', 'train_cfg.max_iters=4', 'model.terms.sac.weight=2.0',
-                       f'load_from={out}/abn_seed1/x.pth']
+    assert cmd[7:] == [
+        '--cfg-options',
+        'train_cfg.max_iters=4',
+        'model.terms.sac.weight=2.0',
+        f'load_from={out}/abn_seed1/x.pth',
+    ]
     assert '--cfg-options' not in sweep.build_jobs([('ABN', ABN, [])], [0], out)[0].cmd
 
 
 def test_budget_scales_every_scheduler() -> None:
     opts = sweep.budget_options(ABN, 40)
-    assert opts[:3] == ['train_cfg.max_iters=40', 'train_cfg.val_interval=40',
-                        'default_hooks.checkpoint.interval=40']
+    assert opts[:3] == [
+        'train_cfg.max_iters=40',
+        'train_cfg.val_interval=40',
+        'default_hooks.checkpoint.interval=40',
+    ]
     assert 'param_scheduler.0.end=40' in opts
 
 
 def _fake_run(work_dir: str, miou: float) -> None:
     os.makedirs(work_dir, exist_ok=True)
     with open(os.path.join(work_dir, 'metrics.json'), 'w') as f:
-        json.dump(dict(mIoU=miou, aAcc=90.0, mAcc=miou, IoU={'road': miou, 'sky': None},
-                       Acc={'road': miou, 'sky': None}, protocol='synthetic9', num_images=4), f)
+        json.dump(
+            dict(
+                mIoU=miou,
+                aAcc=90.0,
+                mAcc=miou,
+                IoU={'road': miou, 'sky': None},
+                Acc={'road': miou, 'sky': None},
+                protocol='synthetic9',
+                num_images=4,
+            ),
+            f,
+        )
 
 
 def test_summary_mean_std_paired_delta_and_gap(tmp_path) -> None:
@@ -61,8 +86,10 @@ def test_summary_mean_std_paired_delta_and_gap(tmp_path) -> None:
     # Paired by seed: 3, 2, 4 -> 3 ± 1; gap closed 30 %, 20 %, 40 % -> 30 ± 10.
     assert summary['SAC']['delta'] == dict(mean=3.0, std=1.0, n=3)
     assert summary['SAC']['gap_closed_pct'] == dict(mean=30.0, std=10.0, n=3)
-    assert '| SAC | 15.00 ± 2.65 (n=3) | 13.00 / 14.00 / 18.00 | 3.00 ± 1.00 (n=3) | ' \
-           '30.00 ± 10.00 % (n=3) | 60 s |' in table
+    assert (
+        '| SAC | 15.00 ± 2.65 (n=3) | 13.00 / 14.00 / 18.00 | 3.00 ± 1.00 (n=3) | '
+        '30.00 ± 10.00 % (n=3) | 60 s |' in table
+    )
     os.remove(os.path.join(jobs[4].work_dir, 'metrics.json'))  # SAC seed 1 missing
     _, summary = sweep.summarize(jobs, results, [0, 1, 2], 'ABN')
     assert summary['SAC']['delta'] == dict(mean=3.5, std=pytest.approx(0.7071, abs=1e-4), n=2)
@@ -70,14 +97,17 @@ def test_summary_mean_std_paired_delta_and_gap(tmp_path) -> None:
 
 def test_run_job_reuses_finished_runs_and_reports_failures(tmp_path) -> None:
     wd = str(tmp_path / 'a_seed0')
-    write = (f"import json, os; os.makedirs({wd!r}, exist_ok=True); "
-             f"json.dump(dict(mIoU=1.0), open(os.path.join({wd!r}, 'metrics.json'), 'w'))")
+    write = (
+        f'import json, os; os.makedirs({wd!r}, exist_ok=True); '
+        f"json.dump(dict(mIoU=1.0), open(os.path.join({wd!r}, 'metrics.json'), 'w'))"
+    )
     ok = sweep.Job('a', 0, wd, [sys.executable, '-c', write])
     assert sweep.run_job(ok)['failed'] is None
     again = sweep.run_job(ok._replace(cmd=[sys.executable, '-c', 'raise SystemExit(3)']))
     assert again['failed'] is None  # reused: sweep_run.json and metrics.json exist
-    bad = sweep.Job('b', 0, str(tmp_path / 'b_seed0'),
-                    [sys.executable, '-c', 'raise SystemExit(3)'])
+    bad = sweep.Job(
+        'b', 0, str(tmp_path / 'b_seed0'), [sys.executable, '-c', 'raise SystemExit(3)']
+    )
     assert 'exit code 3' in sweep.run_job(bad)['failed']
 
 
@@ -85,8 +115,24 @@ def test_presets_resolve_and_dry_run(tmp_path, capsys) -> None:
     for name in sweep.PRESETS:
         runs, _ = sweep.resolve(sweep.parse_args(['--preset', name, '--dry-run']))
         assert all(os.path.isfile(os.path.join(ROOT, c)) for _, c, _ in runs), name
-    sweep.main(['--run', 'ABN', ABN, '--run', 'SAC', SAC, 'model.terms.sac.weight=2.0',
-                '--baseline', 'ABN', '--seeds', '0', '--out', str(tmp_path), '--dry-run'])
+    sweep.main(
+        [
+            '--run',
+            'ABN',
+            ABN,
+            '--run',
+            'SAC',
+            SAC,
+            'model.terms.sac.weight=2.0',
+            '--baseline',
+            'ABN',
+            '--seeds',
+            '0',
+            '--out',
+            str(tmp_path),
+            '--dry-run',
+        ]
+    )
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 2 and lines[1].endswith('--cfg-options model.terms.sac.weight=2.0')
     with pytest.raises(SystemExit, match='not one of the runs'):
@@ -99,8 +145,22 @@ def test_main_writes_summary_files(tmp_path, monkeypatch) -> None:
         return dict(wall_s=1.0, failed=None)
 
     monkeypatch.setattr(sweep, 'run_job', fake)
-    summary = sweep.main(['--run', 'ABN', ABN, '--run', 'SAC', SAC, '--baseline', 'ABN',
-                          '--seeds', '0', '--out', str(tmp_path)])
+    summary = sweep.main(
+        [
+            '--run',
+            'ABN',
+            ABN,
+            '--run',
+            'SAC',
+            SAC,
+            '--baseline',
+            'ABN',
+            '--seeds',
+            '0',
+            '--out',
+            str(tmp_path),
+        ]
+    )
     assert summary['SAC']['delta']['mean'] == 2.0
     saved = json.loads((tmp_path / 'summary.json').read_text())
     assert saved['runs']['SAC']['mIoU'] == dict(mean=12.0, std=None, n=1)  # no NaN in JSON

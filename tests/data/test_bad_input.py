@@ -1,4 +1,5 @@
 """Each bad input fails with one clear error that names the file or key and the fix."""
+
 import numpy as np
 import pytest
 from PIL import Image

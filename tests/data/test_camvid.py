@@ -3,6 +3,7 @@
 Tests on the real frames use ``../shared/data/camvid`` and skip with a reason without it; the
 error tests build a tiny tree in the same layout.
 """
+
 import os
 
 import numpy as np
@@ -20,7 +21,8 @@ CAMVID_TO_CS = {0: 10, 1: 2, 2: 5, 3: 0, 4: 1, 5: 8, 6: 7, 7: 4, 8: 13, 9: 11, 1
 
 needs_camvid = pytest.mark.skipif(
     not os.path.isfile(os.path.join(SHARED_CAMVID, 'train.txt')),
-    reason=f'CamVid not found at {os.path.abspath(SHARED_CAMVID)} (shared data is optional)')
+    reason=f'CamVid not found at {os.path.abspath(SHARED_CAMVID)} (shared data is optional)',
+)
 
 
 def _raw_label(path: str) -> np.ndarray:
@@ -32,8 +34,7 @@ def _raw_label(path: str) -> np.ndarray:
 def test_day2dusk_config_splits(monkeypatch):
     monkeypatch.setenv('CAMVID_ROOT', os.path.abspath(SHARED_CAMVID))
     cfg = Config.fromfile(DAY2DUSK)
-    src, tgt, val = (DATASETS.build(cfg[k]) for k in ('source_train', 'target_train',
-                                                        'target_val'))
+    src, tgt, val = (DATASETS.build(cfg[k]) for k in ('source_train', 'target_train', 'target_val'))
     seqs = lambda ds: sorted({os.path.basename(p).split('_')[0] for p, _ in ds.items})  # noqa
     assert (len(src), seqs(src)) == (305, ['0006R0', '0016E5'])
     assert (len(tgt), seqs(tgt)) == (62, ['0001TP'])
@@ -57,8 +58,12 @@ def test_camvid11_labels_exact():
 
 @needs_camvid
 def test_camvid_onto_cityscapes_trainids_exact():
-    ds = CamVidDataset(data_root=SHARED_CAMVID, split='val', protocol='cityscapes19',
-                       label_map='camvid11_to_cityscapes19')
+    ds = CamVidDataset(
+        data_root=SHARED_CAMVID,
+        split='val',
+        protocol='cityscapes19',
+        label_map='camvid11_to_cityscapes19',
+    )
     raw = _raw_label(ds.items[0][1])
     gt = ds[0]['data_samples']['gt_sem_seg'].numpy()
     lut = np.array([CAMVID_TO_CS[i] for i in range(12)])
@@ -74,7 +79,8 @@ def _write_camvid(root, label_value=3):
         for s in stems:
             Image.fromarray(np.zeros((6, 8, 3), np.uint8)).save(root / split / f'{s}.png')
             Image.fromarray(np.full((6, 8), label_value, np.uint8)).save(
-                root / f'{split}annot' / f'{s}.png')
+                root / f'{split}annot' / f'{s}.png'
+            )
             lines.append(f'{split}/{s}.png {split}annot/{s}.png')
         (root / f'{split}.txt').write_text('\n'.join(lines) + '\n')
     return root
@@ -84,18 +90,27 @@ def test_sequences_filter_and_unknown_sequence(tmp_path):
     _write_camvid(tmp_path)
     ds = CamVidDataset(data_root=str(tmp_path), sequences=['0006R0'])
     assert [os.path.basename(p) for p, _ in ds.items] == ['0006R0_f01230.png']
-    with pytest.raises(ValueError, match=r"no frames of sequences \['0016E5'\]; its sequences "
-                                         r"are \['0001TP', '0006R0'\]"):
+    with pytest.raises(
+        ValueError,
+        match=r"no frames of sequences \['0016E5'\]; its sequences "
+        r"are \['0001TP', '0006R0'\]",
+    ):
         CamVidDataset(data_root=str(tmp_path), sequences=['0016E5'])
 
 
 def test_wrong_root_and_missing_split(tmp_path):
-    with pytest.raises(FileNotFoundError, match=r"CamVid root .*nope' is not a folder.*"
-                                                r'CAMVID_ROOT'):
+    with pytest.raises(
+        FileNotFoundError,
+        match=r"CamVid root .*nope' is not a folder.*"
+        r'CAMVID_ROOT',
+    ):
         CamVidDataset(data_root=str(tmp_path / 'nope'))
     _write_camvid(tmp_path)
-    with pytest.raises(FileNotFoundError, match=r"val\.txt not found \(split='val'\).*"
-                                                r"\['test\.txt', 'train\.txt'\]"):
+    with pytest.raises(
+        FileNotFoundError,
+        match=r"val\.txt not found \(split='val'\).*"
+        r"\['test\.txt', 'train\.txt'\]",
+    ):
         CamVidDataset(data_root=str(tmp_path), split='val')
 
 

@@ -1,4 +1,5 @@
 """The dataset base configs build from tiny official trees whose roots come from env vars."""
+
 import os
 
 import cv2
@@ -32,7 +33,8 @@ def _cityscapes(root):
         _img(root / f'leftImg8bit/{split}/ulm/ulm_000000_000019_leftImg8bit.png', 64, 128)
         (root / f'gtFine/{split}/ulm').mkdir(parents=True, exist_ok=True)
         Image.fromarray(np.full((64, 128), 7, np.uint8)).save(
-            root / f'gtFine/{split}/ulm/ulm_000000_000019_gtFine_labelIds.png')
+            root / f'gtFine/{split}/ulm/ulm_000000_000019_gtFine_labelIds.png'
+        )
 
 
 def _synthia(root):
@@ -51,12 +53,22 @@ def _camvid(root):
         (root / f'{split}.txt').write_text(f'{split}/0006R0_f0.png {split}annot/0006R0_f0.png\n')
 
 
-@pytest.mark.parametrize('base,roots,source_gt', [
-    ('gta2cityscapes_512x512.py', dict(GTA5_ROOT=_gta5, CITYSCAPES_ROOT=_cityscapes), 13),
-    ('synthia2cityscapes_512x512.py', dict(SYNTHIA_ROOT=_synthia, CITYSCAPES_ROOT=_cityscapes),
-     13),
-    ('camvid2cityscapes_320x320.py', dict(CAMVID_ROOT=_camvid, CITYSCAPES_ROOT=_cityscapes), 13),
-])
+@pytest.mark.parametrize(
+    'base,roots,source_gt',
+    [
+        ('gta2cityscapes_512x512.py', dict(GTA5_ROOT=_gta5, CITYSCAPES_ROOT=_cityscapes), 13),
+        (
+            'synthia2cityscapes_512x512.py',
+            dict(SYNTHIA_ROOT=_synthia, CITYSCAPES_ROOT=_cityscapes),
+            13,
+        ),
+        (
+            'camvid2cityscapes_320x320.py',
+            dict(CAMVID_ROOT=_camvid, CITYSCAPES_ROOT=_cityscapes),
+            13,
+        ),
+    ],
+)
 def test_base_builds_from_env_roots(tmp_path, monkeypatch, base, roots, source_gt):
     for var, write in roots.items():
         write(tmp_path / var)
@@ -79,15 +91,20 @@ def test_missing_env_root_names_the_variable(tmp_path, monkeypatch):
     monkeypatch.delenv('GTA5_ROOT', raising=False)
     monkeypatch.chdir(tmp_path)  # the default root data/gta5 does not exist here
     cfg = Config.fromfile(os.path.join(BASES, 'gta2cityscapes_512x512.py'))
-    with pytest.raises(FileNotFoundError, match=r"GTA5 root data/gta5 is not a folder.*GTA5_ROOT"):
+    with pytest.raises(FileNotFoundError, match=r'GTA5 root data/gta5 is not a folder.*GTA5_ROOT'):
         DATASETS.build(cfg.source_train)
 
 
 def test_root_from_cfg_options(tmp_path):
     _camvid(tmp_path / 'cv')
     leaf = os.path.join(ROOT, 'configs', 'abn', 'abn_unet-resnet18_200_camvidday2dusk-128x128.py')
-    cfg = load_config(leaf, {'val_dataloader.dataset.data_root': str(tmp_path / 'cv'),
-                             'val_dataloader.dataset.sequences': ['0006R0']},
-                      work_dir=str(tmp_path / 'wd'))
+    cfg = load_config(
+        leaf,
+        {
+            'val_dataloader.dataset.data_root': str(tmp_path / 'cv'),
+            'val_dataloader.dataset.sequences': ['0006R0'],
+        },
+        work_dir=str(tmp_path / 'wd'),
+    )
     val = DATASETS.build(cfg.val_dataloader.dataset)
     assert val.items[0][0] == str(tmp_path / 'cv' / 'test/0006R0_f0.png')

@@ -1,4 +1,5 @@
 """GTA5 in its official layout: images/ + labels/ (palette PNGs of Cityscapes labelIds)."""
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -6,8 +7,27 @@ from PIL import Image
 from uda.data import GTA5Dataset
 
 # Official Cityscapes labelId -> trainId (cityscapesscripts/helpers/labels.py); others -> 255.
-CITYSCAPES_TRAIN_IDS = {7: 0, 8: 1, 11: 2, 12: 3, 13: 4, 17: 5, 19: 6, 20: 7, 21: 8, 22: 9,
-                        23: 10, 24: 11, 25: 12, 26: 13, 27: 14, 28: 15, 31: 16, 32: 17, 33: 18}
+CITYSCAPES_TRAIN_IDS = {
+    7: 0,
+    8: 1,
+    11: 2,
+    12: 3,
+    13: 4,
+    17: 5,
+    19: 6,
+    20: 7,
+    21: 8,
+    22: 9,
+    23: 10,
+    24: 11,
+    25: 12,
+    26: 13,
+    27: 14,
+    28: 15,
+    31: 16,
+    32: 17,
+    33: 18,
+}
 H, W = 6, 34
 
 
@@ -22,7 +42,8 @@ def _write_gta5(root, names=('00001', '00002'), label=None):
     rng = np.random.default_rng(0)
     for n in names:
         Image.fromarray(rng.integers(0, 255, (H, W, 3), dtype=np.uint8)).save(
-            root / 'images' / f'{n}.png')
+            root / 'images' / f'{n}.png'
+        )
         # GTA5 ships labels as 8-bit palette PNGs: the pixel values are the labelIds.
         lbl = Image.fromarray(_labelids() if label is None else label, mode='P')
         lbl.putpalette([c for i in range(256) for c in (i, 255 - i, (7 * i) % 256)])
@@ -64,16 +85,22 @@ def test_wrong_root(tmp_path):
     with pytest.raises(FileNotFoundError, match=r'GTA5 root .*nope is not a folder.*GTA5_ROOT'):
         GTA5Dataset(data_root=str(tmp_path / 'nope'))
     (tmp_path / 'imgs').mkdir()
-    with pytest.raises(FileNotFoundError, match=r"GTA5 image folder .*images is not a folder. "
-                                                r".* holds \['imgs'\]"):
+    with pytest.raises(
+        FileNotFoundError,
+        match=r'GTA5 image folder .*images is not a folder. '
+        r".* holds \['imgs'\]",
+    ):
         GTA5Dataset(data_root=str(tmp_path))
 
 
 def test_unpaired_files_fail_unless_asked(tmp_path):
     _write_gta5(tmp_path)
     (tmp_path / 'labels' / '00002.png').unlink()
-    with pytest.raises(FileNotFoundError, match=r'1 image\(s\) in .*images have no label in '
-                                                r'.*labels, first: .*00002\.png.*skip_unpaired'):
+    with pytest.raises(
+        FileNotFoundError,
+        match=r'1 image\(s\) in .*images have no label in '
+        r'.*labels, first: .*00002\.png.*skip_unpaired',
+    ):
         GTA5Dataset(data_root=str(tmp_path))
     ds = GTA5Dataset(data_root=str(tmp_path), skip_unpaired=True)
     assert [p for p, _ in ds.items] == [str(tmp_path / 'images' / '00001.png')]

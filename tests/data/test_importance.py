@@ -1,4 +1,5 @@
 """Importance sampling: P(image | class) golden values, uniform fallback, the sampler, the tool."""
+
 import json
 import os
 import runpy
@@ -37,17 +38,29 @@ def test_images_without_statistics_are_uniform_and_absent_classes_skipped():
 
 def _weights_file(tmp_path, counts):
     path = tmp_path / 'w.json'
-    entries = [dict(index=i, img_path=f'#{i}', counts=c) for i, c in enumerate(counts)
-               if c is not None]
+    entries = [
+        dict(index=i, img_path=f'#{i}', counts=c) for i, c in enumerate(counts) if c is not None
+    ]
     path.write_text(json.dumps(dict(num_classes=len(counts[0]), images=entries)))
     return str(path)
 
 
 def test_sampler_draws_rare_class_images_more_often(tmp_path):
-    ds = DATASETS.build(dict(type='MultiBranchDataset', branches=dict(
-        source=dict(type='SyntheticDataset', style='source', num_samples=5, size=(8, 8)),
-        target=dict(type='SyntheticDataset', style='target', num_samples=4, size=(8, 8),
-                    with_label=False))))
+    ds = DATASETS.build(
+        dict(
+            type='MultiBranchDataset',
+            branches=dict(
+                source=dict(type='SyntheticDataset', style='source', num_samples=5, size=(8, 8)),
+                target=dict(
+                    type='SyntheticDataset',
+                    style='target',
+                    num_samples=4,
+                    size=(8, 8),
+                    with_label=False,
+                ),
+            ),
+        )
+    )
     # Image 3 holds all pixels of the rare class 1.
     counts = [[100, 0], [100, 0], [100, 0], [10, 40]]
     sampler = ImportanceSampler(ds, _weights_file(tmp_path, counts), seed=0)
@@ -80,8 +93,7 @@ def test_tool_writes_counts_for_every_target_image(tmp_path):
     argv = sys.argv
     sys.argv = ['compute_is_weights.py', cfg_path, ckpt, '--out', out, '--device', 'cpu']
     try:
-        runpy.run_path(os.path.join(ROOT, 'tools', 'compute_is_weights.py'),
-                       run_name='__main__')
+        runpy.run_path(os.path.join(ROOT, 'tools', 'compute_is_weights.py'), run_name='__main__')
     finally:
         sys.argv = argv
     with open(out) as f:
@@ -101,12 +113,20 @@ def test_tool_rejects_a_checkpoint_of_another_model(tmp_path):
     ckpt = str(tmp_path / 'other.pth')
     torch.save(dict(state_dict=MODELS.build(other).state_dict()), ckpt)
     argv = sys.argv
-    sys.argv = ['compute_is_weights.py', cfg_path, ckpt, '--out', str(tmp_path / 'w.json'),
-                '--device', 'cpu']
+    sys.argv = [
+        'compute_is_weights.py',
+        cfg_path,
+        ckpt,
+        '--out',
+        str(tmp_path / 'w.json'),
+        '--device',
+        'cpu',
+    ]
     try:
         with pytest.raises(ValueError, match='does not fit the network built from'):
-            runpy.run_path(os.path.join(ROOT, 'tools', 'compute_is_weights.py'),
-                           run_name='__main__')
+            runpy.run_path(
+                os.path.join(ROOT, 'tools', 'compute_is_weights.py'), run_name='__main__'
+            )
     finally:
         sys.argv = argv
     assert not (tmp_path / 'w.json').exists()

@@ -8,10 +8,18 @@ from uda.data.pipelines import build_pipeline
 
 
 def _ds(n_src=3, n_tgt=5):
-    return MultiBranchDataset(branches=dict(
-        source=dict(type='SyntheticDataset', style='source', num_samples=n_src, size=(16, 32)),
-        target=dict(type='SyntheticDataset', style='target', num_samples=n_tgt, size=(16, 32),
-                    with_label=False)))
+    return MultiBranchDataset(
+        branches=dict(
+            source=dict(type='SyntheticDataset', style='source', num_samples=n_src, size=(16, 32)),
+            target=dict(
+                type='SyntheticDataset',
+                style='target',
+                num_samples=n_tgt,
+                size=(16, 32),
+                with_label=False,
+            ),
+        )
+    )
 
 
 def test_branches_are_drawn_independently_and_cover_each_dataset():
@@ -48,9 +56,15 @@ def test_dataset_and_collate_give_branch_batches():
 
 def test_pipeline_keeps_mask_aligned_and_pads_with_ignore():
     import numpy as np
-    pipe = build_pipeline([dict(type='PadIfNeeded', min_height=8, min_width=8, border_mode=0,
-                                fill=0, fill_mask=255),
-                           dict(type='HorizontalFlip', p=1.0)])
+
+    pipe = build_pipeline(
+        [
+            dict(
+                type='PadIfNeeded', min_height=8, min_width=8, border_mode=0, fill=0, fill_mask=255
+            ),
+            dict(type='HorizontalFlip', p=1.0),
+        ]
+    )
     img = np.arange(4 * 6 * 3, dtype=np.uint8).reshape(4, 6, 3)
     mask = np.tile(np.arange(6, dtype=np.uint8), (4, 1))
     out = pipe(image=img, mask=mask)
@@ -68,21 +82,35 @@ def test_pipeline_bad_argument_names_the_transform():
 
 
 def _views_ds(views=None, **kw):
-    views = views if views is not None else dict(
-        weak=[], strong1=[dict(type='InvertImg', p=1.0)],
-        strong2=[dict(type='ToGray', p=1.0)])
-    return MultiBranchDataset(branches=dict(
-        labeled=dict(type='SyntheticDataset', style='source', num_samples=3, size=(16, 32)),
-        unlabeled=dict(dataset=dict(type='SyntheticDataset', style='target', num_samples=5,
-                                    size=(16, 32), **kw),
-                       views=views)))
+    views = (
+        views
+        if views is not None
+        else dict(
+            weak=[], strong1=[dict(type='InvertImg', p=1.0)], strong2=[dict(type='ToGray', p=1.0)]
+        )
+    )
+    return MultiBranchDataset(
+        branches=dict(
+            labeled=dict(type='SyntheticDataset', style='source', num_samples=3, size=(16, 32)),
+            unlabeled=dict(
+                dataset=dict(
+                    type='SyntheticDataset', style='target', num_samples=5, size=(16, 32), **kw
+                ),
+                views=views,
+            ),
+        )
+    )
 
 
 def test_views_of_one_branch_show_the_same_image():
     ds = _views_ds()
     assert ds.names == ['labeled', 'unlabeled']
-    assert ds.batch_branches == ['labeled', 'unlabeled.weak', 'unlabeled.strong1',
-                                 'unlabeled.strong2']
+    assert ds.batch_branches == [
+        'labeled',
+        'unlabeled.weak',
+        'unlabeled.strong1',
+        'unlabeled.strong2',
+    ]
     s = ds[(1, 3)]
     assert list(s) == ds.batch_branches
     weak, inv, grey = (s[f'unlabeled.{v}'] for v in ('weak', 'strong1', 'strong2'))
@@ -98,16 +126,29 @@ def test_views_of_one_branch_show_the_same_image():
     assert len(idx) == 2
     batch = uda_collate([ds[(0, 1)], ds[(2, 4)]])
     assert set(batch) == set(ds.batch_branches)
-    assert [d['img_path'] for d in batch['unlabeled.strong1']['data_samples']] == \
-        [d['img_path'] for d in batch['unlabeled.weak']['data_samples']]
+    assert [d['img_path'] for d in batch['unlabeled.strong1']['data_samples']] == [
+        d['img_path'] for d in batch['unlabeled.weak']['data_samples']
+    ]
 
 
 def test_random_views_shared_geometry_and_own_colour():
     # Base pipeline: a random crop shared by the views; views: independent colour jitter.
-    ds = MultiBranchDataset(branches=dict(unlabeled=dict(
-        dataset=dict(type='SyntheticDataset', style='target', num_samples=2, size=(16, 32),
-                     pipeline=[dict(type='RandomCrop', height=8, width=8)]),
-        views=dict(a=[dict(type='ColorJitter', p=1.0)], b=[dict(type='ColorJitter', p=1.0)]))))
+    ds = MultiBranchDataset(
+        branches=dict(
+            unlabeled=dict(
+                dataset=dict(
+                    type='SyntheticDataset',
+                    style='target',
+                    num_samples=2,
+                    size=(16, 32),
+                    pipeline=[dict(type='RandomCrop', height=8, width=8)],
+                ),
+                views=dict(
+                    a=[dict(type='ColorJitter', p=1.0)], b=[dict(type='ColorJitter', p=1.0)]
+                ),
+            )
+        )
+    )
     s = ds[0]
     a, b = s['unlabeled.a'], s['unlabeled.b']
     assert a['inputs'].shape == (3, 8, 8)

@@ -34,6 +34,7 @@ def test_styles_differ_in_appearance_statistics():
         imgs = [render_scene(i, style, 0, (64, 128))[0].astype(float) for i in range(20)]
         rough = np.mean([np.abs(np.diff(im, axis=1)).mean() for im in imgs])
         return np.mean(imgs), rough
+
     (src_mean, src_rough), (tgt_mean, tgt_rough) = stats('source'), stats('target')
     assert tgt_mean < src_mean - 10  # darker, other illumination
     assert tgt_rough > src_rough  # textures and sensor noise

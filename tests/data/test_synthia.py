@@ -1,4 +1,5 @@
 """SYNTHIA-RAND-CITYSCAPES layout: RGB/ + GT/LABELS/ 16-bit PNGs, class id in channel 1."""
+
 import struct
 
 import cv2
@@ -11,9 +12,31 @@ from uda.data import SynthiaDataset, read_synthia_label
 from uda.evaluation.iou_metric import IoUMetric
 
 # SYNTHIA class id -> Cityscapes trainId (SYNTHIA-RAND-CITYSCAPES README order).
-SYNTHIA_TO_TRAIN = {0: 255, 1: 10, 2: 2, 3: 0, 4: 1, 5: 4, 6: 8, 7: 5, 8: 13, 9: 7, 10: 11,
-                    11: 18, 12: 17, 13: 255, 14: 255, 15: 6, 16: 9, 17: 12, 18: 14, 19: 15,
-                    20: 16, 21: 3, 22: 255}
+SYNTHIA_TO_TRAIN = {
+    0: 255,
+    1: 10,
+    2: 2,
+    3: 0,
+    4: 1,
+    5: 4,
+    6: 8,
+    7: 5,
+    8: 13,
+    9: 7,
+    10: 11,
+    11: 18,
+    12: 17,
+    13: 255,
+    14: 255,
+    15: 6,
+    16: 9,
+    17: 12,
+    18: 14,
+    19: 15,
+    20: 16,
+    21: 3,
+    22: 255,
+}
 H, W = 4, 23
 
 
@@ -26,8 +49,9 @@ def _write_synthia(root, ids=None, names=('0000000', '0000001')):
         # File channels: R = class id, G = instance id (> 255, so an 8-bit or wrong-channel
         # reader sees other numbers), B = 0. OpenCV writes BGR arrays as RGB files.
         inst = np.full_like(ids, 1000) + np.arange(W, dtype=np.uint16)
-        cv2.imwrite(str(root / 'GT' / 'LABELS' / f'{n}.png'),
-                    np.stack([np.zeros_like(ids), inst, ids], -1))
+        cv2.imwrite(
+            str(root / 'GT' / 'LABELS' / f'{n}.png'), np.stack([np.zeros_like(ids), inst, ids], -1)
+        )
     return root
 
 
@@ -36,8 +60,9 @@ def test_label_file_is_16bit_rgb(tmp_path):
     head = (tmp_path / 'GT/LABELS/0000000.png').read_bytes()[:33]
     width, height, depth, colour = struct.unpack('>IIBB', head[16:26])
     assert (width, height, depth, colour) == (W, H, 16, 2)  # 16-bit truecolour
-    assert read_synthia_label(str(tmp_path / 'GT/LABELS/0000000.png'))[0].tolist() == \
-        list(range(23))
+    assert read_synthia_label(str(tmp_path / 'GT/LABELS/0000000.png'))[0].tolist() == list(
+        range(23)
+    )
 
 
 def test_ids_map_to_trainids_exactly(tmp_path):
@@ -46,8 +71,9 @@ def test_ids_map_to_trainids_exactly(tmp_path):
     assert gt[0].tolist() == [SYNTHIA_TO_TRAIN[i] for i in range(23)] and (gt == gt[0]).all()
 
 
-@pytest.mark.parametrize('protocol,dropped', [('synthia16', {9, 14, 16}),
-                                              ('synthia13', {3, 4, 5, 9, 14, 16})])
+@pytest.mark.parametrize(
+    'protocol,dropped', [('synthia16', {9, 14, 16}), ('synthia13', {3, 4, 5, 9, 14, 16})]
+)
 def test_class_protocol_drops_classes(tmp_path, protocol, dropped):
     ds = SynthiaDataset(data_root=str(_write_synthia(tmp_path)), class_protocol=protocol)
     gt = ds[1]['data_samples']['gt_sem_seg'][0].tolist()
@@ -61,8 +87,12 @@ def test_19_class_prediction_scored_under_16_and_13(tmp_path):
     gt = torch.arange(19).view(1, 19)
     pred = gt.clone()
     pred[0, 3] = pred[0, 9] = 0
-    metric = IoUMetric(protocol='cityscapes19', eval_protocol='synthia16',
-                       extra_protocols=['synthia13'], print_table=False)
+    metric = IoUMetric(
+        protocol='cityscapes19',
+        eval_protocol='synthia16',
+        extra_protocols=['synthia13'],
+        print_table=False,
+    )
     metric.process({}, [dict(pred_sem_seg=pred, gt_sem_seg=gt)])
     out = metric.compute_metrics(metric.results)
     # 16 classes: road IoU 1/3 (1 TP, 2 FP), wall 0, the other 14 perfect.
@@ -73,13 +103,19 @@ def test_19_class_prediction_scored_under_16_and_13(tmp_path):
 
 
 def test_wrong_root_and_missing_labels(tmp_path):
-    with pytest.raises(FileNotFoundError, match=r'SYNTHIA root .*nope is not a folder.*'
-                                                r'SYNTHIA_ROOT'):
+    with pytest.raises(
+        FileNotFoundError,
+        match=r'SYNTHIA root .*nope is not a folder.*'
+        r'SYNTHIA_ROOT',
+    ):
         SynthiaDataset(data_root=str(tmp_path / 'nope'))
     (tmp_path / 'RGB').mkdir()
     Image.fromarray(np.zeros((H, W, 3), np.uint8)).save(tmp_path / 'RGB' / '0000000.png')
-    with pytest.raises(FileNotFoundError, match=r'SYNTHIA label folder .*GT/LABELS is not a '
-                                                r'folder'):
+    with pytest.raises(
+        FileNotFoundError,
+        match=r'SYNTHIA label folder .*GT/LABELS is not a '
+        r'folder',
+    ):
         SynthiaDataset(data_root=str(tmp_path))
     assert len(SynthiaDataset(data_root=str(tmp_path), with_label=False)) == 1
 
@@ -87,8 +123,11 @@ def test_wrong_root_and_missing_labels(tmp_path):
 def test_unpaired(tmp_path):
     _write_synthia(tmp_path)
     (tmp_path / 'RGB' / '0000001.png').unlink()
-    with pytest.raises(FileNotFoundError, match=r'1 label\(s\) in .*LABELS have no image .*'
-                                                r'0000001\.png'):
+    with pytest.raises(
+        FileNotFoundError,
+        match=r'1 label\(s\) in .*LABELS have no image .*'
+        r'0000001\.png',
+    ):
         SynthiaDataset(data_root=str(tmp_path))
 
 

@@ -1,4 +1,5 @@
 """Checkpoints of the positional-terms layout: refused with the fix, converted by the tool."""
+
 import os
 import sys
 
@@ -9,16 +10,27 @@ from uda.engine.checkpoint import upgrade_state_dict
 from uda.registry import MODELS
 
 ROOT = os.path.join(os.path.dirname(__file__), '..', '..')
-TERMS = dict(src=dict(type='SourceCE'),
-             sac=dict(type='SACSelfTraining'),
-             feat=dict(type='FeatureAdversarial', aux_weight=0,
-                       discriminator=dict(type='FeatureDiscriminator', channels=(4,))))
+TERMS = dict(
+    src=dict(type='SourceCE'),
+    sac=dict(type='SACSelfTraining'),
+    feat=dict(
+        type='FeatureAdversarial',
+        aux_weight=0,
+        discriminator=dict(type='FeatureDiscriminator', channels=(4,)),
+    ),
+)
 
 
 def _model():
-    return MODELS.build(dict(type='Adapter', segmentor=dict(type='ToySegmentor'),
-                             teacher=dict(), labellers=dict(sac=dict(type='SACLabeller')),
-                             terms=TERMS))
+    return MODELS.build(
+        dict(
+            type='Adapter',
+            segmentor=dict(type='ToySegmentor'),
+            teacher=dict(),
+            labellers=dict(sac=dict(type='SACLabeller')),
+            terms=TERMS,
+        )
+    )
 
 
 def _legacy(state):
@@ -27,15 +39,15 @@ def _legacy(state):
     old = {}
     for k, v in state.items():
         if k.startswith('labellers.sac.'):
-            old['terms.0.' + k[len('labellers.sac.'):]] = v
+            old['terms.0.' + k[len('labellers.sac.') :]] = v
         elif k.startswith('terms.feat.'):
-            old['terms.2.' + k[len('terms.feat.'):]] = v
+            old['terms.2.' + k[len('terms.feat.') :]] = v
         elif k == 'teacher.ready':
             old['teacher_ready'] = v
         elif k == 'teacher.updates':
             continue
         elif k.startswith('teacher.net.'):
-            old['teacher.' + k[len('teacher.net.'):]] = v
+            old['teacher.' + k[len('teacher.net.') :]] = v
         else:
             old[k] = v
     return old
@@ -63,13 +75,17 @@ def test_tool_converts_a_file(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(ROOT)
     sys.path.insert(0, os.path.join(ROOT, 'tools'))
     from upgrade_checkpoint import main
+
     cfg = tmp_path / 'cfg.py'
-    cfg.write_text(f"model = dict(type='Adapter', segmentor=dict(type='ToySegmentor'), "
-                   f"teacher=dict(), labellers=dict(sac=dict(type='SACLabeller')), "
-                   f"terms={TERMS!r})\n")
+    cfg.write_text(
+        f"model = dict(type='Adapter', segmentor=dict(type='ToySegmentor'), "
+        f"teacher=dict(), labellers=dict(sac=dict(type='SACLabeller')), "
+        f'terms={TERMS!r})\n'
+    )
     model = _model()
-    torch.save(dict(state_dict=_legacy(model.state_dict()), meta=dict(iter=3)),
-               tmp_path / 'old.pth')
+    torch.save(
+        dict(state_dict=_legacy(model.state_dict()), meta=dict(iter=3)), tmp_path / 'old.pth'
+    )
     main([str(cfg), str(tmp_path / 'old.pth'), str(tmp_path / 'new.pth')])
     ckpt = torch.load(tmp_path / 'new.pth', weights_only=False)
     assert ckpt['meta'] == dict(iter=3)

@@ -1,4 +1,5 @@
 """Every config loads and builds; unknown --cfg-options keys are rejected."""
+
 import glob
 import os
 
@@ -12,8 +13,11 @@ from uda.engine.config import check_cfg_options, load_config
 from uda.registry import DATASETS, METRICS, MODELS
 
 ROOT = os.path.join(os.path.dirname(__file__), '..', '..')
-LEAVES = sorted(p for p in glob.glob(os.path.join(ROOT, 'configs', '**', '*.py'), recursive=True)
-                if '_base_' not in p)
+LEAVES = sorted(
+    p
+    for p in glob.glob(os.path.join(ROOT, 'configs', '**', '*.py'), recursive=True)
+    if '_base_' not in p
+)
 BASES = sorted(glob.glob(os.path.join(ROOT, 'configs', '_base_', '**', '*.py'), recursive=True))
 
 
@@ -38,8 +42,9 @@ def test_base_config_loads(path):
 def test_leaf_config_builds_with_toy_segmentor(path):
     cfg = Config.fromfile(path)
     model_cfg = cfg.model.to_dict() if hasattr(cfg.model, 'to_dict') else dict(cfg.model)
-    model_cfg['segmentor'] = dict(type='ToySegmentor',
-                                  num_classes=model_cfg['segmentor'].get('num_classes', 19))
+    model_cfg['segmentor'] = dict(
+        type='ToySegmentor', num_classes=model_cfg['segmentor'].get('num_classes', 19)
+    )
     with DefaultScope.overwrite_default_scope('uda'):
         model = MODELS.build(model_cfg)
         assert model.terms
@@ -47,9 +52,19 @@ def test_leaf_config_builds_with_toy_segmentor(path):
         # Every `type` in the dataloaders names a registered class.
         for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
             for t in _types(cfg.get(key, {}), set()):
-                assert t in DATASETS.available() or t in (
-                    'MultiBranchInfiniteSampler', 'DefaultSampler', 'InfiniteSampler',
-                    'uda_collate', 'default_collate', 'pseudo_collate') or t[0].isupper(), t
+                assert (
+                    t in DATASETS.available()
+                    or t
+                    in (
+                        'MultiBranchInfiniteSampler',
+                        'DefaultSampler',
+                        'InfiniteSampler',
+                        'uda_collate',
+                        'default_collate',
+                        'pseudo_collate',
+                    )
+                    or t[0].isupper()
+                ), t
 
 
 @pytest.mark.parametrize('path', LEAVES, ids=lambda p: os.path.relpath(p, ROOT))
@@ -97,16 +112,21 @@ def test_feature_adversarial_numbers_agree_across_configs():
     """The combined configs add the FeatureAdversarial term of the method, not a copy of it."""
     method = _terms('configs/_base_/methods/feature_adversarial.py')['FeatureAdversarial']
     base = 'configs/_base_/methods/feature-adversarial_sac.py'
-    for path in (base,
-                 'configs/sac/feature-adversarial-sac_unet-resnet18_400it_synthetic-96x192.py',
-                 'configs/sac/'
-                 'feature-adversarial-sac_deeplabv2-resnet101_40k_gta2cityscapes-512x512.py'):
+    for path in (
+        base,
+        'configs/sac/feature-adversarial-sac_unet-resnet18_400it_synthetic-96x192.py',
+        'configs/sac/feature-adversarial-sac_deeplabv2-resnet101_40k_gta2cityscapes-512x512.py',
+    ):
         assert _terms(path)['FeatureAdversarial'] == method, path
     # The synthetic leaf is the SAC demo plus the feature term, in the base's order.
-    demo = Config.fromfile(os.path.join(
-        ROOT, 'configs/demo/sac_unet-resnet18_400it_synthetic-96x192.py')).model
-    leaf = Config.fromfile(os.path.join(
-        ROOT, 'configs/sac/feature-adversarial-sac_unet-resnet18_400it_synthetic-96x192.py')).model
+    demo = Config.fromfile(
+        os.path.join(ROOT, 'configs/demo/sac_unet-resnet18_400it_synthetic-96x192.py')
+    ).model
+    leaf = Config.fromfile(
+        os.path.join(
+            ROOT, 'configs/sac/feature-adversarial-sac_unet-resnet18_400it_synthetic-96x192.py'
+        )
+    ).model
     assert {k: t for k, t in leaf.terms.items() if k != 'feat'} == demo.terms
     assert leaf.teacher == demo.teacher and leaf.labellers == demo.labellers
     assert list(leaf.terms) == list(Config.fromfile(os.path.join(ROOT, base)).model.terms)

@@ -1,5 +1,6 @@
 """Multi-process training through the Runner's launcher (torchrun + gloo on CPU), and the
 data-parallel adversarial step against a single-process reference."""
+
 import json
 import os
 import subprocess
@@ -19,7 +20,7 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
 
 # Run by torchrun: registers the toy segmentor (tests.conftest) and a hook that saves every
 # rank's weights before and after training, then runs tools/train.py.
-LAUNCHER = '''import os, runpy, sys
+LAUNCHER = """import os, runpy, sys
 sys.path.insert(0, {root!r})
 import torch
 from mmengine.hooks import Hook
@@ -42,7 +43,7 @@ class RankStateHook(Hook):
 
 
 runpy.run_path({train!r}, run_name='__main__')
-'''
+"""
 
 
 def _torchrun(tmp_path, cfg: Config, port: int) -> dict:
@@ -55,13 +56,33 @@ def _torchrun(tmp_path, cfg: Config, port: int) -> dict:
     work_dir = tmp_path / 'ddp'
     env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS='1')
     out = subprocess.run(
-        [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2',
-         '--master_port', str(port), str(launcher), str(path), '--launcher', 'pytorch',
-         '--work-dir', str(work_dir)],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+        [
+            sys.executable,
+            '-m',
+            'torch.distributed.run',
+            '--nproc_per_node',
+            '2',
+            '--master_port',
+            str(port),
+            str(launcher),
+            str(path),
+            '--launcher',
+            'pytorch',
+            '--work-dir',
+            str(work_dir),
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-4000:]
-    return {f'{when}{r}': torch.load(work_dir / f'{when}_rank{r}.pt', weights_only=False)
-            for when in ('before', 'after') for r in (0, 1)}
+    return {
+        f'{when}{r}': torch.load(work_dir / f'{when}_rank{r}.pt', weights_only=False)
+        for when in ('before', 'after')
+        for r in (0, 1)
+    }
 
 
 def _assert_ranks_equal(states: dict) -> None:
@@ -97,6 +118,7 @@ def test_two_process_test_tool(tmp_path):
     runner_cfg = Config(cfg)
     runner_cfg.work_dir = str(tmp_path / 'train')
     from mmengine.runner import Runner
+
     runner = Runner.from_cfg(runner_cfg)
     runner.train()
     path = tmp_path / 'config.py'
@@ -105,11 +127,28 @@ def test_two_process_test_tool(tmp_path):
     launcher.write_text(LAUNCHER.format(root=ROOT, train=os.path.join(ROOT, 'tools/test.py')))
     env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS='1')
     out = subprocess.run(
-        [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2',
-         '--master_port', '29547', str(launcher), str(path),
-         str(tmp_path / 'train' / 'iter_2.pth'), '--launcher', 'pytorch',
-         '--work-dir', str(tmp_path / 'test')],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+        [
+            sys.executable,
+            '-m',
+            'torch.distributed.run',
+            '--nproc_per_node',
+            '2',
+            '--master_port',
+            '29547',
+            str(launcher),
+            str(path),
+            str(tmp_path / 'train' / 'iter_2.pth'),
+            '--launcher',
+            'pytorch',
+            '--work-dir',
+            str(tmp_path / 'test'),
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-4000:]
     report = json.loads((tmp_path / 'test' / 'metrics.json').read_text())
     assert report['num_images'] == 4
@@ -121,8 +160,9 @@ def test_two_process_sac_keeps_student_and_teacher_identical(tmp_path):
     communicated) and stays identical across ranks, as does the student."""
     terms = dict(src=dict(type='SourceCE'), sac=dict(type='SACSelfTraining'))
     labellers = dict(sac=dict(type='SACLabeller', num_images=1, num_views=2))
-    cfg = toy_runner_cfg(str(tmp_path / 'ddp'), max_iters=4, val_interval=4, terms=terms,
-                         labellers=labellers)
+    cfg = toy_runner_cfg(
+        str(tmp_path / 'ddp'), max_iters=4, val_interval=4, terms=terms, labellers=labellers
+    )
     cfg.pop('work_dir')
     cfg['val_evaluator'].pop('out_file')
     cfg['model']['teacher'] = dict(momentum=0.9, interval=1, start_iter=2)
@@ -137,8 +177,9 @@ def test_two_process_sac_keeps_student_and_teacher_identical(tmp_path):
 
 @pytest.mark.slow
 def test_two_process_advent_config_keeps_ranks_identical(tmp_path):
-    cfg = Config.fromfile(os.path.join(
-        ROOT, 'configs/advent/advent_unet-resnet18_400it_synthetic-96x192.py'))
+    cfg = Config.fromfile(
+        os.path.join(ROOT, 'configs/advent/advent_unet-resnet18_400it_synthetic-96x192.py')
+    )
     branches = cfg.train_dataloader.dataset.branches
     for ds in (branches.source, branches.target, cfg.val_dataloader.dataset):
         ds.size, ds.num_samples = (32, 64), 8
@@ -161,26 +202,40 @@ STEPS = 3
 
 
 def _toy_adversarial_adapter():
-    return MODELS.build(dict(
-        type='Adapter', segmentor=dict(type='ToySegmentor'),
-        data_preprocessor=dict(type='SegDataPreprocessor', size_divisor=1),
-        terms=dict(src=dict(type='SourceCE'),
-                   # Large weights, so that a wrong adversarial gradient shows in the weights.
-                   ent=dict(type='EntropyAdversarial', weight=0.5, aux_weight=0.1,
-                            discriminator=dict(type='FCDiscriminator', channels=(8, 8, 8, 8))),
-                   minent=dict(type='MinEnt', weight=0.5, aux_weight=0)),
-        bn_policy='target_only'))
+    return MODELS.build(
+        dict(
+            type='Adapter',
+            segmentor=dict(type='ToySegmentor'),
+            data_preprocessor=dict(type='SegDataPreprocessor', size_divisor=1),
+            terms=dict(
+                src=dict(type='SourceCE'),
+                # Large weights, so that a wrong adversarial gradient shows in the weights.
+                ent=dict(
+                    type='EntropyAdversarial',
+                    weight=0.5,
+                    aux_weight=0.1,
+                    discriminator=dict(type='FCDiscriminator', channels=(8, 8, 8, 8)),
+                ),
+                minent=dict(type='MinEnt', weight=0.5, aux_weight=0),
+            ),
+            bn_policy='target_only',
+        )
+    )
 
 
 def _wrappers(model):
-    return AdapterOptimWrapperConstructor(dict(
-        student=dict(type='OptimWrapper', optimizer=dict(type='SGD', lr=0.05, momentum=0.9)),
-        discriminators=dict(type='OptimWrapper',
-                            # eps well above float32 noise: Adam divides by sqrt(v), so with
-                            # the default 1e-8 a near-zero gradient turns reduction-order noise
-                            # (1e-9) into updates of up to lr, and no tolerance holds.
-                            optimizer=dict(type='Adam', lr=1e-2, betas=(0.9, 0.99),
-                                           eps=1e-3))))(model)
+    return AdapterOptimWrapperConstructor(
+        dict(
+            student=dict(type='OptimWrapper', optimizer=dict(type='SGD', lr=0.05, momentum=0.9)),
+            discriminators=dict(
+                type='OptimWrapper',
+                # eps well above float32 noise: Adam divides by sqrt(v), so with
+                # the default 1e-8 a near-zero gradient turns reduction-order noise
+                # (1e-9) into updates of up to lr, and no tolerance holds.
+                optimizer=dict(type='Adam', lr=1e-2, betas=(0.9, 0.99), eps=1e-3),
+            ),
+        )
+    )(model)
 
 
 def _batch(step: int, rank: int) -> dict:

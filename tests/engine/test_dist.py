@@ -1,5 +1,6 @@
 """Gradient averaging, the adapter's grad_sync hook and AdapterDataParallel in one process
 (the two-process runs are in test_ddp.py, marked slow)."""
+
 import pytest
 import torch
 import torch.distributed as dist
@@ -31,8 +32,12 @@ def test_average_gradients_golden_values():
         t.add_(1)
 
     # 4-byte buckets: one collective per tensor; `a` is listed twice but reduced once.
-    average_gradients([a, b, c, frozen, a], world_size=2, all_reduce=other_rank_holds_ones,
-                      bucket_cap_mb=4 / 2 ** 20)
+    average_gradients(
+        [a, b, c, frozen, a],
+        world_size=2,
+        all_reduce=other_rank_holds_ones,
+        bucket_cap_mb=4 / 2**20,
+    )
     assert a.grad.tolist() == [1.5, 2.5]
     assert b.grad.dtype == torch.float64 and b.grad.tolist() == [3.5]
     assert c.grad.tolist() == [0.5, 0.5, 0.5]  # zeros here, ones on the other rank
@@ -64,19 +69,28 @@ def test_average_gradients_single_rank_does_not_communicate():
 
 
 def _adapter():
-    return MODELS.build(dict(
-        type='Adapter', segmentor=dict(type='ToySegmentor'),
-        data_preprocessor=dict(type='SegDataPreprocessor', size_divisor=1),
-        terms=dict(src=dict(type='SourceCE'), ent=dict(type='EntropyAdversarial'),
-                   minent=dict(type='MinEnt', aux_weight=0)),
-        bn_policy='target_only'))
+    return MODELS.build(
+        dict(
+            type='Adapter',
+            segmentor=dict(type='ToySegmentor'),
+            data_preprocessor=dict(type='SegDataPreprocessor', size_divisor=1),
+            terms=dict(
+                src=dict(type='SourceCE'),
+                ent=dict(type='EntropyAdversarial'),
+                minent=dict(type='MinEnt', aux_weight=0),
+            ),
+            bn_policy='target_only',
+        )
+    )
 
 
 def _wrappers(model, **kw):
-    return AdapterOptimWrapperConstructor(dict(
-        student=dict(type='OptimWrapper', optimizer=dict(type='SGD', lr=0.1), **kw),
-        discriminators=dict(type='OptimWrapper', optimizer=dict(type='Adam', lr=1e-3), **kw)
-    ))(model)
+    return AdapterOptimWrapperConstructor(
+        dict(
+            student=dict(type='OptimWrapper', optimizer=dict(type='SGD', lr=0.1), **kw),
+            discriminators=dict(type='OptimWrapper', optimizer=dict(type='Adam', lr=1e-3), **kw),
+        )
+    )(model)
 
 
 def test_grad_sync_runs_between_backward_and_step_only_when_stepping():
@@ -123,8 +137,9 @@ def test_steps_use_the_synchronised_gradients():
 
 @pytest.fixture
 def one_rank_group(tmp_path):
-    dist.init_process_group('gloo', init_method=f'file://{tmp_path / "store"}', rank=0,
-                            world_size=1)
+    dist.init_process_group(
+        'gloo', init_method=f'file://{tmp_path / "store"}', rank=0, world_size=1
+    )
     yield
     dist.destroy_process_group()
 
@@ -145,17 +160,25 @@ def test_wrapper_trains_validates_and_is_found_by_the_runner(one_rank_group):
     disc = {n: p.detach().clone() for n, p in model.terms['ent'].discriminator.named_parameters()}
     log = wrapped.train_step(toy_batch(), ow)
     assert {'src.loss_ce', 'tgt.loss_adv_ent', 'disc.loss_ent'} <= set(log)
-    assert any(not torch.equal(p, disc[n])
-               for n, p in model.terms['ent'].discriminator.named_parameters())
+    assert any(
+        not torch.equal(p, disc[n]) for n, p in model.terms['ent'].discriminator.named_parameters()
+    )
     wrapped.eval()
     preds = wrapped.val_step(toy_batch(branches=('target',), labelled=('target',))['target'])
     assert len(preds) == 2 and preds[0]['pred_sem_seg'].shape == (32, 32)
     # A single-optimiser adapter (ABN) takes the same path.
-    abn = MODELS.build(dict(type='Adapter', segmentor=dict(type='ToySegmentor'),
-                            data_preprocessor=dict(type='SegDataPreprocessor', size_divisor=1),
-                            terms=dict(src=dict(type='SourceCE')), bn_policy='target_only'))
+    abn = MODELS.build(
+        dict(
+            type='Adapter',
+            segmentor=dict(type='ToySegmentor'),
+            data_preprocessor=dict(type='SegDataPreprocessor', size_divisor=1),
+            terms=dict(src=dict(type='SourceCE')),
+            bn_policy='target_only',
+        )
+    )
     AdapterDataParallel(abn).train_step(
-        toy_batch(), OptimWrapper(torch.optim.SGD(abn.parameters(), lr=0.1)))
+        toy_batch(), OptimWrapper(torch.optim.SGD(abn.parameters(), lr=0.1))
+    )
 
 
 class _PlainModel(BaseModel):
@@ -172,8 +195,13 @@ def test_prepare_distributed_picks_the_adapter_wrapper(one_rank_group):
     cfg = Config(dict(launcher='pytorch', model=dict(type='Adapter')))
     prepare_distributed(cfg)
     assert cfg.model_wrapper_cfg == dict(type='uda.AdapterDataParallel')
-    cfg = Config(dict(launcher='pytorch', model=dict(type='Adapter'),
-                      model_wrapper_cfg=dict(type='MMDistributedDataParallel')))
+    cfg = Config(
+        dict(
+            launcher='pytorch',
+            model=dict(type='Adapter'),
+            model_wrapper_cfg=dict(type='MMDistributedDataParallel'),
+        )
+    )
     prepare_distributed(cfg)
     expected = dict(type='MMDistributedDataParallel')
     if not torch.cuda.is_available():

@@ -1,5 +1,6 @@
 """EMATeacherHook: initialisation, the update formula at the configured interval only,
 checkpoints, and DDP."""
+
 import os
 from types import SimpleNamespace
 
@@ -14,11 +15,15 @@ from uda.registry import MODELS
 
 
 def _adapter(momentum=0.5, interval=3, start_iter=2):
-    return MODELS.build(dict(
-        type='Adapter', segmentor=dict(type='ToySegmentor'),
-        data_preprocessor=dict(type='SegDataPreprocessor', size_divisor=1),
-        teacher=dict(momentum=momentum, interval=interval, start_iter=start_iter),
-        terms=dict(src=dict(type='SourceCE'))))
+    return MODELS.build(
+        dict(
+            type='Adapter',
+            segmentor=dict(type='ToySegmentor'),
+            data_preprocessor=dict(type='SegDataPreprocessor', size_divisor=1),
+            teacher=dict(momentum=momentum, interval=interval, start_iter=start_iter),
+            terms=dict(src=dict(type='SourceCE')),
+        )
+    )
 
 
 @pytest.mark.parametrize('momentum,interval,start', [(0.5, 3, 2), (0.999, 1, 0)])
@@ -61,8 +66,13 @@ def test_update_matches_formula_at_interval_and_nowhere_else(momentum, interval,
 
 
 def test_hook_needs_a_teacher():
-    model = MODELS.build(dict(type='Adapter', segmentor=dict(type='ToySegmentor'),
-                              terms=dict(src=dict(type='SourceCE'))))
+    model = MODELS.build(
+        dict(
+            type='Adapter',
+            segmentor=dict(type='ToySegmentor'),
+            terms=dict(src=dict(type='SourceCE')),
+        )
+    )
     assert model.teacher is None
     with pytest.raises(RuntimeError, match='no MomentumTeacher'):
         EMATeacherHook().before_train(SimpleNamespace(model=model))
@@ -71,17 +81,22 @@ def test_hook_needs_a_teacher():
 
 
 def test_teacher_saved_and_restored_with_checkpoints(tmp_path):
-    cfg = toy_runner_cfg(str(tmp_path), max_iters=2, val_interval=2,
-                         terms=dict(src=dict(type='SourceCE'), sac=dict(type='SACSelfTraining')),
-                         labellers=dict(sac=dict(type='SACLabeller', num_views=2)))
+    cfg = toy_runner_cfg(
+        str(tmp_path),
+        max_iters=2,
+        val_interval=2,
+        terms=dict(src=dict(type='SourceCE'), sac=dict(type='SACSelfTraining')),
+        labellers=dict(sac=dict(type='SACLabeller', num_views=2)),
+    )
     cfg['model']['teacher'] = dict(momentum=0.9, interval=1)
     cfg['custom_hooks'] = cfg['custom_hooks'] + [dict(type='EMATeacherHook')]
     runner = Runner.from_cfg(cfg)
     runner.train()
     model = runner.model
     assert model.teacher.ready
-    ckpt = torch.load(os.path.join(str(tmp_path), 'iter_2.pth'), map_location='cpu',
-                      weights_only=False)
+    ckpt = torch.load(
+        os.path.join(str(tmp_path), 'iter_2.pth'), map_location='cpu', weights_only=False
+    )
     keys = ckpt['state_dict']
     assert 'teacher.net.conv.weight' in keys and 'teacher.net.bn.running_mean' in keys
     assert bool(keys['teacher.ready']) and int(keys['teacher.updates']) == 2
@@ -98,10 +113,10 @@ def test_teacher_saved_and_restored_with_checkpoints(tmp_path):
 def test_ddp_ignores_teacher_and_trains(tmp_path):
     from mmengine.model import MMDistributedDataParallel
     from mmengine.optim import OptimWrapper
+
     if dist.is_initialized():
         pytest.skip('a process group is already initialised')
-    dist.init_process_group('gloo', init_method=f'file://{tmp_path}/pg', rank=0,
-                            world_size=1)
+    dist.init_process_group('gloo', init_method=f'file://{tmp_path}/pg', rank=0, world_size=1)
     try:
         model = _adapter(0.9, 1, 0)
         model.teacher.init_from(model.student)
@@ -118,16 +133,26 @@ def test_ddp_ignores_teacher_and_trains(tmp_path):
 
 def test_warm_start_from_an_abn_checkpoint(tmp_path):
     # An ABN model's weights (no teacher keys), as `load_from` of the reference warm start.
-    abn = MODELS.build(dict(type='Adapter', segmentor=dict(type='ToySegmentor'),
-                            terms=dict(src=dict(type='SourceCE')), bn_policy='target_only'))
+    abn = MODELS.build(
+        dict(
+            type='Adapter',
+            segmentor=dict(type='ToySegmentor'),
+            terms=dict(src=dict(type='SourceCE')),
+            bn_policy='target_only',
+        )
+    )
     with torch.no_grad():
         for p in abn.student.parameters():
             p.normal_()
     ckpt = str(tmp_path / 'abn.pth')
     torch.save(dict(state_dict=abn.state_dict()), ckpt)
-    cfg = toy_runner_cfg(str(tmp_path / 'sac'), max_iters=1, val_interval=10,
-                         terms=dict(src=dict(type='SourceCE'), sac=dict(type='SACSelfTraining')),
-                         labellers=dict(sac=dict(type='SACLabeller', num_views=2)))
+    cfg = toy_runner_cfg(
+        str(tmp_path / 'sac'),
+        max_iters=1,
+        val_interval=10,
+        terms=dict(src=dict(type='SourceCE'), sac=dict(type='SACSelfTraining')),
+        labellers=dict(sac=dict(type='SACLabeller', num_views=2)),
+    )
     cfg['model']['teacher'] = dict(momentum=0.99, interval=100)
     cfg['custom_hooks'] = cfg['custom_hooks'] + [dict(type='EMATeacherHook')]
     cfg['load_from'] = ckpt
@@ -145,6 +170,7 @@ def test_warm_start_from_an_abn_checkpoint(tmp_path):
 def test_momentum_ramp_and_reuse_outside_the_adapter():
     """DACS / UniMatch-V2's min(1 - 1/(t+1), m), on any model with a teacher and a student."""
     import torch.nn as nn
+
     from uda.models import MomentumTeacher
 
     class Pretrainer(nn.Module):  # e.g. a momentum encoder of self-supervised pretraining

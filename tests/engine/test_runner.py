@@ -1,4 +1,5 @@
 """The mmengine Runner end to end: smoke, resume (torch >= 2.6) and seeded reproducibility."""
+
 import json
 import os
 
@@ -19,8 +20,12 @@ def _run(cfg_dict, **kw):
 def _losses(work_dir):
     # The scalars file of the LocalVisBackend holds one JSON line per logged iteration.
     # Each run writes into a <timestamp>/ folder; read them in chronological order.
-    paths = sorted(os.path.join(root, f) for root, _, files in os.walk(work_dir)
-                   for f in files if f == 'scalars.json')
+    paths = sorted(
+        os.path.join(root, f)
+        for root, _, files in os.walk(work_dir)
+        for f in files
+        if f == 'scalars.json'
+    )
     found = []
     for path in paths:
         with open(path) as fh:

@@ -1,4 +1,5 @@
 """uda's IoU equals the official cityscapesscripts evaluation on a generated Cityscapes tree."""
+
 from __future__ import annotations
 
 import copy
@@ -14,19 +15,24 @@ from PIL import Image
 from uda.data.classes import get_protocol
 from uda.engine.hooks.prediction_writer import PredictionWriterHook
 from uda.evaluation import IoUMetric, iou_from_confusion
-from uda.evaluation.cityscapes_format import (TRAINID_TO_LABELID, labelid_to_trainid,
-                                              trainid_to_labelid)
+from uda.evaluation.cityscapes_format import (
+    TRAINID_TO_LABELID,
+    labelid_to_trainid,
+    trainid_to_labelid,
+)
 
 cs_eval = pytest.importorskip(
     'cityscapesscripts.evaluation.evalPixelLevelSemanticLabeling',
     reason='cityscapesscripts (the official evaluation) is not installed: '
-           'pip install --no-deps cityscapesscripts pyquaternion')
+    'pip install --no-deps cityscapesscripts pyquaternion',
+)
 
 
 def test_label_maps_round_trip() -> None:
     tid = np.arange(19, dtype=np.uint8).reshape(1, 19)
     assert np.array_equal(labelid_to_trainid(trainid_to_labelid(tid)), tid)
     from cityscapesscripts.helpers.labels import trainId2label
+
     assert [trainId2label[t].id for t in range(19)] == list(TRAINID_TO_LABELID)
     assert [trainId2label[t].name for t in range(19)] == list(get_protocol('cityscapes19').classes)
 
@@ -56,8 +62,9 @@ def test_miou_equals_cityscapesscripts(tmp_path) -> None:
     gt_paths = make_tree(str(tmp_path))
     rng = np.random.default_rng(1)
     metric = IoUMetric(protocol='cityscapes19', print_table=False)
-    writer = PredictionWriterHook(str(tmp_path / 'vis'), labelid_dir=str(tmp_path / 'results'),
-                                  max_images=0)
+    writer = PredictionWriterHook(
+        str(tmp_path / 'vis'), labelid_dir=str(tmp_path / 'results'), max_images=0
+    )
     writer.before_test(None)
     for path in gt_paths:
         gt = labelid_to_trainid(np.array(Image.open(path)))
@@ -66,8 +73,11 @@ def test_miou_equals_cityscapesscripts(tmp_path) -> None:
         pred[pred == 255] = rng.integers(0, 19, int((pred == 255).sum()))
         pred[pred == TRAINID_TO_LABELID.index(31)] = 0  # keep 'train' absent everywhere
         stem = os.path.basename(path).replace('_gtFine_labelIds.png', '_leftImg8bit.png')
-        sample = dict(pred_sem_seg=torch.from_numpy(pred.astype(np.int64)),
-                      gt_sem_seg=torch.from_numpy(gt.astype(np.int64)), img_path=stem)
+        sample = dict(
+            pred_sem_seg=torch.from_numpy(pred.astype(np.int64)),
+            gt_sem_seg=torch.from_numpy(gt.astype(np.int64)),
+            img_path=stem,
+        )
         metric.process({}, [sample])
         writer.after_test_iter(None, 0, None, [sample])
     ours = metric.compute_metrics(metric.results)

@@ -1,4 +1,5 @@
 """tools/infer.py: image folders of any size, from a checkpoint or an ONNX export."""
+
 from __future__ import annotations
 
 import runpy
@@ -42,6 +43,7 @@ def test_predictor_pads_to_stride_and_crops_back() -> None:
     def strict(x):
         assert x.shape[-2] % 16 == 0 and x.shape[-1] % 16 == 0, 'needs multiples of 16'
         return conv(x)
+
     pred = ImagePredictor(strict, (0, 0, 0), (255, 255, 255), 16, list('abcd'), [(0, 0, 0)] * 4)
     img = np.random.default_rng(0).integers(0, 256, (21, 35, 3), dtype=np.uint8)
     label = pred(img)
@@ -63,16 +65,34 @@ def test_list_and_read_errors(tmp_path) -> None:
 def test_infer_tool_checkpoint_and_onnx_agree(tmp_path) -> None:
     from tests.export.test_export import toy_cfg, write_checkpoint
     from uda.export import export
+
     cfg = toy_cfg()
     cfg.dump(str(tmp_path / 'cfg.py'))
     write_checkpoint(str(tmp_path / 'ckpt.pth'), cfg)
     export(cfg, str(tmp_path / 'ckpt.pth'), 'onnx', str(tmp_path / 'm.onnx'))
     paths = make_images(tmp_path / 'imgs')
-    run_tool('tools/infer.py', [str(tmp_path / 'imgs'), '--model', str(tmp_path / 'ckpt.pth'),
-                                '--config', str(tmp_path / 'cfg.py'),
-                                '--out-dir', str(tmp_path / 'o_pth')])
-    run_tool('tools/infer.py', [str(tmp_path / 'imgs' / '**' / '*.*'), '--model',
-                                str(tmp_path / 'm.onnx'), '--out-dir', str(tmp_path / 'o_onnx')])
+    run_tool(
+        'tools/infer.py',
+        [
+            str(tmp_path / 'imgs'),
+            '--model',
+            str(tmp_path / 'ckpt.pth'),
+            '--config',
+            str(tmp_path / 'cfg.py'),
+            '--out-dir',
+            str(tmp_path / 'o_pth'),
+        ],
+    )
+    run_tool(
+        'tools/infer.py',
+        [
+            str(tmp_path / 'imgs' / '**' / '*.*'),
+            '--model',
+            str(tmp_path / 'm.onnx'),
+            '--out-dir',
+            str(tmp_path / 'o_onnx'),
+        ],
+    )
     for rel, src in zip(['img0.png', 'img1.png', 'sub/img2.png'], paths):
         a = Image.open(tmp_path / 'o_pth' / 'masks' / rel)
         b = Image.open(tmp_path / 'o_onnx' / 'masks' / rel)
@@ -85,9 +105,19 @@ def test_infer_tool_checkpoint_and_onnx_agree(tmp_path) -> None:
 def test_infer_tool_errors(tmp_path) -> None:
     make_images(tmp_path / 'imgs')
     with pytest.raises(ValueError, match='needs --config'):
-        run_tool('tools/infer.py', [str(tmp_path / 'imgs'), '--model', 'x.pth',
-                                    '--out-dir', str(tmp_path / 'o')])
+        run_tool(
+            'tools/infer.py',
+            [str(tmp_path / 'imgs'), '--model', 'x.pth', '--out-dir', str(tmp_path / 'o')],
+        )
     with pytest.raises(FileNotFoundError, match='No sidecar'):
         (tmp_path / 'm.onnx').write_bytes(b'')
-        run_tool('tools/infer.py', [str(tmp_path / 'imgs'), '--model', str(tmp_path / 'm.onnx'),
-                                    '--out-dir', str(tmp_path / 'o')])
+        run_tool(
+            'tools/infer.py',
+            [
+                str(tmp_path / 'imgs'),
+                '--model',
+                str(tmp_path / 'm.onnx'),
+                '--out-dir',
+                str(tmp_path / 'o'),
+            ],
+        )

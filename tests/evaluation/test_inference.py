@@ -1,4 +1,5 @@
 """Inference modes: golden sliding-window averages, flip TTA, padding, teacher selection."""
+
 from __future__ import annotations
 
 import copy
@@ -8,8 +9,13 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from uda.evaluation.inference import (aug_inference, check_test_cfg, slide_inference,
-                                      whole_inference, window_starts)
+from uda.evaluation.inference import (
+    aug_inference,
+    check_test_cfg,
+    slide_inference,
+    whole_inference,
+    window_starts,
+)
 from uda.methods.base import Adapter
 
 
@@ -27,7 +33,7 @@ def test_window_starts_golden() -> None:
 
 def test_slide_golden_1d() -> None:
     # Columns hold 0..5; windows cover columns 0-3 (mean 1.5) and 2-5 (mean 3.5).
-    x = torch.arange(6.).expand(1, 1, 4, 6).clone()
+    x = torch.arange(6.0).expand(1, 1, 4, 6).clone()
     out = slide_inference(window_mean, x, crop_size=(4, 4), stride=(2, 2))
     expected = torch.tensor([1.5, 1.5, 2.5, 2.5, 3.5, 3.5]).expand(4, 6)
     torch.testing.assert_close(out[0, 0], expected)
@@ -36,7 +42,7 @@ def test_slide_golden_1d() -> None:
 def test_slide_golden_2d() -> None:
     # 5x5 image 0..24, crop 3 stride 2: window means 6 (top-left), 8, 16, 18 (bottom-right);
     # the centre pixel lies in all four windows: (6 + 8 + 16 + 18) / 4 = 12.
-    x = torch.arange(25.).reshape(1, 1, 5, 5)
+    x = torch.arange(25.0).reshape(1, 1, 5, 5)
     out = slide_inference(window_mean, x, crop_size=3, stride=2)[0, 0]
     assert out[0, 0] == 6 and out[0, 4] == 8 and out[4, 0] == 16 and out[4, 4] == 18
     assert out[2, 2] == 12
@@ -104,14 +110,17 @@ def test_whole_pads_to_divisor_and_crops_back() -> None:
     torch.testing.assert_close(out, ref)
 
 
-@pytest.mark.parametrize('bad, match', [
-    (dict(mode='sliding'), 'mode'),
-    (dict(mode='slide'), 'crop_size and stride'),
-    (dict(crop_size=4), 'together'),
-    (dict(which='ema'), 'which'),
-    (dict(scale=(1.0,)), 'unknown keys'),
-    (dict(mode='aug', scales=()), 'scales'),
-])
+@pytest.mark.parametrize(
+    'bad, match',
+    [
+        (dict(mode='sliding'), 'mode'),
+        (dict(mode='slide'), 'crop_size and stride'),
+        (dict(crop_size=4), 'together'),
+        (dict(which='ema'), 'which'),
+        (dict(scale=(1.0,)), 'unknown keys'),
+        (dict(mode='aug', scales=()), 'scales'),
+    ],
+)
 def test_test_cfg_errors(bad: dict, match: str) -> None:
     with pytest.raises((KeyError, ValueError), match=match):
         check_test_cfg(bad)
@@ -133,9 +142,12 @@ class TeacherAdapter(Adapter):
 
 def adapter(cls=Adapter, **test_cfg) -> Adapter:
     torch.manual_seed(0)
-    model = cls(segmentor=dict(type='ToySegmentor', num_classes=5),
-                data_preprocessor=dict(type='SegDataPreprocessor', size_divisor=8),
-                terms=dict(src=dict(type='SourceCE')), test_cfg=test_cfg)
+    model = cls(
+        segmentor=dict(type='ToySegmentor', num_classes=5),
+        data_preprocessor=dict(type='SegDataPreprocessor', size_divisor=8),
+        terms=dict(src=dict(type='SourceCE')),
+        test_cfg=test_cfg,
+    )
     return model.eval()
 
 
@@ -158,8 +170,14 @@ def test_teacher_without_teacher_is_an_error() -> None:
         adapter(which='teacher').predict(torch.randn(1, 3, 8, 8))
 
 
-@pytest.mark.parametrize('cfg', [dict(mode='whole'), dict(mode='slide', crop_size=8, stride=4),
-                                 dict(mode='aug', scales=(0.75, 1.0), flip=True)])
+@pytest.mark.parametrize(
+    'cfg',
+    [
+        dict(mode='whole'),
+        dict(mode='slide', crop_size=8, stride=4),
+        dict(mode='aug', scales=(0.75, 1.0), flip=True),
+    ],
+)
 def test_adapter_predict_modes_crop_back(cfg: dict) -> None:
     model = adapter(**cfg)
     x = torch.randn(2, 3, 16, 24)

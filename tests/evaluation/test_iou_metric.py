@@ -1,4 +1,5 @@
 """IoU golden values computed by hand, with ignore pixels and absent classes."""
+
 import json
 import math
 
@@ -42,14 +43,22 @@ def test_predicted_but_absent_class_counts_as_zero():
 
 def test_metric_accumulates_over_images_and_writes_json(tmp_path):
     out = tmp_path / 'metrics.json'
-    metric = IoUMetric(protocol='cityscapes19', eval_classes=['road', 'sidewalk'],
-                       out_file=str(out), print_table=False)
+    metric = IoUMetric(
+        protocol='cityscapes19',
+        eval_classes=['road', 'sidewalk'],
+        out_file=str(out),
+        print_table=False,
+    )
     # image 1: road predicted right on 3 px, sidewalk missed on 1 px (predicted road)
     # image 2: sidewalk right on 2 px, one road pixel predicted as car (outside the subset)
     samples = [
-        dict(pred_sem_seg=torch.tensor([[0, 0], [0, 0]]), gt_sem_seg=torch.tensor([[0, 0], [0, 1]])),
-        dict(pred_sem_seg=torch.tensor([[1, 1], [13, 0]]),
-             gt_sem_seg=torch.tensor([[1, 1], [0, 255]])),
+        dict(
+            pred_sem_seg=torch.tensor([[0, 0], [0, 0]]), gt_sem_seg=torch.tensor([[0, 0], [0, 1]])
+        ),
+        dict(
+            pred_sem_seg=torch.tensor([[1, 1], [13, 0]]),
+            gt_sem_seg=torch.tensor([[1, 1], [0, 255]]),
+        ),
     ]
     metric.process({}, samples)
     res = metric.compute_metrics(metric.results)
@@ -74,8 +83,9 @@ def test_eval_protocol_subset():
 def test_metric_requires_ground_truth():
     metric = IoUMetric(print_table=False)
     with pytest.raises(KeyError, match='ground truth'):
-        metric.process({}, [dict(pred_sem_seg=torch.zeros(2, 2, dtype=torch.long),
-                                 img_path='x.png')])
+        metric.process(
+            {}, [dict(pred_sem_seg=torch.zeros(2, 2, dtype=torch.long), img_path='x.png')]
+        )
 
 
 def test_iou_numpy_matches_manual_random():

@@ -1,4 +1,5 @@
 """IoUMetric on named class subsets: SYNTHIA 16/13, CamVid's classes inside Cityscapes."""
+
 import json
 
 import pytest
@@ -19,9 +20,13 @@ def test_camvid_classes_inside_cityscapes(tmp_path):
     pred = gt.clone()
     pred[0, 9] = pred[0, 12] = 18
     out_file = tmp_path / 'm.json'
-    metric = IoUMetric(protocol='cityscapes19', eval_protocol='camvid11_in_cityscapes19',
-                       extra_protocols=['synthia16'], out_file=str(out_file),
-                       print_table=False)
+    metric = IoUMetric(
+        protocol='cityscapes19',
+        eval_protocol='camvid11_in_cityscapes19',
+        extra_protocols=['synthia16'],
+        out_file=str(out_file),
+        print_table=False,
+    )
     out = _score(metric, pred, gt)
     assert out['mIoU'] == pytest.approx(100 * 10 / 11, abs=1e-3)  # rider 0, 10 others 1
     # synthia16 has rider (0) and bicycle (1 TP / 3 predicted = 1/3), no terrain.
@@ -29,7 +34,8 @@ def test_camvid_classes_inside_cityscapes(tmp_path):
     report = json.loads(out_file.read_text())
     assert report['protocol'] == 'camvid11_in_cityscapes19' and len(report['IoU']) == 11
     assert 'terrain' not in report['IoU'] and report['mIoU.synthia16'] == pytest.approx(
-        out['mIoU.synthia16'], abs=1e-3)
+        out['mIoU.synthia16'], abs=1e-3
+    )
 
 
 def test_camvid11_label_space():
@@ -41,6 +47,9 @@ def test_camvid11_label_space():
 
 
 def test_subset_over_another_label_space_is_rejected():
-    with pytest.raises(ValueError, match=r"extra_protocols 'synthia13' is over label space .*"
-                                         r"not over 'camvid11'"):
+    with pytest.raises(
+        ValueError,
+        match=r"extra_protocols 'synthia13' is over label space .*"
+        r"not over 'camvid11'",
+    ):
         IoUMetric(protocol='camvid11', extra_protocols=['synthia13'])

@@ -1,4 +1,5 @@
 """tools/report.py: mean ± std over runs, as Markdown."""
+
 from __future__ import annotations
 
 import json
@@ -11,9 +12,19 @@ from uda.evaluation.seed_report import find_metrics, seed_report
 
 def write(path, miou, road, car, protocol='p'):
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(dict(mIoU=miou, aAcc=90.0, mAcc=miou + 1, protocol=protocol,
-                                    IoU=dict(road=road, car=car),
-                                    Acc=dict(road=road, car=car), num_images=3)))
+    path.write_text(
+        json.dumps(
+            dict(
+                mIoU=miou,
+                aAcc=90.0,
+                mAcc=miou + 1,
+                protocol=protocol,
+                IoU=dict(road=road, car=car),
+                Acc=dict(road=road, car=car),
+                num_images=3,
+            )
+        )
+    )
 
 
 def test_mean_std_golden(tmp_path) -> None:

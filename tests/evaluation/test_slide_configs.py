@@ -1,4 +1,5 @@
 """``tools/test.py --mode slide`` resolves valid windows for every leaf config."""
+
 from __future__ import annotations
 
 import glob
@@ -27,8 +28,12 @@ def test_slide_mode_resolves_for_every_leaf_config(path: str) -> None:
 
 
 def test_layers_dataset_then_model_then_flags() -> None:
-    cfg = Config(dict(inference_cfg=dict(crop_size=(96, 96), stride=(64, 64)),
-                      model=dict(test_cfg=dict(mode='aug', stride=(32, 32)))))
+    cfg = Config(
+        dict(
+            inference_cfg=dict(crop_size=(96, 96), stride=(64, 64)),
+            model=dict(test_cfg=dict(mode='aug', stride=(32, 32))),
+        )
+    )
     out = resolve_test_cfg(cfg)
     assert out['mode'] == 'aug' and out['crop_size'] == (96, 96) and out['stride'] == (32, 32)
     assert resolve_test_cfg(cfg, {'mode': 'slide', 'which': 'teacher'})['which'] == 'teacher'

@@ -1,4 +1,5 @@
 """Export round trips (ONNX via onnxruntime, TorchScript, safetensors + sidecar) and bad input."""
+
 from __future__ import annotations
 
 import json
@@ -9,8 +10,7 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from uda.export import (FORMATS, ExportVerificationError, export, load_safetensors,
-                        read_sidecar)
+from uda.export import FORMATS, ExportVerificationError, export, load_safetensors, read_sidecar
 from uda.registry import MODELS
 
 pytest.importorskip('onnx', reason='ONNX export needs onnx: pip install onnx')
@@ -18,15 +18,22 @@ pytest.importorskip('onnxruntime', reason='ONNX checks need onnxruntime: pip ins
 
 
 def toy_cfg(num_classes: int = 19, divisor: int = 8) -> Config:
-    return Config(dict(
-        model=dict(type='Adapter', segmentor=dict(type='ToySegmentor', num_classes=num_classes),
-                   data_preprocessor=dict(type='SegDataPreprocessor', size_divisor=divisor),
-                   terms=dict(src=dict(type='SourceCE'))),
-        test_evaluator=dict(type='IoUMetric', protocol='cityscapes19')))
+    return Config(
+        dict(
+            model=dict(
+                type='Adapter',
+                segmentor=dict(type='ToySegmentor', num_classes=num_classes),
+                data_preprocessor=dict(type='SegDataPreprocessor', size_divisor=divisor),
+                terms=dict(src=dict(type='SourceCE')),
+            ),
+            test_evaluator=dict(type='IoUMetric', protocol='cityscapes19'),
+        )
+    )
 
 
 def write_checkpoint(path: str, cfg: Config, teacher: bool = False) -> dict:
-    """An mmengine-style checkpoint; with ``teacher`` also perturbed ``teacher.*`` weights."""
+    """An mmengine-style checkpoint; with ``teacher`` also perturbed ``teacher.net.*`` weights
+    (the MomentumTeacher's layout)."""
     torch.manual_seed(0)
     model = MODELS.build(cfg.model)
     state = dict(model.state_dict())
@@ -34,17 +41,23 @@ def write_checkpoint(path: str, cfg: Config, teacher: bool = False) -> dict:
         state['student.bn.running_mean'] = torch.randn(4)
         state['student.bn.running_var'] = torch.rand(4) + 0.5
     if teacher:
-        state.update({f'teacher.{k[len("student."):]}': v + 0.5 * torch.randn_like(v.float())
-                      if v.is_floating_point() else v
-                      for k, v in state.items() if k.startswith('student.')})
+        state.update(
+            {
+                f'teacher.net.{k[len("student.") :]}': v + 0.5 * torch.randn_like(v.float())
+                if v.is_floating_point()
+                else v
+                for k, v in state.items()
+                if k.startswith('student.')
+            }
+        )
     torch.save(dict(state_dict=state, meta={}), path)
     return state
 
 
 def reference_net(state: dict, which: str = 'student') -> torch.nn.Module:
     net = MODELS.build(dict(type='ToySegmentor', num_classes=19))
-    net.load_state_dict({k[len(which) + 1:]: v for k, v in state.items()
-                         if k.startswith(f'{which}.')})
+    prefix = 'teacher.net.' if which == 'teacher' else f'{which}.'
+    net.load_state_dict({k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)})
     return net.eval()
 
 
@@ -66,6 +79,7 @@ def test_round_trip(tmp_path, fmt: str) -> None:
     ref = reference_net(state)(x).detach().numpy()
     if fmt == 'onnx':
         import onnxruntime as ort
+
         sess = ort.InferenceSession(out, providers=['CPUExecutionProvider'])
         got = sess.run(None, {'input': x.numpy()})[0]
         np.testing.assert_allclose(got, ref, atol=1e-4, rtol=1e-4)
@@ -90,11 +104,13 @@ def test_export_teacher(tmp_path) -> None:
 
 def test_failed_verification_removes_files(tmp_path, monkeypatch) -> None:
     import uda.export.onnx as onnx_mod
+
     real = onnx_mod.onnx_runner
 
     def broken(path, threads=0):
         run = real(path, threads)
         return lambda x: run(x) + 1e-2  # a small systematic error must be caught
+
     monkeypatch.setattr(onnx_mod, 'onnx_runner', broken)
     cfg = toy_cfg()
     write_checkpoint(str(tmp_path / 'ckpt.pth'), cfg)
@@ -116,8 +132,15 @@ def test_bad_input(tmp_path) -> None:
         export(toy_cfg(num_classes=11), ckpt, 'onnx', str(tmp_path / 'm.onnx'))
     with pytest.raises(KeyError, match="no 'teacher' weights"):
         export(cfg, ckpt, 'onnx', str(tmp_path / 'm.onnx'), which='teacher')
-    arch = Config(dict(model=dict(segmentor=dict(type='SMPSegmentor', arch='FPN',
-                                                 encoder_name='resnet18', num_classes=19))))
+    arch = Config(
+        dict(
+            model=dict(
+                segmentor=dict(
+                    type='SMPSegmentor', arch='FPN', encoder_name='resnet18', num_classes=19
+                )
+            )
+        )
+    )
     with pytest.raises(ValueError, match='does not fit'):
         export(arch, ckpt, 'onnx', str(tmp_path / 'm.onnx'))
     with pytest.raises(FileNotFoundError):

@@ -1,11 +1,18 @@
 """Golden values of the entropy map, MinEnt's loss, GAN losses, and the gradient reversal."""
+
 import math
 
 import pytest
 import torch
 
-from uda.losses import (domain_accuracy, entropy_loss, gan_loss, grad_reverse, pixel_entropy,
-                        weighted_self_information)
+from uda.losses import (
+    domain_accuracy,
+    entropy_loss,
+    gan_loss,
+    grad_reverse,
+    pixel_entropy,
+    weighted_self_information,
+)
 
 
 def _logits_of(probs):
@@ -35,11 +42,12 @@ def test_entropy_normalised_by_log_classes():
 def test_gan_losses_golden_values():
     pred = torch.tensor([[[[0.0, 2.0]]]])
     # BCE with logits against 1: log(1 + e^-x): x=0 -> log 2, x=2 -> 0.126928
-    assert gan_loss(pred, 1.0, 'bce').item() == pytest.approx((math.log(2) + 0.126928) / 2,
-                                                             abs=1e-5)
+    assert gan_loss(pred, 1.0, 'bce').item() == pytest.approx(
+        (math.log(2) + 0.126928) / 2, abs=1e-5
+    )
     # LSGAN: mean (x - 0)^2 = (0 + 4) / 2
     assert gan_loss(pred, 0.0, 'lsgan').item() == pytest.approx(2.0)
-    with pytest.raises(ValueError, match="use one of"):
+    with pytest.raises(ValueError, match='use one of'):
         gan_loss(pred, 0.0, 'hinge')
     assert domain_accuracy(pred, 1.0, 'bce').item() == pytest.approx(0.5)  # logit 0 is not > 0
     assert domain_accuracy(pred, 0.0, 'lsgan').item() == pytest.approx(0.5)

@@ -1,5 +1,6 @@
 """Adversarial terms and MinEnt: two-phase optimisation, isolation of the two updates,
 AMP-style autocast, gradient accumulation, checkpoint/resume of both optimisers."""
+
 import contextlib
 import os
 
@@ -14,24 +15,35 @@ from tests.conftest import toy_batch, toy_runner_cfg
 from uda.engine import AdapterOptimWrapperConstructor
 from uda.registry import MODELS
 
-ADV_TERMS = [dict(type='OutputAdversarial'), dict(type='EntropyAdversarial'),
-             dict(type='FeatureAdversarial', mode='grl'),
-             dict(type='FeatureAdversarial', mode='gan', feature='decoder', aux_weight=0),
-             dict(type='OutputAdversarial', gan_loss='lsgan', aux_weight=0)]
+ADV_TERMS = [
+    dict(type='OutputAdversarial'),
+    dict(type='EntropyAdversarial'),
+    dict(type='FeatureAdversarial', mode='grl'),
+    dict(type='FeatureAdversarial', mode='gan', feature='decoder', aux_weight=0),
+    dict(type='OutputAdversarial', gan_loss='lsgan', aux_weight=0),
+]
 
 
 def _adapter(terms):
-    return MODELS.build(dict(type='Adapter', segmentor=dict(type='ToySegmentor'),
-                             data_preprocessor=dict(type='SegDataPreprocessor', size_divisor=1),
-                             terms={'src': dict(type='SourceCE'),
-                                    **{f't{i}': t for i, t in enumerate(terms)}}))
+    return MODELS.build(
+        dict(
+            type='Adapter',
+            segmentor=dict(type='ToySegmentor'),
+            data_preprocessor=dict(type='SegDataPreprocessor', size_divisor=1),
+            terms={'src': dict(type='SourceCE'), **{f't{i}': t for i, t in enumerate(terms)}},
+        )
+    )
 
 
 def _wrappers(model, wrapper_type='OptimWrapper', **kw):
-    return AdapterOptimWrapperConstructor(dict(
-        student=dict(type=wrapper_type, optimizer=dict(type='SGD', lr=0.1), **kw),
-        discriminators=dict(type=wrapper_type,
-                            optimizer=dict(type='Adam', lr=1e-3, betas=(0.9, 0.99)), **kw)))(model)
+    return AdapterOptimWrapperConstructor(
+        dict(
+            student=dict(type=wrapper_type, optimizer=dict(type='SGD', lr=0.1), **kw),
+            discriminators=dict(
+                type=wrapper_type, optimizer=dict(type='Adam', lr=1e-3, betas=(0.9, 0.99)), **kw
+            ),
+        )
+    )(model)
 
 
 def _snapshot(module):
@@ -42,8 +54,9 @@ def _changed(module, before):
     return [n for n, p in module.named_parameters() if not torch.equal(p, before[n])]
 
 
-@pytest.mark.parametrize('term', ADV_TERMS, ids=lambda t: f"{t['type']}-{t.get('mode', '')}"
-                         f"{t.get('gan_loss', '')}")
+@pytest.mark.parametrize(
+    'term', ADV_TERMS, ids=lambda t: f'{t["type"]}-{t.get("mode", "")}{t.get("gan_loss", "")}'
+)
 def test_each_update_leaves_the_other_network_alone(term):
     torch.manual_seed(0)
     model = _adapter([term])
@@ -77,8 +90,15 @@ def test_full_train_step_logs_discriminator_accuracy_and_losses():
     ow = _wrappers(model)
     d0 = _snapshot(model.terms['t0'].discriminator)
     log = model.train_step(toy_batch(), ow)
-    for key in ('tgt.loss_adv_ent', 'tgt.loss_adv_ent_aux', 'tgt.loss_ent', 'disc.loss_ent',
-                'disc.acc_src_ent', 'disc.acc_tgt_ent', 'disc.acc_src_ent_aux'):
+    for key in (
+        'tgt.loss_adv_ent',
+        'tgt.loss_adv_ent_aux',
+        'tgt.loss_ent',
+        'disc.loss_ent',
+        'disc.acc_src_ent',
+        'disc.acc_tgt_ent',
+        'disc.acc_src_ent_aux',
+    ):
         assert key in log, key
     assert 0 <= float(log['disc.acc_src_ent']) <= 1
     assert _changed(model.terms['t0'].discriminator, d0)
@@ -99,8 +119,7 @@ def test_grl_mode_reverses_the_feature_gradient():
     tgt = model.student(data['inputs']['target'], return_features=True)['features'][-1]
     src = src.detach().requires_grad_(True)
     tgt = tgt.detach().requires_grad_(True)
-    g_fool = torch.autograd.grad(term._fool_loss(term.discriminator['main'], src, tgt),
-                                 (src, tgt))
+    g_fool = torch.autograd.grad(term._fool_loss(term.discriminator['main'], src, tgt), (src, tgt))
     term._cache = {'main': (src, tgt)}
     d_loss = term.phase_loss('discriminators', None)['disc.loss_feat']
     g_disc = torch.autograd.grad(d_loss, (src, tgt))
@@ -120,12 +139,14 @@ def test_constructor_partitions_parameters():
     student = {id(p) for g in ow['student'].optimizer.param_groups for p in g['params']}
     discs = {id(p) for g in ow['discriminators'].optimizer.param_groups for p in g['params']}
     assert student == {id(p) for p in model.student.parameters()}
-    assert discs == {id(p) for n, t in model.terms.items() if n != 'src'
-                     for p in t.discriminator.parameters()}
+    assert discs == {
+        id(p) for n, t in model.terms.items() if n != 'src' for p in t.discriminator.parameters()
+    }
     assert ow['discriminators'].optimizer.defaults['betas'] == (0.9, 0.99)
     with pytest.raises(KeyError, match='discriminators'):
-        AdapterOptimWrapperConstructor(dict(student=dict(
-            type='OptimWrapper', optimizer=dict(type='SGD', lr=0.1))))(model)
+        AdapterOptimWrapperConstructor(
+            dict(student=dict(type='OptimWrapper', optimizer=dict(type='SGD', lr=0.1)))
+        )(model)
     with pytest.raises(ValueError, match='no term declares'):
         _wrappers(_adapter([dict(type='MinEnt')]))
 
@@ -142,13 +163,22 @@ class _CPUAutocastOptimWrapper(OptimWrapper):
 def test_train_step_under_bf16_autocast():
     torch.manual_seed(0)
     small = dict(type='FCDiscriminator', channels=(8, 8, 8, 8))
-    model = _adapter([dict(type='EntropyAdversarial', discriminator=small),
-                      dict(type='FeatureAdversarial'), dict(type='MinEnt')])
+    model = _adapter(
+        [
+            dict(type='EntropyAdversarial', discriminator=small),
+            dict(type='FeatureAdversarial'),
+            dict(type='MinEnt'),
+        ]
+    )
     model.train()
-    ow = AdapterOptimWrapperConstructor(dict(
-        student=dict(type=_CPUAutocastOptimWrapper, optimizer=dict(type='SGD', lr=0.1)),
-        discriminators=dict(type=_CPUAutocastOptimWrapper,
-                            optimizer=dict(type='Adam', lr=1e-4))))(model)
+    ow = AdapterOptimWrapperConstructor(
+        dict(
+            student=dict(type=_CPUAutocastOptimWrapper, optimizer=dict(type='SGD', lr=0.1)),
+            discriminators=dict(
+                type=_CPUAutocastOptimWrapper, optimizer=dict(type='Adam', lr=1e-4)
+            ),
+        )
+    )(model)
     for step in range(2):
         log = model.train_step(toy_batch(seed=step), ow)
         assert all(torch.isfinite(torch.as_tensor(v)).all() for v in log.values())
@@ -162,7 +192,7 @@ def test_train_step_with_amp_optim_wrapper_on_cuda():
     model.train()
     ow = _wrappers(model, 'AmpOptimWrapper', dtype='bfloat16')
     batch = toy_batch()
-    for step in range(2):
+    for _ in range(2):
         log = model.train_step(batch, ow)
         assert all(torch.isfinite(torch.as_tensor(v)).all() for v in log.values())
 
@@ -182,18 +212,29 @@ def test_gradient_accumulation_steps_both_optimisers_every_second_iteration():
 
 
 def _adv_runner_cfg(work_dir, max_iters):
-    cfg = toy_runner_cfg(work_dir, max_iters=max_iters, val_interval=10,
-                         terms=dict(src=dict(type='SourceCE'),
-                                    out=dict(type='OutputAdversarial', aux_weight=0,
-                                             discriminator=dict(type='FCDiscriminator',
-                                                                channels=(8, 8, 8, 8)))))
+    cfg = toy_runner_cfg(
+        work_dir,
+        max_iters=max_iters,
+        val_interval=10,
+        terms=dict(
+            src=dict(type='SourceCE'),
+            out=dict(
+                type='OutputAdversarial',
+                aux_weight=0,
+                discriminator=dict(type='FCDiscriminator', channels=(8, 8, 8, 8)),
+            ),
+        ),
+    )
     cfg['optim_wrapper'] = dict(
         constructor='AdapterOptimWrapperConstructor',
         student=dict(type='OptimWrapper', optimizer=dict(type='SGD', lr=0.01, momentum=0.9)),
-        discriminators=dict(type='OptimWrapper',
-                            optimizer=dict(type='Adam', lr=1e-4, betas=(0.9, 0.99))))
-    cfg['param_scheduler'] = [dict(type='PolyLR', power=0.9, eta_min=0, begin=0, end=4,
-                                   by_epoch=False)]
+        discriminators=dict(
+            type='OptimWrapper', optimizer=dict(type='Adam', lr=1e-4, betas=(0.9, 0.99))
+        ),
+    )
+    cfg['param_scheduler'] = [
+        dict(type='PolyLR', power=0.9, eta_min=0, begin=0, end=4, by_epoch=False)
+    ]
     return cfg
 
 
@@ -217,29 +258,36 @@ def test_checkpoint_resume_round_trip_of_both_optimisers(tmp_path):
         assert now['param_groups'][0]['lr'] == pytest.approx(before['param_groups'][0]['lr'])
         for k, s in before['state'].items():
             for field, value in s.items():
-                assert torch.equal(torch.as_tensor(now['state'][k][field]),
-                                   torch.as_tensor(value)), (name, k, field)
+                assert torch.equal(
+                    torch.as_tensor(now['state'][k][field]), torch.as_tensor(value)
+                ), (name, k, field)
     model_sd = resumed.model.state_dict()
     for k, v in state['state_dict'].items():
         assert torch.equal(model_sd[k], v), k
     resumed.train()
     assert resumed.iter == 4
-    assert all(s['step'] == 4 for s in
-               resumed.optim_wrapper['discriminators'].optimizer.state_dict()['state'].values())
+    assert all(
+        s['step'] == 4
+        for s in resumed.optim_wrapper['discriminators'].optimizer.state_dict()['state'].values()
+    )
     pngs = [f for _, _, fs in os.walk(tmp_path) for f in fs if f.endswith('.png')]
     assert any(p.startswith('train_target_entropy_out') for p in pngs), pngs
 
 
 ROOT = os.path.join(os.path.dirname(__file__), '..', '..')
 MULTI_OPTIM_LEAVES = sorted(
-    os.path.join(d, f) for sub in ('advent', 'adaptsegnet', 'feature_adversarial')
-    for d in [os.path.join(ROOT, 'configs', sub)] for f in os.listdir(d))
+    os.path.join(d, f)
+    for sub in ('advent', 'adaptsegnet', 'feature_adversarial')
+    for d in [os.path.join(ROOT, 'configs', sub)]
+    for f in os.listdir(d)
+)
 
 
 @pytest.mark.parametrize('path', MULTI_OPTIM_LEAVES, ids=os.path.basename)
 def test_leaf_config_builds_its_optimisers(path):
     from mmengine.optim import build_optim_wrapper
     from mmengine.registry import DefaultScope
+
     cfg = Config.fromfile(path)
     model_cfg = cfg.model.to_dict()
     model_cfg['segmentor'] = dict(type='ToySegmentor')
@@ -250,7 +298,9 @@ def test_leaf_config_builds_its_optimisers(path):
         assert set(ow.keys()) == {'student', 'discriminators'}
         # One schedule per optimiser, or one list that drives both.
         assert isinstance(cfg.param_scheduler, list) or set(cfg.param_scheduler) == {
-            'student', 'discriminators'}
+            'student',
+            'discriminators',
+        }
         assert ow['discriminators'].optimizer.defaults['lr'] == 1e-4
     else:
         assert isinstance(ow, OptimWrapper) and not hasattr(ow, 'optim_wrappers')

@@ -1,5 +1,6 @@
 """The adapter's machinery: named terms, the step context, shared labellers, phases, the BN
 policy, optimiser phases declared by terms and backward passes per term group."""
+
 import pytest
 import torch
 import torch.nn as nn
@@ -12,9 +13,15 @@ from uda.registry import MODELS, TERMS
 
 
 def _adapter(terms, **kwargs):
-    return MODELS.build(dict(type='Adapter', segmentor=dict(type='ToySegmentor'),
-                             data_preprocessor=dict(type='SegDataPreprocessor', size_divisor=1),
-                             terms=terms, **kwargs))
+    return MODELS.build(
+        dict(
+            type='Adapter',
+            segmentor=dict(type='ToySegmentor'),
+            data_preprocessor=dict(type='SegDataPreprocessor', size_divisor=1),
+            terms=terms,
+            **kwargs,
+        )
+    )
 
 
 def _sgd(model, lr=0.1):
@@ -52,16 +59,22 @@ class _Probe(Term):
         pl = ctx.pseudo_labels('target', self.labeller)
         self.seen.append(pl)
         logits = ctx.student('target')['logits']
-        ce = nn.functional.cross_entropy(logits, pl.labels, ignore_index=ctx.ignore_index,
-                                         reduction='none')
+        ce = nn.functional.cross_entropy(
+            logits, pl.labels, ignore_index=ctx.ignore_index, reduction='none'
+        )
         return {f'{self.prefix}.loss_probe': self.weight * (ce * pl.weight).mean()}
 
 
 def test_two_terms_sharing_a_labeller_run_the_teacher_once():
-    model = _adapter(dict(src=dict(type='SourceCE'), a=dict(type='_Probe', prefix='a'),
-                          b=dict(type='_Probe', prefix='b')),
-                     teacher=dict(start_iter=0),
-                     labellers=dict(conf=dict(type='ConfidenceLabeller', threshold=0.0)))
+    model = _adapter(
+        dict(
+            src=dict(type='SourceCE'),
+            a=dict(type='_Probe', prefix='a'),
+            b=dict(type='_Probe', prefix='b'),
+        ),
+        teacher=dict(start_iter=0),
+        labellers=dict(conf=dict(type='ConfidenceLabeller', threshold=0.0)),
+    )
     model.teacher.init_from(model.student)
     calls = []
     model.teacher.net.register_forward_hook(lambda *a: calls.append(1))
@@ -104,9 +117,11 @@ def test_student_forward_is_cached_per_branch():
 
 
 def test_quality_labeller_weight_is_the_confident_share():
-    model = _adapter(dict(src=dict(type='SourceCE')), teacher=dict(),
-                     labellers=dict(q=dict(type='QualityLabeller', threshold=0.5,
-                                           ignore_top=2)))
+    model = _adapter(
+        dict(src=dict(type='SourceCE')),
+        teacher=dict(),
+        labellers=dict(q=dict(type='QualityLabeller', threshold=0.5, ignore_top=2)),
+    )
     model.teacher.init_from(model.student)
     with torch.no_grad():  # a teacher that is sure (p = 1) of class 0 on the left half only
         model.teacher.net.classifier.weight.zero_()
@@ -125,8 +140,12 @@ def test_quality_labeller_weight_is_the_confident_share():
 
 # ------------------------------------------------------------------ phases
 def test_terms_run_only_inside_their_phase():
-    model = _adapter(dict(src=dict(type='SourceCE'),
-                          ent=dict(type='MinEnt', aux_weight=0, start_iter=2, end_iter=4)))
+    model = _adapter(
+        dict(
+            src=dict(type='SourceCE'),
+            ent=dict(type='MinEnt', aux_weight=0, start_iter=2, end_iter=4),
+        )
+    )
     data = model.data_preprocessor(toy_batch(), True)
     seen = {}
     for it in range(6):
@@ -139,9 +158,12 @@ def test_terms_run_only_inside_their_phase():
 
 
 def test_teacher_terms_start_with_the_teacher():
-    model = _adapter(dict(src=dict(type='SourceCE'), sac=dict(type='SACSelfTraining')),
-                     teacher=dict(start_iter=7), labellers=dict(sac=dict(type='SACLabeller')))
-    assert model.phases == {'src': [0, None], 'sac': [7, None]}
+    model = _adapter(
+        dict(src=dict(type='SourceCE'), sac=dict(type='SACSelfTraining')),
+        teacher=dict(start_iter=7),
+        labellers=dict(sac=dict(type='SACLabeller')),
+    )
+    assert model.phases == {'src': (0, None), 'sac': (7, None)}
 
 
 # ------------------------------------------------------------------ BN policy
@@ -157,9 +179,13 @@ def _target_mean(model, batch):
         return model.student.conv(data['inputs']['target']).mean((0, 2, 3))
 
 
-@pytest.mark.parametrize('terms', [
-    dict(src=dict(type='SourceCE')),                                # the adapter forwards target
-    dict(src=dict(type='SourceCE'), ent=dict(type='MinEnt', weight=1.0, aux_weight=0))])
+@pytest.mark.parametrize(
+    'terms',
+    [
+        dict(src=dict(type='SourceCE')),  # the adapter forwards target
+        dict(src=dict(type='SourceCE'), ent=dict(type='MinEnt', weight=1.0, aux_weight=0)),
+    ],
+)
 def test_target_only_statistics_are_an_ema_of_target_batches(terms):
     """Source forwards never enter the running statistics, whether a term forwards the target
     branch (MinEnt) or the adapter does (ABN)."""
@@ -169,7 +195,7 @@ def test_target_only_statistics_are_an_ema_of_target_batches(terms):
     wrapper = _sgd(model, lr=0.0)  # weights fixed
     for _ in range(30):
         model.train_step(batch, wrapper)
-    expected = (1 - 0.9 ** 30) * _target_mean(model, batch)  # momentum 0.1, from 0
+    expected = (1 - 0.9**30) * _target_mean(model, batch)  # momentum 0.1, from 0
     assert torch.allclose(model.student.bn.running_mean, expected, atol=1e-5)
     assert model.student.bn.momentum == 0.1  # restored after each step
 
@@ -180,7 +206,7 @@ def test_train_policy_mixes_source_in():
     batch = _zero_target(toy_batch(seed=0))
     for _ in range(30):
         model.train_step(batch, _sgd(model, lr=0.0))
-    expected = (1 - 0.9 ** 30) * _target_mean(model, batch)
+    expected = (1 - 0.9**30) * _target_mean(model, batch)
     assert not torch.allclose(model.student.bn.running_mean, expected, atol=1e-2)
 
 
@@ -198,8 +224,10 @@ def test_frozen_policies_keep_running_statistics(mode, training):
 
 
 def test_bn_policy_phases_switch_at_their_start():
-    model = _adapter(dict(src=dict(type='SourceCE')),
-                     bn_policy=[dict(mode='target_only'), dict(mode='eval', start_iter=5)])
+    model = _adapter(
+        dict(src=dict(type='SourceCE')),
+        bn_policy=[dict(mode='target_only'), dict(mode='eval', start_iter=5)],
+    )
     assert model.bn_mode(4)['mode'] == 'target_only' and model.bn_mode(5)['mode'] == 'eval'
     with pytest.raises(ValueError, match='bn_policy'):
         _adapter(dict(src=dict(type='SourceCE')), bn_policy='frozen')
@@ -234,17 +262,22 @@ def test_declared_optimisers_build_and_step_their_phases():
     with pytest.raises(TypeError, match='critics=dict'):
         model.train_step(toy_batch(), _sgd(model))
     with pytest.raises(KeyError, match='optim_wrapper.critics'):
-        AdapterOptimWrapperConstructor(dict(student=dict(
-            type='OptimWrapper', optimizer=dict(type='SGD', lr=0.1))))(model)
-    wrappers = AdapterOptimWrapperConstructor(dict(
-        student=dict(type='OptimWrapper', optimizer=dict(type='SGD', lr=0.1)),
-        critics=dict(type='OptimWrapper', optimizer=dict(type='SGD', lr=0.5))))(model)
+        AdapterOptimWrapperConstructor(
+            dict(student=dict(type='OptimWrapper', optimizer=dict(type='SGD', lr=0.1)))
+        )(model)
+    wrappers = AdapterOptimWrapperConstructor(
+        dict(
+            student=dict(type='OptimWrapper', optimizer=dict(type='SGD', lr=0.1)),
+            critics=dict(type='OptimWrapper', optimizer=dict(type='SGD', lr=0.5)),
+        )
+    )(model)
     head_ids = {id(p) for p in model.terms['h'].head.parameters()}
     student_ids = {id(p) for g in wrappers['student'].optimizer.param_groups for p in g['params']}
     assert head_ids <= student_ids
     critic = model.terms['h'].critic
-    assert [p for g in wrappers['critics'].optimizer.param_groups for p in g['params']] == \
-        list(critic.parameters())
+    assert [p for g in wrappers['critics'].optimizer.param_groups for p in g['params']] == list(
+        critic.parameters()
+    )
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     # The critic's student-phase loss must not move it: it is frozen in that phase.
     critic_w = critic.weight.detach().clone()

@@ -1,22 +1,19 @@
 """SAC: thresholds, class weights and loss (golden values); the term's teacher and BN rules."""
+
 import math
 
 import pytest
 import torch
-from mmengine.logging import MessageHub
 from mmengine.optim import OptimWrapper
 
 from tests.conftest import toy_batch
-from uda.methods.sac import (adaptive_thresholds, focal_class_weights, pseudo_labels,
-                             sac_loss)
+from uda.methods.sac import adaptive_thresholds, focal_class_weights, pseudo_labels, sac_loss
 from uda.registry import MODELS
 
 
 def _probs():
     # 1 image, 3 classes, 1 x 4 pixels; columns are pixels.
-    p = torch.tensor([[0.9, 0.6, 0.2, 0.3],
-                      [0.05, 0.3, 0.7, 0.3],
-                      [0.05, 0.1, 0.1, 0.4]])
+    p = torch.tensor([[0.9, 0.6, 0.2, 0.3], [0.05, 0.3, 0.7, 0.3], [0.05, 0.1, 0.1, 0.4]])
     return p.view(1, 3, 1, 4)
 
 
@@ -24,9 +21,15 @@ def test_threshold_formula_golden():
     prior = torch.tensor([0.5, 1e-3, 0.0])
     covered = torch.ones(1, 1, 4, dtype=torch.bool)
     thr = adaptive_thresholds(_probs(), covered, prior, lower=0.2, upper=0.75, beta=1e-3)
-    expected = torch.tensor([[max(0.2, 0.9 * 0.75 * (1 - math.exp(-500))),
-                              max(0.2, 0.7 * 0.75 * (1 - math.exp(-1))),  # 0.33187
-                              0.2]])  # prior 0: the lower bound
+    expected = torch.tensor(
+        [
+            [
+                max(0.2, 0.9 * 0.75 * (1 - math.exp(-500))),
+                max(0.2, 0.7 * 0.75 * (1 - math.exp(-1))),  # 0.33187
+                0.2,
+            ]
+        ]
+    )  # prior 0: the lower bound
     assert torch.allclose(thr, expected, atol=1e-6)
     labels, conf = pseudo_labels(_probs(), covered, thr)
     assert labels.tolist() == [[[0, 255, 1, 2]]]  # 0.6 < 0.675 is dropped
@@ -58,15 +61,21 @@ def test_sac_loss_golden():
 
 
 def _adapter(bn_policy='frozen_stats', num_images=None, num_views=2, **teacher):
-    return MODELS.build(dict(
-        type='Adapter', segmentor=dict(type='ToySegmentor'),
-        data_preprocessor=dict(type='SegDataPreprocessor', size_divisor=1),
-        teacher=dict(momentum=0.99, interval=1, **teacher),
-        labellers=dict(sac=dict(type='SACLabeller', num_views=num_views,
-                                num_images=num_images)),
-        terms=dict(src=dict(type='SourceCE'),
-                   sac=dict(type='SACSelfTraining', log_per_class=False)),
-        bn_policy=bn_policy))
+    return MODELS.build(
+        dict(
+            type='Adapter',
+            segmentor=dict(type='ToySegmentor'),
+            data_preprocessor=dict(type='SegDataPreprocessor', size_divisor=1),
+            teacher=dict(momentum=0.99, interval=1, **teacher),
+            labellers=dict(
+                sac=dict(type='SACLabeller', num_views=num_views, num_images=num_images)
+            ),
+            terms=dict(
+                src=dict(type='SourceCE'), sac=dict(type='SACSelfTraining', log_per_class=False)
+            ),
+            bn_policy=bn_policy,
+        )
+    )
 
 
 def _ctx(model, batch, it=0):
@@ -130,7 +139,7 @@ def test_teacher_gets_no_gradient_and_student_bn_stays_frozen():
 def test_sac_before_the_teacher_starts_and_missing_hook_is_reported():
     model = _adapter(start_iter=5)
     model.train()
-    assert model.phases['sac'] == [5, None]
+    assert model.phases['sac'] == (5, None)
     assert 'tgt.loss_sac' not in model.run_terms(_ctx(model, toy_batch(), it=2))
     with pytest.raises(RuntimeError, match='EMATeacherHook'):
         model.run_terms(_ctx(model, toy_batch(), it=5))
@@ -151,6 +160,6 @@ def test_student_views_get_independent_photometric_noise():
     ctx = _ctx(model, toy_batch())
     pl = ctx.pseudo_labels('target', 'sac')
     noisy = model.terms['sac'].noise(ctx, pl.inputs, pl.extras['valid'])
-    diff = (ctx.denormalize(noisy) - ctx.denormalize(pl.inputs) * pl.extras['valid'])
+    diff = ctx.denormalize(noisy) - ctx.denormalize(pl.inputs) * pl.extras['valid']
     per_view = diff.abs().flatten(1).mean(1)
     assert per_view.shape == (8,) and len(set(per_view.round(decimals=3).tolist())) > 1

@@ -1,5 +1,6 @@
 """Every registered term and labeller builds and trains: a new one is tested as soon as it is
 registered."""
+
 import inspect
 import math
 
@@ -7,9 +8,8 @@ import pytest
 import torch
 from mmengine.optim import OptimWrapper
 
-from uda.engine import AdapterOptimWrapperConstructor
-
 from tests.conftest import toy_batch
+from uda.engine import AdapterOptimWrapperConstructor
 from uda.registry import LABELLERS, MODELS, TERMS
 
 # The labeller each labelled term is swept with; a new term that names a labeller must add
@@ -18,9 +18,15 @@ LABELLER_OF = {'SACSelfTraining': 'SACLabeller'}
 
 
 def _adapter(term_cfgs, labellers=None):
-    return MODELS.build(dict(type='Adapter', segmentor=dict(type='ToySegmentor'),
-                             data_preprocessor=dict(type='SegDataPreprocessor', size_divisor=1),
-                             terms=term_cfgs, labellers=labellers))
+    return MODELS.build(
+        dict(
+            type='Adapter',
+            segmentor=dict(type='ToySegmentor'),
+            data_preprocessor=dict(type='SegDataPreprocessor', size_divisor=1),
+            terms=term_cfgs,
+            labellers=labellers,
+        )
+    )
 
 
 @pytest.mark.parametrize('name', [n for n in TERMS.available() if not n.startswith('_')])
@@ -41,10 +47,18 @@ def test_term_two_train_steps(name):
     declared = model.declared_optimisers()
     if any(mods for mods in declared.values()):
         # Terms with their own modules get one optimiser per declared name.
-        wrapper = AdapterOptimWrapperConstructor({
-            n: dict(type='OptimWrapper', optimizer=dict(type='SGD' if n == 'student' else 'Adam',
-                                                        lr=0.01 if n == 'student' else 1e-4))
-            for n in declared})(model)
+        wrapper = AdapterOptimWrapperConstructor(
+            {
+                n: dict(
+                    type='OptimWrapper',
+                    optimizer=dict(
+                        type='SGD' if n == 'student' else 'Adam',
+                        lr=0.01 if n == 'student' else 1e-4,
+                    ),
+                )
+                for n in declared
+            }
+        )(model)
     else:
         params = [p for n, p in model.named_parameters() if not n.startswith('teacher')]
         wrapper = OptimWrapper(torch.optim.SGD(params, lr=0.01))

@@ -1,4 +1,5 @@
 """DeepLab-v2: ASPP of four dilated convolutions on smp encoders at output stride 8."""
+
 import pytest
 import segmentation_models_pytorch as smp
 import torch
@@ -9,8 +10,15 @@ from uda.registry import MODELS
 
 @pytest.mark.parametrize('encoder', ['resnet18', 'vgg16'])
 def test_segmentor_builds_at_stride_8(encoder):
-    seg = MODELS.build(dict(type='SMPSegmentor', arch='DeepLabV2', encoder_name=encoder,
-                            num_classes=5, aux_head=dict(in_index=-2, channels=8)))
+    seg = MODELS.build(
+        dict(
+            type='SMPSegmentor',
+            arch='DeepLabV2',
+            encoder_name=encoder,
+            num_classes=5,
+            aux_head=dict(in_index=-2, channels=8),
+        )
+    )
     assert isinstance(seg.net, DeepLabV2)
     x = torch.zeros(1, 3, 64, 96)
     out = seg(x, return_features=True, return_aux=True)
@@ -37,9 +45,16 @@ def test_aspp_sums_four_dilated_branches():
 def test_advent_aspp_aux_head_on_layer3():
     """ADVENT's multi-level classifier: ASPP-v2 (four dilated 3x3 convs) on layer3."""
     k = 5
-    seg = MODELS.build(dict(type='SMPSegmentor', arch='DeepLabV2', encoder_name='resnet18',
-                            encoder_weights=None, num_classes=k,
-                            aux_head=dict(type='aspp', in_index=-2)))
+    seg = MODELS.build(
+        dict(
+            type='SMPSegmentor',
+            arch='DeepLabV2',
+            encoder_name='resnet18',
+            encoder_weights=None,
+            num_classes=k,
+            aux_head=dict(type='aspp', in_index=-2),
+        )
+    )
     aux = seg.heads['aux']
     assert isinstance(aux, ASPPv2)
     assert [c.dilation for c in aux.branches] == [(r, r) for r in (6, 12, 18, 24)]
@@ -51,8 +66,13 @@ def test_advent_aspp_aux_head_on_layer3():
 
 
 def test_deeplabv2_aux_params_builds_smp_classification_head():
-    net = smp.create_model('deeplabv2', encoder_name='resnet18', encoder_weights=None, classes=3,
-                           aux_params=dict(classes=4))
+    net = smp.create_model(
+        'deeplabv2',
+        encoder_name='resnet18',
+        encoder_weights=None,
+        classes=3,
+        aux_params=dict(classes=4),
+    )
     masks, labels = net(torch.zeros(2, 3, 32, 32))
     assert masks.shape == (2, 3, 4, 4) and labels.shape == (2, 4)
 

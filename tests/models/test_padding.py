@@ -1,4 +1,5 @@
 """One padding helper for batches (SegDataPreprocessor) and single images (inference)."""
+
 import pytest
 import torch
 

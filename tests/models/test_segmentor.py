@@ -7,8 +7,9 @@ from uda.models import SegDataPreprocessor, SMPSegmentor
 
 @pytest.mark.parametrize('arch', ['Unet', 'FPN'])
 def test_logits_at_input_size_features_and_aux(arch):
-    net = SMPSegmentor(arch=arch, encoder_name='resnet18', num_classes=5,
-                       aux_head=dict(in_index=-2, channels=8))
+    net = SMPSegmentor(
+        arch=arch, encoder_name='resnet18', num_classes=5, aux_head=dict(in_index=-2, channels=8)
+    )
     x = torch.randn(2, 3, 64, 96)
     assert net(x).shape == (2, 5, 64, 96)
     out = net(x, return_features=True, return_aux=True)
@@ -30,8 +31,12 @@ def test_unknown_arch_is_a_clear_error():
 
 def test_forward_is_decode_of_extract_feat_upsampled():
     torch.manual_seed(0)
-    net = SMPSegmentor(arch='DeepLabV2', encoder_name='resnet18', num_classes=3,
-                       aux_head=dict(in_index=-2, channels=8)).eval()
+    net = SMPSegmentor(
+        arch='DeepLabV2',
+        encoder_name='resnet18',
+        num_classes=3,
+        aux_head=dict(in_index=-2, channels=8),
+    ).eval()
     x = torch.randn(2, 3, 32, 32)
     feats = net.extract_feat(x)
     raw = net.decode(feats)
@@ -46,8 +51,9 @@ def test_forward_is_decode_of_extract_feat_upsampled():
 
 
 def test_cls_head_from_smp_aux_params_is_kept_and_trained():
-    net = SMPSegmentor(arch='Unet', encoder_name='resnet18', num_classes=3,
-                       aux_params=dict(classes=4, dropout=0.0))
+    net = SMPSegmentor(
+        arch='Unet', encoder_name='resnet18', num_classes=3, aux_params=dict(classes=4, dropout=0.0)
+    )
     assert 'cls' in net.heads and net.net.classification_head is None  # moved, not duplicated
     x = torch.randn(2, 3, 32, 32)
     out = net(x, return_cls=True)
@@ -61,8 +67,12 @@ def test_cls_head_from_smp_aux_params_is_kept_and_trained():
 
 def test_align_corners_controls_logit_and_aux_upsampling():
     torch.manual_seed(0)
-    kw = dict(arch='DeepLabV2', encoder_name='resnet18', num_classes=3,
-              aux_head=dict(type='aspp', in_index=-2))
+    kw = dict(
+        arch='DeepLabV2',
+        encoder_name='resnet18',
+        num_classes=3,
+        aux_head=dict(type='aspp', in_index=-2),
+    )
     a = SMPSegmentor(align_corners=True, **kw).eval()
     b = SMPSegmentor(align_corners=False, **kw).eval()
     b.load_state_dict(a.state_dict())
@@ -78,8 +88,11 @@ def test_align_corners_controls_logit_and_aux_upsampling():
     assert not torch.allclose(out_a['logits'], out_b['logits'], atol=1e-4)
     assert not torch.allclose(out_a['aux_logits'], out_b['aux_logits'], atol=1e-4)
     aux_raw = a.head('aux', a.extract_feat(x))
-    assert torch.allclose(out_a['aux_logits'], F.interpolate(aux_raw, (32, 32), mode='bilinear',
-                                                             align_corners=True), atol=1e-6)
+    assert torch.allclose(
+        out_a['aux_logits'],
+        F.interpolate(aux_raw, (32, 32), mode='bilinear', align_corners=True),
+        atol=1e-6,
+    )
 
 
 def test_missing_and_unknown_heads_name_the_config_key():
@@ -115,6 +128,7 @@ def test_preprocessor_normalises_and_pads():
 
 def test_toy_segmentor_has_the_segmentor_interface():
     from uda.registry import MODELS
+
     toy = MODELS.build(dict(type='ToySegmentor', num_classes=3))
     x = torch.randn(2, 3, 32, 32)
     feats = toy.extract_feat(x)

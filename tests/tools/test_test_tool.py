@@ -1,4 +1,5 @@
 """tools/test.py end to end on the toy runner config: every output file, and bad checkpoints."""
+
 from __future__ import annotations
 
 import json
@@ -26,11 +27,15 @@ def run_test_tool(argv: list[str]) -> None:
 
 def setup(tmp_path, num_classes: int = 19) -> tuple[str, str]:
     cfg = toy_runner_cfg(str(tmp_path / 'train'))
-    cfg.update(test_dataloader=cfg['val_dataloader'], test_evaluator=cfg['val_evaluator'],
-               test_cfg=dict(type='TestLoop'))
+    cfg.update(
+        test_dataloader=cfg['val_dataloader'],
+        test_evaluator=cfg['val_evaluator'],
+        test_cfg=dict(type='TestLoop'),
+    )
     cfg['model']['test_cfg'] = dict(crop_size=(16, 16), stride=(8, 8), scales=(0.5, 1.0))
-    cfg['test_evaluator'] = dict(type='IoUMetric', protocol='cityscapes19',
-                                 eval_protocol='synthetic9')
+    cfg['test_evaluator'] = dict(
+        type='IoUMetric', protocol='cityscapes19', eval_protocol='synthetic9'
+    )
     Config(cfg).dump(str(tmp_path / 'cfg.py'))
     model_cfg = dict(cfg['model'])
     model_cfg['segmentor'] = dict(type='ToySegmentor', num_classes=num_classes)

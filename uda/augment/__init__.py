@@ -1,10 +1,38 @@
 """On-device augmentation: geometric views and their fusion, photometric noise, mixing masks."""
-from uda.augment.mixing import block_masks, class_mix_masks, cutmix_boxes, mix
-from uda.augment.photometric import (PhotometricAugment, dacs_strong, relative_kernel, sac_noise,
-                                     unimatch_strong)
-from uda.augment.views import (Views, compose_affine, cut_views, fuse_views, invert_affine,
-                               sample_views, warp)
 
-__all__ = ['Views', 'compose_affine', 'cut_views', 'fuse_views', 'invert_affine', 'sample_views',
-           'warp', 'PhotometricAugment', 'dacs_strong', 'relative_kernel', 'sac_noise',
-           'unimatch_strong', 'block_masks', 'class_mix_masks', 'cutmix_boxes', 'mix']
+from uda.augment.mixing import block_masks, class_mix_masks, cutmix_boxes, mix
+from uda.augment.photometric import (
+    PhotometricAugment,
+    dacs_strong,
+    relative_kernel,
+    sac_noise,
+    unimatch_strong,
+)
+from uda.augment.views import (
+    Views,
+    compose_affine,
+    cut_views,
+    fuse_views,
+    invert_affine,
+    sample_views,
+    warp,
+)
+
+__all__ = [
+    'Views',
+    'compose_affine',
+    'cut_views',
+    'fuse_views',
+    'invert_affine',
+    'sample_views',
+    'warp',
+    'PhotometricAugment',
+    'dacs_strong',
+    'relative_kernel',
+    'sac_noise',
+    'unimatch_strong',
+    'block_masks',
+    'class_mix_masks',
+    'cutmix_boxes',
+    'mix',
+]

@@ -4,6 +4,7 @@ All masks are ``[B, H, W]``, one independent draw per image. Random numbers come
 optional CPU ``torch.Generator`` (reproducible on any device); the masks are built on the
 device of the labels or on ``device``.
 """
+
 from __future__ import annotations
 
 import math
@@ -16,8 +17,9 @@ from torch import Tensor
 Device = Union[str, torch.device, None]
 
 
-def class_mix_masks(labels: Tensor, ignore_index: int = 255,
-                    generator: Optional[torch.Generator] = None) -> Tensor:
+def class_mix_masks(
+    labels: Tensor, ignore_index: int = 255, generator: Optional[torch.Generator] = None
+) -> Tensor:
     """ClassMix masks: per image, the pixels of half of the classes present in that image.
 
     For each image, ``ceil(n / 2)`` of its ``n`` classes (``ignore_index`` excluded) are chosen
@@ -36,22 +38,30 @@ def class_mix_masks(labels: Tensor, ignore_index: int = 255,
         [B, H, W] bool, True on pixels of the chosen classes.
     """
     if labels.dim() != 3 or labels.is_floating_point():
-        raise ValueError(f'class_mix_masks expects integer labels [B, H, W], got {labels.dtype} '
-                         f'{tuple(labels.shape)}.')
+        raise ValueError(
+            f'class_mix_masks expects integer labels [B, H, W], got {labels.dtype} '
+            f'{tuple(labels.shape)}.'
+        )
     masks = []
     for label in labels:
         classes = torch.unique(label)
         classes = classes[classes != ignore_index]
         n = int(classes.numel())
-        pick = torch.randperm(n, generator=generator)[:math.ceil(n / 2)].to(classes.device)
+        pick = torch.randperm(n, generator=generator)[: math.ceil(n / 2)].to(classes.device)
         masks.append(torch.isin(label, classes[pick]))
     return torch.stack(masks)
 
 
-def cutmix_boxes(B: int, H: int, W: int, p: float = 0.5,
-                 area: Sequence[float] = (0.02, 0.4),
-                 aspect: Sequence[float] = (0.3, 1 / 0.3),
-                 generator: Optional[torch.Generator] = None, device: Device = None) -> Tensor:
+def cutmix_boxes(
+    B: int,
+    H: int,
+    W: int,
+    p: float = 0.5,
+    area: Sequence[float] = (0.02, 0.4),
+    aspect: Sequence[float] = (0.3, 1 / 0.3),
+    generator: Optional[torch.Generator] = None,
+    device: Device = None,
+) -> Tensor:
     """CutMix boxes: per image, with probability ``p``, one box; otherwise an empty mask.
 
     UniMatch ``obtain_cutmix_box`` (LiheYoung/UniMatch dataset/transform.py): box area
@@ -72,10 +82,14 @@ def cutmix_boxes(B: int, H: int, W: int, p: float = 0.5,
         [B, H, W] bool, True inside the box.
     """
     on = torch.rand(B, generator=generator) < p
-    size = (area[0] + (area[1] - area[0]) * torch.rand(B, generator=generator,
-                                                        dtype=torch.float64)) * H * W
-    ratio = aspect[0] + (aspect[1] - aspect[0]) * torch.rand(B, generator=generator,
-                                                             dtype=torch.float64)
+    size = (
+        (area[0] + (area[1] - area[0]) * torch.rand(B, generator=generator, dtype=torch.float64))
+        * H
+        * W
+    )
+    ratio = aspect[0] + (aspect[1] - aspect[0]) * torch.rand(
+        B, generator=generator, dtype=torch.float64
+    )
     bw = torch.sqrt(size / ratio).long().clamp(0, W)
     bh = torch.sqrt(size * ratio).long().clamp(0, H)
     x0 = (torch.rand(B, generator=generator, dtype=torch.float64) * (W - bw + 1)).long()
@@ -88,8 +102,15 @@ def cutmix_boxes(B: int, H: int, W: int, p: float = 0.5,
     return inside_x & inside_y & on[:, None, None]
 
 
-def block_masks(B: int, H: int, W: int, block_size: int = 64, mask_ratio: float = 0.7,
-                generator: Optional[torch.Generator] = None, device: Device = None) -> Tensor:
+def block_masks(
+    B: int,
+    H: int,
+    W: int,
+    block_size: int = 64,
+    mask_ratio: float = 0.7,
+    generator: Optional[torch.Generator] = None,
+    device: Device = None,
+) -> Tensor:
     """MIC block keep-masks: a coarse random grid, nearest-upsampled to the image.
 
     ``BlockMaskGenerator.generate_mask`` (lhoyer/MIC seg/mmseg/models/utils/
@@ -126,10 +147,16 @@ def mix(mask: Tensor, a: Tensor, b: Tensor) -> Tensor:
     """
     if a.shape != b.shape:
         raise ValueError(f'mix: a {tuple(a.shape)} and b {tuple(b.shape)} differ in shape.')
-    if mask.dim() != 3 or a.dim() not in (3, 4) or a.shape[-2:] != mask.shape[-2:] \
-            or a.shape[0] != mask.shape[0]:
-        raise ValueError(f'mix: mask {tuple(mask.shape)} must be [B, H, W] and a, b '
-                         f'{tuple(a.shape)} [B, C, H, W] or [B, H, W] of the same B, H, W.')
+    if (
+        mask.dim() != 3
+        or a.dim() not in (3, 4)
+        or a.shape[-2:] != mask.shape[-2:]
+        or a.shape[0] != mask.shape[0]
+    ):
+        raise ValueError(
+            f'mix: mask {tuple(mask.shape)} must be [B, H, W] and a, b '
+            f'{tuple(a.shape)} [B, C, H, W] or [B, H, W] of the same B, H, W.'
+        )
     m = mask.bool() if mask.dtype != torch.bool else mask
     if a.dim() == 4:
         m = m[:, None]

@@ -8,6 +8,7 @@ the CPU, so a seed gives the same result on any device). Images are float RGB in
 callers denormalise before and renormalise after (see
 :meth:`uda.models.SegDataPreprocessor.denormalize`).
 """
+
 from __future__ import annotations
 
 import math
@@ -58,32 +59,45 @@ class PhotometricAugment(nn.Module):
             steps left out do not run.
     """
 
-    def __init__(self, jitter: Optional[Sequence[float]] = None, jitter_p: float = 1.0,
-                 jitter_formula: str = 'torchvision', grey_p: float = 0.0,
-                 blur_sigma: Optional[Sequence[float]] = None, blur_p: float = 1.0,
-                 blur_kernel: Union[int, str] = 13,
-                 order: Sequence[str] = ('jitter', 'grey', 'blur')) -> None:
+    def __init__(
+        self,
+        jitter: Optional[Sequence[float]] = None,
+        jitter_p: float = 1.0,
+        jitter_formula: str = 'torchvision',
+        grey_p: float = 0.0,
+        blur_sigma: Optional[Sequence[float]] = None,
+        blur_p: float = 1.0,
+        blur_kernel: Union[int, str] = 13,
+        order: Sequence[str] = ('jitter', 'grey', 'blur'),
+    ) -> None:
         super().__init__()
         unknown = [s for s in order if s not in _STEPS]
         if unknown or len(set(order)) != len(order):
-            raise ValueError(f'PhotometricAugment: order={tuple(order)!r}; use distinct names '
-                             f'from {_STEPS}.')
+            raise ValueError(
+                f'PhotometricAugment: order={tuple(order)!r}; use distinct names from {_STEPS}.'
+            )
         if jitter_formula not in _FORMULAS:
-            raise ValueError(f'PhotometricAugment: jitter_formula={jitter_formula!r}; use one '
-                             f'of {_FORMULAS}.')
+            raise ValueError(
+                f'PhotometricAugment: jitter_formula={jitter_formula!r}; use one of {_FORMULAS}.'
+            )
         for name, p in (('jitter_p', jitter_p), ('grey_p', grey_p), ('blur_p', blur_p)):
             if not 0.0 <= p <= 1.0:
-                raise ValueError(f'PhotometricAugment: {name}={p} is not a probability in '
-                                 '[0, 1].')
+                raise ValueError(f'PhotometricAugment: {name}={p} is not a probability in [0, 1].')
         if jitter is not None and len(jitter) != 4:
-            raise ValueError(f'PhotometricAugment: jitter={jitter!r}; give (brightness, '
-                             'contrast, saturation, hue), e.g. (0.4, 0.4, 0.4, 0.1).')
+            raise ValueError(
+                f'PhotometricAugment: jitter={jitter!r}; give (brightness, '
+                'contrast, saturation, hue), e.g. (0.4, 0.4, 0.4, 0.1).'
+            )
         if blur_kernel != 'relative' and not (isinstance(blur_kernel, int) and blur_kernel % 2):
-            raise ValueError(f"PhotometricAugment: blur_kernel={blur_kernel!r}; use an odd int "
-                             "or 'relative' (odd(ceil(0.1 H)) x odd(ceil(0.1 W)), as DACS).")
+            raise ValueError(
+                f'PhotometricAugment: blur_kernel={blur_kernel!r}; use an odd int '
+                "or 'relative' (odd(ceil(0.1 H)) x odd(ceil(0.1 W)), as DACS)."
+            )
         if blur_sigma is not None and not 0 < blur_sigma[0] <= blur_sigma[1]:
-            raise ValueError(f'PhotometricAugment: blur_sigma={tuple(blur_sigma)!r}; give '
-                             '0 < lo <= hi, e.g. (0.1, 2.0).')
+            raise ValueError(
+                f'PhotometricAugment: blur_sigma={tuple(blur_sigma)!r}; give '
+                '0 < lo <= hi, e.g. (0.1, 2.0).'
+            )
         self.order = tuple(order)
         self.jitter: Optional[nn.Module] = None
         if jitter is not None and jitter_p > 0 and any(v > 0 for v in jitter):
@@ -91,8 +105,9 @@ class PhotometricAugment(nn.Module):
             b, c, s, h = (float(v) for v in jitter)
             self.jitter = cls(brightness=b, contrast=c, saturation=s, hue=h, p=jitter_p)
         self.grey = K.RandomGrayscale(p=grey_p) if grey_p > 0 else None
-        self.blur_sigma = None if blur_sigma is None else (float(blur_sigma[0]),
-                                                            float(blur_sigma[1]))
+        self.blur_sigma = (
+            None if blur_sigma is None else (float(blur_sigma[0]), float(blur_sigma[1]))
+        )
         self.blur_p = float(blur_p)
         self.blur_kernel = blur_kernel
         # One kornia blur per kernel size ('relative' depends on the input size).
@@ -131,9 +146,11 @@ class PhotometricAugment(nn.Module):
                 state untouched (kornia draws on the CPU generator, which is forked).
         """
         if x.dim() != 4 or x.shape[1] != 3 or not x.is_floating_point():
-            raise ValueError(f'PhotometricAugment expects float RGB images [K, 3, H, W] in [0, 1]'
-                             f', got {x.dtype} {tuple(x.shape)}. Denormalise first (e.g. '
-                             'SegDataPreprocessor.denormalize(x) / 255).')
+            raise ValueError(
+                f'PhotometricAugment expects float RGB images [K, 3, H, W] in [0, 1]'
+                f', got {x.dtype} {tuple(x.shape)}. Denormalise first (e.g. '
+                'SegDataPreprocessor.denormalize(x) / 255).'
+            )
         if generator_seed is None:
             return self._augment(x)
         with torch.random.fork_rng(devices=[]):
@@ -149,9 +166,15 @@ def sac_noise() -> PhotometricAugment:
     kernel = 3 sigma_max either side), then colour jitter brightness / contrast / saturation 0.4,
     hue 0.1 with p 0.5 (torchvision ``ColorJitter``), then greyscale with p 0.2.
     """
-    return PhotometricAugment(jitter=(0.4, 0.4, 0.4, 0.1), jitter_p=0.5, grey_p=0.2,
-                              blur_sigma=(0.1, 2.0), blur_p=1.0, blur_kernel=13,
-                              order=('blur', 'jitter', 'grey'))
+    return PhotometricAugment(
+        jitter=(0.4, 0.4, 0.4, 0.1),
+        jitter_p=0.5,
+        grey_p=0.2,
+        blur_sigma=(0.1, 2.0),
+        blur_p=1.0,
+        blur_kernel=13,
+        order=('blur', 'jitter', 'grey'),
+    )
 
 
 def dacs_strong(strength: float = 0.2) -> PhotometricAugment:
@@ -164,9 +187,15 @@ def dacs_strong(strength: float = 0.2) -> PhotometricAugment:
     The reference draws both coin flips once per batch; here each image draws its own.
     """
     s = float(strength)
-    return PhotometricAugment(jitter=(s, s, s, s), jitter_p=0.8, jitter_formula='kornia_legacy',
-                              blur_sigma=(0.15, 1.15), blur_p=0.5, blur_kernel='relative',
-                              order=('jitter', 'blur'))
+    return PhotometricAugment(
+        jitter=(s, s, s, s),
+        jitter_p=0.8,
+        jitter_formula='kornia_legacy',
+        blur_sigma=(0.15, 1.15),
+        blur_p=0.5,
+        blur_kernel='relative',
+        order=('jitter', 'blur'),
+    )
 
 
 def unimatch_strong() -> PhotometricAugment:
@@ -176,6 +205,12 @@ def unimatch_strong() -> PhotometricAugment:
     Gaussian blur with p 0.5, sigma ~ U(0.1, 2) (PIL ``GaussianBlur(radius)``, here a 13 px
     kernel).
     """
-    return PhotometricAugment(jitter=(0.5, 0.5, 0.5, 0.25), jitter_p=0.8, grey_p=0.2,
-                              blur_sigma=(0.1, 2.0), blur_p=0.5, blur_kernel=13,
-                              order=('jitter', 'grey', 'blur'))
+    return PhotometricAugment(
+        jitter=(0.5, 0.5, 0.5, 0.25),
+        jitter_p=0.8,
+        grey_p=0.2,
+        blur_sigma=(0.1, 2.0),
+        blur_p=0.5,
+        blur_kernel=13,
+        order=('jitter', 'grey', 'blur'),
+    )

@@ -13,6 +13,7 @@ coordinates to the input location it samples. Everything runs batched on the dev
 data loader only delivers one clean image per target sample. Photometric noise lives in
 :mod:`uda.augment.photometric` (kornia).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -23,16 +24,18 @@ import torch.nn.functional as F
 from torch import Tensor
 
 
-def warp(x: Tensor, theta: Tensor, size: Optional[Sequence[int]] = None,
-         mode: str = 'bilinear') -> Tensor:
+def warp(
+    x: Tensor, theta: Tensor, size: Optional[Sequence[int]] = None, mode: str = 'bilinear'
+) -> Tensor:
     """Sample ``x`` [K, C, H, W] at ``theta`` [K, 2, 3]; outside the input reads zero.
 
     Returns:
         [K, C, h, w] with ``(h, w) = size`` (the input size by default).
     """
     h, w = size if size is not None else x.shape[-2:]
-    grid = F.affine_grid(theta.to(x.dtype), [x.shape[0], x.shape[1], int(h), int(w)],
-                         align_corners=False)
+    grid = F.affine_grid(
+        theta.to(x.dtype), [x.shape[0], x.shape[1], int(h), int(w)], align_corners=False
+    )
     return F.grid_sample(x, grid, mode=mode, padding_mode='zeros', align_corners=False)
 
 
@@ -66,10 +69,15 @@ class Views:
     num_views: int
 
 
-def sample_views(valid_hw: Tensor, canvas_hw: Sequence[int], num_views: int = 4,
-                 scale_range: Sequence[float] = (1.0, 1.1),
-                 zoom_range: Sequence[float] = (0.5, 1.0), flip_p: float = 0.5,
-                 generator: Optional[torch.Generator] = None) -> Views:
+def sample_views(
+    valid_hw: Tensor,
+    canvas_hw: Sequence[int],
+    num_views: int = 4,
+    scale_range: Sequence[float] = (1.0, 1.1),
+    zoom_range: Sequence[float] = (0.5, 1.0),
+    flip_p: float = 0.5,
+    generator: Optional[torch.Generator] = None,
+) -> Views:
     """Random SAC views of a batch of (padded) images.
 
     Per image: a rescale by ``s ~ U(scale_range)`` followed by a crop of the original size
@@ -100,9 +108,13 @@ def sample_views(valid_hw: Tensor, canvas_hw: Sequence[int], num_views: int = 4,
     centre = ext - 1.0  # [B, 2] centre (x, y) of the valid region
     scale = u(B, 1, lo=scale_range[0], hi=scale_range[1])
     base_half = ext / scale
-    base_centre = torch.stack([centre[:, 0] + u(B, lo=-1, hi=1) * (ext[:, 0] - base_half[:, 0]),
-                               centre[:, 1] + u(B, lo=-1, hi=1) * (ext[:, 1] - base_half[:, 1])],
-                              1)
+    base_centre = torch.stack(
+        [
+            centre[:, 0] + u(B, lo=-1, hi=1) * (ext[:, 0] - base_half[:, 0]),
+            centre[:, 1] + u(B, lo=-1, hi=1) * (ext[:, 1] - base_half[:, 1]),
+        ],
+        1,
+    )
     # Zoom windows inside the common frame ([-1, 1]^2); the first view is the whole frame.
     rel = u(B, N, lo=zoom_range[0], hi=zoom_range[1])
     rel[:, 0] = 1.0
@@ -128,8 +140,9 @@ def cut_views(images: Tensor, views: Views) -> Tensor:
     return warp(rep, views.to_image, images.shape[-2:])
 
 
-def fuse_views(probs: Tensor, views: Views, valid: Optional[Tensor] = None,
-               tolerance: float = 0.5) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+def fuse_views(
+    probs: Tensor, views: Views, valid: Optional[Tensor] = None, tolerance: float = 0.5
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Average per-view class probabilities in the common frame and warp them back.
 
     Each view's map is warped into the common frame with zeros outside the view; the average
@@ -159,8 +172,9 @@ def fuse_views(probs: Tensor, views: Views, valid: Optional[Tensor] = None,
     summed, count = both[:, :C], both[:, C:]
     covered_common = (count > tolerance).to(probs.dtype)
     average = summed / count.clamp(min=1e-6) * covered_common
-    back = warp(torch.cat([average, covered_common], 1).repeat_interleave(N, 0),
-                views.to_common, (h, w))
+    back = warp(
+        torch.cat([average, covered_common], 1).repeat_interleave(N, 0), views.to_common, (h, w)
+    )
     fused, cov = back[:, :C], back[:, C]
     covered = (cov > 0.5) & (valid[:, 0] > 0.5)
     fused = fused / fused.sum(1, keepdim=True).clamp(min=1e-6) * covered[:, None]

@@ -1,4 +1,5 @@
 """Datasets, class protocols, pipelines, samplers and the built-in synthetic scenes."""
+
 from uda.data.base import FilePairDataset, SegDataset, read_image, read_label
 from uda.data.camvid import CamVidDataset
 from uda.data.cityscapes import CityscapesDataset
@@ -11,8 +12,26 @@ from uda.data.pipelines import build_pipeline
 from uda.data.synthetic import SyntheticDataset, render_scene
 from uda.data.synthia import SynthiaDataset, read_synthia_label
 
-__all__ = ['SegDataset', 'read_image', 'read_label', 'ClassProtocol', 'get_protocol',
-           'LabelMap', 'get_label_map', 'FilePairDataset', 'CamVidDataset', 'CityscapesDataset',
-           'GTA5Dataset', 'SynthiaDataset', 'read_synthia_label', 'ImportanceSampler',
-           'ListFileDataset', 'MultiBranchDataset', 'MultiBranchInfiniteSampler', 'uda_collate',
-           'build_pipeline', 'SyntheticDataset', 'render_scene']
+__all__ = [
+    'SegDataset',
+    'read_image',
+    'read_label',
+    'ClassProtocol',
+    'get_protocol',
+    'LabelMap',
+    'get_label_map',
+    'FilePairDataset',
+    'CamVidDataset',
+    'CityscapesDataset',
+    'GTA5Dataset',
+    'SynthiaDataset',
+    'read_synthia_label',
+    'ImportanceSampler',
+    'ListFileDataset',
+    'MultiBranchDataset',
+    'MultiBranchInfiniteSampler',
+    'uda_collate',
+    'build_pipeline',
+    'SyntheticDataset',
+    'render_scene',
+]

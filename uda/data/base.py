@@ -5,11 +5,12 @@ A sample is ``{'inputs': uint8 [3, H, W], 'data_samples': {...}}`` where the dat
 ``ori_shape``. Normalisation, padding and batching happen on the device in
 :class:`uda.models.SegDataPreprocessor`, so workers only decode and augment.
 """
+
 from __future__ import annotations
 
 import logging
 import os
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Iterator, Optional, Sequence, Union
 
 import cv2
 import numpy as np
@@ -30,8 +31,10 @@ def read_image(path: str) -> np.ndarray:
         with Image.open(path) as im:
             return np.asarray(im.convert('RGB'))
     except (UnidentifiedImageError, OSError, SyntaxError) as err:
-        raise OSError(f'Cannot read image {path} ({err}); the file is truncated or not an image. '
-                      'Re-export it or remove it from the list.') from err
+        raise OSError(
+            f'Cannot read image {path} ({err}); the file is truncated or not an image. '
+            'Re-export it or remove it from the list.'
+        ) from err
 
 
 def read_label(path: str) -> np.ndarray:
@@ -42,8 +45,10 @@ def read_label(path: str) -> np.ndarray:
         with Image.open(path) as im:
             arr = np.asarray(im)
     except (UnidentifiedImageError, OSError, SyntaxError) as err:
-        raise OSError(f'Cannot read label {path} ({err}); the file is truncated or not an image. '
-                      'Re-export it or remove it from the list.') from err
+        raise OSError(
+            f'Cannot read label {path} ({err}); the file is truncated or not an image. '
+            'Re-export it or remove it from the list.'
+        ) from err
     if arr.ndim == 3:
         arr = arr[..., 0]
     return arr
@@ -77,6 +82,7 @@ def scan_files(folder: str, suffix: str, recursive: bool = False) -> dict[str, s
     pair up by key (``aachen/aachen_000000_000019`` for Cityscapes, ``00001`` for GTA5).
     """
     found: dict[str, str] = {}
+    walk: Iterator[tuple[str, list[str]]]
     if recursive:
         walk = ((d, sorted(fs)) for d, _, fs in sorted(os.walk(folder)))
     else:
@@ -85,12 +91,17 @@ def scan_files(folder: str, suffix: str, recursive: bool = False) -> dict[str, s
         for f in files:
             if f.endswith(suffix) and os.path.isfile(os.path.join(d, f)):
                 rel = os.path.relpath(os.path.join(d, f), folder)
-                found[rel[:-len(suffix)]] = os.path.join(d, f)
+                found[rel[: -len(suffix)]] = os.path.join(d, f)
     return found
 
 
-def pair_files(images: dict[str, str], labels: dict[str, str], image_where: str,
-               label_where: str, skip_unpaired: bool = False) -> list[tuple[str, str]]:
+def pair_files(
+    images: dict[str, str],
+    labels: dict[str, str],
+    image_where: str,
+    label_where: str,
+    skip_unpaired: bool = False,
+) -> list[tuple[str, str]]:
     """Pair images and labels by key; unpaired files are an error unless ``skip_unpaired``.
 
     Returns:
@@ -101,18 +112,28 @@ def pair_files(images: dict[str, str], labels: dict[str, str], image_where: str,
     if (no_label or no_image) and not skip_unpaired:
         parts = []
         if no_label:
-            parts.append(f'{len(no_label)} image(s) in {image_where} have no label in '
-                         f'{label_where}, first: {images[no_label[0]]}')
+            parts.append(
+                f'{len(no_label)} image(s) in {image_where} have no label in '
+                f'{label_where}, first: {images[no_label[0]]}'
+            )
         if no_image:
-            parts.append(f'{len(no_image)} label(s) in {label_where} have no image in '
-                         f'{image_where}, first: {labels[no_image[0]]}')
-        raise FileNotFoundError('; '.join(parts) + '. Restore the missing files, or set '
-                                'skip_unpaired=True in the dataset config to train on the '
-                                'pairs only.')
+            parts.append(
+                f'{len(no_image)} label(s) in {label_where} have no image in '
+                f'{image_where}, first: {labels[no_image[0]]}'
+            )
+        raise FileNotFoundError(
+            '; '.join(parts) + '. Restore the missing files, or set '
+            'skip_unpaired=True in the dataset config to train on the '
+            'pairs only.'
+        )
     if no_label or no_image:
-        print_log(f'Skipping {len(no_label)} image(s) without label and {len(no_image)} '
-                  f'label(s) without image ({image_where}, {label_where}); '
-                  'skip_unpaired=True.', logger='current', level=logging.WARNING)
+        print_log(
+            f'Skipping {len(no_label)} image(s) without label and {len(no_image)} '
+            f'label(s) without image ({image_where}, {label_where}); '
+            'skip_unpaired=True.',
+            logger='current',
+            level=logging.WARNING,
+        )
     return [(images[k], labels[k]) for k in sorted(set(images) & set(labels))]
 
 
@@ -136,10 +157,16 @@ class SegDataset(Dataset):
             An image and its label are both brought to this size.
     """
 
-    def __init__(self, pipeline: Optional[Sequence[dict]] = None, protocol: str = 'cityscapes19',
-                 label_map: Union[str, dict, None] = None, unmapped: str = 'ignore',
-                 ignore_index: int = 255, with_label: bool = True,
-                 resize: Optional[Sequence[int]] = None) -> None:
+    def __init__(
+        self,
+        pipeline: Optional[Sequence[dict]] = None,
+        protocol: str = 'cityscapes19',
+        label_map: Union[str, dict, None] = None,
+        unmapped: str = 'ignore',
+        ignore_index: int = 255,
+        with_label: bool = True,
+        resize: Optional[Sequence[int]] = None,
+    ) -> None:
         self.protocol: ClassProtocol = get_protocol(protocol)
         self.pipeline = build_pipeline(pipeline)
         self.ignore_index = ignore_index
@@ -148,8 +175,9 @@ class SegDataset(Dataset):
             raise ValueError(f"unmapped={unmapped!r}: use 'error' or 'ignore'.")
         self.unmapped = unmapped
         if resize is not None and (len(resize) != 2 or min(int(v) for v in resize) <= 0):
-            raise ValueError(f'resize={resize!r}: give (height, width) in pixels, e.g. '
-                             '(512, 1024).')
+            raise ValueError(
+                f'resize={resize!r}: give (height, width) in pixels, e.g. (512, 1024).'
+            )
         self.resize = None if resize is None else (int(resize[0]), int(resize[1]))
         self.label_map: Optional[LabelMap] = resolve_label_map(label_map)
         self._lut: Optional[np.ndarray] = None
@@ -159,21 +187,27 @@ class SegDataset(Dataset):
                 raise ValueError(
                     f"label_map '{self.label_map.name}' maps onto protocol '{to}', but the "
                     f"dataset's protocol is '{self.protocol.name}'. Set protocol='{to}' (or a "
-                    'protocol over the same label space), or pick a map onto this protocol.')
+                    'protocol over the same label space), or pick a map onto this protocol.'
+                )
             # -1 marks raw ids the map does not list (checked in map_label).
             lut = np.full(65536, -1 if unmapped == 'error' else ignore_index, np.int64)
             for raw, train in self.label_map.mapping:
                 if not 0 <= raw < 65536:
-                    raise ValueError(f"label_map '{self.label_map.name}': raw id {raw} is "
-                                     'outside 0-65535 (8- or 16-bit label files).')
+                    raise ValueError(
+                        f"label_map '{self.label_map.name}': raw id {raw} is "
+                        'outside 0-65535 (8- or 16-bit label files).'
+                    )
                 lut[raw] = train
             self._lut = lut
         self._seeded_for: Optional[tuple] = None
 
     @property
     def metainfo(self) -> dict:
-        return dict(classes=self.protocol.classes, palette=self.protocol.palette,
-                    protocol=self.protocol.name)
+        return dict(
+            classes=self.protocol.classes,
+            palette=self.protocol.palette,
+            protocol=self.protocol.name,
+        )
 
     def load(self, index: int) -> tuple[np.ndarray, Optional[np.ndarray], dict]:
         """Return ``(image, label or None, info)``; subclasses implement it."""
@@ -183,8 +217,10 @@ class SegDataset(Dataset):
         """Apply the label map and check every value is a class id or the ignore index."""
         if self._lut is not None and self.label_map is not None:
             if label.min() < 0 or label.max() >= len(self._lut):
-                raise ValueError(f'Label {path} has values outside 0-65535; label files must '
-                                 'be 8- or 16-bit PNGs of non-negative ids.')
+                raise ValueError(
+                    f'Label {path} has values outside 0-65535; label files must '
+                    'be 8- or 16-bit PNGs of non-negative ids.'
+                )
             raw = label
             label = self._lut[label.astype(np.int64)]
             unlisted = label < 0
@@ -196,7 +232,8 @@ class SegDataset(Dataset):
                     f"'{self.label_map.name}' does not list (it maps ids "
                     f'{_ranges(listed)}). The file is corrupt or from another dataset; fix it, '
                     "or set unmapped='ignore' in the dataset config to treat such ids as "
-                    'ignore.')
+                    'ignore.'
+                )
         label = label.astype(np.int64)
         bad = (label >= self.protocol.num_classes) & (label != self.ignore_index) | (label < 0)
         if bad.any():
@@ -205,11 +242,13 @@ class SegDataset(Dataset):
                 f'Label {path} has values {values} outside protocol '
                 f"'{self.protocol.name}' (ids 0-{self.protocol.num_classes - 1}, ignore "
                 f'{self.ignore_index}). Set `label_map` in the dataset config to map raw ids to '
-                'train ids, or pick the protocol that matches these labels.')
+                'train ids, or pick the protocol that matches these labels.'
+            )
         return label
 
-    def resize_pair(self, image: np.ndarray, label: Optional[np.ndarray]
-                    ) -> tuple[np.ndarray, Optional[np.ndarray]]:
+    def resize_pair(
+        self, image: np.ndarray, label: Optional[np.ndarray]
+    ) -> tuple[np.ndarray, Optional[np.ndarray]]:
         """Resize to ``self.resize``: the image bilinearly, the label nearest-neighbour."""
         if self.resize is None:
             return image, label
@@ -240,16 +279,22 @@ class SegDataset(Dataset):
         if label is not None:
             if label.shape[:2] != image.shape[:2]:
                 raise ValueError(
-                    f"Label {info.get('label_path')} is {label.shape[1]}x{label.shape[0]} but "
-                    f"image {info.get('img_path')} is {image.shape[1]}x{image.shape[0]} (WxH). "
+                    f'Label {info.get("label_path")} is {label.shape[1]}x{label.shape[0]} but '
+                    f'image {info.get("img_path")} is {image.shape[1]}x{image.shape[0]} (WxH). '
                     'Pair each image with its own label, or resize the label with '
-                    'nearest-neighbour interpolation.')
+                    'nearest-neighbour interpolation.'
+                )
             label = self.map_label(label, info.get('label_path', f'#{index}'))
         info['ori_shape'] = tuple(image.shape[:2])
-        image, label = apply_pipeline(self.pipeline, image,
-                                      None if label is None else label.astype(np.uint8))
-        sample = dict(img_path=info.get('img_path', ''), ori_shape=info['ori_shape'],
-                      img_shape=tuple(image.shape[:2]), index=index)
+        image, label = apply_pipeline(
+            self.pipeline, image, None if label is None else label.astype(np.uint8)
+        )
+        sample = dict(
+            img_path=info.get('img_path', ''),
+            ori_shape=info['ori_shape'],
+            img_shape=tuple(image.shape[:2]),
+            index=index,
+        )
         if label is not None:
             sample['gt_sem_seg'] = torch.from_numpy(np.ascontiguousarray(label)).long()
         inputs = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))

@@ -1,4 +1,5 @@
 """CamVid (SegNet release): list files of image/label pairs, filterable by recording sequence."""
+
 from __future__ import annotations
 
 import os
@@ -39,30 +40,47 @@ class CamVidDataset(ListFileDataset):
         **kwargs: See :class:`uda.data.SegDataset` (pipeline, with_label, resize ...).
     """
 
-    def __init__(self, data_root: str, split: str = 'train', list_file: Optional[str] = None,
-                 sequences: Optional[Sequence[str]] = None, protocol: str = 'camvid11',
-                 label_map: Any = 'camvid11', unmapped: str = 'error',
-                 **kwargs: Any) -> None:
+    def __init__(
+        self,
+        data_root: str,
+        split: str = 'train',
+        list_file: Optional[str] = None,
+        sequences: Optional[Sequence[str]] = None,
+        protocol: str = 'camvid11',
+        label_map: Any = 'camvid11',
+        unmapped: str = 'error',
+        **kwargs: Any,
+    ) -> None:
         if not os.path.isdir(data_root):
             raise FileNotFoundError(
                 f'CamVid root {data_root!r} is not a folder. Set the CAMVID_ROOT environment '
                 'variable (or data_root via --cfg-options) to the folder holding train.txt, '
-                'val.txt, test.txt and the train/ trainannot/ ... folders (docs/datasets.md).')
+                'val.txt, test.txt and the train/ trainannot/ ... folders (docs/datasets.md).'
+            )
         list_file = list_file or f'{split}.txt'
         path = list_file if os.path.isabs(list_file) else os.path.join(data_root, list_file)
         if not os.path.isfile(path):
             found = sorted(f for f in os.listdir(data_root) if f.endswith('.txt'))
             raise FileNotFoundError(
                 f'CamVid list {path} not found (split={split!r}); {data_root} has list files '
-                f'{found}. Expected train.txt / val.txt / test.txt with `image label` lines.')
-        super().__init__(data_root=data_root, list_file=list_file, protocol=protocol,
-                         label_map=label_map, unmapped=unmapped, **kwargs)
+                f'{found}. Expected train.txt / val.txt / test.txt with `image label` lines.'
+            )
+        super().__init__(
+            data_root=data_root,
+            list_file=list_file,
+            protocol=protocol,
+            label_map=label_map,
+            unmapped=unmapped,
+            **kwargs,
+        )
         self.split = split
         self.sequences = None if sequences is None else [str(s) for s in sequences]
         if self.sequences is not None:
             present = sorted({camvid_sequence(img) for img, _ in self.items})
             missing = [s for s in self.sequences if s not in present]
             if missing:
-                raise ValueError(f'CamVid {list_file} has no frames of sequences {missing}; its '
-                                 f'sequences are {present}. Fix `sequences` in the config.')
+                raise ValueError(
+                    f'CamVid {list_file} has no frames of sequences {missing}; its '
+                    f'sequences are {present}. Fix `sequences` in the config.'
+                )
             self.items = [it for it in self.items if camvid_sequence(it[0]) in self.sequences]

@@ -1,4 +1,5 @@
 """Cityscapes in its official layout, with the official labelId -> trainId map."""
+
 from __future__ import annotations
 
 import os
@@ -36,29 +37,46 @@ class CityscapesDataset(FilePairDataset):
         **kwargs: See :class:`uda.data.SegDataset` (pipeline, resize, with_label ...).
     """
 
-    def __init__(self, data_root: str, split: str = 'train',
-                 cities: Optional[Sequence[str]] = None, img_dir: str = 'leftImg8bit',
-                 label_dir: str = 'gtFine', label_suffix: str = LABEL_SUFFIX,
-                 skip_unpaired: bool = False, protocol: str = 'cityscapes19',
-                 label_map: Any = 'cityscapes_labelids', unmapped: str = 'error',
-                 **kwargs: Any) -> None:
+    def __init__(
+        self,
+        data_root: str,
+        split: str = 'train',
+        cities: Optional[Sequence[str]] = None,
+        img_dir: str = 'leftImg8bit',
+        label_dir: str = 'gtFine',
+        label_suffix: str = LABEL_SUFFIX,
+        skip_unpaired: bool = False,
+        protocol: str = 'cityscapes19',
+        label_map: Any = 'cityscapes_labelids',
+        unmapped: str = 'error',
+        **kwargs: Any,
+    ) -> None:
         super().__init__(protocol=protocol, label_map=label_map, unmapped=unmapped, **kwargs)
         self.split = split
-        fix = ('Set the CITYSCAPES_ROOT environment variable (or data_root via --cfg-options) '
-               'to the folder holding leftImg8bit/ and gtFine/ (docs/datasets.md).')
+        fix = (
+            'Set the CITYSCAPES_ROOT environment variable (or data_root via --cfg-options) '
+            'to the folder holding leftImg8bit/ and gtFine/ (docs/datasets.md).'
+        )
         require_dir(data_root, 'Cityscapes root', fix)
         require_dir(os.path.join(data_root, img_dir), 'Cityscapes image folder', fix)
         img_root = os.path.join(data_root, img_dir, split)
-        require_dir(img_root, f'Cityscapes split folder (split={split!r})',
-                    f'Pick one of the splits under {os.path.join(data_root, img_dir)}.')
+        require_dir(
+            img_root,
+            f'Cityscapes split folder (split={split!r})',
+            f'Pick one of the splits under {os.path.join(data_root, img_dir)}.',
+        )
         images = self._scan(img_root, IMG_SUFFIX, cities)
         if not images:
-            raise FileNotFoundError(f'Cityscapes split folder {img_root} has no '
-                                    f'{{city}}/*{IMG_SUFFIX} files.')
+            raise FileNotFoundError(
+                f'Cityscapes split folder {img_root} has no {{city}}/*{IMG_SUFFIX} files.'
+            )
         if self.with_label:
             lbl_root = os.path.join(data_root, label_dir, split)
-            require_dir(lbl_root, f'Cityscapes label folder (split={split!r})',
-                        'Download gtFine_trainvaltest, or set with_label=False for images only.')
+            require_dir(
+                lbl_root,
+                f'Cityscapes label folder (split={split!r})',
+                'Download gtFine_trainvaltest, or set with_label=False for images only.',
+            )
             labels = self._scan(lbl_root, label_suffix, cities)
             self.items = list(pair_files(images, labels, img_root, lbl_root, skip_unpaired))
         else:

@@ -9,6 +9,7 @@ onto the ids of a protocol: ``{"name", "description", "to": protocol, "map": {ra
 raw id the dataset may contain is listed (ids without a class map to 255), so a value that is
 not listed is a corrupt or foreign label file, and the datasets reject it.
 """
+
 from __future__ import annotations
 
 import json
@@ -55,34 +56,41 @@ def get_protocol(name: str) -> ClassProtocol:
     """Load a protocol by name, resolving ``base`` + ``subset`` protocols."""
     path = os.path.join(PROTOCOL_DIR, f'{name}.json')
     if not os.path.isfile(path):
-        raise KeyError(f"Unknown class protocol '{name}'. Available: {available_protocols()}. "
-                       f'Add a JSON file to {PROTOCOL_DIR} to define a new one.')
+        raise KeyError(
+            f"Unknown class protocol '{name}'. Available: {available_protocols()}. "
+            f'Add a JSON file to {PROTOCOL_DIR} to define a new one.'
+        )
     with open(path) as f:
         spec = json.load(f)
     if 'base' in spec:
         base = get_protocol(spec['base'])
         unknown = [c for c in spec['subset'] if c not in base.classes]
         if unknown:
-            raise ValueError(f'{path}: subset classes {unknown} are not in base protocol '
-                             f"'{base.name}' ({list(base.classes)}).")
+            raise ValueError(
+                f'{path}: subset classes {unknown} are not in base protocol '
+                f"'{base.name}' ({list(base.classes)})."
+            )
         ids = tuple(sorted(base.classes.index(c) for c in spec['subset']))
         return ClassProtocol(name, base.classes, base.palette, ids)
     classes = tuple(spec['classes'])
-    palette = tuple(tuple(int(v) for v in c) for c in spec['palette'])
+    palette = tuple((int(c[0]), int(c[1]), int(c[2])) for c in spec['palette'])
     if len(palette) != len(classes):
         raise ValueError(f'{path}: {len(classes)} classes but {len(palette)} palette colours.')
     return ClassProtocol(name, classes, palette, tuple(range(len(classes))))
 
 
-def resolve_eval_ids(protocol: ClassProtocol, subset: Optional[Sequence[str]] = None
-                     ) -> tuple[int, ...]:
+def resolve_eval_ids(
+    protocol: ClassProtocol, subset: Optional[Sequence[str]] = None
+) -> tuple[int, ...]:
     """Ids of a named class subset (or the protocol's own evaluation classes)."""
     if subset is None:
         return protocol.eval_ids
     missing = [c for c in subset if c not in protocol.classes]
     if missing:
-        raise ValueError(f'Classes {missing} are not in protocol {protocol.name!r}; '
-                         f'its classes are {list(protocol.classes)}.')
+        raise ValueError(
+            f'Classes {missing} are not in protocol {protocol.name!r}; '
+            f'its classes are {list(protocol.classes)}.'
+        )
     return tuple(sorted(protocol.classes.index(c) for c in subset))
 
 
@@ -113,8 +121,10 @@ def get_label_map(name: str) -> LabelMap:
     """Load a label map by name from ``uda/data/label_maps``."""
     path = os.path.join(LABEL_MAP_DIR, f'{name}.json')
     if not os.path.isfile(path):
-        raise KeyError(f"Unknown label map '{name}'. Available: {available_label_maps()}. Add a "
-                       f'JSON file to {LABEL_MAP_DIR}, or pass a dict {{raw_id: id}} instead.')
+        raise KeyError(
+            f"Unknown label map '{name}'. Available: {available_label_maps()}. Add a "
+            f'JSON file to {LABEL_MAP_DIR}, or pass a dict {{raw_id: id}} instead.'
+        )
     with open(path) as f:
         spec = json.load(f)
     if 'map' not in spec:
@@ -133,7 +143,10 @@ def resolve_label_map(label_map: Union[str, Mapping, LabelMap, None]) -> Optiona
     if isinstance(label_map, str):
         return get_label_map(label_map)
     if isinstance(label_map, Mapping):
-        return LabelMap('custom', None, tuple(sorted((int(k), int(v))
-                                                     for k, v in label_map.items())))
-    raise TypeError(f'label_map must be a map name ({available_label_maps()}) or a dict '
-                    f'{{raw_id: id}}, got {type(label_map).__name__}.')
+        return LabelMap(
+            'custom', None, tuple(sorted((int(k), int(v)) for k, v in label_map.items()))
+        )
+    raise TypeError(
+        f'label_map must be a map name ({available_label_maps()}) or a dict '
+        f'{{raw_id: id}}, got {type(label_map).__name__}.'
+    )

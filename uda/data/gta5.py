@@ -1,4 +1,5 @@
 """GTA5 (Playing for Data): rendered frames with Cityscapes labelIds, official layout."""
+
 from __future__ import annotations
 
 import os
@@ -30,33 +31,47 @@ class GTA5Dataset(FilePairDataset):
         **kwargs: See :class:`uda.data.SegDataset` (pipeline, resize, with_label ...).
     """
 
-    def __init__(self, data_root: str, img_dir: str = 'images', label_dir: str = 'labels',
-                 names: Optional[Sequence[str]] = None, skip_unpaired: bool = False,
-                 protocol: str = 'cityscapes19', label_map: Any = 'cityscapes_labelids',
-                 unmapped: str = 'error', **kwargs: Any) -> None:
+    def __init__(
+        self,
+        data_root: str,
+        img_dir: str = 'images',
+        label_dir: str = 'labels',
+        names: Optional[Sequence[str]] = None,
+        skip_unpaired: bool = False,
+        protocol: str = 'cityscapes19',
+        label_map: Any = 'cityscapes_labelids',
+        unmapped: str = 'error',
+        **kwargs: Any,
+    ) -> None:
         super().__init__(protocol=protocol, label_map=label_map, unmapped=unmapped, **kwargs)
-        fix = ('Set the GTA5_ROOT environment variable (or data_root via --cfg-options) to the '
-               'folder holding images/ and labels/ (docs/datasets.md).')
+        fix = (
+            'Set the GTA5_ROOT environment variable (or data_root via --cfg-options) to the '
+            'folder holding images/ and labels/ (docs/datasets.md).'
+        )
         require_dir(data_root, 'GTA5 root', fix)
         img_root = os.path.join(data_root, img_dir)
         require_dir(img_root, 'GTA5 image folder', fix)
         images = scan_files(img_root, '.png')
         if not images:
-            raise FileNotFoundError(f'GTA5 image folder {img_root} has no .png files; expected '
-                                    '00001.png, 00002.png ...')
+            raise FileNotFoundError(
+                f'GTA5 image folder {img_root} has no .png files; expected 00001.png, 00002.png ...'
+            )
         if self.with_label:
             lbl_root = os.path.join(data_root, label_dir)
             require_dir(lbl_root, 'GTA5 label folder', fix)
-            self.items = list(pair_files(images, scan_files(lbl_root, '.png'), img_root,
-                                         lbl_root, skip_unpaired))
+            self.items = list(
+                pair_files(images, scan_files(lbl_root, '.png'), img_root, lbl_root, skip_unpaired)
+            )
         else:
             self.items = [(images[k], None) for k in sorted(images)]
         if names is not None:
             by_name = {os.path.basename(i)[:-4]: (i, lbl) for i, lbl in self.items}
             missing = [n for n in names if n not in by_name]
             if missing:
-                raise KeyError(f'GTA5 names {missing[:5]} (of {len(missing)}) are not in '
-                               f'{img_root} (with labels); fix `names`.')
+                raise KeyError(
+                    f'GTA5 names {missing[:5]} (of {len(missing)}) are not in '
+                    f'{img_root} (with labels); fix `names`.'
+                )
             self.items = [by_name[n] for n in names]
         if not self.items:
             raise ValueError(f'GTA5 in {data_root} yields no image/label pairs.')

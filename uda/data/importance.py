@@ -6,6 +6,7 @@ draws a class uniformly and an image with probability ``prior / N + (1 - prior) 
 where ``share`` is the image's fraction of that class's predicted pixels, so images with rare
 classes come up more often than uniform sampling would show them.
 """
+
 from __future__ import annotations
 
 import json
@@ -27,26 +28,33 @@ def load_class_counts(path: str, num_images: int) -> np.ndarray:
     "counts": [...]}, ...]}``.
     """
     if not os.path.isfile(path):
-        raise FileNotFoundError(f'Importance weights file not found: {path}. Write it with '
-                                'tools/compute_is_weights.py CONFIG CHECKPOINT --out PATH.')
+        raise FileNotFoundError(
+            f'Importance weights file not found: {path}. Write it with '
+            'tools/compute_is_weights.py CONFIG CHECKPOINT --out PATH.'
+        )
     try:
         with open(path) as f:
             data = json.load(f)
         num_classes = int(data['num_classes'])
         entries = data['images']
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
-        raise ValueError(f'Importance weights file {path} is malformed ({err}); regenerate it '
-                         'with tools/compute_is_weights.py.') from err
+        raise ValueError(
+            f'Importance weights file {path} is malformed ({err}); regenerate it '
+            'with tools/compute_is_weights.py.'
+        ) from err
     counts = np.full((num_images, num_classes), np.nan)
     for e in entries:
         i = int(e['index'])
         if not 0 <= i < num_images:
-            raise ValueError(f'{path}: image index {i} outside the target dataset (size '
-                             f'{num_images}); the file belongs to another dataset. Regenerate '
-                             'it for this dataset.')
+            raise ValueError(
+                f'{path}: image index {i} outside the target dataset (size '
+                f'{num_images}); the file belongs to another dataset. Regenerate '
+                'it for this dataset.'
+            )
         if len(e['counts']) != num_classes:
-            raise ValueError(f'{path}: image {i} has {len(e["counts"])} counts, expected '
-                             f'{num_classes}.')
+            raise ValueError(
+                f'{path}: image {i} has {len(e["counts"])} counts, expected {num_classes}.'
+            )
         counts[i] = e['counts']
     return counts
 
@@ -87,19 +95,29 @@ class ImportanceSampler(MultiBranchInfiniteSampler):
         seed: Base seed.
     """
 
-    def __init__(self, dataset: Dataset, weights_file: str, branch: str = 'target',
-                 prior: float = 0.25, shuffle: bool = True, seed: Optional[int] = None) -> None:
+    def __init__(
+        self,
+        dataset: Dataset,
+        weights_file: str,
+        branch: str = 'target',
+        prior: float = 0.25,
+        shuffle: bool = True,
+        seed: Optional[int] = None,
+    ) -> None:
         super().__init__(dataset, shuffle=shuffle, seed=seed)
         if isinstance(dataset, MultiBranchDataset):
             if branch not in dataset.names:
-                raise KeyError(f"ImportanceSampler: branch '{branch}' not in the dataset's "
-                               f'branches {dataset.names}.')
+                raise KeyError(
+                    f"ImportanceSampler: branch '{branch}' not in the dataset's "
+                    f'branches {dataset.names}.'
+                )
             self.branch_index = dataset.names.index(branch)
         else:
             self.branch_index = 0
         n = self.sizes[self.branch_index]
         self.probs = torch.from_numpy(
-            class_image_probabilities(load_class_counts(weights_file, n), prior))
+            class_image_probabilities(load_class_counts(weights_file, n), prior)
+        )
 
     def branch_stream(self, branch: int, size: int) -> Iterator[int]:
         if branch != self.branch_index:

@@ -1,4 +1,5 @@
 """The generic list-file dataset: a user's own data needs only a config."""
+
 from __future__ import annotations
 
 import os
@@ -28,7 +29,8 @@ class ListFileDataset(FilePairDataset):
         if not os.path.isfile(path):
             raise FileNotFoundError(
                 f'List file not found: {path}. Set `data_root` / `list_file` in the dataset '
-                'config (or --cfg-options), or write a split with `python -m uda.data.synthetic`.')
+                'config (or --cfg-options), or write a split with `python -m uda.data.synthetic`.'
+            )
         self.items: list[tuple[str, Optional[str]]] = []
         with open(path) as f:
             for lineno, line in enumerate(f, 1):
@@ -40,14 +42,19 @@ class ListFileDataset(FilePairDataset):
                 img = os.path.join(data_root, parts[0])
                 lbl = os.path.join(data_root, parts[1]) if len(parts) == 2 else None
                 if self.with_label and lbl is None:
-                    raise ValueError(f'{path}:{lineno}: no label path, but with_label=True. Add '
-                                     'the label, or set with_label=False for unlabelled data.')
+                    raise ValueError(
+                        f'{path}:{lineno}: no label path, but with_label=True. Add '
+                        'the label, or set with_label=False for unlabelled data.'
+                    )
                 self.items.append((img, lbl if self.with_label else None))
         if not self.items:
-            raise ValueError(f'List file {path} names no images: the dataset would be empty. '
-                             'Fill it with `image [label]` lines.')
+            raise ValueError(
+                f'List file {path} names no images: the dataset would be empty. '
+                'Fill it with `image [label]` lines.'
+            )
         missing = [p for it in self.items for p in it if p is not None and not os.path.isfile(p)]
         if missing:
             raise FileNotFoundError(
                 f'{len(missing)} file(s) named in {path} do not exist, first: {missing[0]}. '
-                f'Paths are relative to data_root={data_root!r}; fix the root or the list.')
+                f'Paths are relative to data_root={data_root!r}; fix the root or the list.'
+            )

@@ -3,6 +3,7 @@
 A branch may also hold several named views of one drawn image (``unlabeled.weak``,
 ``unlabeled.strong1``, ...).
 """
+
 from __future__ import annotations
 
 import itertools
@@ -45,8 +46,10 @@ class MultiBranchDataset(Dataset):
 
     def __init__(self, branches: dict[str, Any]) -> None:
         if not branches:
-            raise ValueError('MultiBranchDataset needs at least one branch, e.g. '
-                             'branches=dict(source=..., target=...).')
+            raise ValueError(
+                'MultiBranchDataset needs at least one branch, e.g. '
+                'branches=dict(source=..., target=...).'
+            )
         self.names = list(branches)
         self.datasets: dict[str, Any] = {}
         # Branch -> {view name: pipeline}; branches without views are absent.
@@ -66,22 +69,30 @@ class MultiBranchDataset(Dataset):
         where = f"MultiBranchDataset branch '{branch}'"
         extra = sorted(set(cfg) - {'dataset', 'views'})
         if 'dataset' not in cfg or extra:
-            raise ValueError(f'{where}: a branch with views is dict(dataset=dict(type=...), '
-                             f'views=dict(weak=[...], strong1=[...])); got keys {sorted(cfg)}. '
-                             'Move the dataset arguments into `dataset`.')
+            raise ValueError(
+                f'{where}: a branch with views is dict(dataset=dict(type=...), '
+                f'views=dict(weak=[...], strong1=[...])); got keys {sorted(cfg)}. '
+                'Move the dataset arguments into `dataset`.'
+            )
         views = cfg['views']
         if not isinstance(views, dict) or not views:
-            raise ValueError(f'{where}: views must be a non-empty dict of view name -> list of '
-                             f'transform dicts, e.g. views=dict(weak=[], strong=[...]); got '
-                             f'{views!r}.')
+            raise ValueError(
+                f'{where}: views must be a non-empty dict of view name -> list of '
+                f'transform dicts, e.g. views=dict(weak=[], strong=[...]); got '
+                f'{views!r}.'
+            )
         out = {}
         for name, pipeline in views.items():
             if not isinstance(name, str) or not name or '.' in name:
-                raise ValueError(f"{where}: view name {name!r} must be a non-empty string "
-                                 "without '.' (batch branches are named 'branch.view').")
+                raise ValueError(
+                    f'{where}: view name {name!r} must be a non-empty string '
+                    "without '.' (batch branches are named 'branch.view')."
+                )
             if pipeline is not None and not isinstance(pipeline, (list, tuple)):
-                raise ValueError(f"{where}, view '{name}': give a list of transform dicts "
-                                 f'(an empty list for the shared image as is), got {pipeline!r}.')
+                raise ValueError(
+                    f"{where}, view '{name}': give a list of transform dicts "
+                    f'(an empty list for the shared image as is), got {pipeline!r}.'
+                )
             try:
                 out[name] = build_pipeline(pipeline)
             except (KeyError, TypeError, ValueError) as err:
@@ -96,8 +107,11 @@ class MultiBranchDataset(Dataset):
     @property
     def batch_branches(self) -> list[str]:
         """Names of the branches of a sample: ``'source'``, ``'unlabeled.weak'``, ..."""
-        return [f'{k}.{v}' if k in self.views else k
-                for k in self.names for v in (self.views.get(k) or [None])]
+        return [
+            f'{k}.{v}' if k in self.views else k
+            for k in self.names
+            for v in (self.views.get(k) or [None])
+        ]
 
     def __len__(self) -> int:
         return max(len(d) for d in self.datasets.values())
@@ -120,8 +134,10 @@ class MultiBranchDataset(Dataset):
         if name not in self.views:
             return {name: sample}
         self._seed_views()
-        return {f'{name}.{view}': apply_to_sample(pipeline, sample)
-                for view, pipeline in self.views[name].items()}
+        return {
+            f'{name}.{view}': apply_to_sample(pipeline, sample)
+            for view, pipeline in self.views[name].items()
+        }
 
     def __getitem__(self, index: Any) -> dict[str, Any]:
         if isinstance(index, (tuple, list)):
@@ -157,7 +173,7 @@ class MultiBranchInfiniteSampler(Sampler):
             self.sizes = [len(dataset.datasets[k]) for k in dataset.names]
             self.multi = True
         else:
-            self.sizes = [len(dataset)]
+            self.sizes = [len(dataset)]  # type: ignore[arg-type]
             self.multi = False
         if min(self.sizes) == 0:
             raise ValueError('MultiBranchInfiniteSampler: a dataset is empty.')
@@ -173,8 +189,10 @@ class MultiBranchInfiniteSampler(Sampler):
                 yield from range(size)
 
     def __iter__(self) -> Iterator[Any]:
-        streams = [itertools.islice(self.branch_stream(b, n), self.rank, None, self.world_size)
-                   for b, n in enumerate(self.sizes)]
+        streams = [
+            itertools.islice(self.branch_stream(b, n), self.rank, None, self.world_size)
+            for b, n in enumerate(self.sizes)
+        ]
         while True:
             idx = tuple(next(s) for s in streams)
             yield idx if self.multi else idx[0]
@@ -197,6 +215,7 @@ def uda_collate(batch: list[dict]) -> dict:
     """
     first = batch[0]
     if 'inputs' in first:
-        return dict(inputs=[b['inputs'] for b in batch],
-                    data_samples=[b['data_samples'] for b in batch])
+        return dict(
+            inputs=[b['inputs'] for b in batch], data_samples=[b['data_samples'] for b in batch]
+        )
     return {k: uda_collate([b[k] for b in batch]) for k in first}

@@ -5,6 +5,7 @@ A pipeline is a list of dicts whose ``type`` is an albumentations class name (``
 :data:`uda.registry.TRANSFORMS`. Masks travel as albumentations' ``mask``; padding fills masks
 with the ignore index so padded pixels never count as a class.
 """
+
 from __future__ import annotations
 
 import copy
@@ -38,14 +39,18 @@ def build_transform(cfg: dict, where: str = 'pipeline') -> A.BasicTransform:
     else:
         close = difflib.get_close_matches(str(name), _albu_names() + list(TRANSFORMS.module_dict))
         hint = f' Did you mean {close}?' if close else ''
-        raise KeyError(f"{where}: unknown transform type '{name}'.{hint} Use an albumentations "
-                       'class name (https://albumentations.ai/docs/api-reference/) or a '
-                       'transform registered in uda.registry.TRANSFORMS.')
+        raise KeyError(
+            f"{where}: unknown transform type '{name}'.{hint} Use an albumentations "
+            'class name (https://albumentations.ai/docs/api-reference/) or a '
+            'transform registered in uda.registry.TRANSFORMS.'
+        )
     try:
         return cls(**cfg)
     except (TypeError, ValueError) as err:
-        raise ValueError(f'{where}: cannot build {name}({cfg}): {err}. Check the argument names '
-                         f'against the {name} documentation.') from err
+        raise ValueError(
+            f'{where}: cannot build {name}({cfg}): {err}. Check the argument names '
+            f'against the {name} documentation.'
+        ) from err
 
 
 def build_pipeline(cfgs: Optional[Sequence[dict]], seed: Optional[int] = None) -> A.Compose:

@@ -15,6 +15,7 @@ Every sample is a pure function of ``(seed, index, style)``, so two processes (o
 produce byte-identical images. ``python -m uda.data.synthetic`` writes a split to disk as PNGs
 plus a list file that :class:`uda.data.ListFileDataset` reads.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,8 +31,17 @@ from uda.registry import DATASETS
 
 # Cityscapes trainIds of the classes that appear in synthetic scenes.
 ROAD, SIDEWALK, BUILDING, POLE, SIGN, VEGETATION, SKY, PERSON, CAR = 0, 1, 2, 5, 7, 8, 10, 11, 13
-SYNTHETIC_CLASS_IDS: tuple[int, ...] = (ROAD, SIDEWALK, BUILDING, POLE, SIGN, VEGETATION, SKY,
-                                        PERSON, CAR)
+SYNTHETIC_CLASS_IDS: tuple[int, ...] = (
+    ROAD,
+    SIDEWALK,
+    BUILDING,
+    POLE,
+    SIGN,
+    VEGETATION,
+    SKY,
+    PERSON,
+    CAR,
+)
 STYLES = ('source', 'target')
 
 
@@ -70,10 +80,23 @@ SOURCE_STYLE = StyleParams(
         PERSON: [(0.90, 0.20, 0.20), (0.20, 0.30, 0.90), (0.95, 0.65, 0.20)],
         CAR: [(0.85, 0.10, 0.10), (0.10, 0.20, 0.80), (0.95, 0.95, 0.95), (0.15, 0.60, 0.25)],
     },
-    colour_jitter=0.03, horizon=(0.36, 0.46), road_half_width=(0.30, 0.42), num_cars=(1, 3),
-    car_scale=(0.10, 0.18), num_people=(0, 2), person_scale=(0.08, 0.14), num_trees=(0, 2),
-    num_poles=(1, 3), building_height=(0.20, 0.34), textured=False, brightness=(1.0, 1.0),
-    cast=(1.0, 1.0), blur_sigma=(0.0, 0.0), noise_std=(0.0, 0.0), vignette=0.0)
+    colour_jitter=0.03,
+    horizon=(0.36, 0.46),
+    road_half_width=(0.30, 0.42),
+    num_cars=(1, 3),
+    car_scale=(0.10, 0.18),
+    num_people=(0, 2),
+    person_scale=(0.08, 0.14),
+    num_trees=(0, 2),
+    num_poles=(1, 3),
+    building_height=(0.20, 0.34),
+    textured=False,
+    brightness=(1.0, 1.0),
+    cast=(1.0, 1.0),
+    blur_sigma=(0.0, 0.0),
+    noise_std=(0.0, 0.0),
+    vignette=0.0,
+)
 
 TARGET_STYLE = StyleParams(
     colours={
@@ -87,10 +110,23 @@ TARGET_STYLE = StyleParams(
         PERSON: [(0.25, 0.20, 0.22), (0.55, 0.30, 0.25), (0.25, 0.30, 0.50)],
         CAR: [(0.25, 0.25, 0.28), (0.65, 0.65, 0.68), (0.55, 0.15, 0.12), (0.20, 0.25, 0.50)],
     },
-    colour_jitter=0.05, horizon=(0.42, 0.54), road_half_width=(0.24, 0.36), num_cars=(2, 5),
-    car_scale=(0.14, 0.26), num_people=(1, 4), person_scale=(0.12, 0.22), num_trees=(1, 4),
-    num_poles=(1, 3), building_height=(0.26, 0.42), textured=True, brightness=(0.7, 0.95),
-    cast=(0.85, 1.10), blur_sigma=(0.5, 1.1), noise_std=(0.02, 0.05), vignette=0.35)
+    colour_jitter=0.05,
+    horizon=(0.42, 0.54),
+    road_half_width=(0.24, 0.36),
+    num_cars=(2, 5),
+    car_scale=(0.14, 0.26),
+    num_people=(1, 4),
+    person_scale=(0.12, 0.22),
+    num_trees=(1, 4),
+    num_poles=(1, 3),
+    building_height=(0.26, 0.42),
+    textured=True,
+    brightness=(0.7, 0.95),
+    cast=(0.85, 1.10),
+    blur_sigma=(0.5, 1.1),
+    noise_std=(0.02, 0.05),
+    vignette=0.35,
+)
 
 STYLE_PARAMS = {'source': SOURCE_STYLE, 'target': TARGET_STYLE}
 
@@ -102,8 +138,9 @@ def _rng(seed: int, index: int, style: str) -> np.random.Generator:
 class _Canvas:
     """An RGB float image, its label map and per-pixel texture keys, painted back to front."""
 
-    def __init__(self, height: int, width: int, rng: np.random.Generator,
-                 style: StyleParams) -> None:
+    def __init__(
+        self, height: int, width: int, rng: np.random.Generator, style: StyleParams
+    ) -> None:
         self.h, self.w, self.rng, self.style = height, width, rng, style
         self.img = np.zeros((height, width, 3), np.float32)
         self.lbl = np.full((height, width), SKY, np.uint8)
@@ -114,8 +151,13 @@ class _Canvas:
         base = np.asarray(choices[self.rng.integers(len(choices))], np.float32)
         return np.clip(base + self.rng.normal(0, self.style.colour_jitter, 3), 0, 1)
 
-    def paint(self, mask: np.ndarray, cls: int, colour: Optional[np.ndarray] = None,
-              texture: Optional[np.ndarray] = None) -> None:
+    def paint(
+        self,
+        mask: np.ndarray,
+        cls: int,
+        colour: Optional[np.ndarray] = None,
+        texture: Optional[np.ndarray] = None,
+    ) -> None:
         """Fill ``mask`` with a class colour, modulated by ``texture`` (same shape) if given."""
         if not mask.any():
             return
@@ -133,8 +175,9 @@ class _Canvas:
         return 1.0 + amount * tex
 
 
-def _render(height: int, width: int, rng: np.random.Generator, style: StyleParams
-            ) -> tuple[np.ndarray, np.ndarray]:
+def _render(
+    height: int, width: int, rng: np.random.Generator, style: StyleParams
+) -> tuple[np.ndarray, np.ndarray]:
     cv = _Canvas(height, width, rng, style)
     H, W = height, width
     u = rng.uniform
@@ -163,8 +206,9 @@ def _render(height: int, width: int, rng: np.random.Generator, style: StyleParam
             if style.textured:
                 # Window grid plus stains: the texture a captured facade has.
                 period_x, period_y = u(6, 12), u(7, 13)
-                win = ((np.mod(cv.xx - x0, period_x) > 0.45 * period_x)
-                       & (np.mod(cv.yy - top, period_y) > 0.5 * period_y))
+                win = (np.mod(cv.xx - x0, period_x) > 0.45 * period_x) & (
+                    np.mod(cv.yy - top, period_y) > 0.5 * period_y
+                )
                 tex = cv.noise_texture(8, 0.08) * np.where(win, u(0.55, 0.8), 1.0)
             cv.paint(mask, BUILDING, texture=tex)
             x = x1 if side < 0 else x0
@@ -179,8 +223,11 @@ def _render(height: int, width: int, rng: np.random.Generator, style: StyleParam
     if style.textured:
         road_tex = cv.noise_texture(2, 0.10)
         # Lane marking: a dashed bright stripe, still labelled road.
-        lane = road & (np.abs(cv.xx - vx) <= 0.004 * W + depth * 0.012 * W) & (
-            np.mod(np.log1p(20 * depth + 1e-3) * 9, 2) < 1)
+        lane = (
+            road
+            & (np.abs(cv.xx - vx) <= 0.004 * W + depth * 0.012 * W)
+            & (np.mod(np.log1p(20 * depth + 1e-3) * 9, 2) < 1)
+        )
         road_tex = np.where(lane, 2.2, road_tex)
     cv.paint(road, ROAD, texture=road_tex)
 
@@ -202,9 +249,12 @@ def _render(height: int, width: int, rng: np.random.Generator, style: StyleParam
             cx = vx + u(-0.8, 0.8) * d * road_hw
             cw = u(*style.car_scale) * W * (0.3 + 0.9 * d)
             ch = cw * u(0.45, 0.6)
-            body = ((np.abs(cv.xx - cx) <= cw / 2) & (cv.yy <= base_y) & (cv.yy >= base_y - ch * 0.6))
-            cabin = ((np.abs(cv.xx - cx) <= cw * 0.32) & (cv.yy < base_y - ch * 0.6)
-                     & (cv.yy >= base_y - ch))
+            body = (np.abs(cv.xx - cx) <= cw / 2) & (cv.yy <= base_y) & (cv.yy >= base_y - ch * 0.6)
+            cabin = (
+                (np.abs(cv.xx - cx) <= cw * 0.32)
+                & (cv.yy < base_y - ch * 0.6)
+                & (cv.yy >= base_y - ch)
+            )
             col = cv.colour(CAR)
             tex = None
             if style.textured:
@@ -214,18 +264,23 @@ def _render(height: int, width: int, rng: np.random.Generator, style: StyleParam
             px = vx + side * u(0.9, 1.2) * d * road_hw + side * 0.01 * W
             ph = u(*style.person_scale) * H * (0.3 + 1.0 * d)
             pw = ph * 0.28
-            body = ((((cv.xx - px) / (pw / 2)) ** 2 + ((cv.yy - (base_y - ph * 0.42)) / (ph * 0.42))
-                     ** 2) <= 1)
+            body = (
+                ((cv.xx - px) / (pw / 2)) ** 2 + ((cv.yy - (base_y - ph * 0.42)) / (ph * 0.42)) ** 2
+            ) <= 1
             head = ((cv.xx - px) ** 2 + (cv.yy - (base_y - ph * 0.9)) ** 2) <= (ph * 0.1) ** 2
             cv.paint(body | head, PERSON)
         elif kind == 'tree':
             tx = vx + side * u(1.05, 1.5) * d * walk_hw + side * 0.02 * W
             th = u(0.25, 0.45) * H * (0.3 + 0.9 * d)
-            trunk = (np.abs(cv.xx - tx) <= max(1.0, th * 0.04)) & (cv.yy <= base_y) & (
-                cv.yy >= base_y - th * 0.6)
+            trunk = (
+                (np.abs(cv.xx - tx) <= max(1.0, th * 0.04))
+                & (cv.yy <= base_y)
+                & (cv.yy >= base_y - th * 0.6)
+            )
             r = th * u(0.22, 0.32)
-            crown = ((cv.xx - tx) ** 2 / (r * 1.2) ** 2 + (cv.yy - (base_y - th * 0.7)) ** 2
-                     / r ** 2) <= 1
+            crown = (
+                (cv.xx - tx) ** 2 / (r * 1.2) ** 2 + (cv.yy - (base_y - th * 0.7)) ** 2 / r**2
+            ) <= 1
             tex = cv.noise_texture(1.5, 0.25) if style.textured else None
             cv.paint(trunk | crown, VEGETATION, texture=tex)
         else:  # pole with a sign
@@ -252,7 +307,7 @@ def _render(height: int, width: int, rng: np.random.Generator, style: StyleParam
         img = img * (1 - style.vignette * 0.5 * r2)[..., None]
     sigma = u(*style.blur_sigma)
     if sigma > 0:
-        img = cv2.GaussianBlur(img, (0, 0), sigma)
+        img = cv2.GaussianBlur(img, (0, 0), sigma).astype(np.float32)
     noise = u(*style.noise_std)
     if noise > 0:
         img = img + rng.normal(0, noise, img.shape).astype(np.float32)
@@ -260,8 +315,9 @@ def _render(height: int, width: int, rng: np.random.Generator, style: StyleParam
     return img, cv.lbl
 
 
-def render_scene(index: int, style: str = 'source', seed: int = 0,
-                 size: Sequence[int] = (128, 256)) -> tuple[np.ndarray, np.ndarray]:
+def render_scene(
+    index: int, style: str = 'source', seed: int = 0, size: Sequence[int] = (128, 256)
+) -> tuple[np.ndarray, np.ndarray]:
     """Render one scene.
 
     Args:
@@ -281,8 +337,14 @@ def render_scene(index: int, style: str = 'source', seed: int = 0,
     return _render(h, w, _rng(seed, index, style), STYLE_PARAMS[style])
 
 
-def write_split(out_dir: str, style: str, num: int, seed: int = 0,
-                size: Sequence[int] = (128, 256), list_name: Optional[str] = None) -> str:
+def write_split(
+    out_dir: str,
+    style: str,
+    num: int,
+    seed: int = 0,
+    size: Sequence[int] = (128, 256),
+    list_name: Optional[str] = None,
+) -> str:
     """Write ``num`` scenes as ``images/*.png`` + ``labels/*.png`` and a list file.
 
     Returns:
@@ -317,8 +379,15 @@ class SyntheticDataset(SegDataset):
         **kwargs: See :class:`SegDataset`.
     """
 
-    def __init__(self, style: str = 'source', num_samples: int = 200, seed: int = 0,
-                 size: Sequence[int] = (128, 256), cache: bool = True, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        style: str = 'source',
+        num_samples: int = 200,
+        seed: int = 0,
+        size: Sequence[int] = (128, 256),
+        cache: bool = True,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         if num_samples < 1:
             raise ValueError(f'SyntheticDataset: num_samples must be >= 1, got {num_samples}.')
@@ -339,14 +408,17 @@ class SyntheticDataset(SegDataset):
             img, lbl = render_scene(index, self.style, self.seed, self.size)
             if self.cache:
                 self._cache[index] = (img, lbl)
-        info = dict(img_path=f'synthetic://{self.style}/{self.seed}/{index}',
-                    label_path=f'synthetic://{self.style}/{self.seed}/{index}')
+        info = dict(
+            img_path=f'synthetic://{self.style}/{self.seed}/{index}',
+            label_path=f'synthetic://{self.style}/{self.seed}/{index}',
+        )
         return img, (lbl if self.with_label else None), info
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
     parser = argparse.ArgumentParser(
-        description='Write built-in synthetic street scenes as PNGs plus a list file.')
+        description='Write built-in synthetic street scenes as PNGs plus a list file.'
+    )
     parser.add_argument('--out', required=True, help='output folder')
     parser.add_argument('--style', choices=STYLES, default='source')
     parser.add_argument('--num', type=int, default=100, help='number of scenes')

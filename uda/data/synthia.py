@@ -1,4 +1,5 @@
 """SYNTHIA-RAND-CITYSCAPES: rendered frames with 16-bit label PNGs, official layout."""
+
 from __future__ import annotations
 
 import os
@@ -29,15 +30,20 @@ def read_synthia_label(path: str) -> np.ndarray:
         with Image.open(path) as im:
             im.verify()
     except Exception as err:  # PIL raises several types for damaged files
-        raise OSError(f'Cannot read label {path} ({err}); the file is truncated or not a '
-                      'PNG. Re-extract it from the SYNTHIA archive.') from err
+        raise OSError(
+            f'Cannot read label {path} ({err}); the file is truncated or not a '
+            'PNG. Re-extract it from the SYNTHIA archive.'
+        ) from err
     arr = cv2.imread(path, cv2.IMREAD_UNCHANGED)
     if arr is None:
-        raise OSError(f'Cannot decode label {path}; the file is truncated or not a PNG. '
-                      'Re-extract it from the SYNTHIA archive.')
+        raise OSError(
+            f'Cannot decode label {path}; the file is truncated or not a PNG. '
+            'Re-extract it from the SYNTHIA archive.'
+        )
     if arr.dtype not in (np.uint8, np.uint16):
-        raise ValueError(f'Label {path} has {arr.dtype} pixels; SYNTHIA labels are 16-bit '
-                         '(or 8-bit) PNGs.')
+        raise ValueError(
+            f'Label {path} has {arr.dtype} pixels; SYNTHIA labels are 16-bit (or 8-bit) PNGs.'
+        )
     if arr.ndim == 3:
         arr = arr[..., 2] if arr.shape[2] in (3, 4) else arr[..., 0]
     return arr
@@ -66,24 +72,36 @@ class SynthiaDataset(FilePairDataset):
         **kwargs: See :class:`uda.data.SegDataset` (pipeline, resize, with_label ...).
     """
 
-    def __init__(self, data_root: str, img_dir: str = 'RGB', label_dir: str = 'GT/LABELS',
-                 class_protocol: Optional[str] = 'synthia16', skip_unpaired: bool = False,
-                 protocol: str = 'cityscapes19', label_map: Any = 'synthia_ids',
-                 unmapped: str = 'error', **kwargs: Any) -> None:
+    def __init__(
+        self,
+        data_root: str,
+        img_dir: str = 'RGB',
+        label_dir: str = 'GT/LABELS',
+        class_protocol: Optional[str] = 'synthia16',
+        skip_unpaired: bool = False,
+        protocol: str = 'cityscapes19',
+        label_map: Any = 'synthia_ids',
+        unmapped: str = 'error',
+        **kwargs: Any,
+    ) -> None:
         super().__init__(protocol=protocol, label_map=label_map, unmapped=unmapped, **kwargs)
         self.class_protocol = class_protocol
         if class_protocol is not None:
             sub = get_protocol(class_protocol)
             if sub.classes != self.protocol.classes:
-                raise ValueError(f"class_protocol '{class_protocol}' is not over the label "
-                                 f"space of protocol '{self.protocol.name}'.")
+                raise ValueError(
+                    f"class_protocol '{class_protocol}' is not over the label "
+                    f"space of protocol '{self.protocol.name}'."
+                )
             keep = np.zeros(self.protocol.num_classes, bool)
             keep[list(sub.eval_ids)] = True
             self._keep: Optional[np.ndarray] = keep
         else:
             self._keep = None
-        fix = ('Set the SYNTHIA_ROOT environment variable (or data_root via --cfg-options) to '
-               'the RAND_CITYSCAPES folder holding RGB/ and GT/LABELS/ (docs/datasets.md).')
+        fix = (
+            'Set the SYNTHIA_ROOT environment variable (or data_root via --cfg-options) to '
+            'the RAND_CITYSCAPES folder holding RGB/ and GT/LABELS/ (docs/datasets.md).'
+        )
         require_dir(data_root, 'SYNTHIA root', fix)
         img_root = os.path.join(data_root, img_dir)
         require_dir(img_root, 'SYNTHIA image folder', fix)
@@ -93,8 +111,9 @@ class SynthiaDataset(FilePairDataset):
         if self.with_label:
             lbl_root = os.path.join(data_root, label_dir)
             require_dir(lbl_root, 'SYNTHIA label folder', fix)
-            self.items = list(pair_files(images, scan_files(lbl_root, '.png'), img_root,
-                                         lbl_root, skip_unpaired))
+            self.items = list(
+                pair_files(images, scan_files(lbl_root, '.png'), img_root, lbl_root, skip_unpaired)
+            )
         else:
             self.items = [(images[k], None) for k in sorted(images)]
         if not self.items:

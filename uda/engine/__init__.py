@@ -1,9 +1,15 @@
 """Engine: hooks, optimiser constructors and the torch>=2.6 checkpoint loader (installed on
 import)."""
+
 from uda.engine import checkpoint  # noqa: F401  (installs the safe checkpoint loader)
 from uda.engine.dist import AdapterDataParallel, average_gradients, prepare_distributed
 from uda.engine.hooks import SegVisualizationHook
 from uda.engine.optim_constructor import AdapterOptimWrapperConstructor
 
-__all__ = ['AdapterDataParallel', 'AdapterOptimWrapperConstructor', 'SegVisualizationHook',
-           'average_gradients', 'prepare_distributed']
+__all__ = [
+    'AdapterDataParallel',
+    'AdapterOptimWrapperConstructor',
+    'SegVisualizationHook',
+    'average_gradients',
+    'prepare_distributed',
+]

@@ -5,6 +5,7 @@ torch 2.6 made ``torch.load(weights_only=True)`` the default. mmengine 0.10.7 ca
 stores (message hub, history buffers, numpy scalars). We keep the safe loader and allow exactly
 those types, rather than unpickling arbitrary code from a checkpoint.
 """
+
 from __future__ import annotations
 
 import os.path as osp
@@ -23,13 +24,21 @@ def _safe_types() -> list[Any]:
     # weights-only unpickler still refuses to *call* anything outside this list, so allowing
     # getattr lets it rebuild those references without allowing arbitrary code.
     types: list[Any] = [HistoryBuffer, ConfigDict, np.ndarray, np.dtype, getattr]
-    types += [np.dtypes.Float64DType, np.dtypes.Float32DType, np.dtypes.Int64DType,
-              np.dtypes.Int32DType, np.dtypes.BoolDType, np.dtypes.UInt8DType]
+    types += [
+        np.dtypes.Float64DType,
+        np.dtypes.Float32DType,
+        np.dtypes.Int64DType,
+        np.dtypes.Int32DType,
+        np.dtypes.BoolDType,
+        np.dtypes.UInt8DType,
+    ]
     try:  # numpy >= 2 keeps the reconstruction helpers in numpy._core
         from numpy._core.multiarray import _reconstruct, scalar
+
         types += [_reconstruct, scalar]
     except ImportError:  # pragma: no cover - numpy 1.x
         from numpy.core.multiarray import _reconstruct, scalar  # type: ignore
+
         types += [_reconstruct, scalar]
     return [t for t in types if t is not None]
 
@@ -38,8 +47,10 @@ def load_checkpoint_file(filename: str, map_location: Optional[Any] = None) -> A
     """``torch.load`` with weights_only=True and mmengine's logging types allowed."""
     filename = osp.expanduser(filename)
     if not osp.isfile(filename):
-        raise FileNotFoundError(f'Checkpoint not found: {filename}. Check the path (and '
-                                '--resume / load_from in the config).')
+        raise FileNotFoundError(
+            f'Checkpoint not found: {filename}. Check the path (and '
+            '--resume / load_from in the config).'
+        )
     with torch.serialization.safe_globals(_safe_types()):
         return torch.load(filename, map_location=map_location, weights_only=True)
 
@@ -56,14 +67,19 @@ def state_dict_of(checkpoint: Any) -> dict[str, torch.Tensor]:
     """The model weights of an mmengine checkpoint (``state_dict``) or of a bare state dict."""
     if isinstance(checkpoint, dict) and isinstance(checkpoint.get('state_dict'), dict):
         return checkpoint['state_dict']
-    if isinstance(checkpoint, dict) and all(isinstance(v, torch.Tensor)
-                                            for v in checkpoint.values()):
+    if isinstance(checkpoint, dict) and all(
+        isinstance(v, torch.Tensor) for v in checkpoint.values()
+    ):
         return checkpoint
     raise ValueError('The checkpoint holds no state_dict; give a .pth written by tools/train.py.')
 
 
-def check_weights_fit(expected: dict[str, torch.Tensor], given: dict[str, torch.Tensor],
-                      checkpoint: str, config: str = 'the config') -> None:
+def check_weights_fit(
+    expected: dict[str, torch.Tensor],
+    given: dict[str, torch.Tensor],
+    checkpoint: str,
+    config: str = 'the config',
+) -> None:
     """Fail with one clear message when checkpoint weights do not fit the built network.
 
     mmengine loads with ``strict=False`` and only warns on shape mismatches, so a checkpoint of
@@ -71,8 +87,11 @@ def check_weights_fit(expected: dict[str, torch.Tensor], given: dict[str, torch.
     """
     missing = sorted(set(expected) - set(given))
     unexpected = sorted(set(given) - set(expected))
-    shapes = [f'{k}: checkpoint {list(given[k].shape)} vs model {list(v.shape)}'
-              for k, v in expected.items() if k in given and given[k].shape != v.shape]
+    shapes = [
+        f'{k}: checkpoint {list(given[k].shape)} vs model {list(v.shape)}'
+        for k, v in expected.items()
+        if k in given and given[k].shape != v.shape
+    ]
     if not (missing or unexpected or shapes):
         return
     lines = [f'Checkpoint {checkpoint} does not fit the network built from {config}:']
@@ -82,26 +101,32 @@ def check_weights_fit(expected: dict[str, torch.Tensor], given: dict[str, torch.
         lines.append(f'  {len(missing)} weights missing from the checkpoint, e.g. {missing[:3]}')
     if unexpected:
         lines.append(f'  {len(unexpected)} unexpected weights, e.g. {unexpected[:3]}')
-    lines.append('  The checkpoint was trained with another class count or architecture: use '
-                 'the config it was trained with (model.segmentor: num_classes, arch, '
-                 'encoder_name).')
+    lines.append(
+        '  The checkpoint was trained with another class count or architecture: use '
+        'the config it was trained with (model.segmentor: num_classes, arch, '
+        'encoder_name).'
+    )
     raise ValueError('\n'.join(lines))
 
 
-def segmentor_weights(state: dict[str, torch.Tensor], which: str, checkpoint: str
-                      ) -> dict[str, torch.Tensor]:
+def segmentor_weights(
+    state: dict[str, torch.Tensor], which: str, checkpoint: str
+) -> dict[str, torch.Tensor]:
     """The weights of the ``which`` network ('student' / 'teacher') without their prefix."""
     prefix = 'teacher.net.' if which == 'teacher' else f'{which}.'
-    out = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+    out = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
     if not out:
         held = sorted({k.split('.', 1)[0] for k in state})
-        raise KeyError(f"Checkpoint {checkpoint} has no '{which}' weights ({prefix}*); it holds "
-                       f'{held}. Choose one of those (e.g. --which student).')
+        raise KeyError(
+            f"Checkpoint {checkpoint} has no '{which}' weights ({prefix}*); it holds "
+            f'{held}. Choose one of those (e.g. --which student).'
+        )
     return out
 
 
-def load_segmentor_weights(net: torch.nn.Module, checkpoint: str, which: str = 'student',
-                           config: str = 'the config') -> None:
+def load_segmentor_weights(
+    net: torch.nn.Module, checkpoint: str, which: str = 'student', config: str = 'the config'
+) -> None:
     """Load the ``which`` network of a training checkpoint into ``net``, strictly.
 
     The one loader for tools that run a single network (``tools/compute_is_weights.py``,
@@ -115,8 +140,9 @@ def load_segmentor_weights(net: torch.nn.Module, checkpoint: str, which: str = '
         which: ``'student'`` or ``'teacher'``: the key prefix in the checkpoint.
         config: Config path, named in the error.
     """
-    weights = segmentor_weights(state_dict_of(load_checkpoint_file(checkpoint, 'cpu')), which,
-                                checkpoint)
+    weights = segmentor_weights(
+        state_dict_of(load_checkpoint_file(checkpoint, 'cpu')), which, checkpoint
+    )
     check_weights_fit(net.state_dict(), weights, checkpoint, config)
     net.load_state_dict(weights, strict=True)
 
@@ -126,8 +152,11 @@ def load_segmentor_weights(net: torch.nn.Module, checkpoint: str, which: str = '
 _LEGACY_ORDER = {'SACSelfTraining': -10}
 
 
-def upgrade_state_dict(state: dict[str, torch.Tensor], terms: dict[str, dict],
-                       labellers: Optional[dict[str, dict]] = None) -> dict[str, torch.Tensor]:
+def upgrade_state_dict(
+    state: dict[str, torch.Tensor],
+    terms: dict[str, dict],
+    labellers: Optional[dict[str, dict]] = None,
+) -> dict[str, torch.Tensor]:
     """Map a checkpoint of the positional layout (before named terms) to the current one.
 
     The key mapping:
@@ -148,7 +177,7 @@ def upgrade_state_dict(state: dict[str, torch.Tensor], terms: dict[str, dict],
         labellers: The new config's ``model.labellers`` (unused but checked for the SAC name).
     """
     named = [n for n, c in terms.items() if c.get('type') != 'AdaptiveBN']
-    old_order = sorted(named, key=lambda n: _LEGACY_ORDER.get(terms[n].get('type'), 0))
+    old_order = sorted(named, key=lambda n: _LEGACY_ORDER.get(str(terms[n].get('type')), 0))
     out: dict[str, torch.Tensor] = {}
     for key, value in state.items():
         new = key
@@ -156,12 +185,16 @@ def upgrade_state_dict(state: dict[str, torch.Tensor], terms: dict[str, dict],
         if head == 'terms' and rest.split('.', 1)[0].isdigit():
             index, _, tail = rest.partition('.')
             if int(index) >= len(old_order):
-                raise KeyError(f'Checkpoint key {key}: the config has only {len(old_order)} '
-                               'stateful terms; upgrade with the config the run was trained '
-                               'with.')
+                raise KeyError(
+                    f'Checkpoint key {key}: the config has only {len(old_order)} '
+                    'stateful terms; upgrade with the config the run was trained '
+                    'with.'
+                )
             name = old_order[int(index)]
             if terms[name].get('type') == 'SACSelfTraining' and tail.split('.')[0] in (
-                    'class_prior', 'prior_updates'):
+                'class_prior',
+                'prior_updates',
+            ):
                 lab = terms[name].get('labeller', 'sac')
                 if labellers is not None and lab not in labellers:
                     raise KeyError(f"model.labellers has no '{lab}' for the SAC class prior.")
@@ -174,9 +207,9 @@ def upgrade_state_dict(state: dict[str, torch.Tensor], terms: dict[str, dict],
             new = f'teacher.net.{rest}'
         for net in ('student.', 'teacher.net.'):
             if new.startswith(net + 'aux_head.'):
-                new = net + 'heads.aux.' + new[len(net + 'aux_head.'):]
+                new = net + 'heads.aux.' + new[len(net + 'aux_head.') :]
             elif new.startswith(net + 'net.classification_head.'):
-                new = net + 'heads.cls.' + new[len(net + 'net.classification_head.'):]
+                new = net + 'heads.cls.' + new[len(net + 'net.classification_head.') :]
         out[new] = value
     if 'teacher.ready' in out and 'teacher.updates' not in out:
         out['teacher.updates'] = torch.zeros((), dtype=torch.long)

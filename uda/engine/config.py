@@ -1,4 +1,5 @@
 """Config loading shared by the tools: ``--cfg-options``, work dir, seed, output files."""
+
 from __future__ import annotations
 
 import os
@@ -9,11 +10,35 @@ from mmengine.config import Config
 
 # Keys the mmengine Runner reads from a config (Runner.from_cfg); any config may set them.
 RUNNER_KEYS = {
-    'model', 'work_dir', 'train_dataloader', 'val_dataloader', 'test_dataloader', 'train_cfg',
-    'val_cfg', 'test_cfg', 'auto_scale_lr', 'optim_wrapper', 'param_scheduler',
-    'val_evaluator', 'test_evaluator', 'default_hooks', 'custom_hooks', 'data_preprocessor',
-    'load_from', 'resume', 'launcher', 'env_cfg', 'log_processor', 'log_level', 'visualizer',
-    'default_scope', 'randomness', 'experiment_name', 'cfg', 'model_wrapper_cfg'}
+    'model',
+    'work_dir',
+    'train_dataloader',
+    'val_dataloader',
+    'test_dataloader',
+    'train_cfg',
+    'val_cfg',
+    'test_cfg',
+    'auto_scale_lr',
+    'optim_wrapper',
+    'param_scheduler',
+    'val_evaluator',
+    'test_evaluator',
+    'default_hooks',
+    'custom_hooks',
+    'data_preprocessor',
+    'load_from',
+    'resume',
+    'launcher',
+    'env_cfg',
+    'log_processor',
+    'log_level',
+    'visualizer',
+    'default_scope',
+    'randomness',
+    'experiment_name',
+    'cfg',
+    'model_wrapper_cfg',
+}
 
 
 def check_cfg_options(cfg: Config, options: Optional[dict], config_path: str) -> None:
@@ -25,8 +50,10 @@ def check_cfg_options(cfg: Config, options: Optional[dict], config_path: str) ->
     for key in options or {}:
         parts = key.split('.')
         if parts[0] not in cfg and parts[0] not in RUNNER_KEYS:
-            raise KeyError(f"--cfg-options key '{key}': '{parts[0]}' is not a key of "
-                           f'{config_path}. Known top-level keys: {sorted(cfg.keys())}.')
+            raise KeyError(
+                f"--cfg-options key '{key}': '{parts[0]}' is not a key of "
+                f'{config_path}. Known top-level keys: {sorted(cfg.keys())}.'
+            )
         node: Any = cfg
         for depth, part in enumerate(parts[:-1]):
             if isinstance(node, (list, tuple)) and part.isdigit():
@@ -35,17 +62,26 @@ def check_cfg_options(cfg: Config, options: Optional[dict], config_path: str) ->
             if not hasattr(node, 'keys') or part not in node:
                 where = '.'.join(parts[:depth]) or '(top level)'
                 known = sorted(node.keys()) if hasattr(node, 'keys') else type(node).__name__
-                raise KeyError(f"--cfg-options key '{key}': '{part}' is not under {where} in "
-                               f'{config_path}; it holds {known}.')
+                raise KeyError(
+                    f"--cfg-options key '{key}': '{part}' is not under {where} in "
+                    f'{config_path}; it holds {known}.'
+                )
             node = node[part]
 
 
-def load_config(config: str, cfg_options: Optional[dict] = None, work_dir: Optional[str] = None,
-                seed: Optional[int] = None, launcher: str = 'none') -> Config:
+def load_config(
+    config: str,
+    cfg_options: Optional[dict] = None,
+    work_dir: Optional[str] = None,
+    seed: Optional[int] = None,
+    launcher: str = 'none',
+) -> Config:
     """Read a config, apply overrides, and set the work dir and metrics file."""
     if not osp.isfile(config):
-        raise FileNotFoundError(f'Config file not found: {config}. Configs live under configs/, '
-                                'e.g. configs/demo/abn_unet-resnet18_400it_synthetic-96x192.py.')
+        raise FileNotFoundError(
+            f'Config file not found: {config}. Configs live under configs/, '
+            'e.g. configs/demo/abn_unet-resnet18_400it_synthetic-96x192.py.'
+        )
     cfg = Config.fromfile(config)
     if cfg_options:
         check_cfg_options(cfg, cfg_options, config)

@@ -1,4 +1,5 @@
 """Distributed training: the adapter's data-parallel wrapper, and gloo when there is no GPU."""
+
 from __future__ import annotations
 
 import inspect
@@ -39,11 +40,15 @@ def _buckets(tensors: Iterable[Tensor], cap_bytes: int) -> Iterator[list[Tensor]
             yield bucket
 
 
-def _coalesced(tensors: list[Tensor], collective: Collective, bucket_cap_mb: float,
-               scale: Optional[float] = None) -> None:
+def _coalesced(
+    tensors: list[Tensor],
+    collective: Collective,
+    bucket_cap_mb: float,
+    scale: Optional[float] = None,
+) -> None:
     """Run ``collective`` in place on flattened buckets of ``tensors`` and write back,
     multiplied by ``scale`` when given."""
-    for bucket in _buckets(tensors, int(bucket_cap_mb * 2 ** 20)):
+    for bucket in _buckets(tensors, int(bucket_cap_mb * 2**20)):
         flat = _flatten_dense_tensors(bucket)
         collective(flat)
         if scale is not None:
@@ -52,9 +57,12 @@ def _coalesced(tensors: list[Tensor], collective: Collective, bucket_cap_mb: flo
             t.copy_(synced)
 
 
-def average_gradients(params: Iterable[Tensor], world_size: Optional[int] = None,
-                      all_reduce: Collective = dist.all_reduce,
-                      bucket_cap_mb: float = 25.0) -> None:
+def average_gradients(
+    params: Iterable[Tensor],
+    world_size: Optional[int] = None,
+    all_reduce: Collective = dist.all_reduce,
+    bucket_cap_mb: float = 25.0,
+) -> None:
     """Replace each parameter's ``.grad`` by its mean over the ranks.
 
     Parameters with ``requires_grad=False`` are skipped. A parameter without a gradient on
@@ -87,8 +95,10 @@ def average_gradients(params: Iterable[Tensor], world_size: Optional[int] = None
         if p.grad is None:
             p.grad = torch.zeros_like(p)
         elif p.grad.is_sparse:
-            raise TypeError('average_gradients: sparse gradients are not supported; use dense '
-                            'embeddings (sparse=False).')
+            raise TypeError(
+                'average_gradients: sparse gradients are not supported; use dense '
+                'embeddings (sparse=False).'
+            )
         grads.append(p.grad)
     _coalesced(grads, all_reduce, bucket_cap_mb, scale=1.0 / world_size)
 
@@ -123,25 +133,34 @@ class AdapterDataParallel(nn.Module):
             ``MMDistributedDataParallel(broadcast_buffers=False)``.
     """
 
-    def __init__(self, module: nn.Module, bucket_cap_mb: float = 25.0,
-                 average_buffers: bool = True) -> None:
+    module: Any  # the adapter (its own train_step with grad_sync)
+
+    def __init__(
+        self, module: nn.Module, bucket_cap_mb: float = 25.0, average_buffers: bool = True
+    ) -> None:
         super().__init__()
         if not (dist.is_available() and dist.is_initialized()):
-            raise RuntimeError('AdapterDataParallel needs an initialised process group: launch '
-                               'with torchrun and `tools/train.py --launcher pytorch`.')
+            raise RuntimeError(
+                'AdapterDataParallel needs an initialised process group: launch '
+                'with torchrun and `tools/train.py --launcher pytorch`.'
+            )
         if 'grad_sync' not in inspect.signature(module.train_step).parameters:
-            raise TypeError(f'AdapterDataParallel wraps models whose train_step(data, '
-                            f'optim_wrapper, grad_sync) runs the optimiser steps; '
-                            f'{type(module).__name__} has none: use model_wrapper_cfg='
-                            "dict(type='MMDistributedDataParallel').")
+            raise TypeError(
+                f'AdapterDataParallel wraps models whose train_step(data, '
+                f'optim_wrapper, grad_sync) runs the optimiser steps; '
+                f'{type(module).__name__} has none: use model_wrapper_cfg='
+                "dict(type='MMDistributedDataParallel')."
+            )
         self.module = module
         self.bucket_cap_mb = float(bucket_cap_mb)
         self.average_buffers = average_buffers
         self.world_size = dist.get_world_size()
         self._ignore = set(getattr(module, '_ddp_params_and_buffers_to_ignore', ()))
         with torch.no_grad():
-            self._broadcast([p.data for n, p in module.named_parameters()
-                             if n not in self._ignore] + self._synced_buffers())
+            self._broadcast(
+                [p.data for n, p in module.named_parameters() if n not in self._ignore]
+                + self._synced_buffers()
+            )
 
     def _synced_buffers(self) -> list[Tensor]:
         # Looked up every time: adaptive BN swaps in new buffer tensors.
@@ -196,10 +215,13 @@ def prepare_distributed(cfg: Config) -> None:
         wrapper.setdefault('type', 'AdapterDataParallel')
     if launcher == 'pytorch' and not torch.cuda.is_available():
         if not dist.is_initialized():
-            dist.init_process_group(backend='gloo', rank=int(os.environ['RANK']),
-                                    world_size=int(os.environ['WORLD_SIZE']))
+            dist.init_process_group(
+                backend='gloo',
+                rank=int(os.environ['RANK']),
+                world_size=int(os.environ['WORLD_SIZE']),
+            )
         wrapper.setdefault('type', 'MMDistributedDataParallel')
-        if issubclass(MODEL_WRAPPERS.get(wrapper['type']), DistributedDataParallel):
+        if issubclass(MODEL_WRAPPERS.get(wrapper['type']) or object, DistributedDataParallel):
             wrapper.setdefault('device_ids', None)
     name = wrapper.get('type')
     if isinstance(name, str) and name in MODEL_WRAPPERS.module_dict:

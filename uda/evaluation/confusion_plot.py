@@ -1,4 +1,5 @@
 """Confusion-matrix picture: where the errors of each class go."""
+
 from __future__ import annotations
 
 import os
@@ -7,8 +8,13 @@ from typing import Sequence
 import numpy as np
 
 
-def plot_confusion(conf: np.ndarray, names: Sequence[str], path: str,
-                   ids: Sequence[int] | None = None, title: str = '') -> None:
+def plot_confusion(
+    conf: np.ndarray,
+    names: Sequence[str],
+    path: str,
+    ids: Sequence[int] | None = None,
+    title: str = '',
+) -> None:
     """Save a row-normalised confusion matrix (rows = ground truth, cells in % of the row).
 
     Args:
@@ -19,6 +25,7 @@ def plot_confusion(conf: np.ndarray, names: Sequence[str], path: str,
         title: Figure title.
     """
     import matplotlib
+
     matplotlib.use('Agg')  # files only: no display on servers
     import matplotlib.pyplot as plt
 
@@ -45,8 +52,15 @@ def plot_confusion(conf: np.ndarray, names: Sequence[str], path: str,
             for c in range(n):
                 v = norm[r, c]
                 if np.isfinite(v) and v >= 0.5:
-                    ax.text(c, r, f'{v:.0f}', ha='center', va='center', fontsize=7,
-                            color='white' if v > 50 else 'black')
+                    ax.text(
+                        c,
+                        r,
+                        f'{v:.0f}',
+                        ha='center',
+                        va='center',
+                        fontsize=7,
+                        color='white' if v > 50 else 'black',
+                    )
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label='% of ground-truth pixels')
     fig.tight_layout()
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)

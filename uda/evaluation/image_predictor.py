@@ -5,6 +5,7 @@ network's stride, run in the configured mode (whole / slide / aug), and cropped 
 folders of mixed sizes work. Masks are saved as palette PNGs (pixel value = class id, shown in
 the class colours) next to overlays on the image.
 """
+
 from __future__ import annotations
 
 import glob
@@ -28,15 +29,21 @@ EXPORTED_EXTENSIONS = ('.onnx', '.safetensors', '.torchscript', '.pt', '.ts')
 def list_images(source: str) -> list[str]:
     """Image files of a folder (recursive), a glob pattern, or one file; sorted."""
     if os.path.isdir(source):
-        paths = [os.path.join(root, f) for root, _, files in os.walk(source) for f in files
-                 if f.lower().endswith(IMAGE_EXTENSIONS)]
+        paths = [
+            os.path.join(root, f)
+            for root, _, files in os.walk(source)
+            for f in files
+            if f.lower().endswith(IMAGE_EXTENSIONS)
+        ]
     elif os.path.isfile(source):
         paths = [source]
     else:
         paths = [p for p in glob.glob(source, recursive=True) if os.path.isfile(p)]
     if not paths:
-        raise FileNotFoundError(f'No images found at {source!r}: give a folder, a glob pattern '
-                                f"such as 'frames/*.png', or an image file ({IMAGE_EXTENSIONS}).")
+        raise FileNotFoundError(
+            f'No images found at {source!r}: give a folder, a glob pattern '
+            f"such as 'frames/*.png', or an image file ({IMAGE_EXTENSIONS})."
+        )
     return sorted(paths)
 
 
@@ -54,10 +61,17 @@ class ImagePredictor:
         device: Torch device of the inputs.
     """
 
-    def __init__(self, net: Callable[[Tensor], Tensor], mean: Sequence[float],
-                 std: Sequence[float], stride: int, classes: Sequence[str],
-                 palette: Sequence[Sequence[int]], test_cfg: Optional[dict] = None,
-                 device: str = 'cpu') -> None:
+    def __init__(
+        self,
+        net: Callable[[Tensor], Tensor],
+        mean: Sequence[float],
+        std: Sequence[float],
+        stride: int,
+        classes: Sequence[str],
+        palette: Sequence[Sequence[int]],
+        test_cfg: Optional[dict] = None,
+        device: str = 'cpu',
+    ) -> None:
         self.net, self.stride, self.device = net, int(stride), torch.device(device)
         # The training normalisation, stated once (SegDataPreprocessor.normalize).
         self.preprocessor = SegDataPreprocessor(mean, std, size_divisor=self.stride).to(self.device)
@@ -74,32 +88,46 @@ class ImagePredictor:
         return scores[0].argmax(0).to(torch.uint8).cpu().numpy()
 
     @classmethod
-    def from_checkpoint(cls, config: str, checkpoint: str, which: str = 'student',
-                        test_cfg: Optional[dict] = None, device: str = 'cpu'
-                        ) -> 'ImagePredictor':
+    def from_checkpoint(
+        cls,
+        config: str,
+        checkpoint: str,
+        which: str = 'student',
+        test_cfg: Optional[dict] = None,
+        device: str = 'cpu',
+    ) -> 'ImagePredictor':
         """Build the config's segmentor with the ``which`` weights of a training checkpoint."""
         from uda.export.common import load_segmentor
         from uda.export.metadata import build_metadata
+
         if not os.path.isfile(config):
             raise FileNotFoundError(f'Config file not found: {config} (needed with a .pth).')
         cfg = Config.fromfile(config)
         net = load_segmentor(cfg, checkpoint, which).to(device)
-        meta = build_metadata(cfg, int(getattr(net, 'num_classes', 0)) or
-                              _num_classes(net, device), which, checkpoint, 'pytorch')
+        meta = build_metadata(
+            cfg,
+            int(getattr(net, 'num_classes', 0)) or _num_classes(net, device),
+            which,
+            checkpoint,
+            'pytorch',
+        )
         mode = resolve_test_cfg(cfg, test_cfg)
         return cls._from_meta(net, meta, mode, device)
 
     @classmethod
-    def from_exported(cls, path: str, test_cfg: Optional[dict] = None, device: str = 'cpu'
-                      ) -> 'ImagePredictor':
+    def from_exported(
+        cls, path: str, test_cfg: Optional[dict] = None, device: str = 'cpu'
+    ) -> 'ImagePredictor':
         """Load an export of ``tools/export.py`` (ONNX, TorchScript or safetensors + sidecar)."""
         from uda.export.metadata import read_sidecar
+
         if not os.path.isfile(path):
             raise FileNotFoundError(f'Model file not found: {path}.')
         meta = read_sidecar(path)
         fmt = meta.get('format')
         if fmt == 'onnx':
             from uda.export.onnx import onnx_runner
+
             runner = onnx_runner(path)
 
             def net(x: Tensor) -> Tensor:
@@ -108,18 +136,30 @@ class ImagePredictor:
             net = torch.jit.load(path, map_location=device).eval()
         elif fmt == 'safetensors':
             from uda.export.safetensors_io import load_safetensors
+
             net = load_safetensors(path, meta).to(device)
         else:
-            raise ValueError(f"Sidecar of {path} names format {fmt!r}; expected 'onnx', "
-                             "'torchscript' or 'safetensors'.")
+            raise ValueError(
+                f"Sidecar of {path} names format {fmt!r}; expected 'onnx', "
+                "'torchscript' or 'safetensors'."
+            )
         return cls._from_meta(net, meta, test_cfg, device)
 
     @classmethod
-    def _from_meta(cls, net: Any, meta: dict, test_cfg: Optional[dict], device: str
-                   ) -> 'ImagePredictor':
+    def _from_meta(
+        cls, net: Any, meta: dict, test_cfg: Optional[dict], device: str
+    ) -> 'ImagePredictor':
         norm = meta['normalization']
-        return cls(net, norm['mean'], norm['std'], meta['stride'], meta['classes'],
-                   meta['palette'], test_cfg, device)
+        return cls(
+            net,
+            norm['mean'],
+            norm['std'],
+            meta['stride'],
+            meta['classes'],
+            meta['palette'],
+            test_cfg,
+            device,
+        )
 
 
 def _num_classes(net: Any, device: str) -> int:
@@ -127,8 +167,14 @@ def _num_classes(net: Any, device: str) -> int:
         return int(net(torch.zeros(1, 3, 64, 64, device=device)).shape[1])
 
 
-def save_prediction(label: np.ndarray, image: np.ndarray, palette: Sequence[Sequence[int]],
-                    out_dir: str, rel_name: str, alpha: float = 0.5) -> None:
+def save_prediction(
+    label: np.ndarray,
+    image: np.ndarray,
+    palette: Sequence[Sequence[int]],
+    out_dir: str,
+    rel_name: str,
+    alpha: float = 0.5,
+) -> None:
     """Write ``masks/<rel>.png`` (palette PNG: values = class ids) and ``overlays/<rel>.png``."""
     stem = os.path.splitext(rel_name)[0] + '.png'
     for sub in ('masks', 'overlays'):
@@ -138,4 +184,5 @@ def save_prediction(label: np.ndarray, image: np.ndarray, palette: Sequence[Sequ
     mask.putpalette(flat + [0] * (768 - len(flat)))
     mask.save(os.path.join(out_dir, 'masks', stem))
     Image.fromarray(overlay(image, colorize(label, palette), alpha)).save(
-        os.path.join(out_dir, 'overlays', stem))
+        os.path.join(out_dir, 'overlays', stem)
+    )

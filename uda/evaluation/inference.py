@@ -15,12 +15,12 @@ Three ways to turn a network into a dense prediction, shared by the validation l
 Images are padded bottom/right to a multiple of ``size_divisor`` (encoders downsample by 32)
 and the outputs cropped back, so any input size works.
 """
+
 from __future__ import annotations
 
 import math
 from typing import Any, Callable, Mapping, Optional, Sequence, Union
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -36,7 +36,7 @@ def _pair(v: Size, name: str) -> tuple[int, int]:
     v = tuple(int(i) for i in v)
     if len(v) != 2 or min(v) <= 0:
         raise ValueError(f'{name} must be a positive int or (height, width), got {v!r}.')
-    return v  # type: ignore[return-value]
+    return v[0], v[1]
 
 
 def pad_to_divisor(x: Tensor, size_divisor: int) -> Tensor:
@@ -55,8 +55,10 @@ def whole_inference(net: Net, inputs: Tensor, size_divisor: int = 1) -> Tensor:
     if logits.shape[-2:] != (h, w) and logits.shape[-2] >= h and logits.shape[-1] >= w:
         logits = logits[..., :h, :w]
     if logits.shape[-2:] != (h, w):
-        raise ValueError(f'The network returned logits of size {tuple(logits.shape[-2:])} for an '
-                         f'input of {(h, w)}; segmentors must return logits at input size.')
+        raise ValueError(
+            f'The network returned logits of size {tuple(logits.shape[-2:])} for an '
+            f'input of {(h, w)}; segmentors must return logits at input size.'
+        )
     return logits
 
 
@@ -72,8 +74,9 @@ def window_starts(length: int, crop: int, stride: int) -> list[int]:
     return [min(i * stride, length - crop) for i in range(n)]
 
 
-def slide_inference(net: Net, inputs: Tensor, crop_size: Size, stride: Size,
-                    size_divisor: int = 1) -> Tensor:
+def slide_inference(
+    net: Net, inputs: Tensor, crop_size: Size, stride: Size, size_divisor: int = 1
+) -> Tensor:
     """Logits [B, C, H, W] averaged over overlapping ``crop_size`` windows.
 
     Args:
@@ -86,8 +89,10 @@ def slide_inference(net: Net, inputs: Tensor, crop_size: Size, stride: Size,
     ch, cw = _pair(crop_size, 'crop_size')
     sh, sw = _pair(stride, 'stride')
     if sh > ch or sw > cw:
-        raise ValueError(f'stride {(sh, sw)} is larger than crop_size {(ch, cw)}: pixels between '
-                         'windows would get no prediction. Use stride <= crop_size.')
+        raise ValueError(
+            f'stride {(sh, sw)} is larger than crop_size {(ch, cw)}: pixels between '
+            'windows would get no prediction. Use stride <= crop_size.'
+        )
     b, _, h, w = inputs.shape
     total: Optional[Tensor] = None
     count = inputs.new_zeros((1, 1, h, w))
@@ -103,9 +108,15 @@ def slide_inference(net: Net, inputs: Tensor, crop_size: Size, stride: Size,
     return total / count
 
 
-def aug_inference(net: Net, inputs: Tensor, scales: Sequence[float] = (1.0,),
-                  flip: bool = True, size_divisor: int = 1,
-                  crop_size: Optional[Size] = None, stride: Optional[Size] = None) -> Tensor:
+def aug_inference(
+    net: Net,
+    inputs: Tensor,
+    scales: Sequence[float] = (1.0,),
+    flip: bool = True,
+    size_divisor: int = 1,
+    crop_size: Optional[Size] = None,
+    stride: Optional[Size] = None,
+) -> Tensor:
     """Mean softmax probabilities [B, C, H, W] over scales x (no flip, horizontal flip).
 
     Each pass resizes the input bilinearly to ``round(scale * H), round(scale * W)``, predicts
@@ -122,9 +133,12 @@ def aug_inference(net: Net, inputs: Tensor, scales: Sequence[float] = (1.0,),
         if scale <= 0:
             raise ValueError(f'Test scales must be positive, got {scale}.')
         size = (max(1, int(round(h * scale))), max(1, int(round(w * scale))))
-        x = inputs if size == (h, w) else F.interpolate(inputs, size, mode='bilinear',
-                                                        align_corners=False)
-        for flipped in ((False, True) if flip else (False,)):
+        x = (
+            inputs
+            if size == (h, w)
+            else F.interpolate(inputs, size, mode='bilinear', align_corners=False)
+        )
+        for flipped in (False, True) if flip else (False,):
             xi = x.flip(-1) if flipped else x
             if crop_size is not None and stride is not None:
                 logits = slide_inference(net, xi, crop_size, stride, size_divisor)
@@ -153,25 +167,28 @@ def check_test_cfg(test_cfg: Optional[dict]) -> dict[str, Any]:
     used by 'aug' (whole-image passes); ``which`` ('student' | 'teacher', default 'student').
     Keys a mode does not use are kept, so one config can hold the settings of every mode.
     """
-    cfg = dict(mode='whole', which='student', scales=(1.0,), flip=True)
+    cfg: dict[str, Any] = dict(mode='whole', which='student', scales=(1.0,), flip=True)
     cfg.update(dict(test_cfg or {}))
     unknown = sorted(set(cfg) - set(TEST_CFG_KEYS))
     if unknown:
         raise KeyError(f'model.test_cfg has unknown keys {unknown}; known: {list(TEST_CFG_KEYS)}.')
     if cfg['mode'] not in TEST_MODES:
-        raise ValueError(f"model.test_cfg.mode={cfg['mode']!r} is not supported; use one of "
-                         f'{list(TEST_MODES)}.')
+        raise ValueError(
+            f'model.test_cfg.mode={cfg["mode"]!r} is not supported; use one of {list(TEST_MODES)}.'
+        )
     if cfg['which'] not in ('student', 'teacher'):
         raise ValueError(f"model.test_cfg.which={cfg['which']!r}; use 'student' or 'teacher'.")
     has_crop = cfg.get('crop_size') is not None, cfg.get('stride') is not None
     if cfg['mode'] == 'slide' and not all(has_crop):
-        raise ValueError("model.test_cfg.mode='slide' needs crop_size and stride, e.g. "
-                         'test_cfg=dict(mode="slide", crop_size=(512, 512), stride=(341, 341)).')
+        raise ValueError(
+            "model.test_cfg.mode='slide' needs crop_size and stride, e.g. "
+            'test_cfg=dict(mode="slide", crop_size=(512, 512), stride=(341, 341)).'
+        )
     if has_crop[0] != has_crop[1]:
         raise ValueError('model.test_cfg: give crop_size and stride together (or neither).')
     cfg['scales'] = tuple(float(s) for s in cfg['scales'])
     if not cfg['scales'] or min(cfg['scales']) <= 0:
-        raise ValueError(f"model.test_cfg.scales={cfg['scales']} must be positive numbers.")
+        raise ValueError(f'model.test_cfg.scales={cfg["scales"]} must be positive numbers.')
     return cfg
 
 
@@ -189,13 +206,16 @@ def resolve_test_cfg(cfg: Mapping, overrides: Optional[Mapping] = None) -> dict[
     merged = dict(cfg.get('inference_cfg') or {})
     merged.update(dict((cfg.get('model') or {}).get('test_cfg') or {}))
     merged.update({k: v for k, v in dict(overrides or {}).items() if v is not None})
-    if merged.get('mode') == 'slide' and (merged.get('crop_size') is None
-                                          or merged.get('stride') is None):
-        raise ValueError("Slide inference needs windows, and neither the dataset base's "
-                         'inference_cfg nor model.test_cfg gives crop_size and stride. Add '
-                         'inference_cfg = dict(crop_size=..., stride=...) to the dataset base, '
-                         'or pass --cfg-options model.test_cfg.crop_size=... '
-                         'model.test_cfg.stride=...')
+    if merged.get('mode') == 'slide' and (
+        merged.get('crop_size') is None or merged.get('stride') is None
+    ):
+        raise ValueError(
+            "Slide inference needs windows, and neither the dataset base's "
+            'inference_cfg nor model.test_cfg gives crop_size and stride. Add '
+            'inference_cfg = dict(crop_size=..., stride=...) to the dataset base, '
+            'or pass --cfg-options model.test_cfg.crop_size=... '
+            'model.test_cfg.stride=...'
+        )
     return check_test_cfg(merged)
 
 

@@ -5,6 +5,7 @@ per image). Pixels labelled ``ignore_index`` count nowhere. A class with no grou
 predicted pixel has an undefined IoU (NaN) and does not enter the mean, as in
 ``cityscapesscripts``. mIoU is the mean over the classes of the evaluation protocol.
 """
+
 from __future__ import annotations
 
 import json
@@ -20,19 +21,23 @@ from uda.data.classes import get_protocol, resolve_eval_ids
 from uda.registry import METRICS
 
 
-def confusion_matrix(pred: torch.Tensor, gt: torch.Tensor, num_classes: int,
-                     ignore_index: int = 255) -> torch.Tensor:
+def confusion_matrix(
+    pred: torch.Tensor, gt: torch.Tensor, num_classes: int, ignore_index: int = 255
+) -> torch.Tensor:
     """[num_classes, num_classes] counts, rows = ground truth, columns = prediction."""
     valid = gt != ignore_index
     if (gt[valid] >= num_classes).any() or (gt[valid] < 0).any():
-        raise ValueError(f'Ground truth has ids outside 0..{num_classes - 1} (and ignore '
-                         f'{ignore_index}); check the dataset label_map / protocol.')
+        raise ValueError(
+            f'Ground truth has ids outside 0..{num_classes - 1} (and ignore '
+            f'{ignore_index}); check the dataset label_map / protocol.'
+        )
     idx = gt[valid].long() * num_classes + pred[valid].long().clamp(0, num_classes - 1)
-    return torch.bincount(idx, minlength=num_classes ** 2).reshape(num_classes, num_classes)
+    return torch.bincount(idx, minlength=num_classes**2).reshape(num_classes, num_classes)
 
 
-def iou_from_confusion(conf: np.ndarray, eval_ids: Optional[Sequence[int]] = None
-                       ) -> dict[str, Any]:
+def iou_from_confusion(
+    conf: np.ndarray, eval_ids: Optional[Sequence[int]] = None
+) -> dict[str, Any]:
     """Per-class IoU, mIoU, per-class accuracy and pixel accuracy from a confusion matrix.
 
     Args:
@@ -58,17 +63,20 @@ def iou_from_confusion(conf: np.ndarray, eval_ids: Optional[Sequence[int]] = Non
     return dict(iou=iou, miou=miou, acc=acc, macc=macc, aacc=aacc)
 
 
-def format_table(names: Sequence[str], iou: Sequence[float], acc: Sequence[float],
-                 markdown: bool = False) -> str:
+def format_table(
+    names: Sequence[str], iou: Sequence[float], acc: Sequence[float], markdown: bool = False
+) -> str:
     """Per-class IoU / accuracy table, in percent."""
+
     def f(v: float) -> str:
         return 'n/a' if not np.isfinite(v) else f'{100 * v:.2f}'
+
     width = max(len(n) for n in names) if names else 5
     if markdown:
         lines = ['| class | IoU | Acc |', '|---|---:|---:|']
         lines += [f'| {n} | {f(i)} | {f(a)} |' for n, i, a in zip(names, iou, acc)]
     else:
-        lines = [f"{'class':<{width}}  {'IoU':>7}  {'Acc':>7}", '-' * (width + 18)]
+        lines = [f'{"class":<{width}}  {"IoU":>7}  {"Acc":>7}', '-' * (width + 18)]
         lines += [f'{n:<{width}}  {f(i):>7}  {f(a):>7}' for n, i, a in zip(names, iou, acc)]
     return '\n'.join(lines)
 
@@ -96,11 +104,18 @@ class IoUMetric(BaseMetric):
 
     default_prefix: Optional[str] = None
 
-    def __init__(self, protocol: str = 'cityscapes19', eval_protocol: Optional[str] = None,
-                 eval_classes: Optional[Sequence[str]] = None,
-                 extra_protocols: Sequence[str] = (), ignore_index: int = 255,
-                 out_file: Optional[str] = None, print_table: bool = True,
-                 collect_device: str = 'cpu', prefix: Optional[str] = None) -> None:
+    def __init__(
+        self,
+        protocol: str = 'cityscapes19',
+        eval_protocol: Optional[str] = None,
+        eval_classes: Optional[Sequence[str]] = None,
+        extra_protocols: Sequence[str] = (),
+        ignore_index: int = 255,
+        out_file: Optional[str] = None,
+        print_table: bool = True,
+        collect_device: str = 'cpu',
+        prefix: Optional[str] = None,
+    ) -> None:
         super().__init__(collect_device=collect_device, prefix=prefix)
         self.protocol = get_protocol(protocol)
         if eval_protocol is not None:
@@ -109,8 +124,9 @@ class IoUMetric(BaseMetric):
         else:
             self.eval_ids = resolve_eval_ids(self.protocol, eval_classes)
             self.eval_name = protocol if eval_classes is None else 'custom'
-        self.extra_ids = {name: self._subset_ids(name, 'extra_protocols')
-                          for name in extra_protocols}
+        self.extra_ids = {
+            name: self._subset_ids(name, 'extra_protocols') for name in extra_protocols
+        }
         self.num_classes = self.protocol.num_classes
         self.ignore_index = ignore_index
         self.out_file = out_file
@@ -119,19 +135,27 @@ class IoUMetric(BaseMetric):
     def _subset_ids(self, name: str, arg: str) -> tuple[int, ...]:
         sub = get_protocol(name)
         if sub.classes != self.protocol.classes:
-            raise ValueError(f"{arg} '{name}' is over label space {list(sub.classes[:3])}..., "
-                             f"not over '{self.protocol.name}'. Use a protocol whose base is "
-                             f"'{self.protocol.name}' (a JSON with base + subset).")
+            raise ValueError(
+                f"{arg} '{name}' is over label space {list(sub.classes[:3])}..., "
+                f"not over '{self.protocol.name}'. Use a protocol whose base is "
+                f"'{self.protocol.name}' (a JSON with base + subset)."
+            )
         return sub.eval_ids
 
     def process(self, data_batch: Any, data_samples: Sequence[dict]) -> None:
         for sample in data_samples:
             if 'gt_sem_seg' not in sample:
-                raise KeyError(f"No ground truth for {sample.get('img_path', 'an image')}: the "
-                               'evaluation dataset needs labels (with_label=True).')
+                raise KeyError(
+                    f'No ground truth for {sample.get("img_path", "an image")}: the '
+                    'evaluation dataset needs labels (with_label=True).'
+                )
             pred, gt = sample['pred_sem_seg'], sample['gt_sem_seg']
-            conf = confusion_matrix(pred.reshape(-1), gt.reshape(-1).to(pred.device),
-                                    self.num_classes, self.ignore_index)
+            conf = confusion_matrix(
+                pred.reshape(-1),
+                gt.reshape(-1).to(pred.device),
+                self.num_classes,
+                self.ignore_index,
+            )
             self.results.append(conf.cpu().numpy())
 
     def compute_metrics(self, results: list) -> dict[str, float]:
@@ -139,27 +163,37 @@ class IoUMetric(BaseMetric):
         self.last_confusion = conf  # for the confusion-matrix picture of tools/test.py
         stats = iou_from_confusion(conf, self.eval_ids)
         names = [self.protocol.classes[i] for i in self.eval_ids]
-        table = format_table(names, stats['iou'][list(self.eval_ids)],
-                             stats['acc'][list(self.eval_ids)])
+        table = format_table(
+            names, stats['iou'][list(self.eval_ids)], stats['acc'][list(self.eval_ids)]
+        )
         if self.print_table:
-            extra = ''.join(f'  mIoU({name}) {100 * iou_from_confusion(conf, ids)["miou"]:.2f}'
-                            for name, ids in self.extra_ids.items())
-            print_log(f'\nper-class results ({self.eval_name}, {len(results)} images):\n{table}\n'
-                      f"mIoU {100 * stats['miou']:.2f}  aAcc {100 * stats['aacc']:.2f}  "
-                      f"mAcc {100 * stats['macc']:.2f}{extra}",
-                      logger=MMLogger.get_current_instance())
-        report = dict(mIoU=_nan_to_none(stats['miou']), aAcc=_nan_to_none(stats['aacc']),
-                      mAcc=_nan_to_none(stats['macc']),
-                      IoU={n: _nan_to_none(stats['iou'][i]) for n, i in zip(names, self.eval_ids)},
-                      Acc={n: _nan_to_none(stats['acc'][i]) for n, i in zip(names, self.eval_ids)},
-                      protocol=self.eval_name, num_images=len(results))
+            extra = ''.join(
+                f'  mIoU({name}) {100 * iou_from_confusion(conf, ids)["miou"]:.2f}'
+                for name, ids in self.extra_ids.items()
+            )
+            print_log(
+                f'\nper-class results ({self.eval_name}, {len(results)} images):\n{table}\n'
+                f'mIoU {100 * stats["miou"]:.2f}  aAcc {100 * stats["aacc"]:.2f}  '
+                f'mAcc {100 * stats["macc"]:.2f}{extra}',
+                logger=MMLogger.get_current_instance(),
+            )
+        report: dict[str, Any] = dict(
+            mIoU=_nan_to_none(stats['miou']),
+            aAcc=_nan_to_none(stats['aacc']),
+            mAcc=_nan_to_none(stats['macc']),
+            IoU={n: _nan_to_none(stats['iou'][i]) for n, i in zip(names, self.eval_ids)},
+            Acc={n: _nan_to_none(stats['acc'][i]) for n, i in zip(names, self.eval_ids)},
+            protocol=self.eval_name,
+            num_images=len(results),
+        )
         for name, ids in self.extra_ids.items():
             report[f'mIoU.{name}'] = _nan_to_none(iou_from_confusion(conf, ids)['miou'])
         self.last_report = report
         if self.out_file:
             write_metrics_json(report, self.out_file)
-        metrics: dict[str, float] = dict(mIoU=report['mIoU'] or 0.0, aAcc=report['aAcc'] or 0.0,
-                                         mAcc=report['mAcc'] or 0.0)
+        metrics: dict[str, float] = dict(
+            mIoU=report['mIoU'] or 0.0, aAcc=report['aAcc'] or 0.0, mAcc=report['mAcc'] or 0.0
+        )
         for name in self.extra_ids:
             metrics[f'mIoU.{name}'] = report[f'mIoU.{name}'] or 0.0
         for n, v in report['IoU'].items():
@@ -172,8 +206,9 @@ def write_metrics_json(report: dict, path: Union[str, os.PathLike]) -> None:
     """Write a metrics report (percentages) as JSON, creating the folder."""
     path = os.fspath(path)
     if os.path.isdir(path):
-        raise IsADirectoryError(f'{path} is a directory; give a file path such as '
-                                f'{os.path.join(path, "metrics.json")}.')
+        raise IsADirectoryError(
+            f'{path} is a directory; give a file path such as {os.path.join(path, "metrics.json")}.'
+        )
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, 'w') as f:
         json.dump(report, f, indent=2)

@@ -1,4 +1,5 @@
 """Mean +- std over seeds of ``metrics.json`` files: how every benchmark number is reported."""
+
 from __future__ import annotations
 
 import glob
@@ -23,8 +24,9 @@ def find_metrics(path: str) -> str:
     if len(found) == 1:
         return found[0]
     if not found:
-        raise FileNotFoundError(f'No metrics.json under {path}; run tools/test.py (or training '
-                                'with validation) first.')
+        raise FileNotFoundError(
+            f'No metrics.json under {path}; run tools/test.py (or training with validation) first.'
+        )
     raise ValueError(f'{path} holds several metrics.json files {found[:4]}; pass the one to use.')
 
 
@@ -46,9 +48,11 @@ def load_runs(paths: Sequence[str]) -> list[tuple[str, dict[str, Any]]]:
     first = runs[0][1]
     for name, rep in runs[1:]:
         if list(rep['IoU']) != list(first['IoU']) or rep.get('protocol') != first.get('protocol'):
-            raise ValueError(f"{name} evaluates {rep.get('protocol')} {list(rep['IoU'])[:3]}..., "
-                             f"{runs[0][0]} evaluates {first.get('protocol')} "
-                             f"{list(first['IoU'])[:3]}...; aggregate runs of one protocol.")
+            raise ValueError(
+                f'{name} evaluates {rep.get("protocol")} {list(rep["IoU"])[:3]}..., '
+                f'{runs[0][0]} evaluates {first.get("protocol")} '
+                f'{list(first["IoU"])[:3]}...; aggregate runs of one protocol.'
+            )
     return runs
 
 
@@ -77,11 +81,13 @@ def seed_report(paths: Sequence[str], title: Optional[str] = None) -> tuple[str,
     rows = [(c, [r['IoU'][c] for _, r in runs]) for c in runs[0][1]['IoU']]
     rows += [(k, [r.get(k) for _, r in runs]) for k in ('mIoU', 'mAcc', 'aAcc')]
     n = len(runs)
-    lines = [f'### {title}\n' if title else '',
-             f"{n} run(s), protocol {runs[0][1].get('protocol')}; mean ± sample std (ddof=1) "
-             'in %; std omitted for a single run.\n',
-             '| | mean ± std | ' + ' | '.join(f'run {i + 1}' for i in range(n)) + ' |',
-             '|---|---:|' + '---:|' * n]
+    lines = [
+        f'### {title}\n' if title else '',
+        f'{n} run(s), protocol {runs[0][1].get("protocol")}; mean ± sample std (ddof=1) '
+        'in %; std omitted for a single run.\n',
+        '| | mean ± std | ' + ' | '.join(f'run {i + 1}' for i in range(n)) + ' |',
+        '|---|---:|' + '---:|' * n,
+    ]
     summary = {}
     for name, vals in rows:
         m, s, k = mean_std(vals)

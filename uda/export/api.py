@@ -1,4 +1,5 @@
 """``export()``: write a network in one format, its sidecar, and verify it against PyTorch."""
+
 from __future__ import annotations
 
 import os
@@ -8,8 +9,7 @@ import numpy as np
 import torch
 from mmengine.config import Config
 
-from uda.export.common import (ExportVerificationError, check_out_path, load_segmentor,
-                               verify)
+from uda.export.common import ExportVerificationError, check_out_path, load_segmentor, verify
 from uda.export.metadata import build_metadata, sidecar_path, write_sidecar
 
 FORMATS = ('onnx', 'torchscript', 'safetensors')
@@ -17,8 +17,9 @@ FORMATS = ('onnx', 'torchscript', 'safetensors')
 TOLERANCE = dict(onnx=(1e-4, 1e-4), torchscript=(1e-5, 1e-5), safetensors=(0.0, 0.0))
 
 
-def export(cfg: Config, checkpoint: str, fmt: str, out: str, which: str = 'student'
-           ) -> dict[str, Any]:
+def export(
+    cfg: Config, checkpoint: str, fmt: str, out: str, which: str = 'student'
+) -> dict[str, Any]:
     """Export the ``which`` segmentor of ``checkpoint`` to ``out`` and verify it.
 
     Writes ``out`` and ``out + '.json'`` (classes, palette, normalisation, stride, architecture).
@@ -38,20 +39,24 @@ def export(cfg: Config, checkpoint: str, fmt: str, out: str, which: str = 'stude
     stride = meta['stride']
     if fmt == 'onnx':
         from uda.export.onnx import export_onnx, onnx_runner
+
         export_onnx(net, out, stride)
         runner = onnx_runner(out)
     elif fmt == 'torchscript':
         from uda.export.torchscript import export_torchscript, torchscript_runner
+
         export_torchscript(net, out, stride)
         runner = torchscript_runner(out)
     else:
         from uda.export.safetensors_io import load_safetensors, save_safetensors
+
         save_safetensors(net, out, meta)
         rebuilt = load_safetensors(out, meta)
 
         def runner(x: np.ndarray) -> np.ndarray:
             with torch.no_grad():
                 return rebuilt(torch.from_numpy(x)).numpy()
+
     write_sidecar(meta, out)
     atol, rtol = TOLERANCE[fmt]
     try:
@@ -60,8 +65,9 @@ def export(cfg: Config, checkpoint: str, fmt: str, out: str, which: str = 'stude
         for path in (out, sidecar_path(out)):
             if os.path.isfile(path):
                 os.remove(path)
-        raise ExportVerificationError(f'{err} Removed {out} and its sidecar: do not ship '
-                                      'this export.') from err
+        raise ExportVerificationError(
+            f'{err} Removed {out} and its sidecar: do not ship this export.'
+        ) from err
     meta['verification'] = dict(atol=atol, rtol=rtol, sizes=records)
     write_sidecar(meta, out)
     return meta

@@ -1,8 +1,9 @@
 """Loading the network to export, and checking an export against PyTorch."""
+
 from __future__ import annotations
 
 import os
-from typing import Callable, Sequence
+from typing import Callable
 
 import numpy as np
 import torch
@@ -35,8 +36,9 @@ def load_segmentor(cfg: Config, checkpoint: str, which: str = 'student') -> nn.M
     Raises a clear error when the checkpoint comes from another class count or architecture.
     """
     if 'segmentor' not in cfg.get('model', {}):
-        raise KeyError('The config has no model.segmentor; give the training config of the '
-                       'checkpoint.')
+        raise KeyError(
+            'The config has no model.segmentor; give the training config of the checkpoint.'
+        )
     net = MODELS.build(cfg.model.segmentor)
     load_segmentor_weights(net, checkpoint, which, getattr(cfg, 'filename', None) or 'the config')
     return net.eval()
@@ -45,8 +47,10 @@ def load_segmentor(cfg: Config, checkpoint: str, which: str = 'student') -> nn.M
 def check_out_path(path: str) -> None:
     """An export target must be a file path whose folder exists or can be created."""
     if os.path.isdir(path):
-        raise IsADirectoryError(f'--out {path} is a directory; give a file name, e.g. '
-                                f'{os.path.join(path, "model.onnx")}.')
+        raise IsADirectoryError(
+            f'--out {path} is a directory; give a file name, e.g. '
+            f'{os.path.join(path, "model.onnx")}.'
+        )
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
 
 
@@ -55,8 +59,14 @@ def verification_sizes(stride: int) -> list[tuple[int, int, int]]:
     return [(1, 2 * stride, 3 * stride), (2, 4 * stride, 5 * stride)]
 
 
-def verify(reference: Callable[[Tensor], Tensor], exported: Callable[[np.ndarray], np.ndarray],
-           stride: int, atol: float, rtol: float, what: str) -> list[dict]:
+def verify(
+    reference: Callable[[Tensor], Tensor],
+    exported: Callable[[np.ndarray], np.ndarray],
+    stride: int,
+    atol: float,
+    rtol: float,
+    what: str,
+) -> list[dict]:
     """Compare exported and PyTorch logits at two input sizes; raise on any mismatch.
 
     Passes when ``|exported - torch| <= atol + rtol * |torch|`` everywhere.
@@ -74,7 +84,8 @@ def verify(reference: Callable[[Tensor], Tensor], exported: Callable[[np.ndarray
         if out.shape != ref.shape:
             raise ExportVerificationError(
                 f'{what}: output shape {out.shape} != PyTorch {ref.shape} for input '
-                f'{(b, 3, h, w)}; the export did not keep batch/height/width dynamic.')
+                f'{(b, 3, h, w)}; the export did not keep batch/height/width dynamic.'
+            )
         diff = float(np.abs(out - ref).max())
         ok = bool(np.all(np.abs(out - ref) <= atol + rtol * np.abs(ref)))
         agree = float((out.argmax(1) == ref.argmax(1)).mean())
@@ -83,5 +94,6 @@ def verify(reference: Callable[[Tensor], Tensor], exported: Callable[[np.ndarray
             raise ExportVerificationError(
                 f'{what}: outputs differ from PyTorch at input {(b, 3, h, w)}: max |diff| '
                 f'{diff:.3g} exceeds atol {atol:g} + rtol {rtol:g} * |logit| '
-                f'(argmax agreement {100 * agree:.2f}%).')
+                f'(argmax agreement {100 * agree:.2f}%).'
+            )
     return records

@@ -5,6 +5,7 @@ Normalisation is NOT baked into the exported graph: inputs are RGB float32 [B, 3
 ``stride``; outputs are logits [B, C, H, W]. Keeping the graph a pure network keeps the ONNX /
 TorchScript outputs comparable to the PyTorch segmentor at export time.
 """
+
 from __future__ import annotations
 
 import json
@@ -33,17 +34,21 @@ def _plain(obj: Any) -> Any:
 
 def palette_for(num_classes: int) -> list[list[int]]:
     """A fixed, distinct-enough colour per class when no protocol names the classes."""
-    return [[(37 * i + 80) % 256, (91 * i + 40) % 256, (163 * i + 120) % 256]
-            for i in range(num_classes)]
+    return [
+        [(37 * i + 80) % 256, (91 * i + 40) % 256, (163 * i + 120) % 256]
+        for i in range(num_classes)
+    ]
 
 
-def build_metadata(cfg: Config, num_classes: int, which: str, checkpoint: str,
-                   fmt: str) -> dict[str, Any]:
+def build_metadata(
+    cfg: Config, num_classes: int, which: str, checkpoint: str, fmt: str
+) -> dict[str, Any]:
     """Classes, palette, normalisation, stride and architecture of a config's segmentor."""
     pre = cfg.model.get('data_preprocessor') or cfg.get('data_preprocessor') or {}
     evaluator = cfg.get('test_evaluator') or cfg.get('val_evaluator') or {}
-    protocol_name = evaluator.get('protocol', 'cityscapes19') if isinstance(evaluator, dict) \
-        else 'cityscapes19'
+    protocol_name = (
+        evaluator.get('protocol', 'cityscapes19') if isinstance(evaluator, dict) else 'cityscapes19'
+    )
     protocol = get_protocol(protocol_name)
     if protocol.num_classes == num_classes:
         classes, palette = list(protocol.classes), [list(c) for c in protocol.palette]
@@ -63,12 +68,18 @@ def build_metadata(cfg: Config, num_classes: int, which: str, checkpoint: str,
         normalization=dict(
             mean=list(pre.get('mean', (123.675, 116.28, 103.53))),
             std=list(pre.get('std', (58.395, 57.12, 57.375))),
-            color_order='RGB', baked_in=False,
-            formula='input = (pixel - mean) / std per channel, pixel in 0..255'),
+            color_order='RGB',
+            baked_in=False,
+            formula='input = (pixel - mean) / std per channel, pixel in 0..255',
+        ),
         stride=int(pre.get('size_divisor', 32)),
-        input=dict(name='input', layout='NCHW', dtype='float32',
-                   note='height and width padded (bottom/right, zeros after normalisation) '
-                        'to a multiple of stride; crop the logits back'),
+        input=dict(
+            name='input',
+            layout='NCHW',
+            dtype='float32',
+            note='height and width padded (bottom/right, zeros after normalisation) '
+            'to a multiple of stride; crop the logits back',
+        ),
         output=dict(name='logits', layout='NCHW', dtype='float32', note='argmax over C'),
     )
 
@@ -85,12 +96,17 @@ def read_sidecar(path: str) -> dict[str, Any]:
     """The sidecar of an exported file (``path`` + ``.json``), with a clear error if absent."""
     side = sidecar_path(path)
     if not os.path.isfile(side):
-        raise FileNotFoundError(f'No sidecar {side} next to {path}: it holds classes, '
-                                'normalisation and stride. Re-export with tools/export.py.')
+        raise FileNotFoundError(
+            f'No sidecar {side} next to {path}: it holds classes, '
+            'normalisation and stride. Re-export with tools/export.py.'
+        )
     with open(side) as f:
         meta = json.load(f)
-    missing = [k for k in ('architecture', 'classes', 'palette', 'normalization', 'stride')
-               if k not in meta]
+    missing = [
+        k
+        for k in ('architecture', 'classes', 'palette', 'normalization', 'stride')
+        if k not in meta
+    ]
     if missing:
         raise KeyError(f'Sidecar {side} lacks {missing}; re-export with tools/export.py.')
     return meta

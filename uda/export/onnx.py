@@ -1,4 +1,5 @@
 """ONNX export with dynamic batch, height and width, checked with onnxruntime."""
+
 from __future__ import annotations
 
 import warnings
@@ -31,10 +32,18 @@ def export_onnx(net: nn.Module, path: str, stride: int, opset: int = OPSET) -> N
     dyn = {0: 'batch', 2: 'height', 3: 'width'}
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')  # deprecation + tracer warnings on shape checks
-        torch.onnx.export(LogitsOnly(net).eval(), (example,), path, input_names=['input'],
-                          output_names=['logits'], dynamic_axes=dict(input=dyn, logits=dyn),
-                          opset_version=opset, dynamo=False)
+        torch.onnx.export(
+            LogitsOnly(net).eval(),
+            (example,),
+            path,
+            input_names=['input'],
+            output_names=['logits'],
+            dynamic_axes=dict(input=dyn, logits=dyn),
+            opset_version=opset,
+            dynamo=False,
+        )
     import onnx
+
     onnx.checker.check_model(onnx.load(path))
 
 
@@ -42,6 +51,7 @@ def onnx_runner(path: str, threads: int = 0) -> Callable[[np.ndarray], np.ndarra
     """A function ``float32 [B, 3, H, W] -> logits`` backed by an onnxruntime CPU session."""
     _require('onnxruntime')
     import onnxruntime as ort
+
     opts = ort.SessionOptions()
     if threads:
         opts.intra_op_num_threads = threads
@@ -50,4 +60,5 @@ def onnx_runner(path: str, threads: int = 0) -> Callable[[np.ndarray], np.ndarra
 
     def run(x: np.ndarray) -> np.ndarray:
         return session.run(None, {name: np.ascontiguousarray(x, dtype=np.float32)})[0]
+
     return run

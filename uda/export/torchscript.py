@@ -1,4 +1,5 @@
 """TorchScript export (``torch.jit.trace``), loadable with ``torch.jit.load`` without uda."""
+
 from __future__ import annotations
 
 import warnings
@@ -27,4 +28,5 @@ def torchscript_runner(path: str) -> Callable[[np.ndarray], np.ndarray]:
     def run(x: np.ndarray) -> np.ndarray:
         with torch.no_grad():
             return module(torch.from_numpy(np.ascontiguousarray(x, np.float32))).numpy()
+
     return run

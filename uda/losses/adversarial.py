@@ -1,4 +1,5 @@
 """Adversarial training pieces: GAN losses on discriminator outputs and gradient reversal."""
+
 from __future__ import annotations
 
 from typing import Any

@@ -1,4 +1,5 @@
 """Pixel-wise cross-entropy with ignore pixels, class weights and per-pixel weights."""
+
 from __future__ import annotations
 
 from typing import Optional
@@ -7,9 +8,14 @@ import torch.nn.functional as F
 from torch import Tensor
 
 
-def cross_entropy(logits: Tensor, target: Tensor, class_weight: Optional[Tensor] = None,
-                  pixel_weight: Optional[Tensor] = None, ignore_index: int = 255,
-                  avg_non_ignore: bool = True) -> Tensor:
+def cross_entropy(
+    logits: Tensor,
+    target: Tensor,
+    class_weight: Optional[Tensor] = None,
+    pixel_weight: Optional[Tensor] = None,
+    ignore_index: int = 255,
+    avg_non_ignore: bool = True,
+) -> Tensor:
     """Mean pixel cross-entropy.
 
     Args:
@@ -24,13 +30,14 @@ def cross_entropy(logits: Tensor, target: Tensor, class_weight: Optional[Tensor]
     Returns:
         Scalar loss; 0 (with gradient) when no pixel is labelled.
     """
-    loss = F.cross_entropy(logits, target, weight=class_weight, ignore_index=ignore_index,
-                           reduction='none')
+    loss = F.cross_entropy(
+        logits, target, weight=class_weight, ignore_index=ignore_index, reduction='none'
+    )
     if pixel_weight is not None:
         loss = loss * pixel_weight
     if not avg_non_ignore:
         return loss.mean()
-    valid = (target != ignore_index)
+    valid = target != ignore_index
     if class_weight is not None:
         # Normalise by the summed class weights of labelled pixels, as F.cross_entropy's 'mean'.
         denom = class_weight[target.clamp(max=logits.shape[1] - 1)][valid].sum()

@@ -3,6 +3,7 @@
 Both are computed from logits with ``log_softmax`` (no ``log(p + eps)``), which is exact where
 ``p`` underflows and keeps bf16/fp16 autocast finite.
 """
+
 from __future__ import annotations
 
 import math

@@ -3,6 +3,7 @@
 A module defining a term or labeller must be imported here: the registries import
 ``uda.methods`` (``locations=``) to find them.
 """
+
 from uda.methods.adversarial import EntropyAdversarial, FeatureAdversarial, OutputAdversarial
 from uda.methods.base import Adapter, Labeller, PseudoLabels, StepContext, Term
 from uda.methods.labellers import ConfidenceLabeller, QualityLabeller
@@ -10,6 +11,19 @@ from uda.methods.minent import MinEnt
 from uda.methods.sac import SACLabeller, SACSelfTraining
 from uda.methods.source_only import SourceCE
 
-__all__ = ['Adapter', 'ConfidenceLabeller', 'EntropyAdversarial', 'FeatureAdversarial',
-           'Labeller', 'MinEnt', 'OutputAdversarial', 'PseudoLabels', 'QualityLabeller',
-           'SACLabeller', 'SACSelfTraining', 'SourceCE', 'StepContext', 'Term']
+__all__ = [
+    'Adapter',
+    'ConfidenceLabeller',
+    'EntropyAdversarial',
+    'FeatureAdversarial',
+    'Labeller',
+    'MinEnt',
+    'OutputAdversarial',
+    'PseudoLabels',
+    'QualityLabeller',
+    'SACLabeller',
+    'SACSelfTraining',
+    'SourceCE',
+    'StepContext',
+    'Term',
+]

@@ -15,6 +15,7 @@ head on the penultimate encoder stage (output/entropy terms) or that stage's fea
 (feature term); each level has its own discriminator, weights 1e-3 (main) / 2e-4 (aux) as
 in multi-level AdaptSegNet / ADVENT.
 """
+
 from __future__ import annotations
 
 from typing import Any, Optional
@@ -24,8 +25,13 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from uda.losses import (domain_accuracy, gan_loss, grad_reverse, pixel_entropy,
-                        weighted_self_information)
+from uda.losses import (
+    domain_accuracy,
+    gan_loss,
+    grad_reverse,
+    pixel_entropy,
+    weighted_self_information,
+)
 from uda.losses.adversarial import GAN_LOSSES
 from uda.methods.base import Adapter, StepContext, Term
 from uda.registry import MODELS, TERMS
@@ -57,22 +63,31 @@ class _AdversarialTerm(Term):
 
     default_discriminator: dict = dict(type='FCDiscriminator', channels=(64, 128, 256, 512))
 
-    def __init__(self, weight: float = 1e-3, aux_weight: float = 2e-4,
-                 discriminator: Optional[dict] = None, gan_loss: str = 'bce',
-                 source_branch: str = 'source', target_branch: str = 'target',
-                 name: str = 'adv') -> None:
+    def __init__(
+        self,
+        weight: float = 1e-3,
+        aux_weight: float = 2e-4,
+        discriminator: Optional[dict] = None,
+        gan_loss: str = 'bce',
+        source_branch: str = 'source',
+        target_branch: str = 'target',
+        name: str = 'adv',
+    ) -> None:
         super().__init__(weight)
         if gan_loss not in GAN_LOSSES:
-            raise ValueError(f'{type(self).__name__}(gan_loss={gan_loss!r}): use one of '
-                             f'{GAN_LOSSES}.')
+            raise ValueError(
+                f'{type(self).__name__}(gan_loss={gan_loss!r}): use one of {GAN_LOSSES}.'
+            )
         self.aux_weight = float(aux_weight)
         self.level_weights = {'main': self.weight}
         if self.aux_weight > 0:
             self.level_weights['aux'] = self.aux_weight
         self.disc_cfg = dict(discriminator or self.default_discriminator)
         if 'in_channels' in self.disc_cfg:
-            raise ValueError(f'{type(self).__name__}.discriminator: drop in_channels; it is read '
-                             'from the segmentor.')
+            raise ValueError(
+                f'{type(self).__name__}.discriminator: drop in_channels; it is read '
+                'from the segmentor.'
+            )
         self.gan_loss = gan_loss
         self.source_branch = source_branch
         self.target_branch = target_branch
@@ -93,9 +108,14 @@ class _AdversarialTerm(Term):
 
     # -------------------------------------------------------------- Term interface
     def setup(self, adapter: Adapter) -> None:
-        self.discriminator = nn.ModuleDict({
-            level: MODELS.build(dict(self.disc_cfg, in_channels=self._in_channels(adapter, level)))
-            for level in self.level_weights})
+        self.discriminator = nn.ModuleDict(
+            {
+                level: MODELS.build(
+                    dict(self.disc_cfg, in_channels=self._in_channels(adapter, level))
+                )
+                for level in self.level_weights
+            }
+        )
 
     def _key(self, what: str, level: str) -> str:
         return f'{what}_{self.name}' + ('' if level == 'main' else '_aux')
@@ -119,19 +139,24 @@ class _AdversarialTerm(Term):
     def phase_loss(self, phase: str, ctx: StepContext) -> dict[str, Tensor]:
         """Discriminator losses on the detached inputs of this step's student phase."""
         if not self._cache:
-            raise RuntimeError(f'{type(self).__name__}.phase_loss() before forward(): the '
-                               'discriminator step needs the inputs of a student step.')
+            raise RuntimeError(
+                f'{type(self).__name__}.phase_loss() before forward(): the '
+                'discriminator step needs the inputs of a student step.'
+            )
         losses: dict[str, Tensor] = {}
         for level, (src, tgt) in self._cache.items():
             disc = self.discriminator[level]
             p_src, p_tgt = disc(src), disc(tgt)
             losses[f'disc.{self._key("loss", level)}'] = 0.5 * (
                 gan_loss(p_src, SOURCE_LABEL, self.gan_loss)
-                + gan_loss(p_tgt, TARGET_LABEL, self.gan_loss))
+                + gan_loss(p_tgt, TARGET_LABEL, self.gan_loss)
+            )
             losses[f'disc.{self._key("acc_src", level)}'] = domain_accuracy(
-                p_src, SOURCE_LABEL, self.gan_loss)
+                p_src, SOURCE_LABEL, self.gan_loss
+            )
             losses[f'disc.{self._key("acc_tgt", level)}'] = domain_accuracy(
-                p_tgt, TARGET_LABEL, self.gan_loss)
+                p_tgt, TARGET_LABEL, self.gan_loss
+            )
         self._cache = {}
         return losses
 
@@ -194,21 +219,30 @@ class FeatureAdversarial(_AdversarialTerm):
             ``FeatureDiscriminator`` and ``name`` to 'feat'.
     """
 
-    default_discriminator = dict(type='FeatureDiscriminator', channels=(256, 256),
-                                 kernel_size=1)
+    default_discriminator = dict(type='FeatureDiscriminator', channels=(256, 256), kernel_size=1)
 
-    def __init__(self, feature: str = 'encoder', in_index: int = -1, aux_in_index: int = -2,
-                 mode: str = 'grl', grl_coeff: float = 1.0, name: str = 'feat',
-                 **kwargs: Any) -> None:
+    def __init__(
+        self,
+        feature: str = 'encoder',
+        in_index: int = -1,
+        aux_in_index: int = -2,
+        mode: str = 'grl',
+        grl_coeff: float = 1.0,
+        name: str = 'feat',
+        **kwargs: Any,
+    ) -> None:
         super().__init__(name=name, **kwargs)
         if feature not in ('encoder', 'decoder'):
-            raise ValueError(f"FeatureAdversarial(feature={feature!r}): use 'encoder' or "
-                             "'decoder'.")
+            raise ValueError(
+                f"FeatureAdversarial(feature={feature!r}): use 'encoder' or 'decoder'."
+            )
         if mode not in ('grl', 'gan'):
             raise ValueError(f"FeatureAdversarial(mode={mode!r}): use 'grl' or 'gan'.")
         if feature == 'decoder' and 'aux' in self.level_weights:
-            raise ValueError("FeatureAdversarial(feature='decoder') has one level; set "
-                             'aux_weight=0 or use the encoder features.')
+            raise ValueError(
+                "FeatureAdversarial(feature='decoder') has one level; set "
+                'aux_weight=0 or use the encoder features.'
+            )
         self.feature, self.mode, self.grl_coeff = feature, mode, float(grl_coeff)
         self.index = {'main': in_index, 'aux': aux_in_index}
 
@@ -234,7 +268,7 @@ class FeatureAdversarial(_AdversarialTerm):
     def _fool_loss(self, disc: nn.Module, src: Tensor, tgt: Tensor) -> Tensor:
         if self.mode == 'gan':
             return super()._fool_loss(disc, src, tgt)
-        return 0.5 * (gan_loss(disc(grad_reverse(src, self.grl_coeff)), SOURCE_LABEL,
-                               self.gan_loss)
-                      + gan_loss(disc(grad_reverse(tgt, self.grl_coeff)), TARGET_LABEL,
-                                 self.gan_loss))
+        return 0.5 * (
+            gan_loss(disc(grad_reverse(src, self.grl_coeff)), SOURCE_LABEL, self.gan_loss)
+            + gan_loss(disc(grad_reverse(tgt, self.grl_coeff)), TARGET_LABEL, self.gan_loss)
+        )

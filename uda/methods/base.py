@@ -15,13 +15,14 @@ Adapter settings, not term side effects: the iterations in which each term runs 
 optimiser phases (``'student'`` plus every other optimiser name a term declares, e.g.
 ``'discriminators'``) and optional backward passes per term group (``backward_groups``).
 """
+
 from __future__ import annotations
 
 import re
 from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Optional, Union
+from typing import Any, Callable, Iterator, Optional, Union, cast
 
 import torch
 import torch.nn as nn
@@ -48,16 +49,23 @@ def stack_gt(data_samples: list[dict], device: Optional[torch.device] = None) ->
     try:
         gts = [s['gt_sem_seg'] for s in data_samples]
     except KeyError:
-        raise KeyError('A term needs labels (gt_sem_seg) but this branch has none; give its '
-                       'dataset labels (with_label=True) or drop the term.') from None
+        raise KeyError(
+            'A term needs labels (gt_sem_seg) but this branch has none; give its '
+            'dataset labels (with_label=True) or drop the term.'
+        ) from None
     gt = torch.stack(gts, 0)
     return gt if device is None else gt.to(device)
 
 
 def bn_layers(module: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
     """BatchNorm layers of ``module`` that track running statistics."""
-    return [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
-            and m.track_running_stats and m.running_mean is not None]
+    return [
+        m
+        for m in module.modules()
+        if isinstance(m, nn.modules.batchnorm._BatchNorm)
+        and m.track_running_stats
+        and m.running_mean is not None
+    ]
 
 
 @dataclass
@@ -94,8 +102,13 @@ class StepContext:
         iteration: The training iteration (0-based).
     """
 
-    def __init__(self, adapter: 'Adapter', inputs: dict[str, Tensor],
-                 data_samples: dict[str, list[dict]], iteration: int) -> None:
+    def __init__(
+        self,
+        adapter: 'Adapter',
+        inputs: dict[str, Tensor],
+        data_samples: dict[str, list[dict]],
+        iteration: int,
+    ) -> None:
         self._adapter = adapter
         self._inputs, self._samples = inputs, data_samples
         self.iter = int(iteration)
@@ -112,8 +125,10 @@ class StepContext:
 
     def _check(self, branch: str) -> None:
         if branch not in self._inputs:
-            raise KeyError(f"A term reads branch '{branch}' but the batch has {self.branches}; "
-                           "set the term's branch argument or the dataset's branches.")
+            raise KeyError(
+                f"A term reads branch '{branch}' but the batch has {self.branches}; "
+                "set the term's branch argument or the dataset's branches."
+            )
 
     def inputs(self, branch: str) -> Tensor:
         """Normalised images [B, 3, H, W] of ``branch``."""
@@ -143,11 +158,15 @@ class StepContext:
                 ids = torch.unique(s['gt_sem_seg'])
                 ids = ids[(ids != self.ignore_index) & (ids >= 0)]
             else:
-                raise KeyError(f"Branch '{branch}' has neither image labels (img_labels) nor "
-                               'pixel labels (gt_sem_seg); give its dataset one of them.')
+                raise KeyError(
+                    f"Branch '{branch}' has neither image labels (img_labels) nor "
+                    'pixel labels (gt_sem_seg); give its dataset one of them.'
+                )
             if len(ids) and (int(ids.max()) >= self.num_classes or int(ids.min()) < 0):
-                raise ValueError(f"Branch '{branch}', image {s.get('img_path', i)}: image label "
-                                 f'{ids.tolist()} outside 0..{self.num_classes - 1}.')
+                raise ValueError(
+                    f"Branch '{branch}', image {s.get('img_path', i)}: image label "
+                    f'{ids.tolist()} outside 0..{self.num_classes - 1}.'
+                )
             out[i, ids.to(out.device)] = 1.0
         return out
 
@@ -165,8 +184,7 @@ class StepContext:
     def student_forward(self, x: Tensor) -> dict[str, Any]:
         """Student outputs on any normalised input (e.g. mixed or noised views), not cached."""
         self.counts['student'] += 1
-        return self._adapter.student(x, return_features=True,
-                                     return_aux=self._adapter.want_aux)
+        return self._adapter.student(x, return_features=True, return_aux=self._adapter.want_aux)
 
     def teacher(self, branch: str) -> dict[str, Any]:
         """Teacher outputs (no gradient, eval mode) on ``branch``, cached."""
@@ -179,14 +197,17 @@ class StepContext:
         """Teacher outputs on any normalised input, not cached."""
         teacher = self._adapter.teacher
         if teacher is None:
-            raise RuntimeError('A term or labeller reads the teacher but the adapter has none; '
-                               'give Adapter(teacher=dict(momentum=..., interval=..., '
-                               "start_iter=...)) or use source='student'.")
+            raise RuntimeError(
+                'A term or labeller reads the teacher but the adapter has none; '
+                'give Adapter(teacher=dict(momentum=..., interval=..., '
+                "start_iter=...)) or use source='student'."
+            )
         if not bool(teacher.ready):
             raise RuntimeError(
                 f'Iteration {self.iter}: the teacher was never initialised (teacher start_iter '
                 f"{teacher.start_iter}). Add dict(type='EMATeacherHook') to custom_hooks, or "
-                'start the term no earlier than the teacher (its start_iter).')
+                'start the term no earlier than the teacher (its start_iter).'
+            )
         self.counts['teacher'] += 1
         return teacher(x, return_features=True)
 
@@ -259,8 +280,9 @@ class Term(nn.Module):
     def phase_loss(self, phase: str, ctx: StepContext) -> dict[str, Tensor]:
         """Losses of the modules declared under ``phase`` (not 'student'), after the student
         step of the same iteration."""
-        raise NotImplementedError(f'{type(self).__name__} declares optimiser {phase!r} and must '
-                                  'implement phase_loss().')
+        raise NotImplementedError(
+            f'{type(self).__name__} declares optimiser {phase!r} and must implement phase_loss().'
+        )
 
     def vis_panels(self) -> dict[str, Tensor]:
         """Images for TensorBoard from the last call (e.g. pseudo-labels); none by default."""
@@ -282,8 +304,9 @@ class Labeller(nn.Module):
     def __init__(self, source: str = 'teacher') -> None:
         super().__init__()
         if source not in ('teacher', 'student'):
-            raise ValueError(f"{type(self).__name__}(source={source!r}): use 'teacher' or "
-                             "'student'.")
+            raise ValueError(
+                f"{type(self).__name__}(source={source!r}): use 'teacher' or 'student'."
+            )
         self.source = source
 
     @property
@@ -307,8 +330,9 @@ class Labeller(nn.Module):
 
 def _phase_of(cfg: dict, name: str) -> tuple[dict, Optional[int], Optional[int]]:
     if not isinstance(cfg, dict) or 'type' not in cfg:
-        raise TypeError(f"model.terms.{name} must be a term config dict(type=..., ...), got "
-                        f'{cfg!r}.')
+        raise TypeError(
+            f'model.terms.{name} must be a term config dict(type=..., ...), got {cfg!r}.'
+        )
     cfg = dict(cfg)
     start, end = cfg.pop('start_iter', None), cfg.pop('end_iter', None)
     return cfg, (None if start is None else int(start)), (None if end is None else int(end))
@@ -345,53 +369,68 @@ class Adapter(BaseModel):
             student forward belong in one group (the cache is dropped between groups).
     """
 
-    def __init__(self, segmentor: dict, terms: dict[str, dict],
-                 data_preprocessor: Optional[dict] = None, num_classes: Optional[int] = None,
-                 ignore_index: int = 255, test_cfg: Optional[dict] = None,
-                 init_cfg: Optional[dict] = None, teacher: Optional[dict] = None,
-                 labellers: Optional[dict[str, dict]] = None,
-                 bn_policy: Union[str, dict, list] = 'train',
-                 backward_groups: Optional[list[list[str]]] = None) -> None:
+    def __init__(
+        self,
+        segmentor: dict,
+        terms: dict[str, dict],
+        data_preprocessor: Optional[dict] = None,
+        num_classes: Optional[int] = None,
+        ignore_index: int = 255,
+        test_cfg: Optional[dict] = None,
+        init_cfg: Optional[dict] = None,
+        teacher: Optional[dict] = None,
+        labellers: Optional[dict[str, dict]] = None,
+        bn_policy: Union[str, dict, list] = 'train',
+        backward_groups: Optional[list[list[str]]] = None,
+    ) -> None:
         # Built here (not by BaseModel) so it resolves in uda's registry outside a Runner too.
         preprocessor = MODELS.build(data_preprocessor or dict(type='SegDataPreprocessor'))
         super().__init__(data_preprocessor=preprocessor, init_cfg=init_cfg)
         self.student = MODELS.build(segmentor)
         if not isinstance(terms, dict):
-            raise TypeError('Adapter(terms=...) takes named terms: terms=dict(src=dict(type='
-                            "'SourceCE'), sac=dict(type='SACSelfTraining', ...)); got "
-                            f'{type(terms).__name__}. Configs merge and --cfg-options address '
-                            'terms by these names (model.terms.sac.weight=2).')
+            raise TypeError(
+                'Adapter(terms=...) takes named terms: terms=dict(src=dict(type='
+                "'SourceCE'), sac=dict(type='SACSelfTraining', ...)); got "
+                f'{type(terms).__name__}. Configs merge and --cfg-options address '
+                'terms by these names (model.terms.sac.weight=2).'
+            )
         if not terms:
-            raise ValueError("Adapter needs at least one term, e.g. terms=dict(src=dict(type="
-                             "'SourceCE')).")
-        self.num_classes = int(num_classes or getattr(self.student, 'num_classes'))
+            raise ValueError(
+                "Adapter needs at least one term, e.g. terms=dict(src=dict(type='SourceCE'))."
+            )
+        self.num_classes = int(num_classes or self.student.num_classes)
         self.ignore_index = ignore_index
-        built, self.phases = {}, {}
+        built: dict[str, Term] = {}
+        raw: dict[str, tuple[Optional[int], Optional[int]]] = {}
         for name, cfg in terms.items():
             cfg, start, end = _phase_of(cfg, name)
             built[name] = TERMS.build(cfg)
             built[name].term_name = name
-            self.phases[name] = [start, end]
+            raw[name] = (start, end)
         self.terms = nn.ModuleDict(built)
-        self.labellers = nn.ModuleDict({n: LABELLERS.build(c)
-                                        for n, c in (labellers or {}).items()})
-        self.want_aux = any(t.needs_aux for t in self.terms.values())
-        for module in [*self.terms.values(), *self.labellers.values()]:
-            module.setup(self)
+        self.labellers = nn.ModuleDict(
+            {n: LABELLERS.build(c) for n, c in (labellers or {}).items()}
+        )
+        self.want_aux = any(t.needs_aux for t in built.values())
+        for module in [*built.values(), *self.labellers.values()]:
+            cast(Union[Term, Labeller], module).setup(self)
         self.test_cfg = check_test_cfg(test_cfg)
         self.teacher: Optional[MomentumTeacher] = None
-        needs = [n for n, t in self.terms.items() if t.needs_teacher] + \
-            [n for n, lab in self.labellers.items() if lab.needs_teacher]
+        needs = [n for n, t in built.items() if t.needs_teacher] + [
+            n for n, lab in self.labellers.items() if cast(Labeller, lab).needs_teacher
+        ]
         if teacher is not None or needs:
             self._build_teacher(teacher or {})
         teacher_start = self.teacher.start_iter if self.teacher is not None else 0
-        for name, term in self.terms.items():
-            start, end = self.phases[name]
+        # name -> (start_iter, end_iter or None); terms that need the teacher start with it.
+        self.phases: dict[str, tuple[int, Optional[int]]] = {}
+        for name, term in built.items():
+            start, end = raw[name]
             if start is None:
                 start = teacher_start if term.needs_teacher else 0
             if end is not None and end <= start:
                 raise ValueError(f'model.terms.{name}: end_iter {end} <= start_iter {start}.')
-            self.phases[name] = [start, end]
+            self.phases[name] = (start, end)
         self.bn_policy = self._check_bn_policy(bn_policy)
         self._bn_momentum = {m: m.momentum for m in bn_layers(self.student)}
         self._bn_branch: Optional[str] = None  # set while a 'target_only' step runs
@@ -403,14 +442,16 @@ class Adapter(BaseModel):
     def _build_teacher(self, cfg: dict) -> None:
         unknown = set(cfg) - {'momentum', 'interval', 'start_iter', 'ramp'}
         if unknown:
-            raise KeyError(f'Adapter(teacher=...) got unknown keys {sorted(unknown)}; use '
-                           'dict(momentum=0.99, interval=100, start_iter=0, ramp=False).')
+            raise KeyError(
+                f'Adapter(teacher=...) got unknown keys {sorted(unknown)}; use '
+                'dict(momentum=0.99, interval=100, start_iter=0, ramp=False).'
+            )
         self.teacher = MomentumTeacher(self.student, **cfg)
         # DDP: EMATeacherHook updates the teacher identically on every rank; keep its
         # parameters and buffers out of gradient reduction and buffer broadcast.
         self._ddp_params_and_buffers_to_ignore = [
-            f'teacher.{n}' for n, _ in self.teacher.named_parameters()] + [
-            f'teacher.{n}' for n, _ in self.teacher.named_buffers()]
+            f'teacher.{n}' for n, _ in self.teacher.named_parameters()
+        ] + [f'teacher.{n}' for n, _ in self.teacher.named_buffers()]
 
     def _check_bn_policy(self, policy: Union[str, dict, list]) -> list[dict]:
         phases = policy if isinstance(policy, (list, tuple)) else [policy]
@@ -419,10 +460,17 @@ class Adapter(BaseModel):
             p = dict(mode=p) if isinstance(p, str) else dict(p)
             unknown = set(p) - {'mode', 'start_iter', 'branch'}
             if unknown or p.get('mode') not in BN_MODES:
-                raise ValueError(f'model.bn_policy entry {p}: use a mode in {BN_MODES} or '
-                                 "dict(mode=..., start_iter=N, branch='target').")
-            out.append(dict(mode=p['mode'], start_iter=int(p.get('start_iter', 0)),
-                            branch=p.get('branch', 'target')))
+                raise ValueError(
+                    f'model.bn_policy entry {p}: use a mode in {BN_MODES} or '
+                    "dict(mode=..., start_iter=N, branch='target')."
+                )
+            out.append(
+                dict(
+                    mode=p['mode'],
+                    start_iter=int(p.get('start_iter', 0)),
+                    branch=p.get('branch', 'target'),
+                )
+            )
         return sorted(out, key=lambda p: p['start_iter'])
 
     def _check_groups(self, groups: Optional[list[list[str]]]) -> Optional[list[list[str]]]:
@@ -433,33 +481,42 @@ class Adapter(BaseModel):
         missing = sorted(set(self.terms) - set(flat))
         dup = sorted(n for n, c in Counter(flat).items() if c > 1)
         if unknown or missing or dup:
-            raise ValueError(f'model.backward_groups must list every term once: unknown '
-                             f'{unknown}, missing {missing}, repeated {dup} (terms: '
-                             f'{list(self.terms)}).')
+            raise ValueError(
+                f'model.backward_groups must list every term once: unknown '
+                f'{unknown}, missing {missing}, repeated {dup} (terms: '
+                f'{list(self.terms)}).'
+            )
         return [list(g) for g in groups]
 
     @staticmethod
     def _reject_legacy_keys(state_dict: dict, prefix: str, *args: Any) -> None:
-        old = [k for k in state_dict if LEGACY_KEYS.match(k[len(prefix):])]
+        old = [k for k in state_dict if LEGACY_KEYS.match(k[len(prefix) :])]
         if old:
             raise KeyError(
                 f'This checkpoint has the old positional layout ({old[:3]} ...): terms are now '
-                'held by name (terms.<name>.*), SAC\'s class prior by its labeller '
+                "held by name (terms.<name>.*), SAC's class prior by its labeller "
                 '(labellers.<name>.*) and the teacher as teacher.net.* / teacher.ready. Convert '
                 'it once with: python tools/upgrade_checkpoint.py CONFIG OLD.pth NEW.pth '
-                '(uda.engine.checkpoint.upgrade_state_dict documents the key mapping).')
+                '(uda.engine.checkpoint.upgrade_state_dict documents the key mapping).'
+            )
 
     # ------------------------------------------------------------------ accessors
     def labeller(self, name: str) -> Labeller:
         if name not in self.labellers:
-            raise KeyError(f"A term names labeller '{name}' but the adapter has "
-                           f'{list(self.labellers)}; add model.labellers.{name}=dict(type=...).')
-        return self.labellers[name]
+            raise KeyError(
+                f"A term names labeller '{name}' but the adapter has "
+                f'{list(self.labellers)}; add model.labellers.{name}=dict(type=...).'
+            )
+        return cast(Labeller, self.labellers[name])
+
+    def named_terms(self) -> dict[str, Term]:
+        """The terms by name, in run order."""
+        return {n: cast(Term, t) for n, t in self.terms.items()}
 
     def active_terms(self, iteration: int) -> dict[str, Term]:
         """The terms that run at ``iteration`` (their ``start_iter <= iter < end_iter``)."""
         out = {}
-        for name, term in self.terms.items():
+        for name, term in self.named_terms().items():
             start, end = self.phases[name]
             if iteration >= start and (end is None or iteration < end):
                 out[name] = term
@@ -523,9 +580,11 @@ class Adapter(BaseModel):
         if self._bn_branch is None or self._bn_stats_done:
             return
         if self._bn_branch not in ctx.branches:
-            raise KeyError(f"bn_policy follows branch '{self._bn_branch}' but the batch has "
-                           f"{ctx.branches}; set bn_policy=dict(mode='target_only', "
-                           "branch=...).")
+            raise KeyError(
+                f"bn_policy follows branch '{self._bn_branch}' but the batch has "
+                f"{ctx.branches}; set bn_policy=dict(mode='target_only', "
+                'branch=...).'
+            )
         with torch.no_grad(), self.bn_stats_from(self._bn_branch):
             self.student(ctx.inputs(self._bn_branch))
 
@@ -547,24 +606,36 @@ class Adapter(BaseModel):
             return self.predict(inputs, data_samples)
         if mode == 'tensor':
             return self.student(inputs)
-        raise ValueError(f"Adapter.forward: unknown mode {mode!r}; use 'loss', 'predict' or "
-                         "'tensor'.")
+        raise ValueError(
+            f"Adapter.forward: unknown mode {mode!r}; use 'loss', 'predict' or 'tensor'."
+        )
 
     @staticmethod
     def _iteration() -> int:
         it = MessageHub.get_current_instance().get_info('iter')
         return int(it) if it is not None else 0
 
-    def make_context(self, inputs: dict[str, Tensor], data_samples: dict[str, list[dict]],
-                     iteration: Optional[int] = None) -> StepContext:
+    def make_context(
+        self,
+        inputs: dict[str, Tensor],
+        data_samples: dict[str, list[dict]],
+        iteration: Optional[int] = None,
+    ) -> StepContext:
         if not isinstance(inputs, dict):
-            raise TypeError('Training batches must be dicts of branches, e.g. {"source": ..., '
-                            '"target": ...}: wrap the train dataset in MultiBranchDataset.')
-        return StepContext(self, inputs, data_samples,
-                           self._iteration() if iteration is None else iteration)
+            raise TypeError(
+                'Training batches must be dicts of branches, e.g. {"source": ..., '
+                '"target": ...}: wrap the train dataset in MultiBranchDataset.'
+            )
+        return StepContext(
+            self, inputs, data_samples, self._iteration() if iteration is None else iteration
+        )
 
-    def run_terms(self, ctx: StepContext, names: Optional[list[str]] = None,
-                  into: Optional[dict[str, Tensor]] = None) -> dict[str, Tensor]:
+    def run_terms(
+        self,
+        ctx: StepContext,
+        names: Optional[list[str]] = None,
+        into: Optional[dict[str, Tensor]] = None,
+    ) -> dict[str, Tensor]:
         """Run the active terms (all, or ``names``) and collect their losses."""
         losses: dict[str, Tensor] = {}
         seen = into if into is not None else {}
@@ -574,13 +645,16 @@ class Adapter(BaseModel):
             out = term(ctx)
             clash = set(out) & (set(losses) | set(seen))
             if clash:
-                raise KeyError(f'Terms produced the same keys {sorted(clash)}; give one of them '
-                               f'another prefix (term {name!r}).')
+                raise KeyError(
+                    f'Terms produced the same keys {sorted(clash)}; give one of them '
+                    f'another prefix (term {name!r}).'
+                )
             losses.update(out)
         return losses
 
-    def loss(self, inputs: dict[str, Tensor], data_samples: dict[str, list[dict]]
-             ) -> dict[str, Tensor]:
+    def loss(
+        self, inputs: dict[str, Tensor], data_samples: dict[str, list[dict]]
+    ) -> dict[str, Tensor]:
         """Run every active term on one step's context and collect the named losses."""
         ctx = self.make_context(inputs, data_samples)
         with self._bn_policy_applied(ctx.iter):
@@ -593,16 +667,19 @@ class Adapter(BaseModel):
             bad = [k for k, v in losses.items() if not torch.isfinite(v).all()]
             raise FloatingPointError(
                 f'Loss became {parsed.item()} at iteration {iteration} (non-finite: {bad}). '
-                'Lower the learning rate, enable optim_wrapper.clip_grad, or check the data.')
+                'Lower the learning rate, enable optim_wrapper.clip_grad, or check the data.'
+            )
 
     def declared_optimisers(self) -> dict[str, list[tuple[str, nn.Module]]]:
         """Optimiser name -> [(``terms.<name>.<attr>``-style prefix, module)] declared by the
         terms, 'student' first (its modules join the student's optimiser)."""
         out: dict[str, list[tuple[str, nn.Module]]] = {STUDENT: []}
-        for name, term in self.terms.items():
+        for name, term in self.named_terms().items():
             for opt, module in term.optimised_modules().items():
-                prefix = next((f'terms.{name}.{n}' for n, m in term.named_children()
-                               if m is module), f'terms.{name}')
+                prefix = next(
+                    (f'terms.{name}.{n}' for n, m in term.named_children() if m is module),
+                    f'terms.{name}',
+                )
                 out.setdefault(opt, []).append((prefix, module))
         return out
 
@@ -636,8 +713,9 @@ class Adapter(BaseModel):
             ow.step()
             ow.zero_grad()
 
-    def train_step(self, data: Batch, optim_wrapper: OptimWrapper,
-                   grad_sync: Optional[GradSync] = None) -> dict[str, Tensor]:
+    def train_step(
+        self, data: Batch, optim_wrapper: OptimWrapper, grad_sync: Optional[GradSync] = None
+    ) -> dict[str, Tensor]:
         """Preprocess, run the terms, back-propagate, step the optimiser phases.
 
         1. Student phase: every active term's losses (modules of later phases frozen), one
@@ -659,20 +737,27 @@ class Adapter(BaseModel):
             have = set(optim_wrapper.keys())
             missing = [n for n in [STUDENT, *phases] if n not in have]
             if missing:
-                raise KeyError(f'optim_wrapper has {sorted(have)} but the terms need '
-                               f'{missing}: build it with AdapterOptimWrapperConstructor and '
-                               f'give {missing[0]}=dict(type=\'OptimWrapper\', optimizer=...).')
+                raise KeyError(
+                    f'optim_wrapper has {sorted(have)} but the terms need '
+                    f'{missing}: build it with AdapterOptimWrapperConstructor and '
+                    f"give {missing[0]}=dict(type='OptimWrapper', optimizer=...)."
+                )
             student_ow = optim_wrapper[STUDENT]
         else:
             extra = [n for n, mods in declared.items() if mods]
             if extra:
-                owners = [n for n, t in self.terms.items() if t.optimised_modules()]
+                owners = [n for n, t in self.named_terms().items() if t.optimised_modules()]
                 raise TypeError(
                     f'Terms {owners} own trainable modules for optimisers {extra}: set '
                     "optim_wrapper=dict(constructor='AdapterOptimWrapperConstructor', "
                     "student=dict(type='OptimWrapper', optimizer=...), "
-                    + ', '.join(f"{n}=dict(type='OptimWrapper', optimizer=...)"
-                                for n in extra if n != STUDENT) + ').')
+                    + ', '.join(
+                        f"{n}=dict(type='OptimWrapper', optimizer=...)"
+                        for n in extra
+                        if n != STUDENT
+                    )
+                    + ').'
+                )
             student_ow = optim_wrapper
         later = [m for n in phases for _, m in declared[n]]
         with student_ow.optim_context(self), self._frozen(later):
@@ -689,8 +774,10 @@ class Adapter(BaseModel):
                     out = term.phase_loss(name, ctx)
                     clash = set(out) & (set(losses) | set(log_vars))
                     if clash:
-                        raise KeyError(f'Phase {name!r} losses reuse keys {sorted(clash)}; give '
-                                       f'the terms different prefixes (term {term_name!r}).')
+                        raise KeyError(
+                            f'Phase {name!r} losses reuse keys {sorted(clash)}; give '
+                            f'the terms different prefixes (term {term_name!r}).'
+                        )
                     losses.update(out)
             if not losses:
                 continue
@@ -703,9 +790,10 @@ class Adapter(BaseModel):
             log_vars.update({k: v.detach() for k, v in p_log.items()})
         return log_vars
 
-    def _student_phase(self, ctx: StepContext, ow: OptimWrapper,
-                       grad_sync: Optional[GradSync]) -> dict[str, Tensor]:
-        groups = self.backward_groups or [None]
+    def _student_phase(
+        self, ctx: StepContext, ow: OptimWrapper, grad_sync: Optional[GradSync]
+    ) -> dict[str, Tensor]:
+        groups: list[Optional[list[str]]] = list(self.backward_groups or []) or [None]
         all_losses: dict[str, Tensor] = {}
         backward_done = False
         with self._bn_policy_applied(ctx.iter):
@@ -723,9 +811,11 @@ class Adapter(BaseModel):
                 if i < len(groups) - 1:
                     ctx.drop_student_cache()  # this group's graph is freed
         if not backward_done:
-            raise RuntimeError(f'Iteration {ctx.iter}: no term produced a loss with gradient '
-                               f'(active terms: {list(self.active_terms(ctx.iter))}); check '
-                               "the terms' start_iter / end_iter.")
+            raise RuntimeError(
+                f'Iteration {ctx.iter}: no term produced a loss with gradient '
+                f'(active terms: {list(self.active_terms(ctx.iter))}); check '
+                "the terms' start_iter / end_iter."
+            )
         ow._inner_count += 1
         self._step(ow, grad_sync)
         _, log_vars = self.parse_losses(all_losses)
@@ -752,8 +842,9 @@ class Adapter(BaseModel):
         divisor = int(getattr(self.data_preprocessor, 'size_divisor', 1) or 1)
         return run_inference(net, inputs, self.test_cfg, divisor)
 
-    def predict(self, inputs: Tensor, data_samples: Optional[list[dict]] = None
-                ) -> list[dict[str, Any]]:
+    def predict(
+        self, inputs: Tensor, data_samples: Optional[list[dict]] = None
+    ) -> list[dict[str, Any]]:
         """Predict each image, cropped back from padding to its own size.
 
         Returns:
@@ -761,8 +852,9 @@ class Adapter(BaseModel):
             sample had labels, and the sample's meta information.
         """
         logits = self.inference(inputs)
-        data_samples = data_samples or [dict(img_shape=tuple(inputs.shape[-2:]))
-                                        for _ in range(len(inputs))]
+        data_samples = data_samples or [
+            dict(img_shape=tuple(inputs.shape[-2:])) for _ in range(len(inputs))
+        ]
         results = []
         for i, sample in enumerate(data_samples):
             h, w = sample.get('img_shape', inputs.shape[-2:])
@@ -774,5 +866,4 @@ class Adapter(BaseModel):
         return results
 
 
-__all__ = ['Adapter', 'Labeller', 'PseudoLabels', 'StepContext', 'Term', 'bn_layers',
-           'stack_gt']
+__all__ = ['Adapter', 'Labeller', 'PseudoLabels', 'StepContext', 'Term', 'bn_layers', 'stack_gt']

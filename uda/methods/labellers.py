@@ -5,6 +5,7 @@ most once per step and branch (:meth:`uda.methods.StepContext.pseudo_labels`), h
 terms name it: ClassMix and masked consistency read one set of teacher labels, as MIC consumes
 DACS's.
 """
+
 from __future__ import annotations
 
 import torch
@@ -50,8 +51,7 @@ class ConfidenceLabeller(Labeller):
         valid = valid_pixels(ctx, branch, probs)
         keep = valid & (conf >= self.threshold)
         labels = torch.where(keep, labels, torch.full_like(labels, ctx.ignore_index))
-        return PseudoLabels(labels, keep.float(), extras=dict(conf=conf, probs=probs,
-                                                              valid=valid))
+        return PseudoLabels(labels, keep.float(), extras=dict(conf=conf, probs=probs, valid=valid))
 
 
 @LABELLERS.register_module()
@@ -71,8 +71,13 @@ class QualityLabeller(Labeller):
         source: 'teacher' (DACS) or 'student'.
     """
 
-    def __init__(self, threshold: float = 0.968, ignore_top: int = 0, ignore_bottom: int = 0,
-                 source: str = 'teacher') -> None:
+    def __init__(
+        self,
+        threshold: float = 0.968,
+        ignore_top: int = 0,
+        ignore_bottom: int = 0,
+        source: str = 'teacher',
+    ) -> None:
         super().__init__(source)
         self.threshold = float(threshold)
         self.ignore_top, self.ignore_bottom = int(ignore_top), int(ignore_bottom)
@@ -88,9 +93,10 @@ class QualityLabeller(Labeller):
         for i, s in enumerate(ctx.samples(branch)):
             h = int(tuple(s.get('img_shape', probs.shape[-2:]))[0])
             if self.ignore_top:
-                weight[i, :self.ignore_top] = 0
+                weight[i, : self.ignore_top] = 0
             if self.ignore_bottom:
-                weight[i, max(0, h - self.ignore_bottom):h] = 0
+                weight[i, max(0, h - self.ignore_bottom) : h] = 0
         labels = torch.where(valid, labels, torch.full_like(labels, ctx.ignore_index))
-        return PseudoLabels(labels, weight, extras=dict(conf=conf, probs=probs,
-                                                        quality=quality, valid=valid))
+        return PseudoLabels(
+            labels, weight, extras=dict(conf=conf, probs=probs, quality=quality, valid=valid)
+        )

@@ -1,4 +1,5 @@
 """MinEnt: minimise the entropy of target predictions (ADVENT, arXiv:1811.12833)."""
+
 from __future__ import annotations
 
 from typing import Optional
@@ -24,8 +25,9 @@ class MinEnt(Term):
         branch: Unlabelled target branch ([B, 3, H, W]).
     """
 
-    def __init__(self, weight: float = 1e-3, aux_weight: float = 2e-4,
-                 branch: str = 'target') -> None:
+    def __init__(
+        self, weight: float = 1e-3, aux_weight: float = 2e-4, branch: str = 'target'
+    ) -> None:
         super().__init__(weight)
         self.aux_weight = float(aux_weight)
         self.needs_aux = self.aux_weight > 0

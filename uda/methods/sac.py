@@ -13,6 +13,7 @@ Deliberate difference from the reference code: the loss weights each pixel by it
 teacher confidence, as the paper writes it; the released code (visinf/da-sac ``models/sac.py``)
 broadcasts view-averaged confidences.
 """
+
 from __future__ import annotations
 
 from typing import Any, Optional, Sequence
@@ -27,8 +28,14 @@ from uda.methods.base import Adapter, Labeller, PseudoLabels, StepContext, Term
 from uda.registry import LABELLERS, TERMS
 
 
-def adaptive_thresholds(probs: Tensor, covered: Tensor, prior: Tensor, lower: float = 0.2,
-                        upper: float = 0.75, beta: float = 1e-3) -> Tensor:
+def adaptive_thresholds(
+    probs: Tensor,
+    covered: Tensor,
+    prior: Tensor,
+    lower: float = 0.2,
+    upper: float = 0.75,
+    beta: float = 1e-3,
+) -> Tensor:
     """Per-image, per-class confidence thresholds of SAC.
 
     ``threshold[b, c] = max(lower, peak[b, c] * upper * (1 - exp(-prior[c] / beta)))`` where
@@ -47,14 +54,16 @@ def adaptive_thresholds(probs: Tensor, covered: Tensor, prior: Tensor, lower: fl
     B, C = probs.shape[:2]
     conf, label = probs.max(1)
     conf = conf * covered.to(conf.dtype)
-    peak = conf.new_zeros(B, C).scatter_reduce_(1, label.view(B, -1), conf.view(B, -1),
-                                                 reduce='amax', include_self=True)
+    peak = conf.new_zeros(B, C).scatter_reduce_(
+        1, label.view(B, -1), conf.view(B, -1), reduce='amax', include_self=True
+    )
     discount = 1.0 - torch.exp(-prior.clamp(min=0) / beta)
     return (peak * upper * discount[None]).clamp(min=lower)
 
 
-def pseudo_labels(probs: Tensor, covered: Tensor, thresholds: Tensor,
-                  ignore_index: int = 255) -> tuple[Tensor, Tensor]:
+def pseudo_labels(
+    probs: Tensor, covered: Tensor, thresholds: Tensor, ignore_index: int = 255
+) -> tuple[Tensor, Tensor]:
     """Arg-max labels of ``probs`` [B, C, H, W], ignored where the confidence is not above the
     class threshold ``thresholds`` [B, C] or the pixel is not ``covered``.
 
@@ -72,8 +81,14 @@ def focal_class_weights(prior: Tensor, power: float = 3.0) -> Tensor:
     return (1.0 - prior.clamp(0, 1)) ** power
 
 
-def sac_loss(logits: Tensor, labels: Tensor, confidence: Tensor, prior: Tensor,
-             focal_power: float = 3.0, ignore_index: int = 255) -> Tensor:
+def sac_loss(
+    logits: Tensor,
+    labels: Tensor,
+    confidence: Tensor,
+    prior: Tensor,
+    focal_power: float = 3.0,
+    ignore_index: int = 255,
+) -> Tensor:
     """SAC's self-training loss: ``mean(conf * (1 - prior[y])^p * CE(logits, y))`` over all
     pixels, ignored pixels contributing 0 (the reference's ``_focal_ce_conf``).
 
@@ -83,9 +98,14 @@ def sac_loss(logits: Tensor, labels: Tensor, confidence: Tensor, prior: Tensor,
         confidence: [B, H, W] teacher confidence per pixel.
         prior: [C] running class prior.
     """
-    return cross_entropy(logits.float(), labels, class_weight=focal_class_weights(prior,
-                         focal_power), pixel_weight=confidence, ignore_index=ignore_index,
-                         avg_non_ignore=False)
+    return cross_entropy(
+        logits.float(),
+        labels,
+        class_weight=focal_class_weights(prior, focal_power),
+        pixel_weight=confidence,
+        ignore_index=ignore_index,
+        avg_non_ignore=False,
+    )
 
 
 @LABELLERS.register_module()
@@ -120,12 +140,23 @@ class SACLabeller(Labeller):
         source: 'teacher' (SAC) or 'student'.
     """
 
-    def __init__(self, num_images: Optional[int] = None, num_views: int = 4,
-                 scale_range: Sequence[float] = (1.0, 1.1),
-                 zoom_range: Sequence[float] = (0.5, 1.0), flip_p: float = 0.5,
-                 prior_momentum: float = 0.99, threshold_lower: float = 0.2,
-                 threshold_upper: float = 0.75, threshold_beta: float = 1e-3,
-                 coverage_tolerance: float = 0.5, source: str = 'teacher') -> None:
+    class_prior: Tensor
+    prior_updates: Tensor
+
+    def __init__(
+        self,
+        num_images: Optional[int] = None,
+        num_views: int = 4,
+        scale_range: Sequence[float] = (1.0, 1.1),
+        zoom_range: Sequence[float] = (0.5, 1.0),
+        flip_p: float = 0.5,
+        prior_momentum: float = 0.99,
+        threshold_lower: float = 0.2,
+        threshold_upper: float = 0.75,
+        threshold_beta: float = 1e-3,
+        coverage_tolerance: float = 0.5,
+        source: str = 'teacher',
+    ) -> None:
         super().__init__(source)
         self.num_images = None if num_images is None else int(num_images)
         self.num_views = int(num_views)
@@ -140,8 +171,9 @@ class SACLabeller(Labeller):
         # Running class prior chi_c (saved with checkpoints) and its number of updates. As in
         # the reference (visinf/da-sac models/sac.py `_momentum_update`), the prior starts at
         # THRESHOLD_BETA for every class.
-        self.register_buffer('class_prior',
-                             torch.full((adapter.num_classes,), float(self.threshold_beta)))
+        self.register_buffer(
+            'class_prior', torch.full((adapter.num_classes,), float(self.threshold_beta))
+        )
         self.register_buffer('prior_updates', torch.zeros((), dtype=torch.long))
 
     @torch.no_grad()
@@ -162,10 +194,10 @@ class SACLabeller(Labeller):
     def make_views(self, x: Tensor, samples: list[dict]) -> tuple[Views, Tensor, Tensor]:
         """Cut views of a normalised batch; returns (views, clean views, valid [B*N, 1, H, W])."""
         B, _, H, W = x.shape
-        hw = torch.tensor([tuple(s.get('img_shape', (H, W)))[:2] for s in samples],
-                          device=x.device)
-        views = sample_views(hw, (H, W), self.num_views, self.scale_range, self.zoom_range,
-                             self.flip_p)
+        hw = torch.tensor([tuple(s.get('img_shape', (H, W)))[:2] for s in samples], device=x.device)
+        views = sample_views(
+            hw, (H, W), self.num_views, self.scale_range, self.zoom_range, self.flip_p
+        )
         canvas = torch.zeros(B, 1, H, W, device=x.device, dtype=x.dtype)
         for i, (h, w) in enumerate(hw.tolist()):
             canvas[i, :, :h, :w] = 1
@@ -176,17 +208,32 @@ class SACLabeller(Labeller):
     def forward(self, ctx: StepContext, branch: str) -> PseudoLabels:
         x, samples = ctx.inputs(branch), ctx.samples(branch)
         if self.num_images is not None:
-            x, samples = x[:self.num_images], samples[:self.num_images]
+            x, samples = x[: self.num_images], samples[: self.num_images]
         views, clean, valid = self.make_views(x, samples)
         probs = self.predict(ctx, clean) * valid
         self.update_prior(probs, valid)
         fused, covered, _, _ = fuse_views(probs, views, valid, self.coverage_tolerance)
-        thr = adaptive_thresholds(fused, covered, self.class_prior, self.threshold_lower,
-                                  self.threshold_upper, self.threshold_beta)
+        thr = adaptive_thresholds(
+            fused,
+            covered,
+            self.class_prior,
+            self.threshold_lower,
+            self.threshold_upper,
+            self.threshold_beta,
+        )
         labels, conf = pseudo_labels(fused, covered, thr, ctx.ignore_index)
-        return PseudoLabels(labels, conf, inputs=clean, extras=dict(
-            valid=valid, covered=covered, fused=fused, thresholds=thr,
-            prior=self.class_prior.clone()))
+        return PseudoLabels(
+            labels,
+            conf,
+            inputs=clean,
+            extras=dict(
+                valid=valid,
+                covered=covered,
+                fused=fused,
+                thresholds=thr,
+                prior=self.class_prior.clone(),
+            ),
+        )
 
 
 @TERMS.register_module()
@@ -215,18 +262,32 @@ class SACSelfTraining(Term):
 
     needs_teacher = True
 
-    def __init__(self, weight: float = 1.0, branch: str = 'target', labeller: str = 'sac',
-                 blur_sigma: Sequence[float] = (0.1, 2.0), jitter: float = 0.4,
-                 hue: float = 0.1, jitter_p: float = 0.5, grey_p: float = 0.2,
-                 focal_power: float = 3.0, log_per_class: bool = True) -> None:
+    def __init__(
+        self,
+        weight: float = 1.0,
+        branch: str = 'target',
+        labeller: str = 'sac',
+        blur_sigma: Sequence[float] = (0.1, 2.0),
+        jitter: float = 0.4,
+        hue: float = 0.1,
+        jitter_p: float = 0.5,
+        grey_p: float = 0.2,
+        focal_power: float = 3.0,
+        log_per_class: bool = True,
+    ) -> None:
         super().__init__(weight)
         self.branch, self.labeller = branch, labeller
         # The reference's order (visinf/da-sac datasets/tf_target.py): blur, jitter, greyscale;
         # kornia draws each view's parameters (uda.augment.photometric.sac_noise).
         self.photometric = PhotometricAugment(
-            jitter=(jitter, jitter, jitter, hue), jitter_p=jitter_p, grey_p=grey_p,
-            blur_sigma=tuple(blur_sigma), blur_p=1.0, blur_kernel=13,
-            order=('blur', 'jitter', 'grey'))
+            jitter=(jitter, jitter, jitter, hue),
+            jitter_p=jitter_p,
+            grey_p=grey_p,
+            blur_sigma=tuple(blur_sigma),
+            blur_p=1.0,
+            blur_kernel=13,
+            order=('blur', 'jitter', 'grey'),
+        )
         self.focal_power = focal_power
         self.log_per_class = log_per_class
         self._panels: dict[str, Tensor] = {}
@@ -241,16 +302,20 @@ class SACSelfTraining(Term):
     def forward(self, ctx: StepContext) -> dict[str, Tensor]:
         pl = ctx.pseudo_labels(self.branch, self.labeller)
         if pl.inputs is None or 'prior' not in pl.extras:
-            raise TypeError(f"SACSelfTraining needs an SACLabeller; labeller '{self.labeller}' "
-                            'gives no views / class prior.')
+            raise TypeError(
+                f"SACSelfTraining needs an SACLabeller; labeller '{self.labeller}' "
+                'gives no views / class prior.'
+            )
         valid, covered, prior = pl.extras['valid'], pl.extras['covered'], pl.extras['prior']
         noisy = self.noise(ctx, pl.inputs, valid)
         logits = ctx.student_forward(noisy)['logits']
         loss = sac_loss(logits, pl.labels, pl.weight, prior, self.focal_power, ctx.ignore_index)
         kept = (pl.labels != ctx.ignore_index).float().sum() / valid.sum().clamp(min=1)
-        out = {'tgt.loss_sac': self.weight * loss, 'tgt.pseudo_ratio': kept.detach(),
-               'tgt.teacher_conf': (pl.weight * covered).sum().detach()
-               / covered.sum().clamp(min=1)}
+        out = {
+            'tgt.loss_sac': self.weight * loss,
+            'tgt.pseudo_ratio': kept.detach(),
+            'tgt.teacher_conf': (pl.weight * covered).sum().detach() / covered.sum().clamp(min=1),
+        }
         if self.log_per_class:
             mean_thr = pl.extras['thresholds'].mean(0)
             for c in range(mean_thr.shape[0]):
@@ -262,17 +327,24 @@ class SACSelfTraining(Term):
     @staticmethod
     def _make_panels(ctx: StepContext, pl: PseudoLabels, noisy: Tensor) -> dict[str, Any]:
         """First view: image, student view, fused teacher prediction, labels, ignored pixels."""
+
         def rgb(x: Tensor) -> Tensor:
             return ctx.denormalize(x[:1])[0].clamp(0, 255).to(torch.uint8).detach()
 
         covered, fused = pl.extras['covered'][0], pl.extras['fused'][0]
         labels = pl.labels[0]
-        fused_pred = torch.where(covered, fused.argmax(0),
-                                 torch.full_like(labels, ctx.ignore_index))
+        fused_pred = torch.where(
+            covered, fused.argmax(0), torch.full_like(labels, ctx.ignore_index)
+        )
         ignored = (labels == ctx.ignore_index).to(torch.uint8)[None].expand(3, -1, -1)
-        return {'sac_view': rgb(pl.inputs), 'sac_student_view': rgb(noisy),
-                'sac_teacher_fused': fused_pred.detach(), 'sac_pseudo_labels': labels.detach(),
-                'sac_ignored': (ignored * 255).detach()}
+        assert pl.inputs is not None
+        return {
+            'sac_view': rgb(pl.inputs),
+            'sac_student_view': rgb(noisy),
+            'sac_teacher_fused': fused_pred.detach(),
+            'sac_pseudo_labels': labels.detach(),
+            'sac_ignored': (ignored * 255).detach(),
+        }
 
     def vis_panels(self) -> dict[str, Tensor]:
         return dict(self._panels)

@@ -1,4 +1,5 @@
 """Supervised cross-entropy on a labelled branch: the source-only baseline and the oracle."""
+
 from __future__ import annotations
 
 from torch import Tensor
@@ -20,8 +21,13 @@ class SourceCE(Term):
             loss_ce_aux``; 0.1 in multi-level AdaptSegNet / ADVENT); 0 disables it.
     """
 
-    def __init__(self, weight: float = 1.0, branch: str = 'source', prefix: str = 'src.',
-                 aux_weight: float = 0.0) -> None:
+    def __init__(
+        self,
+        weight: float = 1.0,
+        branch: str = 'source',
+        prefix: str = 'src.',
+        aux_weight: float = 0.0,
+    ) -> None:
         super().__init__(weight)
         self.branch = branch
         self.prefix = prefix

@@ -1,4 +1,5 @@
 """Normalise, pad and stack images (and labels) on the device, for one or several branches."""
+
 from __future__ import annotations
 
 import math
@@ -47,9 +48,14 @@ class SegDataPreprocessor(BaseDataPreprocessor):
         seg_pad_val: Label value of padded pixels (the ignore index).
     """
 
-    def __init__(self, mean: Sequence[float] = (123.675, 116.28, 103.53),
-                 std: Sequence[float] = (58.395, 57.12, 57.375), size_divisor: int = 32,
-                 seg_pad_val: int = 255, non_blocking: bool = False) -> None:
+    def __init__(
+        self,
+        mean: Sequence[float] = (123.675, 116.28, 103.53),
+        std: Sequence[float] = (58.395, 57.12, 57.375),
+        size_divisor: int = 32,
+        seg_pad_val: int = 255,
+        non_blocking: bool = False,
+    ) -> None:
         super().__init__(non_blocking)
         self.register_buffer('mean', torch.tensor(mean, dtype=torch.float32).view(-1, 1, 1), False)
         self.register_buffer('std', torch.tensor(std, dtype=torch.float32).view(-1, 1, 1), False)
@@ -78,8 +84,9 @@ class SegDataPreprocessor(BaseDataPreprocessor):
     def _branch(self, data: dict) -> dict[str, Any]:
         imgs = list(data['inputs'])
         samples = [dict(s) for s in data.get('data_samples', [{} for _ in imgs])]
-        h, w = divisible_size((max(i.shape[-2] for i in imgs), max(i.shape[-1] for i in imgs)),
-                              self.size_divisor)
+        h, w = divisible_size(
+            (max(i.shape[-2] for i in imgs), max(i.shape[-1] for i in imgs)), self.size_divisor
+        )
         batch = []
         for img, sample in zip(imgs, samples):
             batch.append(pad_bottom_right(self.normalize(img.float()), (h, w), 0.0))

@@ -8,6 +8,7 @@ model, so aux heads, feature outputs, export and checkpoints work unchanged.
 Reference: Chen et al., "DeepLab: Semantic Image Segmentation with Deep Convolutional Nets,
 Atrous Convolution, and Fully Connected CRFs", TPAMI 2018 (arXiv:1606.00915).
 """
+
 from __future__ import annotations
 
 from typing import Any, Optional, Sequence, Union
@@ -33,13 +34,15 @@ class ASPPv2(nn.Module):
         rates: Dilation rates of the branches (6, 12, 18, 24 in DeepLab-v2).
     """
 
-    def __init__(self, in_channels: int, num_classes: int,
-                 rates: Sequence[int] = (6, 12, 18, 24)) -> None:
+    def __init__(
+        self, in_channels: int, num_classes: int, rates: Sequence[int] = (6, 12, 18, 24)
+    ) -> None:
         super().__init__()
         self.branches = nn.ModuleList(
-            nn.Conv2d(in_channels, num_classes, 3, padding=r, dilation=r, bias=True)
-            for r in rates)
+            nn.Conv2d(in_channels, num_classes, 3, padding=r, dilation=r, bias=True) for r in rates
+        )
         for conv in self.branches:  # the DeepLab-v2 initialisation of the classifier
+            assert isinstance(conv, nn.Conv2d) and conv.bias is not None
             nn.init.normal_(conv.weight, 0.0, 0.01)
             nn.init.zeros_(conv.bias)
 
@@ -59,7 +62,7 @@ def _dilate_vgg(encoder: nn.Module) -> None:
     DeepLab-v2, the last two pools keep the resolution (3x3, stride 1) and the convolutions
     after the fourth pool use dilation 2, so the receptive field grows as before.
     """
-    features = encoder.features
+    features: Any = encoder.features
     pools = [i for i, m in enumerate(features) if isinstance(m, nn.MaxPool2d)]
     if len(pools) < 5:
         raise ValueError(f'Expected a VGG encoder with 5 max-pool layers, found {len(pools)}.')
@@ -69,7 +72,7 @@ def _dilate_vgg(encoder: nn.Module) -> None:
         m = features[i]
         if isinstance(m, nn.Conv2d) and m.kernel_size == (3, 3):
             m.dilation, m.padding = (2, 2), (2, 2)
-    encoder._output_stride = 8
+    encoder._output_stride = 8  # type: ignore[assignment]
 
 
 class DeepLabV2(SegmentationModel):
@@ -93,28 +96,42 @@ class DeepLabV2(SegmentationModel):
 
     requires_divisible_input_shape = False
 
-    def __init__(self, encoder_name: str = 'resnet101', encoder_weights: Optional[str] = None,
-                 in_channels: int = 3, classes: int = 19, encoder_depth: int = 5,
-                 output_stride: int = 8, rates: Sequence[int] = (6, 12, 18, 24),
-                 aux_params: Optional[dict[str, Any]] = None) -> None:
+    def __init__(
+        self,
+        encoder_name: str = 'resnet101',
+        encoder_weights: Optional[str] = None,
+        in_channels: int = 3,
+        classes: int = 19,
+        encoder_depth: int = 5,
+        output_stride: int = 8,
+        rates: Sequence[int] = (6, 12, 18, 24),
+        aux_params: Optional[dict[str, Any]] = None,
+    ) -> None:
         super().__init__()
         if output_stride not in (8, 16):
             raise ValueError(f'DeepLabV2: output_stride must be 8 or 16, got {output_stride}.')
         if encoder_name.startswith('vgg'):
             if output_stride != 8:
                 raise ValueError('DeepLabV2 with a VGG encoder supports output_stride=8 only.')
-            self.encoder = get_encoder(encoder_name, in_channels=in_channels,
-                                       depth=encoder_depth, weights=encoder_weights)
+            self.encoder = get_encoder(
+                encoder_name, in_channels=in_channels, depth=encoder_depth, weights=encoder_weights
+            )
             _dilate_vgg(self.encoder)
         else:
-            self.encoder = get_encoder(encoder_name, in_channels=in_channels,
-                                       depth=encoder_depth, weights=encoder_weights,
-                                       output_stride=output_stride)
+            self.encoder = get_encoder(
+                encoder_name,
+                in_channels=in_channels,
+                depth=encoder_depth,
+                weights=encoder_weights,
+                output_stride=output_stride,
+            )
         self.decoder = ASPPv2(self.encoder.out_channels[-1], classes, rates)
         self.segmentation_head = nn.Identity()
         self.classification_head = (
-            None if aux_params is None
-            else ClassificationHead(in_channels=self.encoder.out_channels[-1], **aux_params))
+            None
+            if aux_params is None
+            else ClassificationHead(in_channels=self.encoder.out_channels[-1], **aux_params)
+        )
         self.name = f'deeplabv2-{encoder_name}'
 
     def forward(self, x: Tensor) -> Union[Tensor, tuple[Tensor, Tensor]]:

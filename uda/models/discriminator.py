@@ -1,4 +1,5 @@
 """Domain discriminators for adversarial alignment (output, entropy-map and feature level)."""
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -28,17 +29,25 @@ class FCDiscriminator(nn.Module):
         [B, in_channels, H, W] -> [B, 1, H / 32, W / 32] for the default four hidden layers.
     """
 
-    def __init__(self, in_channels: int, channels: Sequence[int] = (64, 128, 256, 512),
-                 negative_slope: float = 0.2) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        channels: Sequence[int] = (64, 128, 256, 512),
+        negative_slope: float = 0.2,
+    ) -> None:
         super().__init__()
         if in_channels < 1 or not channels:
-            raise ValueError(f'FCDiscriminator(in_channels={in_channels}, channels={channels}): '
-                             'both must be positive / non-empty.')
+            raise ValueError(
+                f'FCDiscriminator(in_channels={in_channels}, channels={channels}): '
+                'both must be positive / non-empty.'
+            )
         layers: list[nn.Module] = []
         prev = in_channels
         for ch in channels:
-            layers += [nn.Conv2d(prev, ch, 4, stride=2, padding=1),
-                       nn.LeakyReLU(negative_slope, inplace=True)]
+            layers += [
+                nn.Conv2d(prev, ch, 4, stride=2, padding=1),
+                nn.LeakyReLU(negative_slope, inplace=True),
+            ]
             prev = ch
         layers.append(nn.Conv2d(prev, 1, 4, stride=2, padding=1))
         self.net = nn.Sequential(*layers)
@@ -66,18 +75,27 @@ class FeatureDiscriminator(nn.Module):
         [B, in_channels, h, w] -> [B, 1, h, w].
     """
 
-    def __init__(self, in_channels: int, channels: Sequence[int] = (256, 256),
-                 kernel_size: int = 1, negative_slope: float = 0.2) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        channels: Sequence[int] = (256, 256),
+        kernel_size: int = 1,
+        negative_slope: float = 0.2,
+    ) -> None:
         super().__init__()
         if in_channels < 1 or kernel_size not in (1, 3):
-            raise ValueError(f'FeatureDiscriminator(in_channels={in_channels}, kernel_size='
-                             f'{kernel_size}): in_channels must be positive and kernel_size 1 or '
-                             '3.')
+            raise ValueError(
+                f'FeatureDiscriminator(in_channels={in_channels}, kernel_size='
+                f'{kernel_size}): in_channels must be positive and kernel_size 1 or '
+                '3.'
+            )
         layers: list[nn.Module] = []
         prev = in_channels
         for ch in channels:
-            layers += [nn.Conv2d(prev, ch, kernel_size, padding=kernel_size // 2),
-                       nn.LeakyReLU(negative_slope, inplace=True)]
+            layers += [
+                nn.Conv2d(prev, ch, kernel_size, padding=kernel_size // 2),
+                nn.LeakyReLU(negative_slope, inplace=True),
+            ]
             prev = ch
         layers.append(nn.Conv2d(prev, 1, 1))
         self.net = nn.Sequential(*layers)

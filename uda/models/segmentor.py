@@ -5,6 +5,7 @@ per-pixel classifier on an earlier stage (multi-level AdaptSegNet / ADVENT) and,
 methods, image-level class scores. ``extract_feat`` / ``decode`` / ``head`` expose each part,
 and ``forward`` is built on them, so every caller sees the same computation.
 """
+
 from __future__ import annotations
 
 import inspect
@@ -23,7 +24,7 @@ Size = Sequence[int]
 # The config key that builds each named head, for error messages.
 HEAD_CONFIG = {
     'aux': "segmentor.aux_head=dict(type='conv', in_index=-2, channels=256)",
-    'cls': 'segmentor.aux_params=dict(classes=<K>) (smp\'s classification head)',
+    'cls': "segmentor.aux_params=dict(classes=<K>) (smp's classification head)",
 }
 
 
@@ -51,14 +52,19 @@ def build_aux_head(cfg: dict, in_channels: int, num_classes: int) -> nn.Module:
         raise ValueError(f"segmentor.aux_head.type={kind!r} is unknown; use 'conv' or 'aspp'.")
     unknown = sorted(set(cfg) - allowed[kind])
     if unknown:
-        raise ValueError(f'segmentor.aux_head (type={kind!r}): unknown key(s) {unknown}; it '
-                         f"accepts {sorted(allowed[kind] | {'type', 'in_index'})}.")
+        raise ValueError(
+            f'segmentor.aux_head (type={kind!r}): unknown key(s) {unknown}; it '
+            f'accepts {sorted(allowed[kind] | {"type", "in_index"})}.'
+        )
     if kind == 'aspp':
         return ASPPv2(in_channels, num_classes, tuple(cfg.get('rates', (6, 12, 18, 24))))
     ch = int(cfg.get('channels', 256))
     return nn.Sequential(
-        nn.Conv2d(in_channels, ch, 3, padding=1, bias=False), nn.BatchNorm2d(ch),
-        nn.ReLU(inplace=True), nn.Conv2d(ch, num_classes, 1))
+        nn.Conv2d(in_channels, ch, 3, padding=1, bias=False),
+        nn.BatchNorm2d(ch),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(ch, num_classes, 1),
+    )
 
 
 @MODELS.register_module()
@@ -88,30 +94,48 @@ class SMPSegmentor(nn.Module):
             builds head ``cls``).
     """
 
-    def __init__(self, arch: str = 'Unet', encoder_name: str = 'resnet18',
-                 encoder_weights: Optional[str] = None, num_classes: int = 19,
-                 in_channels: int = 3, aux_head: Optional[dict] = None,
-                 align_corners: bool = False, **smp_kwargs: Any) -> None:
+    def __init__(
+        self,
+        arch: str = 'Unet',
+        encoder_name: str = 'resnet18',
+        encoder_weights: Optional[str] = None,
+        num_classes: int = 19,
+        in_channels: int = 3,
+        aux_head: Optional[dict] = None,
+        align_corners: bool = False,
+        **smp_kwargs: Any,
+    ) -> None:
         super().__init__()
         model_class = smp.MODEL_ARCHITECTURES_MAPPING.get(arch.lower())
         if model_class is None:
-            raise ValueError(f'SMPSegmentor: unknown arch {arch!r}; smp offers '
-                             f'{sorted(smp.MODEL_ARCHITECTURES_MAPPING)}.')
+            raise ValueError(
+                f'SMPSegmentor: unknown arch {arch!r}; smp offers '
+                f'{sorted(smp.MODEL_ARCHITECTURES_MAPPING)}.'
+            )
         # smp models swallow unknown keyword arguments (**kwargs); a typo in a config would be
         # ignored silently, so check them against the architecture's signature.
         known = set(inspect.signature(model_class.__init__).parameters) - {'self', 'kwargs'}
         unknown = sorted(set(smp_kwargs) - known)
         if unknown:
-            raise ValueError(f'SMPSegmentor(arch={arch!r}): unknown argument(s) {unknown}. '
-                             f'{model_class.__name__} accepts {sorted(known)}.')
+            raise ValueError(
+                f'SMPSegmentor(arch={arch!r}): unknown argument(s) {unknown}. '
+                f'{model_class.__name__} accepts {sorted(known)}.'
+            )
         try:
-            self.net = smp.create_model(arch, encoder_name=encoder_name,
-                                        encoder_weights=encoder_weights, in_channels=in_channels,
-                                        classes=num_classes, **smp_kwargs)
+            self.net = smp.create_model(
+                arch,
+                encoder_name=encoder_name,
+                encoder_weights=encoder_weights,
+                in_channels=in_channels,
+                classes=num_classes,
+                **smp_kwargs,
+            )
         except (KeyError, ValueError, TypeError) as err:
-            raise ValueError(f'SMPSegmentor(arch={arch!r}, encoder_name={encoder_name!r}): {err}. '
-                             'See segmentation_models_pytorch docs for valid arch/encoder names '
-                             'and arguments.') from err
+            raise ValueError(
+                f'SMPSegmentor(arch={arch!r}, encoder_name={encoder_name!r}): {err}. '
+                'See segmentation_models_pytorch docs for valid arch/encoder names '
+                'and arguments.'
+            ) from err
         self.num_classes = num_classes
         self.arch, self.encoder_name = arch, encoder_name
         self.align_corners = bool(align_corners)
@@ -152,23 +176,34 @@ class SMPSegmentor(nn.Module):
         """
         if name not in self.heads:
             if name in HEAD_CONFIG:
-                raise ValueError(f'SMPSegmentor has no {name!r} head; set {HEAD_CONFIG[name]} '
-                                 'in the config.')
-            raise ValueError(f'SMPSegmentor has no head {name!r}; the heads are '
-                             + ', '.join(f'{k!r} ({v})' for k, v in HEAD_CONFIG.items()) + '.')
+                raise ValueError(
+                    f'SMPSegmentor has no {name!r} head; set {HEAD_CONFIG[name]} in the config.'
+                )
+            raise ValueError(
+                f'SMPSegmentor has no head {name!r}; the heads are '
+                + ', '.join(f'{k!r} ({v})' for k, v in HEAD_CONFIG.items())
+                + '.'
+            )
         if name == 'cls':
             return self.heads['cls'](features[-1])
         assert self.aux_in_index is not None
         aux = self.heads['aux'](features[self.aux_in_index])
         return resize_logits(aux, size, self.align_corners)
 
-    def forward(self, x: Tensor, return_features: bool = False, return_aux: bool = False,
-                return_cls: bool = False) -> Union[Tensor, dict[str, Any]]:
+    def forward(
+        self,
+        x: Tensor,
+        return_features: bool = False,
+        return_aux: bool = False,
+        return_cls: bool = False,
+    ) -> Union[Tensor, dict[str, Any]]:
         # Fail before the encoder runs when a requested head is missing.
         for flag, name in ((return_aux, 'aux'), (return_cls, 'cls')):
             if flag and name not in self.heads:
-                raise ValueError(f'return_{name}=True but the segmentor has no {name!r} head; '
-                                 f'set {HEAD_CONFIG[name]} in the config.')
+                raise ValueError(
+                    f'return_{name}=True but the segmentor has no {name!r} head; '
+                    f'set {HEAD_CONFIG[name]} in the config.'
+                )
         size = x.shape[-2:]
         features = self.extract_feat(x)
         decoder, logits = self._decode(features)

@@ -4,6 +4,7 @@ Used by self-training methods (SAC, DACS, mean teacher) as the source of pseudo-
 self-supervised pretraining as the momentum encoder; :class:`uda.engine.EMATeacherHook` drives
 it from the Runner's loop (initialise at ``start_iter``, update after the optimiser step).
 """
+
 from __future__ import annotations
 
 import copy
@@ -11,6 +12,7 @@ from typing import Any, Optional
 
 import torch
 import torch.nn as nn
+from torch import Tensor
 
 from uda.registry import MODELS
 
@@ -33,13 +35,24 @@ class MomentumTeacher(nn.Module):
         ramp: Use ``min(1 - 1 / (t + 1), momentum)``.
     """
 
-    def __init__(self, network: nn.Module, momentum: float = 0.99, interval: int = 1,
-                 start_iter: int = 0, ramp: bool = False) -> None:
+    ready: Tensor
+    updates: Tensor
+
+    def __init__(
+        self,
+        network: nn.Module,
+        momentum: float = 0.99,
+        interval: int = 1,
+        start_iter: int = 0,
+        ramp: bool = False,
+    ) -> None:
         super().__init__()
         if not 0.0 <= float(momentum) <= 1.0 or int(interval) < 1 or int(start_iter) < 0:
-            raise ValueError(f'MomentumTeacher(momentum={momentum}, interval={interval}, '
-                             f'start_iter={start_iter}): momentum must be in [0, 1], interval '
-                             '>= 1 and start_iter >= 0.')
+            raise ValueError(
+                f'MomentumTeacher(momentum={momentum}, interval={interval}, '
+                f'start_iter={start_iter}): momentum must be in [0, 1], interval '
+                '>= 1 and start_iter >= 0.'
+            )
         self.momentum, self.interval = float(momentum), int(interval)
         self.start_iter, self.ramp = int(start_iter), bool(ramp)
         self.net = copy.deepcopy(network)
@@ -61,8 +74,11 @@ class MomentumTeacher(nn.Module):
 
     def due(self, iteration: int) -> bool:
         """Whether the optimiser step of ``iteration`` is followed by an update."""
-        return bool(self.ready) and iteration >= self.start_iter and \
-            (iteration + 1 - self.start_iter) % self.interval == 0
+        return (
+            bool(self.ready)
+            and iteration >= self.start_iter
+            and (iteration + 1 - self.start_iter) % self.interval == 0
+        )
 
     @torch.no_grad()
     def init_from(self, network: nn.Module) -> None:
@@ -81,8 +97,10 @@ class MomentumTeacher(nn.Module):
     def update(self, network: nn.Module, momentum: Optional[float] = None) -> None:
         """``teacher = m * teacher + (1 - m) * network`` (see the class docstring)."""
         if not bool(self.ready):
-            raise RuntimeError('MomentumTeacher.update() before init_from(): the teacher is '
-                               'initialised at start_iter by EMATeacherHook.')
+            raise RuntimeError(
+                'MomentumTeacher.update() before init_from(): the teacher is '
+                'initialised at start_iter by EMATeacherHook.'
+            )
         m = self.momentum_now(momentum)
         source = network.state_dict()
         for name, t in self.net.state_dict().items():

@@ -7,27 +7,52 @@ synthia_root = '{{$SYNTHIA_ROOT:data/synthia}}'
 cityscapes_root = '{{$CITYSCAPES_ROOT:data/cityscapes}}'
 num_classes = 19
 crop_size = (512, 512)
-train_pipeline = [dict(type='RandomCrop', height=crop_size[0], width=crop_size[1]),
-                  dict(type='HorizontalFlip', p=0.5)]
-source_train = dict(type='SynthiaDataset', data_root=synthia_root, class_protocol='synthia16',
-                    pipeline=train_pipeline)
-target_train = dict(type='CityscapesDataset', data_root=cityscapes_root, split='train',
-                    with_label=False, resize=(512, 1024), pipeline=train_pipeline)
-target_val = dict(type='CityscapesDataset', data_root=cityscapes_root, split='val',
-                  resize=(512, 1024))
+train_pipeline = [
+    dict(type='RandomCrop', height=crop_size[0], width=crop_size[1]),
+    dict(type='HorizontalFlip', p=0.5),
+]
+source_train = dict(
+    type='SynthiaDataset',
+    data_root=synthia_root,
+    class_protocol='synthia16',
+    pipeline=train_pipeline,
+)
+target_train = dict(
+    type='CityscapesDataset',
+    data_root=cityscapes_root,
+    split='train',
+    with_label=False,
+    resize=(512, 1024),
+    pipeline=train_pipeline,
+)
+target_val = dict(
+    type='CityscapesDataset', data_root=cityscapes_root, split='val', resize=(512, 1024)
+)
 train_dataloader = dict(
-    batch_size=2, num_workers=4, persistent_workers=True,
+    batch_size=2,
+    num_workers=4,
+    persistent_workers=True,
     sampler=dict(type='MultiBranchInfiniteSampler', shuffle=True),
     collate_fn=dict(type='uda_collate'),
-    dataset=dict(type='MultiBranchDataset',
-                 branches=dict(source=source_train, target=target_train)))
+    dataset=dict(
+        type='MultiBranchDataset', branches=dict(source=source_train, target=target_train)
+    ),
+)
 val_dataloader = dict(
-    batch_size=2, num_workers=4, persistent_workers=True,
+    batch_size=2,
+    num_workers=4,
+    persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=False),
-    collate_fn=dict(type='uda_collate'), dataset=target_val)
+    collate_fn=dict(type='uda_collate'),
+    dataset=target_val,
+)
 test_dataloader = val_dataloader
-val_evaluator = dict(type='IoUMetric', protocol='cityscapes19', eval_protocol='synthia16',
-                     extra_protocols=['synthia13'])
+val_evaluator = dict(
+    type='IoUMetric',
+    protocol='cityscapes19',
+    eval_protocol='synthia16',
+    extra_protocols=['synthia13'],
+)
 test_evaluator = val_evaluator
 # Slide windows for `tools/test.py --mode slide` (uda.evaluation.inference.resolve_test_cfg):
 # the training crop, stride 2/3 of it as mmseg; model.test_cfg overrides them.

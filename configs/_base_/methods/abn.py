@@ -4,4 +4,5 @@
 model = dict(
     type='Adapter',
     terms=dict(src=dict(type='SourceCE', weight=1.0, branch='source')),
-    bn_policy=[dict(mode='target_only', branch='target')])
+    bn_policy=[dict(mode='target_only', branch='target')],
+)

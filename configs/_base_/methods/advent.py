@@ -7,6 +7,14 @@ model = dict(
     type='Adapter',
     terms=dict(
         src=dict(type='SourceCE', weight=1.0, aux_weight=0.1, branch='source'),
-        ent=dict(type='EntropyAdversarial', weight=1e-3, aux_weight=2e-4, gan_loss='bce',
-                 discriminator=dict(type='FCDiscriminator', channels=(64, 128, 256, 512)),
-                 source_branch='source', target_branch='target')))
+        ent=dict(
+            type='EntropyAdversarial',
+            weight=1e-3,
+            aux_weight=2e-4,
+            gan_loss='bce',
+            discriminator=dict(type='FCDiscriminator', channels=(64, 128, 256, 512)),
+            source_branch='source',
+            target_branch='target',
+        ),
+    ),
+)

@@ -3,5 +3,7 @@
 _base_ = ['./feature_adversarial_term.py']
 model = dict(
     type='Adapter',
-    terms=dict(src=dict(type='SourceCE', weight=1.0, branch='source'),
-               feat=_base_.feature_adversarial))
+    terms=dict(
+        src=dict(type='SourceCE', weight=1.0, branch='source'), feat=_base_.feature_adversarial
+    ),
+)

@@ -8,7 +8,16 @@
 # two-step GAN update instead). Weights 1e-3 / 2e-4 as the other adversarial terms. Needs a
 # schedule with optim_wrapper.discriminators.
 feature_adversarial = dict(
-    type='FeatureAdversarial', feature='encoder', in_index=-1, aux_in_index=-2, mode='grl',
-    grl_coeff=1.0, weight=1e-3, aux_weight=2e-4, gan_loss='bce',
+    type='FeatureAdversarial',
+    feature='encoder',
+    in_index=-1,
+    aux_in_index=-2,
+    mode='grl',
+    grl_coeff=1.0,
+    weight=1e-3,
+    aux_weight=2e-4,
+    gan_loss='bce',
     discriminator=dict(type='FeatureDiscriminator', channels=(256, 256), kernel_size=1),
-    source_branch='source', target_branch='target')
+    source_branch='source',
+    target_branch='target',
+)

@@ -3,5 +3,8 @@
 # discriminator: a single-optimiser schedule works.
 model = dict(
     type='Adapter',
-    terms=dict(src=dict(type='SourceCE', weight=1.0, aux_weight=0.1, branch='source'),
-               minent=dict(type='MinEnt', weight=1e-3, aux_weight=2e-4, branch='target')))
+    terms=dict(
+        src=dict(type='SourceCE', weight=1.0, aux_weight=0.1, branch='source'),
+        minent=dict(type='MinEnt', weight=1e-3, aux_weight=2e-4, branch='target'),
+    ),
+)

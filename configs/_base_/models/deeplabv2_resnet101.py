@@ -9,8 +9,17 @@
 # Multi-level leaves add ADVENT's auxiliary classifier, an ASPP on layer3 (stage -2):
 # aux_head=dict(type='aspp', in_index=-2) (valeoai/ADVENT advent/model/deeplabv2.py `layer5`).
 segmentor = dict(
-    type='SMPSegmentor', arch='DeepLabV2', encoder_name='resnet101', encoder_weights=None,
-    num_classes=19, align_corners=True)
+    type='SMPSegmentor',
+    arch='DeepLabV2',
+    encoder_name='resnet101',
+    encoder_weights=None,
+    num_classes=19,
+    align_corners=True,
+)
 data_preprocessor = dict(
-    type='SegDataPreprocessor', mean=(123.675, 116.28, 103.53), std=(58.395, 57.12, 57.375),
-    size_divisor=8, seg_pad_val=255)
+    type='SegDataPreprocessor',
+    mean=(123.675, 116.28, 103.53),
+    std=(58.395, 57.12, 57.375),
+    size_divisor=8,
+    seg_pad_val=255,
+)

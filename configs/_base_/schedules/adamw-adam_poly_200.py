@@ -4,7 +4,7 @@
 _base_ = ['./adamw-adam_poly_400it.py']
 param_scheduler = dict(
     student=[dict(type='PolyLR', eta_min=1e-5, power=0.9, begin=0, end=200, by_epoch=False)],
-    discriminators=[dict(type='PolyLR', eta_min=0.0, power=0.9, begin=0, end=200,
-                         by_epoch=False)])
+    discriminators=[dict(type='PolyLR', eta_min=0.0, power=0.9, begin=0, end=200, by_epoch=False)],
+)
 train_cfg = dict(max_iters=200, val_interval=200)
 default_hooks = dict(checkpoint=dict(interval=200, max_keep_ckpts=1))

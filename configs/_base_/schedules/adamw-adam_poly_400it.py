@@ -10,12 +10,14 @@
 optim_wrapper = dict(
     constructor='AdapterOptimWrapperConstructor',
     student=dict(type='OptimWrapper', optimizer=dict(type='AdamW', lr=2e-3, weight_decay=1e-4)),
-    discriminators=dict(type='OptimWrapper',
-                        optimizer=dict(type='Adam', lr=1e-4, betas=(0.9, 0.99))))
+    discriminators=dict(
+        type='OptimWrapper', optimizer=dict(type='Adam', lr=1e-4, betas=(0.9, 0.99))
+    ),
+)
 param_scheduler = dict(
     student=[dict(type='PolyLR', eta_min=1e-5, power=0.9, begin=0, end=400, by_epoch=False)],
-    discriminators=[dict(type='PolyLR', eta_min=0.0, power=0.9, begin=0, end=400,
-                         by_epoch=False)])
+    discriminators=[dict(type='PolyLR', eta_min=0.0, power=0.9, begin=0, end=400, by_epoch=False)],
+)
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=400, val_interval=200)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
@@ -25,4 +27,5 @@ default_hooks = dict(
     param_scheduler=dict(type='ParamSchedulerHook'),
     checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=200, max_keep_ckpts=2),
     sampler_seed=dict(type='DistSamplerSeedHook'),
-    visualization=dict(type='SegVisualizationHook', interval=100))
+    visualization=dict(type='SegVisualizationHook', interval=100),
+)

@@ -1,9 +1,7 @@
 # AdamW with polynomial decay, 400 iterations (the demo budget: minutes on a 2-core CPU),
 # validation and checkpoint every 200.
-optim_wrapper = dict(type='OptimWrapper',
-                     optimizer=dict(type='AdamW', lr=2e-3, weight_decay=1e-4))
-param_scheduler = [dict(type='PolyLR', eta_min=1e-5, power=0.9, begin=0, end=400,
-                        by_epoch=False)]
+optim_wrapper = dict(type='OptimWrapper', optimizer=dict(type='AdamW', lr=2e-3, weight_decay=1e-4))
+param_scheduler = [dict(type='PolyLR', eta_min=1e-5, power=0.9, begin=0, end=400, by_epoch=False)]
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=400, val_interval=200)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
@@ -13,4 +11,5 @@ default_hooks = dict(
     param_scheduler=dict(type='ParamSchedulerHook'),
     checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=200, max_keep_ckpts=2),
     sampler_seed=dict(type='DistSamplerSeedHook'),
-    visualization=dict(type='SegVisualizationHook', interval=100))
+    visualization=dict(type='SegVisualizationHook', interval=100),
+)

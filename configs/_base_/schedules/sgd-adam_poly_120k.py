@@ -8,5 +8,7 @@ optim_wrapper = dict(
     _delete_=True,
     constructor='AdapterOptimWrapperConstructor',
     student=_base_.optim_wrapper,
-    discriminators=dict(type='OptimWrapper',
-                        optimizer=dict(type='Adam', lr=1e-4, betas=(0.9, 0.99))))
+    discriminators=dict(
+        type='OptimWrapper', optimizer=dict(type='Adam', lr=1e-4, betas=(0.9, 0.99))
+    ),
+)

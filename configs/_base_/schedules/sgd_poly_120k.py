@@ -4,10 +4,10 @@
 # MAX_ITERS / EARLY_STOP). The reference trains the classifier heads at 10x the learning rate:
 # add optim_wrapper.paramwise_cfg=dict(custom_keys={'<head name>': dict(lr_mult=10)}) with the
 # heads' parameter names inside the segmentor. sgd-adam_poly_120k.py adds the discriminators.
-optim_wrapper = dict(type='OptimWrapper',
-                     optimizer=dict(type='SGD', lr=2.5e-4, momentum=0.9, weight_decay=5e-4))
-param_scheduler = [dict(type='PolyLR', eta_min=0.0, power=0.9, begin=0, end=250000,
-                        by_epoch=False)]
+optim_wrapper = dict(
+    type='OptimWrapper', optimizer=dict(type='SGD', lr=2.5e-4, momentum=0.9, weight_decay=5e-4)
+)
+param_scheduler = [dict(type='PolyLR', eta_min=0.0, power=0.9, begin=0, end=250000, by_epoch=False)]
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=120000, val_interval=2000)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
@@ -17,4 +17,5 @@ default_hooks = dict(
     param_scheduler=dict(type='ParamSchedulerHook'),
     checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=2000, max_keep_ckpts=3),
     sampler_seed=dict(type='DistSamplerSeedHook'),
-    visualization=dict(type='SegVisualizationHook', interval=100))
+    visualization=dict(type='SegVisualizationHook', interval=100),
+)

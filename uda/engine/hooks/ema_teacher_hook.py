@@ -1,4 +1,5 @@
 """Momentum (EMA) teacher: initialise it when its phase starts, update it after each step."""
+
 from __future__ import annotations
 
 from typing import Any, Optional
@@ -34,8 +35,13 @@ class EMATeacherHook(Hook):
 
     priority = 'ABOVE_NORMAL'  # before checkpointing and logging of the same iteration
 
-    def __init__(self, momentum: Optional[float] = None, interval: Optional[int] = None,
-                 teacher: str = 'teacher', student: str = 'student') -> None:
+    def __init__(
+        self,
+        momentum: Optional[float] = None,
+        interval: Optional[int] = None,
+        teacher: str = 'teacher',
+        student: str = 'student',
+    ) -> None:
         self.momentum = momentum
         self.interval = interval
         self.teacher_attr, self.student_attr = teacher, student
@@ -44,9 +50,11 @@ class EMATeacherHook(Hook):
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
         teacher = getattr(model, self.teacher_attr, None)
         if not isinstance(teacher, MomentumTeacher):
-            raise RuntimeError(f'EMATeacherHook: the model has no MomentumTeacher at '
-                               f"'{self.teacher_attr}'. Give the adapter teacher=dict(momentum="
-                               '..., interval=..., start_iter=...) or remove the hook.')
+            raise RuntimeError(
+                f'EMATeacherHook: the model has no MomentumTeacher at '
+                f"'{self.teacher_attr}'. Give the adapter teacher=dict(momentum="
+                '..., interval=..., start_iter=...) or remove the hook.'
+            )
         if self.interval is not None:
             teacher.interval = int(self.interval)
         return teacher, getattr(model, self.student_attr)
@@ -58,11 +66,15 @@ class EMATeacherHook(Hook):
         teacher, student = self._pair(runner)
         if runner.iter >= teacher.start_iter and not bool(teacher.ready):
             teacher.init_from(student)
-            print_log(f'EMATeacherHook: teacher initialised from the student at iteration '
-                      f'{runner.iter}; self-training starts.', logger='current')
+            print_log(
+                f'EMATeacherHook: teacher initialised from the student at iteration '
+                f'{runner.iter}; self-training starts.',
+                logger='current',
+            )
 
-    def after_train_iter(self, runner: Any, batch_idx: int, data_batch: Any = None,
-                         outputs: Any = None) -> None:
+    def after_train_iter(
+        self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None
+    ) -> None:
         teacher, student = self._pair(runner)
         # runner.iter is the iteration that just ran (the loop increments after the hooks).
         if teacher.due(runner.iter):

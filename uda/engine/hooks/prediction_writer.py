@@ -1,4 +1,5 @@
 """Write the test loop's predictions: coloured masks, overlays, Cityscapes labelIds PNGs."""
+
 from __future__ import annotations
 
 import os
@@ -35,15 +36,24 @@ class PredictionWriterHook(Hook):
 
     priority = 'LOW'
 
-    def __init__(self, out_dir: str, protocol: str = 'cityscapes19',
-                 max_images: Optional[int] = None, overlay_alpha: float = 0.5,
-                 labelid_dir: Optional[str] = None) -> None:
+    def __init__(
+        self,
+        out_dir: str,
+        protocol: str = 'cityscapes19',
+        max_images: Optional[int] = None,
+        overlay_alpha: float = 0.5,
+        labelid_dir: Optional[str] = None,
+    ) -> None:
         self.out_dir = out_dir
         self.palette = get_protocol(protocol).palette
-        if labelid_dir is not None and get_protocol(protocol).classes != \
-                get_protocol('cityscapes19').classes:
-            raise ValueError(f"Cityscapes labelIds need predictions in the cityscapes19 label "
-                             f"space; this evaluation uses '{protocol}'. Drop labelid_dir.")
+        if (
+            labelid_dir is not None
+            and get_protocol(protocol).classes != get_protocol('cityscapes19').classes
+        ):
+            raise ValueError(
+                f'Cityscapes labelIds need predictions in the cityscapes19 label '
+                f"space; this evaluation uses '{protocol}'. Drop labelid_dir."
+            )
         self.max_images = max_images
         self.overlay_alpha = overlay_alpha
         self.labelid_dir = labelid_dir
@@ -59,8 +69,13 @@ class PredictionWriterHook(Hook):
         self._count = 0
         self._labelid_names = set()
 
-    def after_test_iter(self, runner: Any, batch_idx: int, data_batch: Any = None,
-                        outputs: Optional[Sequence[dict]] = None) -> None:
+    def after_test_iter(
+        self,
+        runner: Any,
+        batch_idx: int,
+        data_batch: Any = None,
+        outputs: Optional[Sequence[dict]] = None,
+    ) -> None:
         inputs = (data_batch or {}).get('inputs') if isinstance(data_batch, dict) else None
         for i, out in enumerate(outputs or []):
             name = str(out.get('img_path', '')) or f'{self._count:06d}'
@@ -72,17 +87,21 @@ class PredictionWriterHook(Hook):
             colour = colorize(out['pred_sem_seg'], self.palette)
             Image.fromarray(colour).save(osp.join(self.out_dir, 'pred', f'{stem}.png'))
             if self.overlay_alpha > 0 and inputs is not None and i < len(inputs):
-                img = to_rgb(inputs[i])[:colour.shape[0], :colour.shape[1]]
+                img = to_rgb(inputs[i])[: colour.shape[0], : colour.shape[1]]
                 if img.shape == colour.shape:
                     Image.fromarray(overlay(img, colour, self.overlay_alpha)).save(
-                        osp.join(self.out_dir, 'overlay', f'{stem}.png'))
+                        osp.join(self.out_dir, 'overlay', f'{stem}.png')
+                    )
             self._count += 1
 
     def _write_labelids(self, name: str, pred: torch.Tensor) -> None:
         from uda.evaluation.cityscapes_format import write_labelid_png
+
         stem = osp.splitext(osp.basename(name))[0] or f'{len(self._labelid_names):06d}'
         if stem in self._labelid_names:
-            raise ValueError(f'Two test images are named {stem}; Cityscapes labelIds files are '
-                             'named by image stem, so stems must be unique.')
+            raise ValueError(
+                f'Two test images are named {stem}; Cityscapes labelIds files are '
+                'named by image stem, so stems must be unique.'
+            )
         self._labelid_names.add(stem)
-        write_labelid_png(pred, osp.join(self.labelid_dir, f'{stem}.png'))
+        write_labelid_png(pred, osp.join(str(self.labelid_dir), f'{stem}.png'))

@@ -1,4 +1,5 @@
 """Image panels for TensorBoard: input, ground truth, prediction, and term panels."""
+
 from __future__ import annotations
 
 from typing import Any, Optional, Sequence
@@ -31,8 +32,9 @@ class SegVisualizationHook(Hook):
 
     priority = 'LOW'
 
-    def __init__(self, interval: int = 100, protocol: Optional[str] = None,
-                 draw_val: bool = True) -> None:
+    def __init__(
+        self, interval: int = 100, protocol: Optional[str] = None, draw_val: bool = True
+    ) -> None:
         self.interval = interval
         self.protocol = protocol
         self.draw_val = draw_val
@@ -47,8 +49,9 @@ class SegVisualizationHook(Hook):
                 continue
         return get_protocol('cityscapes19').palette
 
-    def after_train_iter(self, runner: Any, batch_idx: int, data_batch: Any = None,
-                         outputs: Any = None) -> None:
+    def after_train_iter(
+        self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None
+    ) -> None:
         if data_batch is None or not self.every_n_train_iters(runner, self.interval):
             return
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
@@ -75,8 +78,13 @@ class SegVisualizationHook(Hook):
                 arr = colorize(img, palette) if img.ndim == 2 else to_rgb(img)
                 runner.visualizer.add_image(f'train_{key}', arr, step=runner.iter + 1)
 
-    def after_val_iter(self, runner: Any, batch_idx: int, data_batch: Any = None,
-                       outputs: Optional[Sequence[dict]] = None) -> None:
+    def after_val_iter(
+        self,
+        runner: Any,
+        batch_idx: int,
+        data_batch: Any = None,
+        outputs: Optional[Sequence[dict]] = None,
+    ) -> None:
         if not self.draw_val or batch_idx != 0 or not outputs or data_batch is None:
             return
         palette = self._palette(runner)
