@@ -53,8 +53,16 @@ def available_protocols() -> list[str]:
 
 @lru_cache(maxsize=None)
 def get_protocol(name: str) -> ClassProtocol:
-    """Load a protocol by name, resolving ``base`` + ``subset`` protocols."""
-    path = os.path.join(PROTOCOL_DIR, f'{name}.json')
+    """Load a protocol by name (``uda/data/protocols/<name>.json``) or from a JSON file path
+    (a user's own label space: ``protocol='data/mine/classes.json'``), resolving ``base`` +
+    ``subset`` protocols."""
+    own = name.endswith('.json')
+    path = name if own else os.path.join(PROTOCOL_DIR, f'{name}.json')
+    if own and not os.path.isfile(path):
+        raise FileNotFoundError(
+            f'Class protocol file not found: {path}. Write it as {{"name": ..., "classes": '
+            '[...], "palette": [[r, g, b], ...]} (see uda/data/protocols/camvid11.json).'
+        )
     if not os.path.isfile(path):
         raise KeyError(
             f"Unknown class protocol '{name}'. Available: {available_protocols()}. "
