@@ -27,8 +27,9 @@ def _write_dataset(root, n=4, size=(32, 48)):
     with open(os.path.join(root, 'train.txt'), 'w') as f:
         f.write('\n'.join(lines) + '\n')
     with open(os.path.join(root, 'classes.json'), 'w') as f:
-        json.dump(dict(name='mine', classes=['background', 'thing'],
-                       palette=[[0, 0, 0], [255, 0, 0]]), f)
+        json.dump(
+            dict(name='mine', classes=['background', 'thing'], palette=[[0, 0, 0], [255, 0, 0]]), f
+        )
 
 
 def test_own_data_recipe_trains_and_validates(tmp_path):
