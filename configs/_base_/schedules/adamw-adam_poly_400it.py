@@ -2,8 +2,8 @@
 # AdapterOptimWrapperConstructor (uda/engine/optim_constructor.py), which builds an
 # OptimWrapperDict with
 #   student:        model.student (the segmentor), AdamW as in adamw_poly_400it.py;
-#   discriminators: every term's `discriminator` (terms.<i>.discriminator), Adam 1e-4, betas
-#                   0.9/0.99 (AdaptSegNet / ADVENT).
+#   discriminators: the modules terms declare under that name (terms.<name>.discriminator),
+#                   Adam 1e-4, betas 0.9/0.99 (AdaptSegNet / ADVENT).
 # The student optimiser never holds discriminator parameters. Each wrapper may be an
 # AmpOptimWrapper and take accumulative_counts / clip_grad. param_scheduler is keyed by the
 # same names, so each optimiser has its own schedule.
