@@ -22,9 +22,8 @@ sys.path.insert(0, ROOT)
 from mmengine.config import Config  # noqa: E402
 
 import uda.engine  # noqa: E402,F401
-from uda.augment.views import fuse_views, warp  # noqa: E402
+from uda.augment.views import warp  # noqa: E402
 from uda.data.multi_branch import uda_collate  # noqa: E402
-from uda.methods.sac import adaptive_thresholds, pseudo_labels  # noqa: E402
 from uda.registry import DATASETS, MODELS  # noqa: E402
 
 
@@ -44,7 +43,9 @@ def main() -> None:
     )
     model.teacher.init_from(model.student)
     model.eval()
-    term = next(lab for lab in model.labellers.values() if type(lab).__name__ == 'SACLabeller')
+    name, term = next(
+        (n, lab) for n, lab in model.labellers.items() if type(lab).__name__ == 'SACLabeller'
+    )
     dataset = DATASETS.build(cfg.val_dataloader.dataset)
     names = dataset.metainfo['classes']
     C = model.num_classes
@@ -58,7 +59,11 @@ def main() -> None:
         batch = uda_collate([dataset[i] for i in range(start, min(start + args.batch, n))])
         data = model.data_preprocessor(batch, False)
         x, samples = data['inputs'], data['data_samples']
-        views, clean, valid = term.make_views(x, samples)
+        # The labeller of training, on this labelled batch (one step's context).
+        ctx = model.make_context({'target': x}, {'target': samples})
+        pl = ctx.pseudo_labels('target', name)
+        views, probs, fused = pl.extras['views'], pl.extras['probs'], pl.extras['fused']
+        labels = pl.labels
         gt = torch.stack([s['gt_sem_seg'] for s in samples]).float()[:, None]
         gt_views = (
             warp(
@@ -70,18 +75,6 @@ def main() -> None:
             - 1
         )
         gt_views[gt_views < 0] = 255
-        probs = model.teacher(clean).softmax(1) * valid
-        term.update_prior(probs, valid)
-        fused, covered, _, _ = fuse_views(probs, views, valid, term.coverage_tolerance)
-        thr = adaptive_thresholds(
-            fused,
-            covered,
-            term.class_prior,
-            term.threshold_lower,
-            term.threshold_upper,
-            term.threshold_beta,
-        )
-        labels, _ = pseudo_labels(fused, covered, thr)
         ok = gt_views != 255
         g = gt_views[ok]
         gt_pix += np.bincount(g.numpy(), minlength=256)[:C]

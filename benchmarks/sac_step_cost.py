@@ -269,12 +269,17 @@ def main() -> None:
         help="SAC with one backward pass per term group ([['src'], ['sac']]): "
         'only one graph alive at a time',
     )
+    parser.add_argument('--repeat', type=int, default=3, help='processes per memory figure')
+    parser.add_argument('--memory', action='store_true', help='only the memory table')
     parser.add_argument(
         '--memory-only', choices=['sac', 'abn'], default=None, help=argparse.SUPPRESS
     )
     args = parser.parse_args()
     if args.memory_only:
         print(json.dumps(dict(peak_mib=peak_memory(args.memory_only, args))))
+        return
+    if args.memory:
+        memory_table(args)
         return
     r = step_cost(args)
     # EMATeacherHook updates the teacher every `interval` steps: its amortised cost.
@@ -304,38 +309,57 @@ def main() -> None:
         f'optimiser step: {(r["step"] - r["optim"]) / passes:.3f}'
     )
     print(f'CPU time of one SAC step (all threads): {r["step_cpu"]:.2f} s')
-    mem = {}
-    for method in ('abn', 'sac'):
-        out = subprocess.run(
-            [
-                sys.executable,
-                __file__,
-                '--memory-only',
-                method,
-                '--device',
-                args.device,
-                '--batch',
-                str(args.batch),
-                '--target-images',
-                str(args.target_images),
-                '--views',
-                str(args.views),
-                '--size',
-                *map(str, args.size),
-            ]
-            + (['--abn-during-sac'] if args.abn_during_sac else [])
-            + (['--backward-groups'] if args.backward_groups else []),
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        mem[method] = json.loads(out.stdout.strip().splitlines()[-1])['peak_mib']
+    memory_table(args)
+
+
+def measure_memory(method: str, args: argparse.Namespace, groups: bool) -> float:
+    """Median over ``args.repeat`` fresh processes of :func:`peak_memory` (MiB).
+
+    On the CPU, glibc keeps freed blocks mapped, so the resident set size lags the live
+    tensors; large blocks are mmap-ed and returned at once here (``MALLOC_MMAP_THRESHOLD_``,
+    ``MALLOC_TRIM_THRESHOLD_``), which makes RSS follow the allocations closely.
+    """
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_='65536', MALLOC_TRIM_THRESHOLD_='0')
+    cmd = [
+        sys.executable,
+        __file__,
+        '--memory-only',
+        method,
+        '--device',
+        args.device,
+        '--batch',
+        str(args.batch),
+        '--target-images',
+        str(args.target_images),
+        '--views',
+        str(args.views),
+        '--size',
+        *map(str, args.size),
+    ]
+    cmd += ['--abn-during-sac'] if args.abn_during_sac else []
+    cmd += ['--backward-groups'] if groups else []
+    runs = []
+    for _ in range(args.repeat):
+        out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env)
+        runs.append(json.loads(out.stdout.strip().splitlines()[-1])['peak_mib'])
+    return statistics.median(runs)
+
+
+def memory_table(args: argparse.Namespace) -> None:
+    """Peak memory of ABN, SAC with one backward pass, and SAC with one per term group."""
+    mem = {
+        'ABN': measure_memory('abn', args, False),
+        'SAC, one backward pass': measure_memory('sac', args, False),
+        "SAC, backward per term group ([['src'], ['sac']])": measure_memory('sac', args, True),
+    }
     kind = 'max allocated' if args.device.startswith('cuda') else 'peak RSS growth'
-    groups = ', backward per term group' if args.backward_groups else ''
     print(
-        f'peak memory ({kind}{groups}): ABN {mem["abn"]:.0f} MiB, SAC {mem["sac"]:.0f} MiB '
-        f'({mem["sac"] / max(mem["abn"], 1e-6):.2f}x)'
+        f'\npeak memory of a step ({kind}, median of {args.repeat} processes, '
+        f'{args.size[0]}x{args.size[1]}):'
     )
+    print('| step | MiB | x ABN |\n|---|---:|---:|')
+    for name, mib in mem.items():
+        print(f'| {name} | {mib:.0f} | {mib / max(mem["ABN"], 1e-6):.2f} |')
 
 
 if __name__ == '__main__':

@@ -328,6 +328,19 @@ class Labeller(nn.Module):
         raise NotImplementedError(f'{type(self).__name__} must implement forward(ctx, branch).')
 
 
+def _merge(
+    losses: dict[str, Tensor], out: dict[str, Tensor], seen: dict[str, Tensor], who: str
+) -> None:
+    """Add a term's losses to ``losses``; keys already produced this step are an error."""
+    clash = set(out) & (set(losses) | set(seen))
+    if clash:
+        raise KeyError(
+            f'Terms produced the same keys {sorted(clash)}; give one of them another '
+            f'prefix ({who}).'
+        )
+    losses.update(out)
+
+
 def _phase_of(cfg: dict, name: str) -> tuple[dict, Optional[int], Optional[int]]:
     if not isinstance(cfg, dict) or 'type' not in cfg:
         raise TypeError(
@@ -642,14 +655,7 @@ class Adapter(BaseModel):
         for name, term in self.active_terms(ctx.iter).items():
             if names is not None and name not in names:
                 continue
-            out = term(ctx)
-            clash = set(out) & (set(losses) | set(seen))
-            if clash:
-                raise KeyError(
-                    f'Terms produced the same keys {sorted(clash)}; give one of them '
-                    f'another prefix (term {name!r}).'
-                )
-            losses.update(out)
+            _merge(losses, term(ctx), seen, f'term {name!r}')
         return losses
 
     def loss(
@@ -771,14 +777,12 @@ class Adapter(BaseModel):
                 for term_name, term in self.active_terms(ctx.iter).items():
                     if name not in term.optimised_modules():
                         continue
-                    out = term.phase_loss(name, ctx)
-                    clash = set(out) & (set(losses) | set(log_vars))
-                    if clash:
-                        raise KeyError(
-                            f'Phase {name!r} losses reuse keys {sorted(clash)}; give '
-                            f'the terms different prefixes (term {term_name!r}).'
-                        )
-                    losses.update(out)
+                    _merge(
+                        losses,
+                        term.phase_loss(name, ctx),
+                        log_vars,
+                        f'term {term_name!r}, phase {name!r}',
+                    )
             if not losses:
                 continue
             parsed, p_log = self.parse_losses(losses)

@@ -123,7 +123,8 @@ class SACLabeller(Labeller):
     Returns :class:`PseudoLabels` with ``labels`` / ``weight`` (the fused confidence) per view
     [B*N, H, W], ``inputs`` = the clean views [B*N, 3, H, W] (normalised) and ``extras``:
     ``valid`` [B*N, 1, H, W] image content, ``covered`` [B*N, H, W], ``fused`` probabilities,
-    ``thresholds`` [B*N, C], ``prior`` [C].
+    ``thresholds`` [B*N, C], ``prior`` [C], ``views`` (their transforms, :class:`Views`) and
+    ``probs`` (the teacher's per-view probabilities before fusion).
 
     Args:
         num_images: Use only the first ``num_images`` images of the branch (the reference
@@ -232,6 +233,8 @@ class SACLabeller(Labeller):
                 fused=fused,
                 thresholds=thr,
                 prior=self.class_prior.clone(),
+                views=views,
+                probs=probs,
             ),
         )
 
