@@ -113,8 +113,8 @@ def load_checkpoint_file(filename: str, map_location: Optional[Any] = None) -> A
             return torch.load(filename, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
         if 'Weights only load failed' not in str(err):
-            problem = _zip_problem(filename) or str(err)
-            raise CheckpointError(_truncated_message(filename, problem)) from None
+            why = _zip_problem(filename) or str(err)
+            raise CheckpointError(_truncated_message(filename, why)) from None
         reason = next(
             (ln.strip() for ln in str(err).splitlines() if 'GLOBAL' in ln or 'refused' in ln),
             str(err).splitlines()[-1].strip() if str(err).strip() else '',
@@ -125,19 +125,20 @@ def load_checkpoint_file(filename: str, map_location: Optional[Any] = None) -> A
             '.pth written by tools/train.py; for weights from elsewhere, save only their '
             'tensors (torch.save(model.state_dict(), path)) with code you trust.'
         ) from None
-    except (RuntimeError, EOFError, OSError, KeyError, ValueError, zipfile.BadZipFile) as err:
+    except (RuntimeError, EOFError, OSError, KeyError, ValueError, zipfile.BadZipFile):
         problem = _zip_problem(filename)
         if problem is None:  # a complete archive: another problem (e.g. map_location)
             raise
-        raise CheckpointError(_truncated_message(filename, problem)) from err
+        # from None: torch's 'PytorchStreamReader failed ...' would only repeat it, unnamed
+        raise CheckpointError(_truncated_message(filename, problem)) from None
 
 
 def _truncated_message(filename: str, problem: str) -> str:
     return (
         f'Checkpoint {filename} is truncated or not a checkpoint written by tools/train.py '
         f'({problem}). If a run was killed while saving it, delete it and resume from the '
-        'previous one (tools/train.py --resume PATH/iter_N.pth, or fix last_checkpoint in the '
-        'work dir); if it was downloaded or copied, fetch it again.'
+        f'previous one (tools/train.py CONFIG --resume {osp.dirname(filename) or "."}/iter_N.pth '
+        'with the N before); if it was downloaded or copied, fetch it again.'
     )
 
 
