@@ -16,6 +16,7 @@ import sys
 from mmengine.config import Config
 
 import uda.engine  # noqa: F401  (torch>=2.6 checkpoint loader)
+from uda.engine.checkpoint import CheckpointError
 from uda.export import FORMATS, ExportVerificationError, export
 
 
@@ -43,6 +44,8 @@ def main() -> None:
         meta = export(cfg, args.checkpoint, args.format, args.out, args.which)
     except ExportVerificationError as err:
         sys.exit(f'EXPORT FAILED VERIFICATION: {err}')
+    except (FileNotFoundError, CheckpointError) as err:  # missing or truncated checkpoint
+        sys.exit(f'tools/export.py: {err}')
     ver = meta['verification']
     sizes = ', '.join(
         f'{tuple(r["shape"])}: max|diff| {r["max_abs_diff"]:.2e}' for r in ver['sizes']

@@ -12,11 +12,13 @@ size work: each is padded to the network's stride and the prediction cropped bac
 import argparse
 import os
 import os.path as osp
+import sys
 
 from tqdm import tqdm
 
 import uda.engine  # noqa: F401  (torch>=2.6 checkpoint loader)
 from uda.data.base import read_image
+from uda.engine.checkpoint import CheckpointError
 from uda.evaluation.image_predictor import ImagePredictor, list_images, save_prediction
 
 
@@ -55,9 +57,12 @@ def main() -> None:
     if args.model.endswith('.pth'):
         if not args.config:
             raise ValueError('A .pth checkpoint needs --config (the config it was trained with).')
-        predictor = ImagePredictor.from_checkpoint(
-            args.config, args.model, args.which, mode, args.device
-        )
+        try:
+            predictor = ImagePredictor.from_checkpoint(
+                args.config, args.model, args.which, mode, args.device
+            )
+        except (FileNotFoundError, CheckpointError) as err:  # missing or truncated file
+            sys.exit(f'tools/infer.py: {err}')
     else:
         predictor = ImagePredictor.from_exported(args.model, mode, args.device)
     root = osp.commonpath([osp.dirname(osp.abspath(p)) for p in images])

@@ -10,12 +10,14 @@ from ``model.test_cfg`` (whole / slide / aug) over the dataset base's ``inferenc
 
 import argparse
 import os.path as osp
+import sys
 
 from mmengine.config import DictAction
 from mmengine.runner import Runner
 
 import uda.engine  # noqa: F401  (torch>=2.6 checkpoint loader)
 from uda.engine.checkpoint import (
+    CheckpointError,
     check_weights_fit,
     load_checkpoint_file,
     segmentor_weights,
@@ -67,8 +69,10 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    if not osp.isfile(args.checkpoint):
-        raise FileNotFoundError(f'Checkpoint not found: {args.checkpoint}.')
+    try:  # before building anything: a missing or truncated file is one message
+        given = state_dict_of(load_checkpoint_file(args.checkpoint, 'cpu'))
+    except (FileNotFoundError, CheckpointError) as err:
+        sys.exit(f'tools/test.py: {err}')
     cfg = load_config(args.config, args.cfg_options, args.work_dir, None, args.launcher)
     if args.work_dir is None:
         cfg.work_dir = osp.join(cfg.work_dir, 'test')
@@ -90,7 +94,6 @@ def main() -> None:
     runner = Runner.from_cfg(cfg)
     # mmengine only warns on mismatching weights; evaluating random layers must be an error.
     model = runner.model.module if hasattr(runner.model, 'module') else runner.model
-    given = state_dict_of(load_checkpoint_file(args.checkpoint, 'cpu'))
     which = model.test_cfg['which']  # only the evaluated network must fit
     model.segmentor_for(which)  # a clear error when the method has no such network
     check_weights_fit(

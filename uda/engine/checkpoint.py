@@ -8,7 +8,10 @@ those types, rather than unpickling arbitrary code from a checkpoint.
 
 from __future__ import annotations
 
+import os
 import os.path as osp
+import pickle
+import zipfile
 from typing import Any, Optional
 
 import numpy as np
@@ -16,14 +19,41 @@ import torch
 from mmengine.runner.checkpoint import CheckpointLoader
 
 
-def _safe_types() -> list[Any]:
-    from mmengine.config.config import ConfigDict
+class CheckpointError(RuntimeError):
+    """A checkpoint file that cannot be used: truncated, corrupt, or holding foreign objects."""
+
+
+# The statistics methods HistoryBuffer (mmengine's logging buffer, in every checkpoint's
+# message hub) pickles with its state; pickle protocol 2 writes them as getattr(HistoryBuffer,
+# name). Custom statistics registered by other code are not used by uda.
+_HISTORY_STATISTICS = ('min', 'max', 'current', 'mean')
+
+
+def _history_buffer_statistic(owner: Any, name: Any) -> Any:
+    """Stands in for ``builtins.getattr`` while unpickling: resolves HistoryBuffer's own
+    statistics methods and nothing else, so a crafted file cannot reach other attributes
+    (``getattr(builtins, 'eval')``, ``getattr(f, '__globals__')``)."""
     from mmengine.logging.history_buffer import HistoryBuffer
 
-    # HistoryBuffer pickles its bound statistics methods as getattr(buffer, 'mean'). The
-    # weights-only unpickler still refuses to *call* anything outside this list, so allowing
-    # getattr lets it rebuild those references without allowing arbitrary code.
-    types: list[Any] = [HistoryBuffer, ConfigDict, np.ndarray, np.dtype, getattr]
+    if owner is HistoryBuffer and name in _HISTORY_STATISTICS:
+        return getattr(HistoryBuffer, name)
+    raise pickle.UnpicklingError(
+        f'refused getattr({owner!r}, {name!r}): a checkpoint written by tools/train.py only '
+        f'names HistoryBuffer.{{{", ".join(_HISTORY_STATISTICS)}}} this way'
+    )
+
+
+def _safe_types() -> list[Any]:
+    """What the weights-only unpickler may build beyond tensors and plain containers.
+
+    Exactly what the checkpoints of every method family hold (checked by
+    ``tests/engine/test_checkpoint_safety.py``): mmengine's message hub (HistoryBuffer, numpy
+    arrays and scalars of logged values, their dtypes). ``getattr`` is replaced by
+    :func:`_history_buffer_statistic`; nothing here returns an arbitrary callable.
+    """
+    from mmengine.logging.history_buffer import HistoryBuffer
+
+    types: list[Any] = [HistoryBuffer, np.ndarray, np.dtype]
     types += [
         np.dtypes.Float64DType,
         np.dtypes.Float32DType,
@@ -34,25 +64,116 @@ def _safe_types() -> list[Any]:
     ]
     try:  # numpy >= 2 keeps the reconstruction helpers in numpy._core
         from numpy._core.multiarray import _reconstruct, scalar
-
-        types += [_reconstruct, scalar]
     except ImportError:  # pragma: no cover - numpy 1.x
         from numpy.core.multiarray import _reconstruct, scalar  # type: ignore
+    types += [_reconstruct, scalar, (_history_buffer_statistic, 'builtins.getattr')]
+    return types
 
-        types += [_reconstruct, scalar]
-    return [t for t in types if t is not None]
+
+def _zip_problem(filename: str) -> Optional[str]:
+    """Why ``filename`` is not a complete torch zip checkpoint, or None when it is one.
+
+    torch.save writes a zip archive whose directory is at the end, so a file cut short by a
+    crash or an interrupted copy has none; a damaged member fails its CRC.
+    """
+    try:
+        with zipfile.ZipFile(filename) as archive:
+            bad = archive.testzip()
+            if bad is not None:
+                return f'member {bad} fails its CRC check'
+            if not any(n.endswith('data.pkl') for n in archive.namelist()):
+                return 'a zip archive without data.pkl'
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as err:
+        size = osp.getsize(filename)
+        return f'not a complete zip archive ({size} bytes; {err})'
+    return None
 
 
 def load_checkpoint_file(filename: str, map_location: Optional[Any] = None) -> Any:
-    """``torch.load`` with weights_only=True and mmengine's logging types allowed."""
+    """``torch.load`` with weights_only=True and mmengine's logging types allowed.
+
+    The one loader of every entry point (``--resume``, ``load_from``, ``tools/test.py``,
+    ``tools/export.py``, ``tools/infer.py``; mmengine's through
+    :func:`install_checkpoint_loader`), so a bad file gets one error naming it and the fix
+    instead of torch's ``PytorchStreamReader failed reading zip archive``.
+
+    Raises:
+        FileNotFoundError: ``filename`` does not exist.
+        CheckpointError: The file is truncated or corrupt, or holds objects outside the
+            allow-list (:func:`_safe_types`); nothing in it was run.
+    """
     filename = osp.expanduser(filename)
     if not osp.isfile(filename):
         raise FileNotFoundError(
             f'Checkpoint not found: {filename}. Check the path (and '
             '--resume / load_from in the config).'
         )
-    with torch.serialization.safe_globals(_safe_types()):
-        return torch.load(filename, map_location=map_location, weights_only=True)
+    try:
+        with torch.serialization.safe_globals(_safe_types()):
+            return torch.load(filename, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        if 'Weights only load failed' not in str(err):
+            why = _zip_problem(filename) or str(err)
+            raise CheckpointError(_truncated_message(filename, why)) from None
+        reason = next(
+            (ln.strip() for ln in str(err).splitlines() if 'GLOBAL' in ln or 'refused' in ln),
+            str(err).splitlines()[-1].strip() if str(err).strip() else '',
+        )
+        raise CheckpointError(
+            f'Checkpoint {filename} holds objects that checkpoints written by tools/train.py '
+            f'never hold ({reason}), so it was not loaded and nothing in it was run. Use a '
+            '.pth written by tools/train.py; for weights from elsewhere, save only their '
+            'tensors (torch.save(model.state_dict(), path)) with code you trust.'
+        ) from None
+    except (RuntimeError, EOFError, OSError, KeyError, ValueError, zipfile.BadZipFile):
+        problem = _zip_problem(filename)
+        if problem is None:  # a complete archive: another problem (e.g. map_location)
+            raise
+        # from None: torch's 'PytorchStreamReader failed ...' would only repeat it, unnamed
+        raise CheckpointError(_truncated_message(filename, problem)) from None
+
+
+def _truncated_message(filename: str, problem: str) -> str:
+    return (
+        f'Checkpoint {filename} is truncated or not a checkpoint written by tools/train.py '
+        f'({problem}). If a run was killed while saving it, delete it and resume from the '
+        f'previous one (tools/train.py CONFIG --resume {osp.dirname(filename) or "."}/iter_N.pth '
+        'with the N before); if it was downloaded or copied, fetch it again.'
+    )
+
+
+def _fsync_dir(path: str) -> None:
+    """Make a rename in ``path`` durable (POSIX; a no-op where directories cannot be opened)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # pragma: no cover - Windows
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover - file systems without directory fsync
+        pass
+    finally:
+        os.close(fd)
+
+
+def commit_file(tmp_path: str, path: str) -> None:
+    """Flush ``tmp_path`` to disk, then rename it to ``path`` in one step (``os.replace``).
+
+    A reader (``--resume``) sees either the old ``path`` or the complete new one, never a
+    partial file, even after a crash or a power loss between the two calls.
+    """
+    with open(tmp_path, 'rb+') as f:
+        os.fsync(f.fileno())
+    os.replace(tmp_path, path)
+    _fsync_dir(osp.dirname(osp.abspath(path)))
+
+
+def write_text_atomic(path: str, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and :func:`commit_file`."""
+    tmp_path = f'{path}.tmp'
+    with open(tmp_path, 'w') as f:
+        f.write(text)
+    commit_file(tmp_path, path)
 
 
 def install_checkpoint_loader() -> None:
