@@ -131,6 +131,28 @@ def test_views_of_one_branch_show_the_same_image():
     ]
 
 
+def test_views_reach_the_terms_through_the_step_context():
+    """The preprocessor and the step context take the dotted view branches as they are."""
+    from uda.registry import MODELS
+
+    ds = _views_ds()
+    batch = uda_collate([ds[(0, 1)], ds[(2, 4)]])
+    model = MODELS.build(
+        dict(
+            type='Adapter',
+            segmentor=dict(type='ToySegmentor'),
+            data_preprocessor=dict(type='SegDataPreprocessor', size_divisor=1),
+            terms=dict(src=dict(type='SourceCE', branch='labeled')),
+        )
+    )
+    data = model.data_preprocessor(batch, True)
+    ctx = model.make_context(data['inputs'], data['data_samples'])
+    weak, inv = ctx.inputs('unlabeled.weak'), ctx.inputs('unlabeled.strong1')
+    assert weak.shape == inv.shape and weak.shape[0] == 2
+    assert torch.allclose(ctx.denormalize(inv), 255 - ctx.denormalize(weak), atol=1e-3)
+    assert ctx.student('unlabeled.strong2')['logits'].shape[0] == 2
+
+
 def test_random_views_shared_geometry_and_own_colour():
     # Base pipeline: a random crop shared by the views; views: independent colour jitter.
     ds = MultiBranchDataset(
