@@ -46,6 +46,19 @@ def test_label_size_differs_from_image(tree):
         ds[0]
 
 
+def test_label_size_checked_before_resize(tree):
+    # A 300x200-style mismatch (here 5x4 on 10x8) must not be hidden by resizing both to one size.
+    _write(tree, 'lbl/other.png', np.zeros((4, 5), np.uint8))
+    (tree / 'l.txt').write_text('img/a.png lbl/other.png\n')
+    ds = ListFileDataset(data_root=str(tree), list_file='l.txt', resize=(16, 20))
+    with pytest.raises(ValueError, match=r'other\.png is 5x4 but image .*a\.png is 10x8.*before'):
+        ds[0]
+    # A matching pair still resizes (image bilinear, label nearest).
+    (tree / 'l.txt').write_text('img/a.png lbl/a.png\n')
+    ds = ListFileDataset(data_root=str(tree), list_file='l.txt', resize=(16, 20))
+    assert ds[0]['data_samples']['gt_sem_seg'].shape == (16, 20)
+
+
 def test_label_values_outside_class_map(tree):
     bad = np.zeros((8, 10), np.uint8)
     bad[0, 0] = 42

@@ -137,6 +137,24 @@ def pair_files(
     return [(images[k], labels[k]) for k in sorted(set(images) & set(labels))]
 
 
+def check_pair_size(image: np.ndarray, label: np.ndarray, info: dict) -> None:
+    """Fail when a label's size differs from its image's (both as decoded, before any resize).
+
+    Args:
+        image: Decoded image [H, W, 3].
+        label: Decoded label [H, W].
+        info: ``img_path`` / ``label_path`` of the pair, named in the error.
+    """
+    if label.shape[:2] != image.shape[:2]:
+        raise ValueError(
+            f'Label {info.get("label_path")} is {label.shape[1]}x{label.shape[0]} but image '
+            f'{info.get("img_path")} is {image.shape[1]}x{image.shape[0]} (WxH), as decoded '
+            '(before `resize`). Pair each image with its own label (check the list file / '
+            'folders), or bring the label to its image size with nearest-neighbour '
+            'interpolation before training.'
+        )
+
+
 class SegDataset(Dataset):
     """Base of all datasets: decoding, label mapping and checks, augmentation, packing.
 
@@ -154,7 +172,9 @@ class SegDataset(Dataset):
         with_label: Whether to read labels (False for unlabelled target images).
         resize: Optional ``(height, width)`` every image is resized to on load (bilinear; labels
             nearest-neighbour), e.g. ``(720, 1280)`` for GTA5 or ``(512, 1024)`` for Cityscapes.
-            An image and its label are both brought to this size.
+            An image and its label must already have the same size (checked on the decoded
+            files, so a label of another image is an error, not silently stretched); both are
+            then brought to this size.
     """
 
     def __init__(
@@ -275,15 +295,12 @@ class SegDataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, Any]:
         self._seed_pipeline()
         image, label, info = self.load(index)
+        if label is not None:
+            # On the decoded arrays, before `resize`: resizing both to one size would hide a
+            # label that belongs to another image (or another crop of it).
+            check_pair_size(image, label, info)
         image, label = self.resize_pair(image, label)
         if label is not None:
-            if label.shape[:2] != image.shape[:2]:
-                raise ValueError(
-                    f'Label {info.get("label_path")} is {label.shape[1]}x{label.shape[0]} but '
-                    f'image {info.get("img_path")} is {image.shape[1]}x{image.shape[0]} (WxH). '
-                    'Pair each image with its own label, or resize the label with '
-                    'nearest-neighbour interpolation.'
-                )
             label = self.map_label(label, info.get('label_path', f'#{index}'))
         info['ori_shape'] = tuple(image.shape[:2])
         image, label = apply_pipeline(
