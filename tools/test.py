@@ -13,7 +13,6 @@ import os.path as osp
 import sys
 
 from mmengine.config import DictAction
-from mmengine.runner import Runner
 
 import uda.engine  # noqa: F401  (torch>=2.6 checkpoint loader)
 from uda.engine.checkpoint import (
@@ -23,7 +22,7 @@ from uda.engine.checkpoint import (
     segmentor_weights,
     state_dict_of,
 )
-from uda.engine.config import load_config
+from uda.engine.config import build_checked_runner, load_config, run_tool
 from uda.engine.dist import prepare_distributed
 from uda.evaluation.inference import resolve_test_cfg
 from uda.evaluation.report_files import write_report_files
@@ -91,7 +90,7 @@ def main() -> None:
         )
     ]
     prepare_distributed(cfg)  # --launcher pytorch: the Adapter's wrapper; gloo without CUDA
-    runner = Runner.from_cfg(cfg)
+    runner = build_checked_runner(cfg, ('test',), args.config)
     # mmengine only warns on mismatching weights; evaluating random layers must be an error.
     model = runner.model.module if hasattr(runner.model, 'module') else runner.model
     which = model.test_cfg['which']  # only the evaluated network must fit
@@ -115,4 +114,4 @@ def main() -> None:
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)  # known errors: `error: <message>`, exit 2 (UDA_DEBUG=1: the traceback)

@@ -4,11 +4,11 @@ import argparse
 import json
 import os.path as osp
 
-from mmengine.config import DictAction
+from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
 import uda.engine  # noqa: F401  (torch>=2.6 checkpoint loader for --resume)
-from uda.engine.config import load_config
+from uda.engine.config import build_checked_runner, load_config, run_tool
 from uda.engine.dist import prepare_distributed
 
 
@@ -41,6 +41,16 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
+def preflight(cfg: Config, config_path: str) -> Runner:
+    """Build the Runner after the checks that must fail before the first iteration.
+
+    Unknown keys in the model, datasets, hooks, optimiser and schedules (a typo such as
+    ``default_hooks.checkpoint.intervall`` would otherwise fail at the first checkpoint save),
+    then the model's class count against the labelled datasets' and the evaluator's protocols.
+    """
+    return build_checked_runner(cfg, ('train', 'val'), config_path)
+
+
 def main() -> None:
     args = parse_args()
     cfg = load_config(args.config, args.cfg_options, args.work_dir, args.seed, args.launcher)
@@ -49,7 +59,7 @@ def main() -> None:
     elif args.resume is not None:
         cfg.resume, cfg.load_from = True, args.resume
     prepare_distributed(cfg)  # the adapter's DDP wrapper; gloo when there is no CUDA
-    runner = Runner.from_cfg(cfg)
+    runner = preflight(cfg, args.config)
     runner.train()
     metrics = osp.join(cfg.work_dir, 'metrics.json')
     if runner.rank == 0 and osp.isfile(metrics):
@@ -83,4 +93,4 @@ def main() -> None:
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)  # known errors: `error: <message>`, exit 2 (UDA_DEBUG=1: the traceback)

@@ -44,8 +44,13 @@ def build_transform(cfg: dict, where: str = 'pipeline') -> A.BasicTransform:
             'class name (https://albumentations.ai/docs/api-reference/) or a '
             'transform registered in uda.registry.TRANSFORMS.'
         )
+    kwargs = dict(cfg)
+    if isinstance(cls, type) and issubclass(cls, A.BasicTransform):
+        # Albumentations only warns about an unknown argument (`RandomCrop(widht=...)`) and
+        # drops it; strict=True makes that an error here, before training.
+        kwargs.setdefault('strict', True)
     try:
-        return cls(**cfg)
+        return cls(**kwargs)
     except (TypeError, ValueError) as err:
         raise ValueError(
             f'{where}: cannot build {name}({cfg}): {err}. Check the argument names '

@@ -1,12 +1,34 @@
-"""Config loading shared by the tools: ``--cfg-options``, work dir, seed, output files."""
+"""Config loading shared by the tools: ``--cfg-options``, work dir, seed, output files, and the
+checks that run before training (unknown keys, class counts) with the tools' error printing."""
 
 from __future__ import annotations
 
+import ast
+import difflib
+import inspect
 import os
 import os.path as osp
-from typing import Any, Optional
+import sys
+import textwrap
+from typing import Any, Callable, Optional, Sequence
 
 from mmengine.config import Config
+from mmengine.optim import DefaultOptimWrapperConstructor
+from torch.utils.data import DataLoader
+
+from uda.registry import (
+    DATA_SAMPLERS,
+    DATASETS,
+    HOOKS,
+    LABELLERS,
+    METRICS,
+    MODELS,
+    OPTIM_WRAPPER_CONSTRUCTORS,
+    OPTIM_WRAPPERS,
+    OPTIMIZERS,
+    PARAM_SCHEDULERS,
+    TERMS,
+)
 
 # Keys the mmengine Runner reads from a config (Runner.from_cfg); any config may set them.
 RUNNER_KEYS = {
@@ -100,3 +122,404 @@ def load_config(
             ev['out_file'] = metrics_file
     os.makedirs(cfg.work_dir, exist_ok=True)
     return cfg
+
+
+class ConfigError(ValueError):
+    """A config or its data does not fit: the message names the key or file and the fix."""
+
+
+def _var_kw_target(init: Any, var_kw: str) -> str:
+    """Where ``__init__`` sends its ``**var_kw``: 'super' (the next class's ``__init__``),
+    'elsewhere' (another call: cannot be checked) or 'nowhere' (stored or dropped)."""
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(init)))
+    except (OSError, TypeError, SyntaxError):
+        return 'elsewhere'
+    target = 'nowhere'
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        if not any(
+            k.arg is None and isinstance(k.value, ast.Name) and k.value.id == var_kw
+            for k in node.keywords
+        ):
+            continue
+        func = node.func
+        if isinstance(func, ast.Attribute) and func.attr == '__init__':
+            target = 'super'
+        else:
+            return 'elsewhere'
+    return target
+
+
+def accepted_keys(cls: type) -> Optional[set[str]]:
+    """Keyword arguments ``cls(...)`` accepts, or None when that cannot be known.
+
+    ``**kwargs`` count only where they really reach a signature: passed on to the next
+    ``__init__`` of the MRO (``super().__init__(**kwargs)``) adds that one's arguments;
+    stored or dropped (mmengine's ``CheckpointHook`` keeps them for ``save_checkpoint``,
+    which then fails at the first save) adds nothing; handed to another call makes the
+    class unchecked (None).
+    """
+    names: set[str] = set()
+    for klass in cls.__mro__:
+        init = klass.__dict__.get('__init__')
+        if init is None:
+            continue
+        if klass is object:
+            break
+        try:
+            params = list(inspect.signature(init).parameters.values())[1:]
+        except (TypeError, ValueError):
+            return None
+        kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+        names |= {p.name for p in params if p.kind in kinds}
+        var_kw = [p.name for p in params if p.kind == inspect.Parameter.VAR_KEYWORD]
+        if not var_kw:
+            return names
+        target = _var_kw_target(init, var_kw[0])
+        if target == 'elsewhere':
+            return None
+        if target == 'nowhere':
+            return names
+    return names
+
+
+def _lookup(registry: Any, type_: Any) -> Optional[type]:
+    """The class a ``type=`` names, or None (unknown names fail later, in the registry)."""
+    if inspect.isclass(type_):
+        return type_
+    if not isinstance(type_, str):
+        return None
+    try:
+        obj = registry.get(type_)
+    except KeyError:
+        return None
+    return obj if inspect.isclass(obj) else None
+
+
+def _check_keys(
+    cfg: Any,
+    registry: Any,
+    where: str,
+    issues: list[str],
+    default: Optional[str] = None,
+    extra: Sequence[str] = (),
+    injected: Sequence[str] = (),
+) -> Optional[type]:
+    """Append to ``issues`` each key of ``cfg`` that its class does not take.
+
+    Args:
+        extra: Keys the builder reads itself (``priority`` of a hook).
+        injected: Arguments the builder passes (an optimiser's ``params``): not config keys.
+    """
+    if not isinstance(cfg, dict):
+        return None
+    cls = _lookup(registry, cfg.get('type', default))
+    if cls is None:
+        return None
+    allowed = accepted_keys(cls)
+    if allowed is None:
+        return cls
+    allowed = (allowed - set(injected)) | {'type', '_scope_', *extra}
+    for key in cfg:
+        if key in allowed:
+            continue
+        close = difflib.get_close_matches(key, sorted(allowed - {'_scope_'}), n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ''
+        takes = ', '.join(sorted(allowed - {'type', '_scope_'}))
+        issues.append(
+            f"{where}.{key}: {cls.__name__} has no option '{key}'{hint}; it takes {takes}."
+        )
+    return cls
+
+
+def _check_model(cfg: Any, where: str, registry: Any, issues: list[str]) -> None:
+    """A model config and the typed configs nested in it (segmentor, terms, labellers ...)."""
+    if not isinstance(cfg, dict):
+        return
+    # A term's phase keys are read by the Adapter (uda/methods/base.py `_phase_of`).
+    extra = ('start_iter', 'end_iter') if registry is TERMS else ()
+    _check_keys(cfg, registry, where, issues, extra=extra)
+    for key, value in cfg.items():
+        sub = f'{where}.{key}'
+        if key == 'init_cfg':  # weight initialisers, another registry
+            continue
+        if key in ('terms', 'labellers') and isinstance(value, dict):
+            reg = TERMS if key == 'terms' else LABELLERS
+            for name, item in value.items():
+                _check_model(item, f'{sub}.{name}', reg, issues)
+        elif isinstance(value, dict) and 'type' in value:
+            _check_model(value, sub, MODELS, issues)
+
+
+def _check_dataset(cfg: Any, where: str, issues: list[str]) -> None:
+    if not isinstance(cfg, dict):
+        return
+    _check_keys(cfg, DATASETS, where, issues)
+    for key, value in cfg.items():
+        if key == 'pipeline':  # albumentations, checked by uda.data.pipelines
+            continue
+        items = value.items() if isinstance(value, dict) and 'type' not in value else None
+        if isinstance(value, dict) and 'type' in value:
+            _check_dataset(value, f'{where}.{key}', issues)
+        elif items is not None:  # MultiBranchDataset(branches=dict(source=..., target=...))
+            for name, item in items:
+                if isinstance(item, dict) and 'type' in item:
+                    _check_dataset(item, f'{where}.{key}.{name}', issues)
+        elif isinstance(value, (list, tuple)):  # ConcatDataset(datasets=[...])
+            for i, item in enumerate(value):
+                if isinstance(item, dict) and 'type' in item:
+                    _check_dataset(item, f'{where}.{key}[{i}]', issues)
+
+
+def _check_optim_wrapper(cfg: Any, where: str, issues: list[str]) -> None:
+    """One wrapper: ``dict(type='OptimWrapper', optimizer=dict(type=...), clip_grad=...)``."""
+    if not isinstance(cfg, dict):
+        return
+    _check_keys(
+        cfg,
+        OPTIM_WRAPPERS,
+        where,
+        issues,
+        default='OptimWrapper',
+        extra=('optimizer', 'constructor', 'paramwise_cfg'),
+    )
+    optimizer = cfg.get('optimizer')
+    if isinstance(optimizer, dict):
+        _check_keys(optimizer, OPTIMIZERS, f'{where}.optimizer', issues, injected=('params',))
+    paramwise = cfg.get('paramwise_cfg')
+    if isinstance(paramwise, dict):
+        for key in paramwise:
+            if key not in PARAMWISE_KEYS:
+                close = difflib.get_close_matches(key, sorted(PARAMWISE_KEYS), n=1)
+                hint = f" (did you mean '{close[0]}'?)" if close else ''
+                issues.append(
+                    f'{where}.paramwise_cfg.{key}: no such option{hint}; '
+                    f'DefaultOptimWrapperConstructor reads {", ".join(sorted(PARAMWISE_KEYS))}.'
+                )
+
+
+# The keys mmengine's DefaultOptimWrapperConstructor reads from paramwise_cfg.
+PARAMWISE_KEYS = {
+    'custom_keys',
+    'bias_lr_mult',
+    'bias_decay_mult',
+    'norm_decay_mult',
+    'dwconv_decay_mult',
+    'flat_decay_mult',
+    'dcn_offset_lr_mult',
+    'bypass_duplicate',
+}
+
+
+def _check_schedulers(cfg: Any, where: str, issues: list[str]) -> None:
+    if isinstance(cfg, dict) and 'type' not in cfg:  # one schedule per optimiser name
+        for name, item in cfg.items():
+            _check_schedulers(item, f'{where}.{name}', issues)
+        return
+    items = cfg if isinstance(cfg, (list, tuple)) else [cfg]
+    for i, item in enumerate(items):
+        sub = f'{where}[{i}]' if isinstance(cfg, (list, tuple)) else where
+        # mmengine's build_scheduler_from_cfg pops convert_to_iter_based.
+        _check_keys(
+            item,
+            PARAM_SCHEDULERS,
+            sub,
+            issues,
+            extra=('convert_to_iter_based',),
+            injected=('optimizer',),
+        )
+
+
+def check_config_keys(cfg: Any, config_path: str = 'the config') -> None:
+    """Reject keys that the class named by their ``type=`` does not take, before training.
+
+    Covers the model (segmentor, terms, labellers, nested modules), the datasets, samplers and
+    dataloaders, the evaluators, ``default_hooks`` / ``custom_hooks``, ``optim_wrapper`` (the
+    wrappers, optimisers, ``paramwise_cfg``) and ``param_scheduler``. Some of these fail only
+    late otherwise: ``default_hooks.checkpoint.intervall=1`` is kept by ``CheckpointHook`` and
+    raises at the first checkpoint save, after the training up to it is lost.
+
+    Raises:
+        ConfigError: Listing every unknown key with its path, a close match and the keys the
+            class takes.
+    """
+    issues: list[str] = []
+    _check_model(cfg.get('model'), 'model', MODELS, issues)
+    for split in ('train', 'val', 'test'):
+        loader = cfg.get(f'{split}_dataloader')
+        if isinstance(loader, dict):
+            where = f'{split}_dataloader'
+            # The Runner passes the rest of the dict to torch's DataLoader.
+            _check_keys(
+                dict(loader, type=DataLoader),
+                None,
+                where,
+                issues,
+                extra=('num_batch_per_epoch', 'disable_subprocess_warning'),
+            )
+            _check_dataset(loader.get('dataset'), f'{where}.dataset', issues)
+            _check_keys(
+                loader.get('sampler'),
+                DATA_SAMPLERS,
+                f'{where}.sampler',
+                issues,
+                injected=('dataset',),
+            )
+        evaluator = cfg.get(f'{split}_evaluator')
+        for i, metric in enumerate(evaluator if isinstance(evaluator, (list, tuple)) else []):
+            _check_keys(metric, METRICS, f'{split}_evaluator[{i}]', issues)
+        if isinstance(evaluator, dict):
+            _check_keys(evaluator, METRICS, f'{split}_evaluator', issues)
+    for name, hook in (cfg.get('default_hooks') or {}).items():
+        # The Runner reads `priority` itself when registering a hook.
+        _check_keys(hook, HOOKS, f'default_hooks.{name}', issues, extra=('priority',))
+    for i, hook in enumerate(cfg.get('custom_hooks') or []):
+        _check_keys(hook, HOOKS, f'custom_hooks[{i}]', issues, extra=('priority',))
+    optim = cfg.get('optim_wrapper')
+    if isinstance(optim, dict):
+        constructor = _lookup(
+            OPTIM_WRAPPER_CONSTRUCTORS, optim.get('constructor', 'DefaultOptimWrapperConstructor')
+        )
+        if constructor is DefaultOptimWrapperConstructor:
+            _check_optim_wrapper(optim, 'optim_wrapper', issues)
+        elif constructor is not None and constructor.__name__ == 'AdapterOptimWrapperConstructor':
+            for name, sub in optim.items():
+                if name not in ('constructor', 'paramwise_cfg'):
+                    _check_optim_wrapper(sub, f'optim_wrapper.{name}', issues)
+    if cfg.get('param_scheduler') is not None:
+        _check_schedulers(cfg.get('param_scheduler'), 'param_scheduler', issues)
+    if issues:
+        raise ConfigError(
+            f'Unknown keys in {config_path}:\n  '
+            + '\n  '.join(issues)
+            + '\nFix the key in the config (or in --cfg-options); the classes named above '
+            'take only the options listed.'
+        )
+
+
+def _labelled_datasets(dataset: Any, where: str) -> list[tuple[str, Any]]:
+    """``[(config path, dataset)]`` of the labelled datasets in ``dataset`` (into branches)."""
+    branches = getattr(dataset, 'datasets', None)
+    if isinstance(branches, dict):  # MultiBranchDataset
+        found = []
+        for name, ds in branches.items():
+            found += _labelled_datasets(ds, f'{where}.branches.{name}')
+        return found
+    if isinstance(branches, (list, tuple)):  # ConcatDataset
+        found = []
+        for i, ds in enumerate(branches):
+            found += _labelled_datasets(ds, f'{where}.datasets[{i}]')
+        return found
+    if not getattr(dataset, 'with_label', True):
+        return []  # an unlabelled target set has no class ids to disagree with
+    meta = getattr(dataset, 'metainfo', None)
+    if not isinstance(meta, dict) or 'classes' not in meta:
+        return []
+    return [(where, dataset)]
+
+
+def check_class_counts(
+    runner: Any, stages: Sequence[str] = ('train', 'val'), config_path: str = 'the config'
+) -> None:
+    """Fail before the first iteration when the model's class count differs from the labelled
+    datasets' protocols or the evaluators' protocols.
+
+    Without this, a 19-class model on CamVid's 11 classes trains, and the metric used to
+    clamp its predictions 11-18 into class 10; 5 classes on 19-class labels die with
+    ``IndexError: Target 10 is out of bounds`` inside the loss. The check builds the loops of
+    ``stages`` (``'train'``, ``'val'``, ``'test'``) in the order ``Runner.train()`` /
+    ``Runner.test()`` builds them, which then reuse them.
+
+    Args:
+        runner: A built ``mmengine.runner.Runner``.
+        stages: Loops whose datasets and evaluators are compared with the model.
+        config_path: Named in the error.
+
+    Raises:
+        ConfigError: Naming the keys that disagree and how to make them agree.
+    """
+    model = runner.model.module if hasattr(runner.model, 'module') else runner.model
+    n_model = getattr(model, 'num_classes', None)
+    if n_model is None:
+        return
+    key = 'model.num_classes'
+    problems: list[str] = []
+    student = getattr(model, 'student', None)
+    n_seg = getattr(student, 'num_classes', None)
+    if n_seg is not None and int(n_seg) != int(n_model):
+        problems.append(f'model.segmentor.num_classes={n_seg} but model.num_classes={n_model}')
+    elif n_seg is not None:
+        key = 'model.segmentor.num_classes'
+    for stage in stages:
+        loop = getattr(runner, f'{stage}_loop', None)
+        if loop is None:
+            continue
+        dataset = getattr(getattr(loop, 'dataloader', None), 'dataset', None)
+        for where, ds in _labelled_datasets(dataset, f'{stage}_dataloader.dataset'):
+            meta = ds.metainfo
+            n = len(meta['classes'])
+            if n != n_model:
+                problems.append(
+                    f"{where} ({type(ds).__name__}) has protocol '{meta.get('protocol')}' "
+                    f'with {n} classes but {key}={n_model}'
+                )
+        evaluator = getattr(loop, 'evaluator', None)
+        for i, metric in enumerate(getattr(evaluator, 'metrics', None) or []):
+            n_metric = getattr(metric, 'num_classes', None)
+            protocol = getattr(getattr(metric, 'protocol', None), 'name', None)
+            if n_metric is not None and int(n_metric) != n_model:
+                problems.append(
+                    f'{stage}_evaluator ({type(metric).__name__} #{i}) has protocol '
+                    f"'{protocol}' with {n_metric} classes but {key}={n_model}"
+                )
+    if problems:
+        raise ConfigError(
+            f'Class counts disagree in {config_path}:\n  '
+            + '\n  '.join(problems)
+            + f'\nSet {key} to the class count of the dataset protocol (the `protocol` of the '
+            'dataset config and of val_evaluator / test_evaluator), or set those protocols to '
+            'the label space the model predicts; all must name the same label space.'
+        )
+
+
+def build_checked_runner(
+    cfg: Config, stages: Sequence[str] = ('train', 'val'), config_path: str = 'the config'
+) -> Any:
+    """Check the config's keys, build the Runner and check its class counts.
+
+    The pre-flight of ``tools/train.py`` (stages train, val) and ``tools/test.py`` (test):
+    every error here comes before the first iteration, not at the first checkpoint save or
+    as an ``IndexError`` inside the loss.
+    """
+    from mmengine.runner import Runner
+
+    check_config_keys(cfg, config_path)
+    runner = Runner.from_cfg(cfg)
+    check_class_counts(runner, stages, config_path)
+    return runner
+
+
+# Errors of bad input that the tools print as one message instead of a traceback.
+TOOL_ERRORS = (ValueError, KeyError, TypeError, OSError, RuntimeError)
+
+
+def run_tool(main: Callable[[], Any]) -> None:
+    """Run a tool's ``main``; print a known error as ``error: <message>`` and exit 2.
+
+    The messages name the file or key and the fix, so a traceback only hides them. Set the
+    environment variable ``UDA_DEBUG=1`` to get the traceback instead.
+    """
+    if os.environ.get('UDA_DEBUG', '') not in ('', '0'):
+        main()
+        return
+    try:
+        main()
+    except TOOL_ERRORS as err:
+        msg = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
+        print(
+            f'error: {msg}\n(UDA_DEBUG=1 shows the traceback of this {type(err).__name__})',
+            file=sys.stderr,
+        )
+        sys.exit(2)

@@ -31,7 +31,18 @@ def confusion_matrix(
             f'Ground truth has ids outside 0..{num_classes - 1} (and ignore '
             f'{ignore_index}); check the dataset label_map / protocol.'
         )
-    idx = gt[valid].long() * num_classes + pred[valid].long().clamp(0, num_classes - 1)
+    pred = pred[valid].long()
+    if len(pred) and (int(pred.max()) >= num_classes or int(pred.min()) < 0):
+        # Clamping would count a 19-class model's classes 11-18 as class 10 of an 11-class
+        # protocol: a wrong number instead of an error.
+        raise ValueError(
+            f'Predictions have class ids up to {int(pred.max())}, but the evaluated protocol '
+            f'has {num_classes} classes (0..{num_classes - 1}). Set the model\'s num_classes '
+            '(model.segmentor.num_classes) to the protocol\'s class count, or set '
+            'val_evaluator.protocol / test_evaluator.protocol to the label space the model '
+            'predicts.'
+        )
+    idx = gt[valid].long() * num_classes + pred
     return torch.bincount(idx, minlength=num_classes**2).reshape(num_classes, num_classes)
 
 
