@@ -36,9 +36,10 @@ def confusion_matrix(
         # Clamping would count a 19-class model's classes 11-18 as class 10 of an 11-class
         # protocol: a wrong number instead of an error.
         raise ValueError(
-            f'Predictions have class ids up to {int(pred.max())}, but the evaluated protocol '
-            f'has {num_classes} classes (0..{num_classes - 1}). Set the model\'s num_classes '
-            '(model.segmentor.num_classes) to the protocol\'s class count, or set '
+            f'Predictions have class ids up to {int(pred.max())} (lowest {int(pred.min())}), '
+            f'but the evaluated protocol has {num_classes} classes (0..{num_classes - 1}). '
+            "Set the model's num_classes "
+            "(model.segmentor.num_classes) to the protocol's class count, or set "
             'val_evaluator.protocol / test_evaluator.protocol to the label space the model '
             'predicts.'
         )
