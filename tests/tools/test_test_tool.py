@@ -61,7 +61,9 @@ def test_outputs(tmp_path, mode: str) -> None:
     assert pred.mode == 'RGB' and pred.size == (64, 32)
 
 
-def test_wrong_class_count_is_an_error(tmp_path) -> None:
+def test_wrong_class_count_is_an_error(tmp_path, capsys) -> None:
     cfg, ckpt = setup(tmp_path, num_classes=11)
-    with pytest.raises(ValueError, match='another class count or architecture'):
+    with pytest.raises(SystemExit) as code:  # the tool prints `error: ...` and exits 2
         run_test_tool([cfg, ckpt, '--work-dir', str(tmp_path / 'test')])
+    assert code.value.code == 2
+    assert 'another class count or architecture' in capsys.readouterr().err
