@@ -162,7 +162,9 @@ def toy_runner_cfg(
         val_cfg=dict(type='ValLoop'),
         default_hooks=dict(
             logger=dict(type='LoggerHook', interval=1),
-            checkpoint=dict(type='SafeCheckpointHook', by_epoch=False, interval=checkpoint_interval),
+            checkpoint=dict(
+                type='SafeCheckpointHook', by_epoch=False, interval=checkpoint_interval
+            ),
             visualization=dict(type='SegVisualizationHook', interval=1),
         ),
         custom_hooks=[],

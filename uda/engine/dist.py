@@ -144,7 +144,7 @@ class AdapterDataParallel(nn.Module):
                 'AdapterDataParallel needs an initialised process group: launch '
                 'with torchrun and `tools/train.py --launcher pytorch`.'
             )
-        if 'grad_sync' not in inspect.signature(module.train_step).parameters:
+        if 'grad_sync' not in inspect.signature(getattr(module, 'train_step')).parameters:
             raise TypeError(
                 f'AdapterDataParallel wraps models whose train_step(data, '
                 f'optim_wrapper, grad_sync) runs the optimiser steps; '
