@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 import os
-from typing import Any, Callable, Iterable, Iterator, Optional
+from typing import Any, Callable, Iterable, Iterator, Optional, cast
 
 import torch
 import torch.distributed as dist
@@ -144,7 +144,7 @@ class AdapterDataParallel(nn.Module):
                 'AdapterDataParallel needs an initialised process group: launch '
                 'with torchrun and `tools/train.py --launcher pytorch`.'
             )
-        if 'grad_sync' not in inspect.signature(getattr(module, 'train_step')).parameters:
+        if 'grad_sync' not in inspect.signature(cast(Any, module).train_step).parameters:
             raise TypeError(
                 f'AdapterDataParallel wraps models whose train_step(data, '
                 f'optim_wrapper, grad_sync) runs the optimiser steps; '
