@@ -53,6 +53,9 @@ def test_label_size_checked_before_resize(tree):
     ds = ListFileDataset(data_root=str(tree), list_file='l.txt', resize=(16, 20))
     with pytest.raises(ValueError, match=r'other\.png is 5x4 but image .*a\.png is 10x8.*before'):
         ds[0]
+    # The pre-flight finds the same pair from the file headers, before any sample is drawn.
+    with pytest.raises(ValueError, match=r'other\.png is 5x4 but image .*a\.png is 10x8'):
+        ds.check_pair_sizes()
     # A matching pair still resizes (image bilinear, label nearest).
     (tree / 'l.txt').write_text('img/a.png lbl/a.png\n')
     ds = ListFileDataset(data_root=str(tree), list_file='l.txt', resize=(16, 20))
@@ -105,3 +108,28 @@ def test_unknown_transform_type():
 def test_unknown_protocol():
     with pytest.raises(KeyError, match=r"Unknown class protocol 'cityscape'.*cityscapes19"):
         SyntheticDataset(protocol='cityscape')
+
+
+def test_preflight_checks_label_sizes_of_every_labelled_branch(tree):
+    """tools/train.py's pre-flight (uda.engine.config.check_label_sizes) reads the headers of
+    the labelled branches before the first iteration; unlabelled branches are skipped."""
+    from types import SimpleNamespace
+
+    from uda.data.multi_branch import MultiBranchDataset
+    from uda.engine.config import check_label_sizes
+
+    _write(tree, 'lbl/other.png', np.zeros((4, 5), np.uint8))
+    (tree / 'bad.txt').write_text('img/a.png lbl/a.png\nimg/a.png lbl/other.png\n')
+    (tree / 'ok.txt').write_text('img/a.png lbl/a.png\n')
+    src = dict(type='ListFileDataset', data_root=str(tree), list_file='bad.txt')
+    tgt = dict(type='ListFileDataset', data_root=str(tree), list_file='bad.txt', with_label=False)
+    ds = MultiBranchDataset(branches=dict(source=src, target=tgt))
+
+    def runner(dataset):
+        loop = SimpleNamespace(dataloader=SimpleNamespace(dataset=dataset))
+        return SimpleNamespace(train_loop=loop, val_loop=None)
+
+    with pytest.raises(ValueError, match=r'other\.png is 5x4'):
+        check_label_sizes(runner(ds))
+    ds = MultiBranchDataset(branches=dict(source=dict(src, list_file='ok.txt'), target=tgt))
+    check_label_sizes(runner(ds))  # the unlabelled target list is not read for labels

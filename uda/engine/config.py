@@ -498,7 +498,20 @@ def build_checked_runner(
     check_config_keys(cfg, config_path)
     runner = Runner.from_cfg(cfg)
     check_class_counts(runner, stages, config_path)
+    check_label_sizes(runner, stages)
     return runner
+
+
+def check_label_sizes(runner: Any, stages: Sequence[str] = ('train', 'val')) -> None:
+    """Every labelled file-pair dataset of ``stages`` compares its label and image sizes
+    from the file headers before the first iteration (``FilePairDataset.check_pair_sizes``)."""
+    for stage in stages:
+        loop = getattr(runner, f'{stage}_loop', None)
+        dataset = getattr(getattr(loop, 'dataloader', None), 'dataset', None)
+        for _, ds in _labelled_datasets(dataset, f'{stage}_dataloader.dataset'):
+            check = getattr(ds, 'check_pair_sizes', None)
+            if callable(check):
+                check()
 
 
 # Errors of bad input that the tools print as one message instead of a traceback.
