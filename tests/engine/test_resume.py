@@ -28,6 +28,7 @@ from mmengine.runner import Runner
 from tests.conftest import toy_runner_cfg
 from uda.engine.checkpoint import load_checkpoint_file
 from uda.engine.hooks import RNGStateHook, get_rng_state, set_rng_state
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -114,6 +115,7 @@ def assert_same_final_state(a: dict, b: dict) -> None:
     assert 'train/lr' in train and any('loss' in k for k in train)
     for k in train:
         assert_same(logged[k], hub_b['log_scalars'][k], k)
+
 
 def test_rng_state_round_trip_through_a_weights_only_checkpoint(tmp_path):
     random.seed(1)
@@ -248,9 +250,7 @@ def kill_and_resume(tmp_path: Path, family: str, num_workers: int = 0) -> None:
         # ToySegmentor is registered by tests/conftest.py, the kill hook by kill_hook.py.
         cfg['custom_imports'] = dict(imports=['tests.conftest', 'kill_hook'])
         if name == 'killed':
-            cfg['custom_hooks'] = cfg['custom_hooks'] + [
-                dict(type='KillAfterCheckpointHook', at=4)
-            ]
+            cfg['custom_hooks'] = cfg['custom_hooks'] + [dict(type='KillAfterCheckpointHook', at=4)]
         configs[name] = tmp_path / f'{name}.py'
         Config(cfg).dump(str(configs[name]))
 
@@ -282,4 +282,3 @@ def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path, family):
 @pytest.mark.slow
 def test_sigkill_then_resume_matches_with_data_loader_workers(tmp_path):
     kill_and_resume(tmp_path, 'sac', num_workers=2)
-

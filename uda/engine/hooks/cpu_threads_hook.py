@@ -49,7 +49,7 @@ class CPUThreadsHook(Hook):
         if env is not None and env != str(self.num_threads):
             print_log(
                 f'CPUThreadsHook: OMP_NUM_THREADS={env} overrides the configured '
-                f'{self.num_threads} CPU threads; this run\'s numbers belong to {env} '
+                f"{self.num_threads} CPU threads; this run's numbers belong to {env} "
                 'thread(s) (CPU results depend on the thread count).',
                 logger='current',
                 level=logging.WARNING,

@@ -25,7 +25,7 @@ def get_rng_state() -> dict[str, Any]:
     Only tensors, ints, floats and tuples, so the project's weights-only checkpoint loader
     (``uda/engine/checkpoint.py``) reads them without allowing numpy types.
     """
-    _, keys, pos, has_gauss, cached = np.random.get_state()  # type: ignore[misc]
+    _, keys, pos, has_gauss, cached = np.random.get_state()
     state: dict[str, Any] = dict(
         torch=torch.get_rng_state(),
         numpy=dict(
