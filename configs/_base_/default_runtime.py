@@ -16,7 +16,7 @@ load_from = None
 resume = False
 # Reproducibility. A seeded CPU run is bit-identical from run to run (and across --resume: the
 # schedules' default_hooks hold RNGStateHook, which saves the RNG states in checkpoints, and
-# CPUThreadsHook, which pins 2 CPU threads because CPU results depend on the thread count).
+# CPUThreadsHook, which pins 1 CPU thread because CPU results depend on the thread count).
 # deterministic=True would call torch.use_deterministic_algorithms(True): it changes nothing on
 # the CPU and makes CUDA training raise (bilinear upsampling backward has no deterministic CUDA
 # kernel), so it stays off; GPU runs are reproducible only up to atomics in such kernels.

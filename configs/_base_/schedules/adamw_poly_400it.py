@@ -13,5 +13,5 @@ default_hooks = dict(
     sampler_seed=dict(type='DistSamplerSeedHook'),
     visualization=dict(type='SegVisualizationHook', interval=100),
     rng_state=dict(type='RNGStateHook'),  # RNG states in checkpoints: exact --resume
-    cpu_threads=dict(type='CPUThreadsHook', num_threads=2),  # same numbers on any CPU
+    cpu_threads=dict(type='CPUThreadsHook', num_threads=1),  # same numbers on any CPU
 )
