@@ -14,4 +14,10 @@ log_processor = dict(by_epoch=False, window_size=10)
 log_level = 'INFO'
 load_from = None
 resume = False
+# Reproducibility. A seeded CPU run is bit-identical from run to run (and across --resume: the
+# schedules' default_hooks hold RNGStateHook, which saves the RNG states in checkpoints, and
+# CPUThreadsHook, which pins 1 CPU thread because CPU results depend on the thread count).
+# deterministic=True would call torch.use_deterministic_algorithms(True): it changes nothing on
+# the CPU and makes CUDA training raise (bilinear upsampling backward has no deterministic CUDA
+# kernel), so it stays off; GPU runs are reproducible only up to atomics in such kernels.
 randomness = dict(seed=0, deterministic=False)

@@ -18,4 +18,6 @@ default_hooks = dict(
     checkpoint=dict(type='SafeCheckpointHook', by_epoch=False, interval=2000, max_keep_ckpts=3),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     visualization=dict(type='SegVisualizationHook', interval=100),
+    rng_state=dict(type='RNGStateHook'),  # RNG states in checkpoints: exact --resume
+    cpu_threads=dict(type='CPUThreadsHook', num_threads=1),  # same numbers on any CPU
 )
