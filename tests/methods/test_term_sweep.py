@@ -14,7 +14,11 @@ from uda.registry import LABELLERS, MODELS, TERMS
 
 # The labeller each labelled term is swept with; a new term that names a labeller must add
 # itself here (the sweep fails otherwise).
-LABELLER_OF = {'SACSelfTraining': 'SACLabeller'}
+LABELLER_OF = {
+    'ClassMix': 'QualityLabeller',
+    'MaskedConsistency': 'QualityLabeller',
+    'SACSelfTraining': 'SACLabeller',
+}
 
 
 def _adapter(term_cfgs, labellers=None):

@@ -6,17 +6,21 @@ A module defining a term or labeller must be imported here: the registries impor
 
 from uda.methods.adversarial import EntropyAdversarial, FeatureAdversarial, OutputAdversarial
 from uda.methods.base import Adapter, Labeller, PseudoLabels, StepContext, Term
+from uda.methods.class_mix import ClassMix
 from uda.methods.labellers import ConfidenceLabeller, QualityLabeller
+from uda.methods.masked_consistency import MaskedConsistency
 from uda.methods.minent import MinEnt
 from uda.methods.sac import SACLabeller, SACSelfTraining
 from uda.methods.source_only import SourceCE
 
 __all__ = [
     'Adapter',
+    'ClassMix',
     'ConfidenceLabeller',
     'EntropyAdversarial',
     'FeatureAdversarial',
     'Labeller',
+    'MaskedConsistency',
     'MinEnt',
     'OutputAdversarial',
     'PseudoLabels',

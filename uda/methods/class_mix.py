@@ -1,0 +1,198 @@
+"""DACS: domain adaptation via cross-domain mixed sampling (Tranheden et al., WACV 2021).
+
+arXiv:2007.08702, reference code vikolss/DACS ``trainUDA.py`` and its re-implementation in
+lhoyer/DAFormer ``mmseg/models/uda/dacs.py`` / ``mmseg/models/utils/dacs_transforms.py``. Half
+of the classes of each source image are pasted onto a target image (ClassMix); the mixed label
+is the source label on pasted pixels and the teacher's pseudo-label elsewhere, the mixed pixel
+weight 1 on pasted pixels and the pseudo-labels' quality elsewhere; the student is trained with
+the weighted cross-entropy on the strongly augmented mixed image.
+
+Deliberate differences from the reference code: each image draws its ClassMix classes from its
+own source label (DAFormer's ``get_class_masks`` draws from the classes of the whole batch, so
+an image can get an empty mask), and the strong augmentation draws its coin flips and factors
+per image (the reference draws them once per batch).
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple, Optional, Sequence
+
+import torch
+from torch import Tensor
+
+from uda.augment.mixing import class_mix_masks, mix
+from uda.augment.photometric import PhotometricAugment
+from uda.losses import cross_entropy
+from uda.methods.base import Adapter, StepContext, Term
+from uda.methods.labellers import valid_pixels
+from uda.registry import TERMS
+
+
+def dacs_photometric(
+    jitter: float = 0.2,
+    jitter_p: float = 0.8,
+    blur_p: float = 0.5,
+    blur_sigma: Sequence[float] = (0.15, 1.15),
+) -> PhotometricAugment:
+    """The strong augmentation of DACS / DAFormer with its numbers as arguments.
+
+    kornia 0.5 ``ColorJitter`` formulas (``ColorJiggle`` today) with brightness = contrast =
+    saturation = hue = ``jitter``, applied with probability ``jitter_p`` (the reference jitters
+    when U(0, 1) > 0.2), then a Gaussian blur with probability ``blur_p``, sigma ~
+    U(``blur_sigma``), kernel odd(ceil(0.1 H)) x odd(ceil(0.1 W)) (lhoyer/DAFormer
+    ``mmseg/models/utils/dacs_transforms.py`` ``color_jitter`` / ``gaussian_blur``;
+    :func:`uda.augment.photometric.dacs_strong` is this with the defaults).
+    """
+    return PhotometricAugment(
+        jitter=(jitter, jitter, jitter, jitter),
+        jitter_p=jitter_p,
+        jitter_formula='kornia_legacy',
+        blur_sigma=tuple(blur_sigma),
+        blur_p=blur_p,
+        blur_kernel='relative',
+        order=('jitter', 'blur'),
+    )
+
+
+def strong_view(
+    ctx: StepContext, x: Tensor, augment: Optional[PhotometricAugment], valid: Tensor
+) -> Tensor:
+    """Strongly augment normalised images ``x`` [B, 3, H, W] on [0, 1] pixel values and
+    renormalise; pixels outside ``valid`` [B, H, W] (the preprocessor's padding) stay 0."""
+    if augment is None:
+        return x
+    with torch.no_grad():
+        rgb = (ctx.denormalize(x) / 255.0).clamp(0, 1)
+        out = ctx.normalize(augment(rgb) * 255.0)
+        return out * valid[:, None].to(out.dtype)
+
+
+class MixedBatch(NamedTuple):
+    """A ClassMix batch: what the student sees and what it is trained towards.
+
+    Attributes:
+        image: [B, 3, H, W] normalised mixed images (after the strong augmentation).
+        labels: [B, H, W] source labels on pasted pixels, pseudo-labels elsewhere.
+        weight: [B, H, W] 1 on pasted pixels, the pseudo-label weight elsewhere.
+        mask: [B, H, W] bool, True on pasted (source) pixels.
+    """
+
+    image: Tensor
+    labels: Tensor
+    weight: Tensor
+    mask: Tensor
+
+
+@TERMS.register_module()
+class ClassMix(Term):
+    """DACS cross-domain ClassMix self-training (vikolss/DACS ``trainUDA.py`` L424-486).
+
+    Per image ``i``: ``mask_i`` = the pixels of ``ceil(n_i / 2)`` of the ``n_i`` classes of
+    source label ``i`` (:func:`uda.augment.mixing.class_mix_masks`); mixed image = source where
+    ``mask_i``, target elsewhere (both normalised, so their padding stays 0), then the strong
+    augmentation; mixed label = source label where ``mask_i``, the labeller's pseudo-label
+    elsewhere; mixed weight = 1 where ``mask_i``, the pseudo-label weight elsewhere (DACS
+    quality q: the share of teacher pixels with max softmax >= 0.968). The loss is
+    ``weight * mean(w * CE(student(mixed), label))`` over all pixels, as DACS's
+    ``(ce * pixel_weight).mean()``.
+
+    The term needs a teacher only through its labeller: with a teacher labeller it starts with
+    the teacher (its ``start_iter``), with ``source='student'`` at iteration 0.
+
+    Args:
+        weight: Loss weight (1 in DACS / DAFormer).
+        source_branch: Labelled branch whose pixels are pasted ([B, 3, H, W] + gt).
+        target_branch: Unlabelled branch pasted onto, the labeller's branch.
+        labeller: Name of the adapter's labeller (``QualityLabeller``: DACS), shared with other
+            terms, so MIC's masked consistency reads the same teacher forward.
+        strong: Strongly augment the mixed images (DACS: yes).
+        jitter: Colour-jitter strength (0.2 DAFormer; 0.25 DACS).
+        jitter_p: Probability of the colour jitter (0.8).
+        blur_p: Probability of the Gaussian blur (0.5).
+        blur_sigma: Range of the blur sigma in pixels (0.15-1.15).
+        prefix: Log-key prefix (``<prefix>loss_ce``, ``<prefix>quality``).
+    """
+
+    needs_teacher = False  # set from the labeller in setup()
+
+    def __init__(
+        self,
+        weight: float = 1.0,
+        source_branch: str = 'source',
+        target_branch: str = 'target',
+        labeller: str = 'teacher_quality',
+        strong: bool = True,
+        jitter: float = 0.2,
+        jitter_p: float = 0.8,
+        blur_p: float = 0.5,
+        blur_sigma: Sequence[float] = (0.15, 1.15),
+        prefix: str = 'mix.',
+    ) -> None:
+        super().__init__(weight)
+        self.source_branch, self.target_branch = source_branch, target_branch
+        self.labeller, self.prefix = labeller, prefix
+        self.augment = dacs_photometric(jitter, jitter_p, blur_p, blur_sigma) if strong else None
+        self._panels: dict[str, Tensor] = {}
+
+    def setup(self, adapter: Adapter) -> None:
+        # Start with the teacher exactly when the labeller reads it (Adapter.phases).
+        self.needs_teacher = adapter.labeller(self.labeller).needs_teacher
+
+    def mixed_batch(self, ctx: StepContext) -> MixedBatch:
+        """Compose the ClassMix batch of this step (no gradient)."""
+        pl = ctx.pseudo_labels(self.target_branch, self.labeller)
+        src, tgt = ctx.inputs(self.source_branch), ctx.inputs(self.target_branch)
+        src_labels = ctx.labels(self.source_branch)
+        if src.shape != tgt.shape:
+            raise ValueError(
+                f'ClassMix: branches {self.source_branch!r} {tuple(src.shape)} and '
+                f'{self.target_branch!r} {tuple(tgt.shape)} differ; give both datasets the same '
+                'crop size and batch size.'
+            )
+        if pl.labels.shape != src_labels.shape:
+            raise ValueError(
+                f"ClassMix: labeller '{self.labeller}' gives labels {tuple(pl.labels.shape)} "
+                f'but the batch is {tuple(src_labels.shape)}; use a per-image labeller '
+                '(QualityLabeller, ConfidenceLabeller).'
+            )
+        with torch.no_grad():
+            mask = class_mix_masks(src_labels, ctx.ignore_index)
+            valid = mask | valid_pixels(ctx, self.target_branch, tgt)
+            image = strong_view(ctx, mix(mask, src, tgt), self.augment, valid)
+            labels = mix(mask, src_labels, pl.labels)
+            weight = mix(mask, torch.ones_like(pl.weight), pl.weight)
+        return MixedBatch(image, labels, weight, mask)
+
+    def forward(self, ctx: StepContext) -> dict[str, Tensor]:
+        batch = self.mixed_batch(ctx)
+        logits = ctx.student_forward(batch.image)['logits']
+        loss = cross_entropy(
+            logits.float(),
+            batch.labels,
+            pixel_weight=batch.weight,
+            ignore_index=ctx.ignore_index,
+            avg_non_ignore=False,
+        )
+        pl = ctx.pseudo_labels(self.target_branch, self.labeller)
+        self._panels = self._make_panels(ctx, batch)
+        return {
+            f'{self.prefix}loss_ce': self.weight * loss,
+            # Mean pseudo-label weight of the target images (DACS quality q).
+            f'{self.prefix}quality': pl.weight.mean().detach(),
+        }
+
+    @staticmethod
+    def _make_panels(ctx: StepContext, batch: MixedBatch) -> dict[str, Any]:
+        """First image: the mixed image, its label and the pasted-pixel mask."""
+        mask = batch.mask[0].to(torch.uint8)[None].expand(3, -1, -1) * 255
+        return {
+            'classmix_image': ctx.denormalize(batch.image[:1])[0]
+            .clamp(0, 255)
+            .to(torch.uint8)
+            .detach(),
+            'classmix_label': batch.labels[0].detach(),
+            'classmix_mask': mask.detach(),
+        }
+
+    def vis_panels(self) -> dict[str, Tensor]:
+        return dict(self._panels)

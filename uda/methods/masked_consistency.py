@@ -1,0 +1,130 @@
+"""MIC: masked image consistency (Hoyer et al., CVPR 2023, arXiv:2212.01322).
+
+Reference code lhoyer/MIC ``seg/mmseg/models/uda/masking_consistency_module.py`` (mask mode
+``separatetrgaug``, the default of its segmentation configs) and
+``seg/mmseg/models/utils/masking_transforms.py``: the target image is strongly augmented
+(DACS's colour jitter and blur), then random blocks of it are masked out; the student must
+predict the teacher's pseudo-labels of the **unmasked** target from the visible context. The
+pseudo-labels and their weights are those of the host method (DACS), shared here through the
+named labeller, so MIC + ClassMix run the teacher once per step.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import torch
+from torch import Tensor
+
+from uda.augment.mixing import block_masks
+from uda.losses import cross_entropy
+from uda.methods.base import Adapter, StepContext, Term
+from uda.methods.class_mix import dacs_photometric, strong_view
+from uda.methods.labellers import valid_pixels
+from uda.registry import TERMS
+
+
+@TERMS.register_module()
+class MaskedConsistency(Term):
+    """MIC's masked consistency on the target branch.
+
+    masked view = ``strong(x) * keep`` with ``x`` the normalised target images [B, 3, H, W],
+    ``strong`` DACS's colour jitter + blur (per image) and ``keep`` [B, H, W] a block mask
+    (:func:`uda.augment.mixing.block_masks`: a ``round(H / block_size) x round(W /
+    block_size)`` grid, a cell kept when U(0, 1) > ``mask_ratio``), so masked pixels are 0 in
+    the normalised input (the dataset mean colour), as MIC's ``BlockMaskGenerator.mask_image``
+    multiplies the normalised image. The loss is
+    ``weight * mean(w * CE(student(view), y))`` over all pixels, where ``y`` / ``w`` are the
+    labeller's pseudo-labels / weights of the unmasked target (the DACS quality in MIC).
+
+    The term needs a teacher only through its labeller: with a teacher labeller it starts with
+    the teacher (its ``start_iter``), with ``source='student'`` at iteration 0.
+
+    Args:
+        weight: Loss weight (``mask_lambda`` 1 in MIC).
+        branch: Unlabelled target branch ([B, 3, H, W]), the labeller's branch.
+        labeller: Name of the adapter's labeller, shared with ClassMix.
+        block_size: Side of a mask cell in pixels (64).
+        mask_ratio: Probability that a cell is masked out (0.7).
+        strong: Colour-jitter and blur the target before masking (mode ``separatetrgaug``).
+        jitter: Colour-jitter strength (``color_jitter_strength`` 0.2).
+        jitter_p: Probability of the colour jitter (0.8: applied when U(0, 1) >
+            ``color_jitter_probability`` 0.2).
+        blur_p: Probability of the Gaussian blur (0.5).
+        blur_sigma: Range of the blur sigma in pixels (0.15-1.15).
+        prefix: Log-key prefix (``<prefix>loss_ce``, ``<prefix>visible``).
+    """
+
+    needs_teacher = False  # set from the labeller in setup()
+
+    def __init__(
+        self,
+        weight: float = 1.0,
+        branch: str = 'target',
+        labeller: str = 'teacher_quality',
+        block_size: int = 64,
+        mask_ratio: float = 0.7,
+        strong: bool = True,
+        jitter: float = 0.2,
+        jitter_p: float = 0.8,
+        blur_p: float = 0.5,
+        blur_sigma: Sequence[float] = (0.15, 1.15),
+        prefix: str = 'mic.',
+    ) -> None:
+        super().__init__(weight)
+        if int(block_size) < 1 or not 0.0 <= float(mask_ratio) <= 1.0:
+            raise ValueError(
+                f'MaskedConsistency(block_size={block_size}, mask_ratio={mask_ratio}): use '
+                'block_size >= 1 and mask_ratio in [0, 1] (MIC: 64, 0.7).'
+            )
+        self.branch, self.labeller, self.prefix = branch, labeller, prefix
+        self.block_size, self.mask_ratio = int(block_size), float(mask_ratio)
+        self.augment = dacs_photometric(jitter, jitter_p, blur_p, blur_sigma) if strong else None
+        self._panels: dict[str, Tensor] = {}
+
+    def setup(self, adapter: Adapter) -> None:
+        # Start with the teacher exactly when the labeller reads it (Adapter.phases).
+        self.needs_teacher = adapter.labeller(self.labeller).needs_teacher
+
+    @torch.no_grad()
+    def masked_view(self, ctx: StepContext) -> tuple[Tensor, Tensor]:
+        """The masked target view [B, 3, H, W] (normalised) and its keep mask [B, H, W]
+        (1 = visible)."""
+        x = ctx.inputs(self.branch)
+        B, _, H, W = x.shape
+        valid = valid_pixels(ctx, self.branch, x)
+        keep = block_masks(B, H, W, self.block_size, self.mask_ratio, device=x.device)
+        return strong_view(ctx, x, self.augment, valid) * keep[:, None].to(x.dtype), keep
+
+    def forward(self, ctx: StepContext) -> dict[str, Tensor]:
+        pl = ctx.pseudo_labels(self.branch, self.labeller)
+        view, keep = self.masked_view(ctx)
+        if pl.labels.shape != keep.shape:
+            raise ValueError(
+                f"MaskedConsistency: labeller '{self.labeller}' gives labels "
+                f'{tuple(pl.labels.shape)} but the branch is {tuple(keep.shape)}; use a '
+                'per-image labeller (QualityLabeller, ConfidenceLabeller).'
+            )
+        logits = ctx.student_forward(view)['logits']
+        loss = cross_entropy(
+            logits.float(),
+            pl.labels,
+            pixel_weight=pl.weight,
+            ignore_index=ctx.ignore_index,
+            avg_non_ignore=False,
+        )
+        self._panels = self._make_panels(ctx, view, keep)
+        return {
+            f'{self.prefix}loss_ce': self.weight * loss,
+            f'{self.prefix}visible': keep.mean().detach(),
+        }
+
+    @staticmethod
+    def _make_panels(ctx: StepContext, view: Tensor, keep: Tensor) -> dict[str, Any]:
+        """First image: the masked view and the keep mask."""
+        image = ctx.denormalize(view[:1])[0].clamp(0, 255).to(torch.uint8)
+        mask = (keep[0] > 0).to(torch.uint8)[None].expand(3, -1, -1) * 255
+        return {'mic_masked_view': image.detach(), 'mic_keep_mask': mask.detach()}
+
+    def vis_panels(self) -> dict[str, Tensor]:
+        return dict(self._panels)
