@@ -1,8 +1,9 @@
 # DACS on GTA5 -> Cityscapes with DeepLab-v2 ResNet-101 at DAFormer's settings for it
-# (lhoyer/DAFormer configs/dacs/ and experiments.py: AdamW 6e-5, head lr x10, linear warm-up
-# 1500 iterations then poly 1.0, 40k iterations, batch 2 (source + target), 512x512 crops;
-# reported 52.1 mIoU in the DACS paper, with SGD 2.5e-4 over 250k iterations). From smp's
-# ImageNet ResNet-101 (DAFormer: mmcv's resnet101_v1c); needs network access or a cached file:
+# (lhoyer/DAFormer configs/_base_/schedules/adamw.py, poly10warm.py, and the lr / head x10 of
+# configs/daformer/gta2cs_uda_warm_fdthings_rcs_croppl_a999_daformer_mitb5_s0.py: AdamW 6e-5, head
+# lr x10, linear warm-up 1500 iterations then poly 1.0, 40k iterations, batch 2 (source + target),
+# 512x512 crops; reported 52.1 mIoU in the DACS paper, with SGD 2.5e-4 over 250k iterations). From
+# smp's ImageNet ResNet-101 (DAFormer: mmcv's resnet101_v1c); needs network access or a cached file:
 #   python tools/train.py configs/dacs/dacs_deeplabv2-resnet101_40k_gta2cityscapes-512x512.py
 # Needs the data (GTA5_ROOT, CITYSCAPES_ROOT) and a GPU; not runnable on the CPU here.
 _base_ = [

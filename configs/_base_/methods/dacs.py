@@ -1,9 +1,11 @@
 # DACS: cross-domain mixed sampling (Tranheden et al., WACV 2021, arXiv:2007.08702) at the
 # settings of its DAFormer re-implementation (lhoyer/DAFormer mmseg/models/uda/dacs.py,
-# configs/_base_/uda/dacs.py): source cross-entropy + ClassMix self-training against a
-# momentum teacher's pseudo-labels weighted by their quality. Every number of the method is
-# here; the ClassMix term and the labeller are variables so that other methods built on DACS
-# (MIC: dacs_mic.py) reuse them by name.
+# configs/_base_/uda/dacs.py with the alpha 0.999 and pseudo-label crop of
+# configs/daformer/gta2cs_uda_warm_fdthings_rcs_croppl_a999_daformer_mitb5_s0.py; DAFormer's
+# plain DACS baseline has alpha 0.99 and no crop): source cross-entropy + ClassMix
+# self-training against a momentum teacher's pseudo-labels weighted by their quality. Every
+# number of the method is here; the ClassMix term and the labeller are variables so that other
+# methods built on DACS (MIC: dacs_mic.py) reuse them by name.
 # Quality-weighted pseudo-labels: arg-max of the teacher, weight q = share of pixels with max
 # softmax >= 0.968 per image (pseudo_threshold). The margins (DAFormer: pseudo_weight_ignore_top
 # 15, pseudo_weight_ignore_bottom 120 rows, for rectification artefacts and the ego car) are

@@ -1,11 +1,13 @@
-# DAFormer's schedule (lhoyer/DAFormer configs/_base_/schedules/adamw.py, poly10warm.py,
-# schedule_40k.py), used by DACS / DAFormer / MIC: AdamW lr 6e-5, betas (0.9, 0.999), weight
-# decay 0.01, the head at 10x the learning rate; linear warm-up from 1e-6 x lr over 1500
-# iterations, then polynomial decay (power 1.0) to 0 at 40k iterations; batch 2 (the dataset
-# base's batch_size). mmcv multiplied the warm-up into a poly decay counted from iteration 0;
-# here the poly decay starts at 1500, as mmseg 1.x configs write it (lr differs by < 4 %).
-# custom_keys names the segmentor's head parameters: 'net.decoder' for smp networks (DeepLab-v2
-# has no separate segmentation head; add 'net.segmentation_head' for smp U-Net / FPN).
+# DAFormer's schedule (lhoyer/DAFormer configs/_base_/schedules/adamw.py, poly10warm.py and
+# configs/daformer/gta2cs_uda_warm_fdthings_rcs_croppl_a999_daformer_mitb5_s0.py), used by DACS /
+# DAFormer / MIC: AdamW lr 6e-5, betas (0.9, 0.999), weight decay 0.01, the head at 10x the learning
+# rate; linear warm-up from 1e-6 x lr over 1500 iterations, then polynomial decay (power 1.0) to 0
+# at 40k iterations; batch 2 (the dataset base's batch_size); evaluation every 4000 iterations.
+# DAFormer also sets decay_mult 0 on norm / pos_block parameters (MiT); not here. mmcv multiplied
+# the warm-up into a poly decay counted from iteration 0; here the poly decay starts at 1500, as
+# mmseg 1.x configs write it (lr differs by < 4 %). custom_keys names the segmentor's head
+# parameters: 'net.decoder' for smp networks (DeepLab-v2 has no separate segmentation head; add
+# 'net.segmentation_head' for smp U-Net / FPN).
 optim_wrapper = dict(
     type='OptimWrapper',
     optimizer=dict(type='AdamW', lr=6e-5, betas=(0.9, 0.999), weight_decay=0.01),
