@@ -10,6 +10,8 @@ from uda.methods.labellers import ConfidenceLabeller, QualityLabeller
 from uda.methods.minent import MinEnt
 from uda.methods.sac import SACLabeller, SACSelfTraining
 from uda.methods.source_only import SourceCE
+from uda.methods.virtual_adversarial import VirtualAdversarial
+from uda.methods.weak_strong import WeakStrongConsistency
 
 __all__ = [
     'Adapter',
@@ -26,4 +28,6 @@ __all__ = [
     'SourceCE',
     'StepContext',
     'Term',
+    'VirtualAdversarial',
+    'WeakStrongConsistency',
 ]
