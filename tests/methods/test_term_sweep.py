@@ -14,7 +14,10 @@ from uda.registry import LABELLERS, MODELS, TERMS
 
 # The labeller each labelled term is swept with; a new term that names a labeller must add
 # itself here (the sweep fails otherwise).
-LABELLER_OF = {'SACSelfTraining': 'SACLabeller'}
+LABELLER_OF = {
+    'SACSelfTraining': 'SACLabeller',
+    'WeakStrongConsistency': 'ConfidenceLabeller',
+}
 
 
 def _adapter(term_cfgs, labellers=None):
