@@ -173,8 +173,33 @@ def test_tool_counts_source_labels_of_a_list_file_dataset(tmp_path):
     sys.argv = ['compute_rcs_stats.py', cfg_path, '--out', out, '--branch', 'target']
     try:
         with pytest.raises(KeyError, match='pass --branch'):
-            runpy.run_path(
-                os.path.join(ROOT, 'tools', 'compute_rcs_stats.py'), run_name='__main__'
-            )
+            runpy.run_path(os.path.join(ROOT, 'tools', 'compute_rcs_stats.py'), run_name='__main__')
     finally:
         sys.argv = argv
+
+
+def test_runner_trains_on_rare_class_crops(tmp_path):
+    from mmengine.runner import Runner
+
+    from tests.conftest import toy_runner_cfg
+    from uda.registry import DATASETS
+
+    cfg = toy_runner_cfg(str(tmp_path / 'work'))
+    branches = cfg['train_dataloader']['dataset']['branches']
+    src = dict(branches['source'], pipeline=[])
+    whole = DATASETS.build(src)
+    counts = [
+        torch.bincount(whole[i]['data_samples']['gt_sem_seg'].flatten(), minlength=256)[:19]
+        for i in range(len(whole))
+    ]
+    stats = _stats_file(tmp_path, [c.tolist() for c in counts])
+    src['pipeline'] = [dict(type='RandomCrop', height=16, width=32)]
+    branches['source'] = dict(type='RareClassCrop', dataset=src, min_pixels=50)
+    cfg['train_dataloader']['sampler'] = dict(
+        type='RareClassSampler', stats_file=stats, min_pixels=50
+    )
+    runner = Runner.from_cfg(cfg)
+    batch = next(iter(runner.train_dataloader))
+    crops = batch['source']['data_samples']
+    assert all(s['gt_sem_seg'].shape == (16, 32) and 'rcs_class' in s for s in crops)
+    runner.train()

@@ -29,7 +29,9 @@ def _adapter(threshold=0.0, source='student', strong_branch=None, teacher=None):
             segmentor=dict(type='ToySegmentor'),
             data_preprocessor=dict(type='SegDataPreprocessor', size_divisor=1),
             teacher=teacher,
-            labellers=dict(conf=dict(type='ConfidenceLabeller', threshold=threshold, source=source)),
+            labellers=dict(
+                conf=dict(type='ConfidenceLabeller', threshold=threshold, source=source)
+            ),
             terms=dict(ws=dict(type='WeakStrongConsistency', strong_branch=strong_branch)),
         )
     )
@@ -92,3 +94,22 @@ def test_teacher_labeller_starts_the_term_with_the_teacher():
     model = _adapter(source='teacher', teacher=dict(momentum=0.999, start_iter=5, ramp=True))
     assert model.terms['ws'].needs_teacher and model.phases['ws'] == (5, None)
     assert _adapter(source='student').phases['ws'] == (0, None)
+
+
+def test_runner_trains_with_a_ramped_mean_teacher(tmp_path):
+    from mmengine.runner import Runner
+
+    from tests.conftest import toy_runner_cfg
+
+    cfg = toy_runner_cfg(
+        str(tmp_path),
+        terms=dict(src=dict(type='SourceCE'), ws=dict(type='WeakStrongConsistency')),
+        labellers=dict(conf=dict(type='ConfidenceLabeller', threshold=0.0)),
+    )
+    cfg['model']['teacher'] = dict(momentum=0.999, interval=1, start_iter=0, ramp=True)
+    cfg['custom_hooks'] = [dict(type='EMATeacherHook')]
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    scalars = runner.message_hub.log_scalars
+    assert scalars['train/tgt.mask_ratio'].current() == pytest.approx(1.0)
+    assert int(runner.model.teacher.updates) == 2

@@ -45,7 +45,9 @@ def load_rcs_stats(path: str, num_images: int) -> np.ndarray:
     ...]}`` with one entry per image of the source training set.
     """
     if not os.path.isfile(path):
-        raise FileNotFoundError(f'Rare-class statistics file not found: {path}. Write it with {TOOL}.')
+        raise FileNotFoundError(
+            f'Rare-class statistics file not found: {path}. Write it with {TOOL}.'
+        )
     try:
         with open(path) as f:
             data = json.load(f)

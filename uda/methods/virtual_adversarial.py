@@ -54,7 +54,10 @@ def frozen_bn_stats(module: nn.Module) -> Iterator[None]:
     """Forwards inside leave the BN running statistics (and batch counters) of ``module`` as
     they were; BN still normalises with batch statistics in train mode (vat_tf's
     ``update_batch_stats=False`` for the perturbed forwards)."""
-    saved = [(m, m.momentum, m.num_batches_tracked.clone()) for m in bn_layers(module)]
+    saved = [
+        (m, m.momentum, None if m.num_batches_tracked is None else m.num_batches_tracked.clone())
+        for m in bn_layers(module)
+    ]
     for m, _, _ in saved:
         m.momentum = 0.0
     try:
@@ -62,7 +65,7 @@ def frozen_bn_stats(module: nn.Module) -> Iterator[None]:
     finally:
         for m, momentum, count in saved:
             m.momentum = momentum
-            if m.num_batches_tracked is not None:
+            if count is not None and m.num_batches_tracked is not None:
                 m.num_batches_tracked.copy_(count)
 
 
