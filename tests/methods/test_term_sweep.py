@@ -18,6 +18,7 @@ LABELLER_OF = {
     'ClassMix': 'QualityLabeller',
     'MaskedConsistency': 'QualityLabeller',
     'SACSelfTraining': 'SACLabeller',
+    'WeakStrongConsistency': 'ConfidenceLabeller',
 }
 
 

@@ -9,6 +9,7 @@ from uda.data.importance import ImportanceSampler
 from uda.data.list_file import ListFileDataset
 from uda.data.multi_branch import MultiBranchDataset, MultiBranchInfiniteSampler, uda_collate
 from uda.data.pipelines import build_pipeline
+from uda.data.rare_class import RareClassCrop, RareClassSampler
 from uda.data.synthetic import SyntheticDataset, render_scene
 from uda.data.synthia import SynthiaDataset, read_synthia_label
 
@@ -32,6 +33,8 @@ __all__ = [
     'MultiBranchInfiniteSampler',
     'uda_collate',
     'build_pipeline',
+    'RareClassCrop',
+    'RareClassSampler',
     'SyntheticDataset',
     'render_scene',
 ]

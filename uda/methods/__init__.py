@@ -12,6 +12,8 @@ from uda.methods.masked_consistency import MaskedConsistency
 from uda.methods.minent import MinEnt
 from uda.methods.sac import SACLabeller, SACSelfTraining
 from uda.methods.source_only import SourceCE
+from uda.methods.virtual_adversarial import VirtualAdversarial
+from uda.methods.weak_strong import WeakStrongConsistency
 
 __all__ = [
     'Adapter',
@@ -30,4 +32,6 @@ __all__ = [
     'SourceCE',
     'StepContext',
     'Term',
+    'VirtualAdversarial',
+    'WeakStrongConsistency',
 ]

@@ -1,0 +1,36 @@
+# Weak/strong consistency (FixMatch-style, Sohn et al., NeurIPS 2020, arXiv:2001.07685) for UDA:
+# source cross-entropy + cross-entropy of the student on a strong view of each target image
+# against a mean teacher's confident (max softmax >= 0.95) predictions on the weak view.
+# Loss masked by the confidence and divided by the non-padding pixels (LiheYoung/UniMatch
+# unimatch.py); strong view made on the device with UniMatch's parameters (dataset/semi.py).
+model = dict(
+    type='Adapter',
+    # Mean teacher: EMA of the student after every step with momentum
+    # min(1 - 1/(t+1), 0.999) (ramp; DAFormer mmseg/models/uda/dacs.py `_update_ema`).
+    teacher=dict(momentum=0.999, interval=1, start_iter=0, ramp=True),
+    labellers=dict(
+        # FixMatch / UniMatch (Pascal) threshold; source='student' = UniMatch's model.eval().
+        conf=dict(type='ConfidenceLabeller', threshold=0.95, source='teacher'),
+    ),
+    terms=dict(
+        src=dict(type='SourceCE', weight=1.0, branch='source'),
+        # Starts with the teacher (its start_iter).
+        ws=dict(
+            type='WeakStrongConsistency',
+            weight=1.0,  # FixMatch lambda_u
+            labeller='conf',
+            weak_branch='target',
+            strong_branch=None,  # None: strong view on the device (kornia), per image
+            jitter=(0.5, 0.5, 0.5, 0.25),  # UniMatch ColorJitter(0.5, 0.5, 0.5, 0.25)
+            jitter_p=0.8,
+            grey_p=0.2,
+            blur_sigma=(0.1, 2.0),
+            blur_p=0.5,
+            blur_kernel=13,
+            prefix='tgt',
+        ),
+    ),
+    bn_policy='train',
+)
+# The teacher's initialisation and EMA update (after the optimiser step).
+custom_hooks = [dict(type='EMATeacherHook')]

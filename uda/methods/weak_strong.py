@@ -1,0 +1,156 @@
+"""Weak/strong consistency (FixMatch-style; Sohn et al., NeurIPS 2020, arXiv:2001.07685).
+
+Confident predictions on a weak view of an unlabelled image are the targets of the student on a
+strong view of the same image. The loss follows UniMatch (LiheYoung/UniMatch ``unimatch.py``,
+``criterion_u`` with ``reduction='none'``): pixel cross-entropy masked by the confidence mask
+and summed, divided by the number of non-padding pixels (not by the confident ones), so a batch
+with few confident pixels gives a small loss rather than a large one on a few pixels.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence, Union
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from uda.augment.photometric import PhotometricAugment
+from uda.methods.base import Adapter, StepContext, Term
+from uda.methods.labellers import valid_pixels
+from uda.registry import TERMS
+
+
+def masked_consistency_loss(
+    logits: Tensor, labels: Tensor, weight: Tensor, valid: Tensor, ignore_index: int = 255
+) -> Tensor:
+    """``sum(weight * CE(logits, labels)) / #valid`` (UniMatch ``unimatch.py``).
+
+    Args:
+        logits: [B, C, H, W] student scores on the strong view.
+        labels: [B, H, W] targets, ``ignore_index`` where unreliable (contribute 0).
+        weight: [B, H, W] per-pixel weight (the confidence mask).
+        valid: [B, H, W] bool, pixels inside the image (not padding): the denominator.
+
+    Returns:
+        Scalar loss; 0 (with gradient) when no pixel is confident.
+    """
+    ce = F.cross_entropy(logits.float(), labels, ignore_index=ignore_index, reduction='none')
+    return (ce * weight).sum() / valid.sum().clamp(min=1)
+
+
+@TERMS.register_module()
+class WeakStrongConsistency(Term):
+    """Cross-entropy of the student on a strong view against confident weak-view labels.
+
+    Targets are the named labeller's pseudo-labels of ``weak_branch``
+    (:class:`uda.methods.ConfidenceLabeller`: arg-max where the max softmax >= 0.95, teacher or
+    student in eval mode), shared with other terms of the step. The strong view is either
+
+    * ``strong_branch``: a batch branch holding a photometric view of the same images from the
+      data pipeline (``MultiBranchDataset`` views: ``'target.weak'`` / ``'target.strong'``); its
+      geometry must equal the weak view's, or
+    * made on the device (``strong_branch=None``): per-image kornia colour jitter, greyscale and
+      blur of the weak images with UniMatch's strong-view parameters
+      (:func:`uda.augment.photometric.unimatch_strong`; LiheYoung/UniMatch ``dataset/semi.py``).
+
+    Usable on the target branch in UDA and on the unlabelled branch of semi-supervised training.
+    BatchNorm: the strong forward of ``strong_branch`` goes through
+    :meth:`StepContext.student` (running statistics updated when the adapter's ``bn_policy``
+    follows that branch); the on-device strong forward is a plain
+    :meth:`StepContext.student_forward` (updates them only under ``bn_policy='train'``).
+
+    Returns ``<prefix>.loss_ws`` and ``<prefix>.mask_ratio`` (share of non-padding pixels above
+    the threshold; logged, not summed).
+
+    Args:
+        weight: Loss weight (UniMatch: 0.5 for the two strong views together against 1 for the
+            labelled loss, i.e. 0.25 per view before its overall /2; FixMatch lambda_u = 1).
+        labeller: Name of the adapter's labeller giving [B, H, W] labels of the weak view
+            (a ConfidenceLabeller with threshold 0.95: FixMatch; UniMatch Pascal).
+        weak_branch: Branch of the weak view [B, 3, H, W] (``'target'``, ``'unlabeled.weak'``).
+        strong_branch: Branch of the strong view from the data pipeline; None = on the device.
+        jitter: On-device colour jitter (brightness, contrast, saturation, hue): UniMatch
+            ``ColorJitter(0.5, 0.5, 0.5, 0.25)``.
+        jitter_p: Probability of the jitter (0.8).
+        grey_p: Probability of greyscale (0.2).
+        blur_sigma: Gaussian blur sigma range in pixels (0.1-2.0).
+        blur_p: Probability of the blur (0.5).
+        blur_kernel: Odd blur kernel size (13 px = 3 sigma_max either side) or ``'relative'``.
+        prefix: Key prefix (``'tgt'`` in UDA; e.g. ``'unl'`` for the unlabelled branch).
+    """
+
+    def __init__(
+        self,
+        weight: float = 1.0,
+        labeller: str = 'conf',
+        weak_branch: str = 'target',
+        strong_branch: Optional[str] = None,
+        jitter: Sequence[float] = (0.5, 0.5, 0.5, 0.25),
+        jitter_p: float = 0.8,
+        grey_p: float = 0.2,
+        blur_sigma: Sequence[float] = (0.1, 2.0),
+        blur_p: float = 0.5,
+        blur_kernel: Union[int, str] = 13,
+        prefix: str = 'tgt',
+    ) -> None:
+        super().__init__(weight)
+        self.labeller, self.prefix = labeller, prefix
+        self.weak_branch, self.strong_branch = weak_branch, strong_branch
+        self.strong: Optional[PhotometricAugment] = None
+        if strong_branch is None:
+            self.strong = PhotometricAugment(
+                jitter=tuple(jitter),
+                jitter_p=jitter_p,
+                grey_p=grey_p,
+                blur_sigma=tuple(blur_sigma),
+                blur_p=blur_p,
+                blur_kernel=blur_kernel,
+                order=('jitter', 'grey', 'blur'),
+            )
+
+    def setup(self, adapter: Adapter) -> None:
+        # A teacher labeller: the term starts with the teacher (its start_iter), as
+        # SACSelfTraining does.
+        self.needs_teacher = adapter.labeller(self.labeller).needs_teacher
+
+    @torch.no_grad()
+    def strong_view(self, ctx: StepContext, x: Tensor, valid: Tensor) -> Tensor:
+        """On-device strong view of normalised ``x`` [B, 3, H, W]; padding left as it is."""
+        assert self.strong is not None
+        rgb = (ctx.denormalize(x) / 255.0).clamp(0, 1)
+        strong = ctx.normalize(self.strong(rgb) * 255.0)
+        return torch.where(valid[:, None], strong, x)
+
+    def forward(self, ctx: StepContext) -> dict[str, Tensor]:
+        pl = ctx.pseudo_labels(self.weak_branch, self.labeller)
+        x = ctx.inputs(self.weak_branch)
+        expected = (x.shape[0], *x.shape[-2:])
+        if tuple(pl.labels.shape) != expected:
+            raise ValueError(
+                f"WeakStrongConsistency: labeller '{self.labeller}' gives labels "
+                f"{tuple(pl.labels.shape)} but branch '{self.weak_branch}' is {expected}; "
+                'name a per-image labeller (ConfidenceLabeller).'
+            )
+        valid = pl.extras.get('valid')
+        if valid is None:
+            valid = valid_pixels(ctx, self.weak_branch, x)
+        if self.strong_branch is None:
+            logits = ctx.student_forward(self.strong_view(ctx, x, valid))['logits']
+        else:
+            xs = ctx.inputs(self.strong_branch)
+            if xs.shape != x.shape:
+                raise ValueError(
+                    f"WeakStrongConsistency: strong branch '{self.strong_branch}' is "
+                    f"{tuple(xs.shape)} but weak branch '{self.weak_branch}' is "
+                    f'{tuple(x.shape)}; the strong view must keep the geometry (put crops '
+                    'and flips in the shared dataset pipeline, only photometric '
+                    'transforms in the views).'
+                )
+            logits = ctx.student(self.strong_branch)['logits']
+        loss = masked_consistency_loss(logits, pl.labels, pl.weight, valid, ctx.ignore_index)
+        kept = (pl.weight * valid).sum() / valid.sum().clamp(min=1)
+        return {
+            f'{self.prefix}.loss_ws': self.weight * loss,
+            f'{self.prefix}.mask_ratio': kept.detach(),
+        }
