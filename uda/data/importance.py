@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from uda.data.multi_branch import MultiBranchDataset, MultiBranchInfiniteSampler
+from uda.data.multi_branch import MultiBranchInfiniteSampler, sampling_branch
 from uda.registry import DATA_SAMPLERS
 
 
@@ -105,15 +105,7 @@ class ImportanceSampler(MultiBranchInfiniteSampler):
         seed: Optional[int] = None,
     ) -> None:
         super().__init__(dataset, shuffle=shuffle, seed=seed)
-        if isinstance(dataset, MultiBranchDataset):
-            if branch not in dataset.names:
-                raise KeyError(
-                    f"ImportanceSampler: branch '{branch}' not in the dataset's "
-                    f'branches {dataset.names}.'
-                )
-            self.branch_index = dataset.names.index(branch)
-        else:
-            self.branch_index = 0
+        self.branch_index, _ = sampling_branch(dataset, branch, 'ImportanceSampler')
         n = self.sizes[self.branch_index]
         self.probs = torch.from_numpy(
             class_image_probabilities(load_class_counts(weights_file, n), prior)

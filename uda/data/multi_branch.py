@@ -150,6 +150,17 @@ class MultiBranchDataset(Dataset):
         return out
 
 
+def sampling_branch(dataset: Dataset, branch: str, who: str) -> tuple[int, Dataset]:
+    """``(index, dataset)`` of the sampling branch ``branch`` of a :class:`MultiBranchDataset`
+    (or ``(0, dataset)`` for a single dataset), for samplers that draw one branch their own way
+    (importance sampling, rare-class sampling)."""
+    if not isinstance(dataset, MultiBranchDataset):
+        return 0, dataset
+    if branch not in dataset.names:
+        raise KeyError(f"{who}: branch '{branch}' not in the dataset's branches {dataset.names}.")
+    return dataset.names.index(branch), dataset.datasets[branch]
+
+
 @DATA_SAMPLERS.register_module()
 class MultiBranchInfiniteSampler(Sampler):
     """Endless index stream, independent per branch, sharded across ranks.

@@ -32,7 +32,7 @@ import torch
 from mmengine.logging import print_log
 from torch.utils.data import Dataset
 
-from uda.data.multi_branch import MultiBranchDataset, MultiBranchInfiniteSampler
+from uda.data.multi_branch import MultiBranchInfiniteSampler, sampling_branch
 from uda.registry import DATA_SAMPLERS, DATASETS
 
 TOOL = 'tools/compute_rcs_stats.py CONFIG --out PATH'
@@ -223,19 +223,10 @@ class RareClassSampler(MultiBranchInfiniteSampler):
         seed: Optional[int] = None,
     ) -> None:
         super().__init__(dataset, shuffle=shuffle, seed=seed)
-        if isinstance(dataset, MultiBranchDataset):
-            if branch not in dataset.names:
-                raise KeyError(
-                    f"RareClassSampler: branch '{branch}' not in the dataset's branches "
-                    f'{dataset.names}.'
-                )
-            self.branch_index = dataset.names.index(branch)
-            target = dataset.datasets[branch]
-        else:
-            self.branch_index, target = 0, dataset
+        self.branch_index, target = sampling_branch(dataset, branch, 'RareClassSampler')
         self.num_images = self.sizes[self.branch_index]
         self.encode = isinstance(target, RareClassCrop)
-        if self.encode and target.min_pixels != int(min_pixels):
+        if isinstance(target, RareClassCrop) and target.min_pixels != int(min_pixels):
             raise ValueError(
                 f'RareClassSampler(min_pixels={min_pixels}) differs from the branch '
                 f"dataset's RareClassCrop(min_pixels={target.min_pixels}); give both the "
