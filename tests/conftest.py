@@ -179,3 +179,34 @@ def toy_runner_cfg(
 @pytest.fixture
 def batch() -> dict:
     return toy_batch()
+
+
+def toy_adversarial_runner_cfg(
+    work_dir: str, max_iters: int, val_interval: int = 10, schedule_end: int = 4
+) -> dict:
+    """:func:`toy_runner_cfg` with an output-space adversarial term and its two optimisers
+    (student SGD, discriminators Adam) on one poly schedule ending at ``schedule_end``."""
+    cfg = toy_runner_cfg(
+        work_dir,
+        max_iters=max_iters,
+        val_interval=val_interval,
+        terms=dict(
+            src=dict(type='SourceCE'),
+            out=dict(
+                type='OutputAdversarial',
+                aux_weight=0,
+                discriminator=dict(type='FCDiscriminator', channels=(8, 8, 8, 8)),
+            ),
+        ),
+    )
+    cfg['optim_wrapper'] = dict(
+        constructor='AdapterOptimWrapperConstructor',
+        student=dict(type='OptimWrapper', optimizer=dict(type='SGD', lr=0.01, momentum=0.9)),
+        discriminators=dict(
+            type='OptimWrapper', optimizer=dict(type='Adam', lr=1e-4, betas=(0.9, 0.99))
+        ),
+    )
+    cfg['param_scheduler'] = [
+        dict(type='PolyLR', power=0.9, eta_min=0, begin=0, end=schedule_end, by_epoch=False)
+    ]
+    return cfg

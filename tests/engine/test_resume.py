@@ -25,7 +25,7 @@ from mmengine.hooks import Hook
 from mmengine.logging import HistoryBuffer
 from mmengine.runner import Runner
 
-from tests.conftest import toy_runner_cfg
+from tests.conftest import toy_adversarial_runner_cfg, toy_runner_cfg
 from uda.engine.checkpoint import load_checkpoint_file
 from uda.engine.hooks import RNGStateHook, get_rng_state, set_rng_state
 
@@ -47,29 +47,9 @@ def family_cfg(family: str, work_dir: str, max_iters: int, num_workers: int = 0)
         cfg['model']['teacher'] = dict(momentum=0.9, interval=1, start_iter=2)
         cfg['custom_hooks'] = [dict(type='EMATeacherHook')]
     elif family == 'adversarial':
-        cfg = toy_runner_cfg(
-            work_dir,
-            max_iters=max_iters,
-            val_interval=2,
-            terms=dict(
-                src=dict(type='SourceCE'),
-                out=dict(
-                    type='OutputAdversarial',
-                    aux_weight=0,
-                    discriminator=dict(type='FCDiscriminator', channels=(8, 8, 8, 8)),
-                ),
-            ),
+        cfg = toy_adversarial_runner_cfg(
+            work_dir, max_iters=max_iters, val_interval=2, schedule_end=max_iters
         )
-        cfg['optim_wrapper'] = dict(
-            constructor='AdapterOptimWrapperConstructor',
-            student=dict(type='OptimWrapper', optimizer=dict(type='SGD', lr=0.01, momentum=0.9)),
-            discriminators=dict(
-                type='OptimWrapper', optimizer=dict(type='Adam', lr=1e-4, betas=(0.9, 0.99))
-            ),
-        )
-        cfg['param_scheduler'] = [
-            dict(type='PolyLR', power=0.9, eta_min=0, begin=0, end=max_iters, by_epoch=False)
-        ]
     else:
         raise ValueError(family)
     cfg['default_hooks']['rng_state'] = dict(type='RNGStateHook')

@@ -11,7 +11,7 @@ from mmengine.optim import OptimWrapper
 from mmengine.runner import Runner
 
 import uda.engine  # noqa: F401  (checkpoint loader)
-from tests.conftest import toy_batch, toy_runner_cfg
+from tests.conftest import toy_adversarial_runner_cfg, toy_batch
 from uda.engine import AdapterOptimWrapperConstructor
 from uda.registry import MODELS
 
@@ -212,30 +212,7 @@ def test_gradient_accumulation_steps_both_optimisers_every_second_iteration():
 
 
 def _adv_runner_cfg(work_dir, max_iters):
-    cfg = toy_runner_cfg(
-        work_dir,
-        max_iters=max_iters,
-        val_interval=10,
-        terms=dict(
-            src=dict(type='SourceCE'),
-            out=dict(
-                type='OutputAdversarial',
-                aux_weight=0,
-                discriminator=dict(type='FCDiscriminator', channels=(8, 8, 8, 8)),
-            ),
-        ),
-    )
-    cfg['optim_wrapper'] = dict(
-        constructor='AdapterOptimWrapperConstructor',
-        student=dict(type='OptimWrapper', optimizer=dict(type='SGD', lr=0.01, momentum=0.9)),
-        discriminators=dict(
-            type='OptimWrapper', optimizer=dict(type='Adam', lr=1e-4, betas=(0.9, 0.99))
-        ),
-    )
-    cfg['param_scheduler'] = [
-        dict(type='PolyLR', power=0.9, eta_min=0, begin=0, end=4, by_epoch=False)
-    ]
-    return cfg
+    return toy_adversarial_runner_cfg(work_dir, max_iters)
 
 
 def test_checkpoint_resume_round_trip_of_both_optimisers(tmp_path):
