@@ -20,18 +20,25 @@ from torch.utils.data import Dataset
 from uda.data.multi_branch import MultiBranchInfiniteSampler, sampling_branch
 from uda.registry import DATA_SAMPLERS
 
+IS_TOOL = 'tools/compute_is_weights.py CONFIG CHECKPOINT --out PATH'
 
-def load_class_counts(path: str, num_images: int) -> np.ndarray:
-    """Read a weights file into per-image class pixel counts [N, C]; NaN rows = no stats.
+
+def load_class_counts(
+    path: str,
+    num_images: int,
+    what: str = 'Importance weights',
+    tool: str = IS_TOOL,
+    role: str = 'target',
+) -> np.ndarray:
+    """Read per-image class pixel counts [N, C] from a statistics file; NaN rows = no stats.
 
     The file is ``{"num_classes": C, "images": [{"index": i, "img_path": p,
-    "counts": [...]}, ...]}``.
+    "counts": [...]}, ...]}``, the layout of ``tools/compute_is_weights.py`` (SAC's importance
+    sampling) and ``tools/compute_rcs_stats.py`` (rare-class sampling); ``what``, ``tool`` and
+    ``role`` (the dataset's branch) name them in errors.
     """
     if not os.path.isfile(path):
-        raise FileNotFoundError(
-            f'Importance weights file not found: {path}. Write it with '
-            'tools/compute_is_weights.py CONFIG CHECKPOINT --out PATH.'
-        )
+        raise FileNotFoundError(f'{what} file not found: {path}. Write it with {tool}.')
     try:
         with open(path) as f:
             data = json.load(f)
@@ -39,17 +46,15 @@ def load_class_counts(path: str, num_images: int) -> np.ndarray:
         entries = data['images']
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
         raise ValueError(
-            f'Importance weights file {path} is malformed ({err}); regenerate it '
-            'with tools/compute_is_weights.py.'
+            f'{what} file {path} is malformed ({err}); regenerate it with {tool}.'
         ) from err
     counts = np.full((num_images, num_classes), np.nan)
     for e in entries:
         i = int(e['index'])
         if not 0 <= i < num_images:
             raise ValueError(
-                f'{path}: image index {i} outside the target dataset (size '
-                f'{num_images}); the file belongs to another dataset. Regenerate '
-                'it for this dataset.'
+                f'{path}: image index {i} outside the {role} dataset (size {num_images}); the '
+                f'file belongs to another dataset. Regenerate it with {tool}.'
             )
         if len(e['counts']) != num_classes:
             raise ValueError(

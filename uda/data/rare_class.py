@@ -22,9 +22,7 @@ Two parts, because the choice and the crop happen in different places here:
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 from typing import Any, Iterator, Optional
 
 import numpy as np
@@ -32,6 +30,7 @@ import torch
 from mmengine.logging import print_log
 from torch.utils.data import Dataset
 
+from uda.data.importance import load_class_counts
 from uda.data.multi_branch import MultiBranchInfiniteSampler, sampling_branch
 from uda.registry import DATA_SAMPLERS, DATASETS
 
@@ -44,40 +43,15 @@ def load_rcs_stats(path: str, num_images: int) -> np.ndarray:
     The file is ``{"num_classes": C, "images": [{"index": i, "img_path": p, "counts": [...]},
     ...]}`` with one entry per image of the source training set.
     """
-    if not os.path.isfile(path):
-        raise FileNotFoundError(
-            f'Rare-class statistics file not found: {path}. Write it with {TOOL}.'
-        )
-    try:
-        with open(path) as f:
-            data = json.load(f)
-        num_classes = int(data['num_classes'])
-        entries = data['images']
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
-        raise ValueError(
-            f'Rare-class statistics file {path} is malformed ({err}); regenerate it with {TOOL}.'
-        ) from err
-    counts = np.full((num_images, num_classes), -1, np.int64)
-    for e in entries:
-        i = int(e['index'])
-        if not 0 <= i < num_images:
-            raise ValueError(
-                f'{path}: image index {i} outside the source dataset (size {num_images}); the '
-                f'file belongs to another dataset. Regenerate it with {TOOL}.'
-            )
-        if len(e['counts']) != num_classes:
-            raise ValueError(
-                f'{path}: image {i} has {len(e["counts"])} counts, expected {num_classes}.'
-            )
-        counts[i] = e['counts']
-    missing = np.flatnonzero((counts < 0).any(1))
+    counts = load_class_counts(path, num_images, 'Rare-class statistics', TOOL, 'source')
+    missing = np.flatnonzero(np.isnan(counts).any(1))
     if len(missing):
         raise ValueError(
             f'{path}: {len(missing)} of {num_images} source images have no statistics (first: '
             f'{missing[0]}); the file belongs to another dataset or split. Regenerate it with '
             f'{TOOL}.'
         )
-    return counts
+    return counts.astype(np.int64)
 
 
 def rcs_class_probabilities(
