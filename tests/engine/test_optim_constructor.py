@@ -103,3 +103,26 @@ def test_layer_decay_keeps_user_keys_and_checks_its_input():
         )
     with pytest.raises(ValueError, match=r'\(0, 1\]'):
         layer_decay_custom_keys(model.student, 1.5)
+
+
+def test_layer_decay_constructor_for_a_plain_optim_wrapper():
+    """Configs with one OptimWrapper: constructor='LayerDecayOptimWrapperConstructor'."""
+    from mmengine.optim import build_optim_wrapper
+    from mmengine.registry import DefaultScope
+
+    model = _adapter(arch='Unet', encoder_name='resnet18')
+    with DefaultScope.overwrite_default_scope('uda'):
+        wrapper = build_optim_wrapper(
+            model,
+            dict(
+                type='OptimWrapper',
+                optimizer=dict(type='AdamW', lr=1e-3),
+                constructor='LayerDecayOptimWrapperConstructor',
+                paramwise_cfg=dict(layer_decay=dict(rate=0.5)),
+            ),
+        )
+    lr_of = {id(p): g['lr'] for g in wrapper.optimizer.param_groups for p in g['params']}
+    enc = model.student.net.encoder
+    assert lr_of[id(enc.conv1.weight)] == pytest.approx(1e-3 * 0.5**5)
+    assert lr_of[id(enc.layer4[0].conv1.weight)] == pytest.approx(1e-3 * 0.5)
+    assert lr_of[id(model.student.net.segmentation_head[0].weight)] == pytest.approx(1e-3)

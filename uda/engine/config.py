@@ -384,6 +384,12 @@ def check_config_keys(cfg: Any, config_path: str = 'the config') -> None:
         )
         if constructor is DefaultOptimWrapperConstructor:
             _check_optim_wrapper(optim, 'optim_wrapper', issues)
+        elif (
+            constructor is not None and constructor.__name__ == 'LayerDecayOptimWrapperConstructor'
+        ):
+            paramwise = {k: v for k, v in (optim.get('paramwise_cfg') or {}).items()}
+            paramwise.pop('layer_decay', None)  # uda's own key (uda/engine/optim_constructor.py)
+            _check_optim_wrapper(dict(optim, paramwise_cfg=paramwise), 'optim_wrapper', issues)
         elif constructor is not None and constructor.__name__ == 'AdapterOptimWrapperConstructor':
             for name, sub in optim.items():
                 if name not in ('constructor', 'paramwise_cfg'):

@@ -40,8 +40,9 @@ def layer_decay_custom_keys(
     user = dict(custom_keys or {})
     by_length = sorted(sorted(user), key=len, reverse=True)
     out = dict(user)
+    head = f'{prefix}.net.encoder.' if prefix else 'net.encoder.'
     for name, stage in ids.items():
-        full = f'{prefix}.net.encoder.{name}'
+        full = head + name
         opts = next((dict(user[k]) for k in by_length if k in full), {})
         opts['lr_mult'] = opts.get('lr_mult', 1.0) * float(rate) ** (num_stages - stage)
         out[full] = opts
@@ -62,6 +63,46 @@ def _group(modules: list[tuple[str, nn.Module]]) -> nn.Module:
             parent = parent._modules[part]  # type: ignore[assignment]
         parent.add_module(last, module)
     return root
+
+
+def _pop_layer_decay(paramwise_cfg: Optional[dict]) -> tuple[Optional[dict], Optional[dict]]:
+    """Split ``paramwise_cfg`` into mmengine's keys and uda's ``layer_decay=dict(rate=...)``."""
+    if not paramwise_cfg or 'layer_decay' not in paramwise_cfg:
+        return paramwise_cfg, None
+    paramwise = dict(paramwise_cfg)
+    decay = dict(paramwise.pop('layer_decay'))
+    if set(decay) != {'rate'}:
+        raise ValueError(
+            f'paramwise_cfg.layer_decay={decay}: give exactly rate=<decay>, e.g. '
+            'layer_decay=dict(rate=0.65).'
+        )
+    return paramwise, decay
+
+
+@OPTIM_WRAPPER_CONSTRUCTORS.register_module()
+class LayerDecayOptimWrapperConstructor(DefaultOptimWrapperConstructor):
+    """mmengine's default constructor plus ``paramwise_cfg.layer_decay=dict(rate=...)``.
+
+    For configs with one plain ``optim_wrapper`` (``dict(type='OptimWrapper', ...)``): set
+    ``constructor='LayerDecayOptimWrapperConstructor'``. The student's encoder stages get
+    :func:`layer_decay_custom_keys`; ``AdapterOptimWrapperConstructor`` reads the same key.
+    """
+
+    def __init__(self, optim_wrapper_cfg: dict, paramwise_cfg: Optional[dict] = None) -> None:
+        paramwise, self.layer_decay = _pop_layer_decay(paramwise_cfg)
+        super().__init__(optim_wrapper_cfg, paramwise)
+
+    def __call__(self, model: nn.Module) -> Any:
+        if is_model_wrapper(model):
+            model = model.module
+        if self.layer_decay is not None:
+            student = getattr(model, 'student', model)
+            prefix = 'student' if student is not model else ''
+            self.paramwise_cfg = dict(self.paramwise_cfg or {})
+            self.paramwise_cfg['custom_keys'] = layer_decay_custom_keys(
+                student, self.layer_decay['rate'], prefix, self.paramwise_cfg.get('custom_keys')
+            )
+        return super().__call__(model)
 
 
 @OPTIM_WRAPPER_CONSTRUCTORS.register_module()
@@ -93,15 +134,7 @@ class AdapterOptimWrapperConstructor:
     """
 
     def __init__(self, optim_wrapper_cfg: dict, paramwise_cfg: Optional[dict] = None) -> None:
-        paramwise_cfg = dict(paramwise_cfg) if paramwise_cfg else None
-        self.layer_decay: Optional[dict] = None
-        if paramwise_cfg and 'layer_decay' in paramwise_cfg:
-            self.layer_decay = dict(paramwise_cfg.pop('layer_decay'))
-            if set(self.layer_decay) != {'rate'}:
-                raise ValueError(
-                    f'paramwise_cfg.layer_decay={self.layer_decay}: give exactly rate=<decay>, '
-                    'e.g. layer_decay=dict(rate=0.65).'
-                )
+        paramwise_cfg, self.layer_decay = _pop_layer_decay(paramwise_cfg)
         cfg = dict(optim_wrapper_cfg)
         if 'student' not in cfg or 'optimizer' in cfg:
             raise KeyError(
