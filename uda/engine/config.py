@@ -81,6 +81,8 @@ def check_cfg_options(cfg: Config, options: Optional[dict], config_path: str) ->
             if isinstance(node, (list, tuple)) and part.isdigit():
                 node = node[int(part)]
                 continue
+            if hasattr(node, 'keys') and part not in node and _takes(node, part):
+                break  # a new dict argument (model.segmentor.freeze.encoder=True)
             if not hasattr(node, 'keys') or part not in node:
                 where = '.'.join(parts[:depth]) or '(top level)'
                 known = sorted(node.keys()) if hasattr(node, 'keys') else type(node).__name__
@@ -89,6 +91,15 @@ def check_cfg_options(cfg: Config, options: Optional[dict], config_path: str) ->
                     f'{config_path}; it holds {known}.'
                 )
             node = node[part]
+
+
+def _takes(node: Any, key: str) -> bool:
+    """Whether the model class named by ``node['type']`` takes keyword ``key`` (or ``key``
+    is the ``paramwise_cfg`` of an optimiser wrapper, read by its constructor)."""
+    if key == 'paramwise_cfg' and 'optimizer' in node:
+        return True
+    cls = _lookup(MODELS, node.get('type'))
+    return cls is not None and key in inspect.signature(cls).parameters
 
 
 def load_config(

@@ -93,16 +93,16 @@ class LayerDecayOptimWrapperConstructor(DefaultOptimWrapperConstructor):
         super().__init__(optim_wrapper_cfg, paramwise)
 
     def __call__(self, model: nn.Module) -> Any:
-        if is_model_wrapper(model):
-            model = model.module
+        net: Any = model.module if is_model_wrapper(model) else model
         if self.layer_decay is not None:
-            student = getattr(model, 'student', model)
-            prefix = 'student' if student is not model else ''
-            self.paramwise_cfg = dict(self.paramwise_cfg or {})
-            self.paramwise_cfg['custom_keys'] = layer_decay_custom_keys(
-                student, self.layer_decay['rate'], prefix, self.paramwise_cfg.get('custom_keys')
+            student = getattr(net, 'student', net)
+            prefix = 'student' if student is not net else ''
+            paramwise: dict = dict(getattr(self, 'paramwise_cfg', None) or {})
+            paramwise['custom_keys'] = layer_decay_custom_keys(
+                student, self.layer_decay['rate'], prefix, paramwise.get('custom_keys')
             )
-        return super().__call__(model)
+            self.paramwise_cfg = paramwise
+        return super().__call__(net)
 
 
 @OPTIM_WRAPPER_CONSTRUCTORS.register_module()

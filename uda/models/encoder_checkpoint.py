@@ -223,7 +223,7 @@ def _candidate(
         # DINOv2 conversion, position-embedding resampling to the model's grid, patch
         # embedding resampling to its patch size (huggingface/pytorch-image-models
         # timm/models/vision_transformer.py checkpoint_filter_fn).
-        sd = checkpoint_filter_fn(sd, target)
+        sd = checkpoint_filter_fn(sd, target)  # type: ignore[arg-type]
     return sd, dropped
 
 
