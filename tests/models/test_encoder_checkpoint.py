@@ -136,6 +136,15 @@ def test_tu_cnn_and_uda_layout(tmp_path):
     assert not seg.checkpoint_report.missing and not seg.checkpoint_report.unexpected
     for k, v in seg.net.encoder.state_dict().items():
         assert torch.equal(v, enc_sd[k]), k
+    # a tools/train.py checkpoint: the student's encoder
+    train_ckpt = {f'student.net.encoder.{k}': v for k, v in enc_sd.items()}
+    train_ckpt['student.net.decoder.w'] = torch.zeros(2)
+    torch.save({'state_dict': train_ckpt, 'meta': {'iter': 4}}, tmp_path / 't.pth')
+    report = load_encoder_checkpoint(
+        _seg(encoder_name='tu-resnet18').net.encoder, str(tmp_path / 't.pth')
+    )
+    assert report.layout == 'auto -> uda' and report.prefix == 'student.net.encoder.'
+    assert report.share == 1.0 and not report.unexpected
 
 
 def test_vit_dino_teacher_and_mae_resample_the_position_embedding(tmp_path):

@@ -15,7 +15,8 @@ shape does not fit.
 Layouts, with the file that saves or reads them:
 
 ====================  ======================================================================
-``uda``               ``{'state_dict': segmentor.net.encoder.state_dict()}`` (tools/pretrain.py)
+``uda``               ``{'state_dict': segmentor.net.encoder.state_dict()}`` (tools/pretrain.py);
+                      ``student.net.encoder.`` of a tools/train.py checkpoint
 ``timm``              timm ``train.py`` checkpoints (``state_dict``) and bare timm / torchvision
                       files
 ``dino``              facebookresearch/dino main_dino.py ``save_dict`` (``teacher`` /
@@ -76,7 +77,11 @@ class Layout:
 
 
 LAYOUTS: dict[str, Layout] = {
-    'uda': Layout(containers=('state_dict',)),
+    # tools/pretrain.py files; also a whole training checkpoint of tools/train.py (the
+    # student's encoder) or a saved segmentor.
+    'uda': Layout(
+        containers=('state_dict',), prefixes=('', 'student.net.encoder.', 'net.encoder.')
+    ),
     'timm': Layout(
         containers=('state_dict', 'model'),
         prefixes=('', 'module.'),
