@@ -144,6 +144,31 @@ def test_unknown_cfg_option_key_is_rejected():
     check_cfg_options(cfg, {'model.segmentor.aux_head': 1, 'train_cfg.max_iters': 2}, 'c.py')
 
 
+def test_cfg_options_may_add_a_dict_argument_the_class_takes():
+    """``model.segmentor.freeze.encoder=True``: SMPSegmentor takes ``freeze``; a misspelt
+    argument is still refused, and so is paramwise_cfg outside an optimiser wrapper."""
+    cfg = Config(
+        dict(
+            model=dict(segmentor=dict(type='SMPSegmentor')),
+            optim_wrapper=dict(type='OptimWrapper', optimizer=dict(type='SGD', lr=0.1)),
+        )
+    )
+    with DefaultScope.overwrite_default_scope('uda'):
+        check_cfg_options(
+            cfg,
+            {
+                'model.segmentor.freeze.encoder': True,
+                'model.segmentor.encoder_checkpoint.file': 'x.pth',
+                'optim_wrapper.paramwise_cfg.layer_decay.rate': 0.65,
+            },
+            'c.py',
+        )
+        with pytest.raises(KeyError, match="'freez' is not under model.segmentor"):
+            check_cfg_options(cfg, {'model.segmentor.freez.encoder': True}, 'c.py')
+        with pytest.raises(KeyError, match="'paramwise_cfg' is not under model"):
+            check_cfg_options(cfg, {'model.paramwise_cfg.x.y': 1}, 'c.py')
+
+
 def test_missing_config_file(tmp_path):
     with pytest.raises(FileNotFoundError, match='Config file not found'):
         load_config(str(tmp_path / 'nope.py'))

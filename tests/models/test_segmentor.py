@@ -139,3 +139,87 @@ def test_toy_segmentor_has_the_segmentor_interface():
     assert torch.equal(toy.head('cls', feats), out['cls_logits'])
     with pytest.raises(ValueError, match='no head'):
         toy.head('seg', feats)
+
+
+# ------------------------------------------------------------------ encoders (issue 12)
+TINY_DPT = dict(
+    arch='DPT',
+    encoder_name='tu-vit_tiny_patch16_224',
+    decoder_intermediate_channels=(8, 8, 8, 8),
+    decoder_fusion_channels=8,
+    num_classes=3,
+)
+
+
+@pytest.mark.parametrize(
+    'kw',
+    [
+        dict(arch='Unet', encoder_name='resnet18'),
+        dict(arch='Segformer', encoder_name='mit_b0'),
+        dict(arch='FPN', encoder_name='tu-resnet18'),
+        dict(TINY_DPT, encoder_kwargs=dict(img_size=32)),  # not the ViT's 224: resampled
+    ],
+    ids=['resnet18', 'mit_b0', 'tu-resnet18', 'tu-vit+dpt'],
+)
+def test_encoders_give_logits_at_input_size_and_decode_of_extract_feat(kw):
+    kw = {'num_classes': 3, **kw}
+    net = SMPSegmentor(**kw).eval()
+    x = torch.randn(2, 3, 64, 96)
+    feats = net.extract_feat(x)
+    assert [f.shape[1] for f in feats] == net.encoder_channels
+    logits = net(x)
+    assert logits.shape == (2, 3, 64, 96)
+    assert torch.allclose(net.decode(feats, (64, 96)), logits, atol=1e-5)
+
+
+def test_vit_dpt_prefix_tokens_pruned_head_and_size_checks():
+    net = SMPSegmentor(**TINY_DPT).eval()
+    vit = net.net.encoder.model
+    assert isinstance(vit.head, torch.nn.Identity) and isinstance(vit.norm, torch.nn.Identity)
+    x = torch.randn(2, 3, 64, 64)
+    feats = net.extract_feat(x)
+    assert [f.shape for f in feats] == [(2, 192, 4, 4)] * 4
+    assert all(t.shape == (2, 1, 192) for t in feats.prefix_tokens)  # the class token
+    # decoder_readout='cat' reads the class token: a plain list has lost it
+    with pytest.raises(ValueError, match="decoder_readout='ignore'"):
+        net.decode(list(feats))
+    ignore = SMPSegmentor(**TINY_DPT, decoder_readout='ignore').eval()
+    assert ignore.decode(list(ignore.extract_feat(x))).shape[-2:] == (64, 64)
+    with pytest.raises(ValueError, match='size_divisor=32'):
+        net(torch.randn(2, 3, 48, 64))  # a 3 x 4 grid: DPT halves and doubles it
+    with pytest.raises(ValueError, match="arch='DPT'"):
+        SMPSegmentor(arch='UPerNet', encoder_name='tu-vit_tiny_patch16_224')
+    with pytest.raises(ValueError, match='encoder_kwargs'):
+        SMPSegmentor(encoder_name='resnet18', encoder_kwargs=dict(img_size=64))
+
+
+# ------------------------------------------------------------------ freezing
+def test_freeze_encoder_keeps_its_bn_in_eval_and_trains_the_decoder():
+    net = SMPSegmentor(encoder_name='resnet18', num_classes=3, freeze=dict(encoder=True))
+    net.train()
+    enc = net.net.encoder
+    assert all(not p.requires_grad for p in enc.parameters())
+    assert all(p.requires_grad for p in net.net.decoder.parameters())
+    assert not enc.bn1.training and net.net.decoder.training
+    stats = enc.bn1.running_mean.clone()
+    net(torch.randn(2, 3, 32, 32)).sum().backward()
+    assert torch.equal(enc.bn1.running_mean, stats)
+    assert all(p.grad is None for p in enc.parameters())
+    assert all(p.grad is not None for p in net.net.segmentation_head.parameters())
+
+
+def test_freeze_stages_and_patterns():
+    net = SMPSegmentor(encoder_name='resnet18', num_classes=3, freeze=dict(stages=1))
+    frozen = {n for n, p in net.named_parameters() if not p.requires_grad}
+    # mmseg ResNet frozen_stages=1: the stem and layer1
+    assert 'net.encoder.conv1.weight' in frozen and 'net.encoder.layer1.0.conv1.weight' in frozen
+    assert not any('layer2' in n or 'decoder' in n for n in frozen)
+    net = SMPSegmentor(**TINY_DPT, freeze=dict(stages=0, patterns=[r'blocks\.[0-2]\.']))
+    frozen = {n for n, p in net.named_parameters() if not p.requires_grad}
+    assert 'net.encoder.model.pos_embed' in frozen and 'net.encoder.model.cls_token' in frozen
+    assert 'net.encoder.model.blocks.2.attn.qkv.weight' in frozen
+    assert 'net.encoder.model.blocks.3.attn.qkv.weight' not in frozen
+    with pytest.raises(ValueError, match='matches no parameter'):
+        SMPSegmentor(encoder_name='resnet18', freeze=dict(patterns=['nothing_like_this']))
+    with pytest.raises(ValueError, match='unknown key'):
+        SMPSegmentor(encoder_name='resnet18', freeze=dict(encoders=True))

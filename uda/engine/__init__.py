@@ -4,11 +4,15 @@ import)."""
 from uda.engine import checkpoint  # noqa: F401  (installs the safe checkpoint loader)
 from uda.engine.dist import AdapterDataParallel, average_gradients, prepare_distributed
 from uda.engine.hooks import SegVisualizationHook
-from uda.engine.optim_constructor import AdapterOptimWrapperConstructor
+from uda.engine.optim_constructor import (
+    AdapterOptimWrapperConstructor,
+    LayerDecayOptimWrapperConstructor,
+)
 
 __all__ = [
     'AdapterDataParallel',
     'AdapterOptimWrapperConstructor',
+    'LayerDecayOptimWrapperConstructor',
     'SegVisualizationHook',
     'average_gradients',
     'prepare_distributed',

@@ -81,6 +81,8 @@ def check_cfg_options(cfg: Config, options: Optional[dict], config_path: str) ->
             if isinstance(node, (list, tuple)) and part.isdigit():
                 node = node[int(part)]
                 continue
+            if hasattr(node, 'keys') and part not in node and _takes(node, part):
+                break  # a new dict argument (model.segmentor.freeze.encoder=True)
             if not hasattr(node, 'keys') or part not in node:
                 where = '.'.join(parts[:depth]) or '(top level)'
                 known = sorted(node.keys()) if hasattr(node, 'keys') else type(node).__name__
@@ -89,6 +91,15 @@ def check_cfg_options(cfg: Config, options: Optional[dict], config_path: str) ->
                     f'{config_path}; it holds {known}.'
                 )
             node = node[part]
+
+
+def _takes(node: Any, key: str) -> bool:
+    """Whether the model class named by ``node['type']`` takes keyword ``key`` (or ``key``
+    is the ``paramwise_cfg`` of an optimiser wrapper, read by its constructor)."""
+    if key == 'paramwise_cfg' and 'optimizer' in node:
+        return True
+    cls = _lookup(MODELS, node.get('type'))
+    return cls is not None and key in inspect.signature(cls).parameters
 
 
 def load_config(
@@ -384,6 +395,12 @@ def check_config_keys(cfg: Any, config_path: str = 'the config') -> None:
         )
         if constructor is DefaultOptimWrapperConstructor:
             _check_optim_wrapper(optim, 'optim_wrapper', issues)
+        elif (
+            constructor is not None and constructor.__name__ == 'LayerDecayOptimWrapperConstructor'
+        ):
+            paramwise = {k: v for k, v in (optim.get('paramwise_cfg') or {}).items()}
+            paramwise.pop('layer_decay', None)  # uda's own key (uda/engine/optim_constructor.py)
+            _check_optim_wrapper(dict(optim, paramwise_cfg=paramwise), 'optim_wrapper', issues)
         elif constructor is not None and constructor.__name__ == 'AdapterOptimWrapperConstructor':
             for name, sub in optim.items():
                 if name not in ('constructor', 'paramwise_cfg'):

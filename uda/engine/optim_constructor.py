@@ -8,7 +8,45 @@ import torch.nn as nn
 from mmengine.model import is_model_wrapper
 from mmengine.optim import DefaultOptimWrapperConstructor, OptimWrapperDict
 
+from uda.models.encoder_stages import encoder_stage_ids
 from uda.registry import OPTIM_WRAPPER_CONSTRUCTORS
+
+
+def layer_decay_custom_keys(
+    segmentor: nn.Module,
+    rate: float,
+    prefix: str = 'student',
+    custom_keys: Optional[dict] = None,
+) -> dict:
+    """``paramwise_cfg.custom_keys`` giving encoder stage i the lr ``base_lr * rate ** (N - i)``.
+
+    Layer-wise learning-rate decay (BEiT, arXiv:2106.08254; MAE fine-tuning
+    facebookresearch/mae util/lr_decay.py ``param_groups_lrd``: scale ``decay ** (num_layers
+    - layer_id)``): stage ids and N from :func:`uda.models.encoder_stages.encoder_stage_ids`,
+    so the stem / embeddings get ``rate ** N`` and the decoder and heads the base lr. One key
+    per encoder parameter (its full name), so mmengine's substring matching cannot mix
+    stages up (``blocks.1.`` is no substring of ``blocks.11.``, but a shorter key could be);
+    a user key that also matches the parameter keeps its options and multiplies its lr_mult.
+    """
+    if not 0.0 < float(rate) <= 1.0:
+        raise ValueError(f'paramwise_cfg.layer_decay.rate={rate} must be in (0, 1].')
+    encoder = getattr(getattr(segmentor, 'net', None), 'encoder', None)
+    if not isinstance(encoder, nn.Module):
+        raise ValueError(
+            f'paramwise_cfg.layer_decay needs an SMPSegmentor student (net.encoder); got '
+            f'{type(segmentor).__name__}. Drop layer_decay for this network.'
+        )
+    ids, num_stages = encoder_stage_ids(encoder)
+    user = dict(custom_keys or {})
+    by_length = sorted(sorted(user), key=len, reverse=True)
+    out = dict(user)
+    head = f'{prefix}.net.encoder.' if prefix else 'net.encoder.'
+    for name, stage in ids.items():
+        full = head + name
+        opts = next((dict(user[k]) for k in by_length if k in full), {})
+        opts['lr_mult'] = opts.get('lr_mult', 1.0) * float(rate) ** (num_stages - stage)
+        out[full] = opts
+    return out
 
 
 def _group(modules: list[tuple[str, nn.Module]]) -> nn.Module:
@@ -25,6 +63,46 @@ def _group(modules: list[tuple[str, nn.Module]]) -> nn.Module:
             parent = parent._modules[part]  # type: ignore[assignment]
         parent.add_module(last, module)
     return root
+
+
+def _pop_layer_decay(paramwise_cfg: Optional[dict]) -> tuple[Optional[dict], Optional[dict]]:
+    """Split ``paramwise_cfg`` into mmengine's keys and uda's ``layer_decay=dict(rate=...)``."""
+    if not paramwise_cfg or 'layer_decay' not in paramwise_cfg:
+        return paramwise_cfg, None
+    paramwise = dict(paramwise_cfg)
+    decay = dict(paramwise.pop('layer_decay'))
+    if set(decay) != {'rate'}:
+        raise ValueError(
+            f'paramwise_cfg.layer_decay={decay}: give exactly rate=<decay>, e.g. '
+            'layer_decay=dict(rate=0.65).'
+        )
+    return paramwise, decay
+
+
+@OPTIM_WRAPPER_CONSTRUCTORS.register_module()
+class LayerDecayOptimWrapperConstructor(DefaultOptimWrapperConstructor):
+    """mmengine's default constructor plus ``paramwise_cfg.layer_decay=dict(rate=...)``.
+
+    For configs with one plain ``optim_wrapper`` (``dict(type='OptimWrapper', ...)``): set
+    ``constructor='LayerDecayOptimWrapperConstructor'``. The student's encoder stages get
+    :func:`layer_decay_custom_keys`; ``AdapterOptimWrapperConstructor`` reads the same key.
+    """
+
+    def __init__(self, optim_wrapper_cfg: dict, paramwise_cfg: Optional[dict] = None) -> None:
+        paramwise, self.layer_decay = _pop_layer_decay(paramwise_cfg)
+        super().__init__(optim_wrapper_cfg, paramwise)
+
+    def __call__(self, model: nn.Module) -> Any:
+        net: Any = model.module if is_model_wrapper(model) else model
+        if self.layer_decay is not None:
+            student = getattr(net, 'student', net)
+            prefix = 'student' if student is not net else ''
+            paramwise: dict = dict(getattr(self, 'paramwise_cfg', None) or {})
+            paramwise['custom_keys'] = layer_decay_custom_keys(
+                student, self.layer_decay['rate'], prefix, paramwise.get('custom_keys')
+            )
+            self.paramwise_cfg = paramwise
+        return super().__call__(net)
 
 
 @OPTIM_WRAPPER_CONSTRUCTORS.register_module()
@@ -50,10 +128,13 @@ class AdapterOptimWrapperConstructor:
         optim_wrapper_cfg: ``dict(student=dict(type='OptimWrapper', optimizer=...),
             discriminators=dict(...), ...)``; each may be an ``AmpOptimWrapper`` and carry
             ``accumulative_counts`` / ``clip_grad``.
-        paramwise_cfg: Passed to the student's ``DefaultOptimWrapperConstructor``.
+        paramwise_cfg: Passed to the student's ``DefaultOptimWrapperConstructor``. Its own
+            key ``layer_decay=dict(rate=0.65)`` adds layer-wise lr decay over the student's
+            encoder stages (:func:`layer_decay_custom_keys`; decoder and heads at base lr).
     """
 
     def __init__(self, optim_wrapper_cfg: dict, paramwise_cfg: Optional[dict] = None) -> None:
+        paramwise_cfg, self.layer_decay = _pop_layer_decay(paramwise_cfg)
         cfg = dict(optim_wrapper_cfg)
         if 'student' not in cfg or 'optimizer' in cfg:
             raise KeyError(
@@ -91,6 +172,11 @@ class AdapterOptimWrapperConstructor:
             if name == 'student':
                 modules = [('student', model.student), *modules]
             paramwise = self.paramwise_cfg if name == 'student' else None
+            if name == 'student' and self.layer_decay is not None:
+                paramwise = dict(paramwise or {})
+                paramwise['custom_keys'] = layer_decay_custom_keys(
+                    model.student, self.layer_decay['rate'], 'student', paramwise.get('custom_keys')
+                )
             wrappers[name] = DefaultOptimWrapperConstructor(self.cfgs[name], paramwise)(
                 _group(modules)
             )

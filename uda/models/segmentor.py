@@ -9,14 +9,19 @@ and ``forward`` is built on them, so every caller sees the same computation.
 from __future__ import annotations
 
 import inspect
+import re
 from typing import Any, Optional, Sequence, Union
 
 import segmentation_models_pytorch as smp
 import torch.nn as nn
 import torch.nn.functional as F
+from segmentation_models_pytorch.encoders.timm_vit import TimmViTEncoder
 from torch import Tensor
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from uda.models.deeplabv2 import ASPPv2
+from uda.models.encoder_checkpoint import EncoderLoadReport, load_encoder_checkpoint
+from uda.models.encoder_stages import encoder_stage_ids
 from uda.registry import MODELS
 
 Size = Sequence[int]
@@ -26,6 +31,17 @@ HEAD_CONFIG = {
     'aux': "segmentor.aux_head=dict(type='conv', in_index=-2, channels=256)",
     'cls': "segmentor.aux_params=dict(classes=<K>) (smp's classification head)",
 }
+
+
+class EncoderFeatures(list):
+    """The encoder's list of [B, C_i, H_i, W_i] maps, plus a ViT's prefix tokens.
+
+    smp's ``TimmViTEncoder`` (plain ViTs, DPT) returns the spatial maps and, per map, the
+    class / register tokens ([B, T, C_i] or None) that DPT's ``readout='cat'|'add'`` fuses
+    back; the list stays a list so terms that read ``features[-1]`` need not know.
+    """
+
+    prefix_tokens: Optional[list[Optional[Tensor]]] = None
 
 
 def resize_logits(logits: Tensor, size: Optional[Size], align_corners: bool) -> Tensor:
@@ -90,6 +106,22 @@ class SMPSegmentor(nn.Module):
         align_corners: ``align_corners`` of the bilinear upsampling of logits (main and aux).
             DeepLab-v2 reference code (ADVENT, AdaptSegNet, SAC) upsamples with True, so its
             checkpoints evaluate as their authors' code does only with True.
+        encoder_kwargs: Keyword arguments of ``timm.create_model`` for a ``tu-`` encoder
+            (``img_size``, ``patch_size``, ``drop_path_rate`` ...). Plain ViTs
+            (``tu-vit_*``) need ``arch='DPT'`` (smp's other decoders need a feature pyramid);
+            for DPT ``dynamic_img_size`` defaults to True, so any input size divisible by the
+            patch size works (timm resamples the position embedding per forward).
+        encoder_checkpoint: Load a local (self-supervised) checkpoint into the encoder:
+            ``dict(file=..., layout='auto', min_matched=0.9, checkpoint_key=None,
+            revise_keys=())`` (:func:`uda.models.encoder_checkpoint.load_encoder_checkpoint`;
+            layouts ``uda``, ``timm``, ``dino``, ``dinov2``, ``moco_v2``, ``moco_v3``, ``mae``,
+            ``byol``, ``simclr``). The report is logged and kept in ``checkpoint_report``.
+        freeze: Parameters that do not train (``requires_grad=False``; their BatchNorm layers
+            stay in eval mode, so running statistics do not move): ``dict(encoder=True)``
+            (linear probe: only decoder and heads train), ``dict(stages=N)`` (the stem and the
+            first N encoder stages, mmseg ResNet ``frozen_stages``; stage numbers from
+            :func:`uda.models.encoder_stages.encoder_stage_ids`), ``dict(patterns=[regex,
+            ...])`` (parameter names of this segmentor, e.g. ``'net.encoder.layer1'``).
         **smp_kwargs: Passed to ``smp.create_model`` (e.g. ``decoder_channels``; ``aux_params``
             builds head ``cls``).
     """
@@ -103,6 +135,9 @@ class SMPSegmentor(nn.Module):
         in_channels: int = 3,
         aux_head: Optional[dict] = None,
         align_corners: bool = False,
+        encoder_kwargs: Optional[dict] = None,
+        encoder_checkpoint: Optional[dict] = None,
+        freeze: Optional[dict] = None,
         **smp_kwargs: Any,
     ) -> None:
         super().__init__()
@@ -121,6 +156,15 @@ class SMPSegmentor(nn.Module):
                 f'SMPSegmentor(arch={arch!r}): unknown argument(s) {unknown}. '
                 f'{model_class.__name__} accepts {sorted(known)}.'
             )
+        timm_kwargs = dict(encoder_kwargs or {})
+        if timm_kwargs and not encoder_name.startswith('tu-'):
+            raise ValueError(
+                f'SMPSegmentor: encoder_kwargs={timm_kwargs} only apply to timm encoders '
+                f"('tu-' names); {encoder_name!r} is an smp encoder. Drop encoder_kwargs or use "
+                f"encoder_name='tu-...'."
+            )
+        if arch.lower() == 'dpt':
+            timm_kwargs.setdefault('dynamic_img_size', True)
         try:
             self.net = smp.create_model(
                 arch,
@@ -129,15 +173,25 @@ class SMPSegmentor(nn.Module):
                 in_channels=in_channels,
                 classes=num_classes,
                 **smp_kwargs,
+                **timm_kwargs,
             )
         except (KeyError, ValueError, TypeError) as err:
+            hint = ''
+            if 'downsampling pattern' in str(err) and 'vit' in encoder_name:
+                hint = (
+                    " A plain ViT gives every stage at one stride: use arch='DPT' (smp's "
+                    'dense decoder for ViTs), or a hierarchical encoder (tu-swin_*, mit_b*).'
+                )
             raise ValueError(
-                f'SMPSegmentor(arch={arch!r}, encoder_name={encoder_name!r}): {err}. '
+                f'SMPSegmentor(arch={arch!r}, encoder_name={encoder_name!r}): {err}{hint} '
                 'See segmentation_models_pytorch docs for valid arch/encoder names '
                 'and arguments.'
             ) from err
-        self.num_classes = num_classes
         self.arch, self.encoder_name = arch, encoder_name
+        self._vit = isinstance(self.net.encoder, TimmViTEncoder)
+        if self._vit:
+            self._check_vit(encoder_name)
+        self.num_classes = num_classes
         self.align_corners = bool(align_corners)
         self.heads = nn.ModuleDict()
         self.aux_in_index: Optional[int] = None
@@ -151,18 +205,139 @@ class SMPSegmentor(nn.Module):
         if cls_head is not None:
             self.net.classification_head = None
             self.heads['cls'] = cls_head
+        self.checkpoint_report: Optional[EncoderLoadReport] = None
+        if encoder_checkpoint is not None:
+            ckpt = dict(encoder_checkpoint)
+            if 'file' not in ckpt:
+                raise ValueError(
+                    "segmentor.encoder_checkpoint needs file=<path>, e.g. dict(file='dino.pth', "
+                    "layout='auto')."
+                )
+            allowed = {'file', 'layout', 'min_matched', 'checkpoint_key', 'revise_keys'}
+            unknown = sorted(set(ckpt) - allowed)
+            if unknown:
+                raise ValueError(
+                    f'segmentor.encoder_checkpoint: unknown key(s) {unknown}; it accepts '
+                    f'{sorted(allowed)}.'
+                )
+            self.checkpoint_report = load_encoder_checkpoint(self.net.encoder, **ckpt)
+        self.frozen_names: list[str] = self._freeze(freeze) if freeze else []
+
+    def _check_vit(self, encoder_name: str) -> None:
+        """Drop what a ViT encoder never runs, and refuse patch sizes DPT cannot decode."""
+        encoder = self.net.encoder
+        # smp's TimmViTEncoder reads block outputs without the final norm and never runs the
+        # classifier; timm prunes both, so they neither take gradients (DDP) nor count as
+        # encoder weights a checkpoint must fill.
+        encoder.model.prune_intermediate_layers(
+            encoder._output_indices, prune_norm=True, prune_head=True
+        )
+        strides = list(encoder.output_strides)
+        if self.arch.lower() == 'dpt' and any(s & (s - 1) for s in strides):
+            raise ValueError(
+                f"SMPSegmentor: {encoder_name} has patch size {strides[0]}; smp's DPT decoder "
+                'resizes features by powers of two and needs a power-of-two patch. Set '
+                'encoder_kwargs=dict(patch_size=16): a DINOv2 (patch 14) checkpoint then loads '
+                "through timm's patch-embedding resampling."
+            )
+
+    def _freeze(self, freeze: dict) -> list[str]:
+        """Set ``requires_grad=False`` on the parameters ``freeze`` names; return their names."""
+        allowed = {'encoder', 'stages', 'patterns'}
+        unknown = sorted(set(freeze) - allowed)
+        if unknown:
+            raise ValueError(
+                f'segmentor.freeze: unknown key(s) {unknown}; use encoder=True, stages=N or '
+                "patterns=['net.encoder.layer1', ...]."
+            )
+        names: set[str] = set()
+        enc = 'net.encoder.'
+        if freeze.get('encoder', False):
+            names |= {enc + n for n, _ in self.net.encoder.named_parameters()}
+        stages = int(freeze.get('stages', -1))
+        if stages >= 0:
+            ids, _ = encoder_stage_ids(self.net.encoder)
+            names |= {enc + n for n, i in ids.items() if i <= stages}
+        all_names = [n for n, _ in self.named_parameters()]
+        for pattern in freeze.get('patterns', ()):
+            hit = {n for n in all_names if re.search(pattern, n)}
+            if not hit:
+                raise ValueError(
+                    f'segmentor.freeze.patterns: {pattern!r} matches no parameter; names '
+                    f'look like {all_names[:3]}.'
+                )
+            names |= hit
+        params = dict(self.named_parameters())
+        for n in names:
+            params[n].requires_grad_(False)
+        return sorted(names)
+
+    def _frozen_norms(self) -> list[nn.Module]:
+        """BatchNorm layers whose affine parameters are all frozen (eval: fixed statistics).
+
+        Found anew each call, so a SyncBatchNorm conversion after building is followed."""
+        if not self.frozen_names:
+            return []
+        return [
+            m
+            for m in self.modules()
+            if isinstance(m, _BatchNorm)
+            and any(True for _ in m.parameters())
+            and not any(p.requires_grad for p in m.parameters())
+        ]
+
+    def train(self, mode: bool = True) -> 'SMPSegmentor':
+        """Train/eval mode; BatchNorm layers of frozen parts always stay in eval mode."""
+        super().train(mode)
+        for m in self._frozen_norms():
+            m.eval()
+        return self
 
     @property
     def encoder_channels(self) -> list[int]:
         return list(self.net.encoder.out_channels)
 
     def extract_feat(self, x: Tensor) -> list[Tensor]:
-        """Encoder stages: a list of [B, C_i, H_i, W_i] maps (``encoder_channels``)."""
+        """Encoder stages: a list of [B, C_i, H_i, W_i] maps (``encoder_channels``); for a ViT
+        an :class:`EncoderFeatures` that also carries the prefix tokens."""
+        if self._vit:
+            # DPT's last stage halves the patch grid and fusion doubles it back, so the grid
+            # must be even: sides divisible by 2 x patch (32 for patch 16).
+            div = 2 * self.net.encoder.output_stride
+            if self.arch.lower() == 'dpt' and (x.shape[-2] % div or x.shape[-1] % div):
+                raise ValueError(
+                    f'DPT on {self.encoder_name} needs input sides divisible by {div}; got '
+                    f'{tuple(x.shape[-2:])}. Set data_preprocessor.size_divisor={div} (and crop '
+                    f'sizes that are multiples of {div}).'
+                )
+            maps, tokens = self.net.encoder(x)
+            feats = EncoderFeatures(maps)
+            feats.prefix_tokens = list(tokens)
+            return feats
         return list(self.net.encoder(x))
 
     def _decode(self, features: list[Tensor]) -> tuple[Tensor, Tensor]:
-        decoder = self.net.decoder(features)
+        if self._vit:
+            tokens = getattr(features, 'prefix_tokens', None)
+            if tokens is None:
+                if self.net.encoder.has_prefix_tokens and self._dpt_reads_tokens():
+                    raise ValueError(
+                        "decode() got a plain list, but this DPT fuses the ViT's class token "
+                        "(decoder_readout='cat'/'add'); pass the EncoderFeatures from "
+                        'extract_feat (set .prefix_tokens on a new one) or build the segmentor '
+                        "with decoder_readout='ignore'."
+                    )
+                tokens = [None] * len(features)
+            decoder = self.net.decoder(list(features), tokens)
+        else:
+            decoder = self.net.decoder(features)
         return decoder, self.net.segmentation_head(decoder)
+
+    def _dpt_reads_tokens(self) -> bool:
+        from segmentation_models_pytorch.decoders.dpt.decoder import ReadoutIgnoreBlock
+
+        blocks = getattr(self.net.decoder, 'projection_blocks', [])
+        return not all(isinstance(b, ReadoutIgnoreBlock) for b in blocks)
 
     def decode(self, features: list[Tensor], size: Optional[Size] = None) -> Tensor:
         """Decoder + segmentation head: logits [B, C, h, w], upsampled to ``size`` if given."""
