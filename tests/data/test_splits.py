@@ -12,7 +12,7 @@ from PIL import Image
 from tests.conftest import SHARED_CAMVID
 from uda.data import MultiBranchDataset, MultiBranchInfiniteSampler, SemiSplit, split_indices
 from uda.data.splits import class_presence_of, num_labeled_of, read_split_file, write_split_files
-from uda.registry import DATASETS
+from uda.registry import DATASETS, MODELS
 
 ROOT = os.path.join(os.path.dirname(__file__), '..', '..')
 CAMVID_SEMI = os.path.join(ROOT, 'configs', '_base_', 'datasets', 'camvid_semi_128x128.py')
@@ -140,6 +140,11 @@ def test_unlabelled_crop_padding_is_marked_invalid(tmp_path):
     assert s['img_shape'] == (12, 12) and s['valid_mask'].dtype == torch.bool
     assert s['valid_mask'][:8, :10].all() and not s['valid_mask'][8:].any()
     assert not s['valid_mask'][:, 10:].any()
+    # Batching pads it with False, like the image (SegDataPreprocessor, size divisor 16).
+    pre = MODELS.build(dict(type='SegDataPreprocessor', size_divisor=16))
+    batch = pre(dict(inputs=[unl[0]['inputs']], data_samples=[unl[0]['data_samples']]))
+    vm = batch['data_samples'][0]['valid_mask']
+    assert vm.shape == (16, 16) and vm[:8, :10].all() and vm.sum() == 80
 
 
 def test_cutmix_partner_branch_draws_independently(tmp_path):
