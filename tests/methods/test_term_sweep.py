@@ -19,7 +19,10 @@ LABELLER_OF = {
     'MaskedConsistency': 'QualityLabeller',
     'SACSelfTraining': 'SACLabeller',
     'WeakStrongConsistency': 'ConfidenceLabeller',
+    'UniMatch': 'ConfidenceLabeller',
 }
+# Arguments a term needs to run on the sweep's {source, target} batch.
+TERM_ARGS = {'UniMatch': dict(weak_branch='target', mix_branch='target')}
 
 
 def _adapter(term_cfgs, labellers=None):
@@ -39,12 +42,14 @@ def test_term_two_train_steps(name):
     torch.manual_seed(0)
     terms = dict(src=dict(type='SourceCE'))
     if name != 'SourceCE':
-        terms['t'] = dict(type=name)
+        terms['t'] = dict(type=name, **TERM_ARGS.get(name, {}))
     labellers = None
-    if 'labeller' in inspect.signature(TERMS.get(name).__init__).parameters:
-        assert name in LABELLER_OF, f'{name} names a labeller: add it to LABELLER_OF'
-        default = inspect.signature(TERMS.get(name).__init__).parameters['labeller'].default
-        labellers = {default: dict(type=LABELLER_OF[name])}
+    params = inspect.signature(TERMS.get(name).__init__).parameters
+    for arg in ('labeller', 'mix_labeller'):  # every labeller a term names
+        if arg in params:
+            assert name in LABELLER_OF, f'{name} names a labeller: add it to LABELLER_OF'
+            labellers = labellers or {}
+            labellers[params[arg].default] = dict(type=LABELLER_OF[name])
     model = _adapter(terms, labellers)
     model.train()
     if model.teacher is not None:

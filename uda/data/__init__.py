@@ -10,8 +10,10 @@ from uda.data.list_file import ListFileDataset
 from uda.data.multi_branch import MultiBranchDataset, MultiBranchInfiniteSampler, uda_collate
 from uda.data.pipelines import build_pipeline
 from uda.data.rare_class import RareClassCrop, RareClassSampler
+from uda.data.splits import SemiSplit, read_split_file, split_indices
 from uda.data.synthetic import SyntheticDataset, render_scene
 from uda.data.synthia import SynthiaDataset, read_synthia_label
+from uda.data.voc import VOCDataset
 
 __all__ = [
     'SegDataset',
@@ -37,4 +39,8 @@ __all__ = [
     'RareClassSampler',
     'SyntheticDataset',
     'render_scene',
+    'SemiSplit',
+    'read_split_file',
+    'split_indices',
+    'VOCDataset',
 ]

@@ -303,9 +303,16 @@ class SegDataset(Dataset):
         if label is not None:
             label = self.map_label(label, info.get('label_path', f'#{index}'))
         info['ori_shape'] = tuple(image.shape[:2])
-        image, label = apply_pipeline(
-            self.pipeline, image, None if label is None else label.astype(np.uint8)
-        )
+        valid: Optional[np.ndarray] = None
+        if label is None and self.pipeline.transforms:
+            # Unlabelled: a zero mask travels through the geometric transforms, so pixels a
+            # crop pads (fill_mask = the ignore index) are known and left out of consistency
+            # losses (UniMatch pads unlabelled masks with 254 -> ignore; dataset/semi.py).
+            image, valid = apply_pipeline(self.pipeline, image, np.zeros(image.shape[:2], np.uint8))
+        else:
+            image, label = apply_pipeline(
+                self.pipeline, image, None if label is None else label.astype(np.uint8)
+            )
         sample = dict(
             img_path=info.get('img_path', ''),
             ori_shape=info['ori_shape'],
@@ -314,6 +321,9 @@ class SegDataset(Dataset):
         )
         if label is not None:
             sample['gt_sem_seg'] = torch.from_numpy(np.ascontiguousarray(label)).long()
+        if valid is not None and (valid == self.ignore_index).any():
+            inside = np.ascontiguousarray(valid != self.ignore_index)
+            sample['valid_mask'] = torch.from_numpy(inside)
         inputs = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))
         return dict(inputs=inputs, data_samples=sample)
 

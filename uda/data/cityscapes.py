@@ -52,7 +52,7 @@ class CityscapesDataset(FilePairDataset):
         **kwargs: Any,
     ) -> None:
         super().__init__(protocol=protocol, label_map=label_map, unmapped=unmapped, **kwargs)
-        self.split = split
+        self.split, self.data_root = split, data_root
         fix = (
             'Set the CITYSCAPES_ROOT environment variable (or data_root via --cfg-options) '
             'to the folder holding leftImg8bit/ and gtFine/ (docs/datasets.md).'

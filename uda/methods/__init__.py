@@ -12,6 +12,7 @@ from uda.methods.masked_consistency import MaskedConsistency
 from uda.methods.minent import MinEnt
 from uda.methods.sac import SACLabeller, SACSelfTraining
 from uda.methods.source_only import SourceCE
+from uda.methods.unimatch import UniMatch
 from uda.methods.virtual_adversarial import VirtualAdversarial
 from uda.methods.weak_strong import WeakStrongConsistency
 
@@ -34,4 +35,5 @@ __all__ = [
     'Term',
     'VirtualAdversarial',
     'WeakStrongConsistency',
+    'UniMatch',
 ]

@@ -22,7 +22,7 @@ import re
 from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Optional, Union, cast
+from typing import Any, Callable, Iterator, Optional, Sequence, Union, cast
 
 import torch
 import torch.nn as nn
@@ -186,6 +186,21 @@ class StepContext:
         self.counts['student'] += 1
         return self._adapter.student(x, return_features=True, return_aux=self._adapter.want_aux)
 
+    def student_decode(
+        self, features: list[Tensor], size: Optional[Sequence[int]] = None
+    ) -> Tensor:
+        """Student decoder + segmentation head on (e.g. perturbed) encoder ``features``: logits
+        [B, C, h, w], upsampled to ``size`` if given (UniMatch's feature perturbation decodes
+        dropped-out features of the weak view's encoder pass; the encoder does not run again)."""
+        self.counts['student_decode'] += 1
+        student = self._adapter.student
+        if not hasattr(student, 'decode'):
+            raise TypeError(
+                f'{type(student).__name__} has no decode(features, size); feature perturbation '
+                'needs a segmentor with extract_feat / decode (uda.models.SMPSegmentor).'
+            )
+        return student.decode(features, size)
+
     def teacher(self, branch: str) -> dict[str, Any]:
         """Teacher outputs (no gradient, eval mode) on ``branch``, cached."""
         out = self._teacher.get(branch)
@@ -297,15 +312,21 @@ class Labeller(nn.Module):
     :meth:`StepContext.pseudo_labels`.
 
     Args:
-        source: 'teacher' (the momentum teacher) or 'student' (the student in eval mode,
-            without gradient, as UniMatch's ``model.eval()`` predictions).
+        source: 'teacher' (the momentum teacher), 'student' (the student in eval mode,
+            without gradient, as UniMatch's ``model.eval()`` predictions of the CutMix partner)
+            or 'student_train' (the student's cached training-mode forward of the branch,
+            detached: UniMatch / FixMatch label the weak view with the train-mode predictions
+            of the forward that also feeds the feature perturbation, so no extra pass runs;
+            LiheYoung/UniMatch ``unimatch.py`` ``pred_u_w.detach()``).
     """
+
+    SOURCES = ('teacher', 'student', 'student_train')
 
     def __init__(self, source: str = 'teacher') -> None:
         super().__init__()
-        if source not in ('teacher', 'student'):
+        if source not in self.SOURCES:
             raise ValueError(
-                f"{type(self).__name__}(source={source!r}): use 'teacher' or 'student'."
+                f'{type(self).__name__}(source={source!r}): use one of {self.SOURCES}.'
             )
         self.source = source
 
@@ -320,9 +341,22 @@ class Labeller(nn.Module):
         """Class probabilities [B, C, H, W] (float32) of the source network on ``x``."""
         if self.source == 'teacher':
             logits = ctx.teacher_forward(x)['logits']
+        elif self.source == 'student_train':
+            raise ValueError(
+                f"{type(self).__name__}(source='student_train') labels a batch branch from its "
+                "cached training forward only; use source='student' for other inputs."
+            )
         else:
             logits = ctx._adapter.student_eval_logits(x)
         return logits.float().softmax(1)
+
+    def predict_branch(self, ctx: StepContext, branch: str) -> Tensor:
+        """Class probabilities [B, C, H, W] (float32, no gradient) on ``branch``; with
+        ``source='student_train'`` from the cached training forward
+        (:meth:`StepContext.student`)."""
+        if self.source == 'student_train':
+            return ctx.student(branch)['logits'].detach().float().softmax(1)
+        return self.predict(ctx, ctx.inputs(branch))
 
     def forward(self, ctx: StepContext, branch: str) -> PseudoLabels:
         raise NotImplementedError(f'{type(self).__name__} must implement forward(ctx, branch).')

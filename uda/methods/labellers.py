@@ -16,11 +16,18 @@ from uda.registry import LABELLERS
 
 
 def valid_pixels(ctx: StepContext, branch: str, like: Tensor) -> Tensor:
-    """[B, H, W] bool: pixels inside each image (not the preprocessor's padding)."""
+    """[B, H, W] bool: pixels inside each image: not the preprocessor's padding, nor the
+    padding of a crop larger than the image (the sample's ``valid_mask``, unlabelled images;
+    UniMatch marks it 254 -> ignore 255, LiheYoung/UniMatch ``dataset/semi.py``)."""
     valid = torch.zeros(like.shape[0], *like.shape[-2:], dtype=torch.bool, device=like.device)
     for i, s in enumerate(ctx.samples(branch)):
         h, w = tuple(s.get('img_shape', like.shape[-2:]))[:2]
         valid[i, :h, :w] = True
+        vm = s.get('valid_mask')  # padding inside the image from the pipeline's crop
+        if vm is not None:
+            vm = vm.to(valid.device).bool()
+            hh, ww = min(vm.shape[0], valid.shape[1]), min(vm.shape[1], valid.shape[2])
+            valid[i, :hh, :ww] &= vm[:hh, :ww]
     return valid
 
 
@@ -46,7 +53,7 @@ class ConfidenceLabeller(Labeller):
 
     @torch.no_grad()
     def forward(self, ctx: StepContext, branch: str) -> PseudoLabels:
-        probs = self.predict(ctx, ctx.inputs(branch))
+        probs = self.predict_branch(ctx, branch)
         conf, labels = probs.max(1)
         valid = valid_pixels(ctx, branch, probs)
         keep = valid & (conf >= self.threshold)
@@ -84,7 +91,7 @@ class QualityLabeller(Labeller):
 
     @torch.no_grad()
     def forward(self, ctx: StepContext, branch: str) -> PseudoLabels:
-        probs = self.predict(ctx, ctx.inputs(branch))
+        probs = self.predict_branch(ctx, branch)
         conf, labels = probs.max(1)
         valid = valid_pixels(ctx, branch, probs)
         good = ((conf >= self.threshold) & valid).flatten(1).sum(1).float()

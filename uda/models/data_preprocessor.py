@@ -95,4 +95,7 @@ class SegDataPreprocessor(BaseDataPreprocessor):
             gt = sample.get('gt_sem_seg')
             if gt is not None:
                 sample['gt_sem_seg'] = pad_bottom_right(gt, (h, w), self.seg_pad_val)
+            valid = sample.get('valid_mask')  # unlabelled images: pixels not padded by a crop
+            if valid is not None:
+                sample['valid_mask'] = pad_bottom_right(valid.to(torch.uint8), (h, w), 0).bool()
         return dict(inputs=torch.stack(batch, 0), data_samples=samples)

@@ -1,0 +1,39 @@
+# FixMatch for semi-supervised segmentation as LiheYoung/UniMatch fixmatch.py implements it:
+# one strong view of each unlabelled image (ColorJitter(0.5, 0.5, 0.5, 0.25) p 0.8, greyscale
+# p 0.2, blur sigma U(0.1, 2) p 0.5; dataset/semi.py) with a CutMix box (p 0.5, area
+# U(0.02, 0.4), aspect U(0.3, 1/0.3); dataset/transform.py) pasted from a second, independently
+# drawn unlabelled batch; targets = the student's confident (>= 0.95, configs/pascal.yaml
+# conf_thresh) predictions on the weak view (training-mode forward, detached) and, inside the
+# box, on the partner (eval mode). Loss (L_x + L_s) / 2: the /2 is split over the terms, so
+# sup 0.5 and unl weight 0.5 x strong_weights (1.0,). Term: uda/methods/unimatch.py.
+model = dict(
+    type='Adapter',
+    labellers=dict(
+        weak=dict(type='ConfidenceLabeller', threshold=0.95, source='student_train'),
+        partner=dict(type='ConfidenceLabeller', threshold=0.95, source='student'),
+    ),
+    terms=dict(
+        sup=dict(type='SourceCE', weight=0.5, branch='labeled', prefix='sup.'),
+        unl=dict(
+            type='UniMatch',
+            weight=0.5,  # the final /2 of (L_x + L_s) / 2
+            strong_weights=(1.0,),  # one strong view
+            fp_weight=0.0,  # no feature perturbation in FixMatch
+            labeller='weak',
+            mix_labeller='partner',
+            weak_branch='unlabeled',
+            mix_branch='unlabeled_mix',
+            cutmix_p=0.5,
+            cutmix_area=(0.02, 0.4),
+            cutmix_aspect=(0.3, 1 / 0.3),
+            jitter=(0.5, 0.5, 0.5, 0.25),
+            jitter_p=0.8,
+            grey_p=0.2,
+            blur_sigma=(0.1, 2.0),
+            blur_p=0.5,
+            blur_kernel=13,
+            prefix='unl',
+        ),
+    ),
+    bn_policy='train',
+)

@@ -1,0 +1,42 @@
+# UniMatch (Yang et al., CVPR 2023; LiheYoung/UniMatch unimatch.py): two strong views, each with
+# its own CutMix box from a second, independently drawn unlabelled batch, plus the feature
+# perturbation (Dropout2d(0.5) on the encoder features of the weak view's forward, decoded
+# again). Targets: the student's predictions on the weak view (training-mode forward, detached)
+# and, in the boxes, on the partner (eval mode), kept where confidence >= 0.95
+# (configs/pascal.yaml conf_thresh; 0 for Cityscapes, configs/cityscapes.yaml). Each
+# unlabelled CE is masked and divided by the non-padding pixels.
+# Loss (L_x + 0.25 L_s1 + 0.25 L_s2 + 0.5 L_fp) / 2: uda sums the terms, so the /2 is split:
+# sup weight 0.5; unl weight 0.5 x (0.25, 0.25) for the strong views and 0.5 x 0.5 for FP.
+model = dict(
+    type='Adapter',
+    labellers=dict(
+        weak=dict(type='ConfidenceLabeller', threshold=0.95, source='student_train'),
+        partner=dict(type='ConfidenceLabeller', threshold=0.95, source='student'),
+    ),
+    terms=dict(
+        sup=dict(type='SourceCE', weight=0.5, branch='labeled', prefix='sup.'),
+        unl=dict(
+            type='UniMatch',
+            weight=0.5,  # the final /2
+            strong_weights=(0.25, 0.25),  # L_s1, L_s2
+            fp_weight=0.5,  # L_fp
+            fp_p=0.5,  # nn.Dropout2d(0.5) (model/semseg/deeplabv3plus.py)
+            fp_stages=None,  # every encoder stage the decoder reads (UniMatch: c1 and c4)
+            labeller='weak',
+            mix_labeller='partner',
+            weak_branch='unlabeled',
+            mix_branch='unlabeled_mix',
+            cutmix_p=0.5,
+            cutmix_area=(0.02, 0.4),
+            cutmix_aspect=(0.3, 1 / 0.3),
+            jitter=(0.5, 0.5, 0.5, 0.25),
+            jitter_p=0.8,
+            grey_p=0.2,
+            blur_sigma=(0.1, 2.0),
+            blur_p=0.5,
+            blur_kernel=13,
+            prefix='unl',
+        ),
+    ),
+    bn_policy='train',
+)

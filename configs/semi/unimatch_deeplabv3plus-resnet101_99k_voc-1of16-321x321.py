@@ -1,0 +1,15 @@
+# UniMatch: two strong CutMix views + feature perturbation (UniMatch unimatch.py); Pascal VOC 2012
+# + SBD, UniMatch split 1/16 of trainaug (662 labelled), at UniMatch's settings
+# (LiheYoung/UniMatch configs/pascal.yaml, threshold 0.95). Difference: the last checkpoint is
+# reported, not the best epoch.
+_base_ = [
+    '../_base_/default_runtime.py',
+    '../_base_/models/deeplabv3plus_resnet101.py',
+    '../_base_/datasets/voc_semi_321x321.py',
+    '../_base_/methods/unimatch.py',
+    '../_base_/schedules/sgd_poly_99k_semi-voc.py',
+]
+model = dict(
+    segmentor=dict(_base_.segmentor, num_classes=_base_.num_classes),
+    data_preprocessor=_base_.data_preprocessor,
+)
