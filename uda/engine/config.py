@@ -60,6 +60,7 @@ RUNNER_KEYS = {
     'experiment_name',
     'cfg',
     'model_wrapper_cfg',
+    'sync_bn',
 }
 # Keys uda's tools read from a config besides the Runner's (uda.engine.amp.apply_amp).
 TOOL_KEYS = {'amp'}

@@ -445,7 +445,8 @@ class Adapter(BaseModel):
                 raise ValueError(f'model.terms.{name}: end_iter {end} <= start_iter {start}.')
             self.phases[name] = (start, end)
         self.bn_policy = self._check_bn_policy(bn_policy)
-        self._bn_momentum = {m: m.momentum for m in bn_layers(self.student)}
+        bns = set(bn_layers(self.student))
+        self._bn_momentum_of = {n: m.momentum for n, m in self.student.named_modules() if m in bns}
         self._bn_branch: Optional[str] = None  # set while a 'target_only' step runs
         self._bn_stats_done = False
         self.backward_groups = self._check_groups(backward_groups)
@@ -548,6 +549,17 @@ class Adapter(BaseModel):
         return super().train(mode)
 
     # ------------------------------------------------------------------ BN policy
+    @property
+    def _bn_momentum(self) -> dict[nn.modules.batchnorm._BatchNorm, Optional[float]]:
+        """The student's BatchNorm layers -> their configured momentum, looked up by name each
+        time: the Runner's ``sync_bn='torch'`` replaces the layers after the adapter is built."""
+        modules = dict(self.student.named_modules())
+        return {
+            cast(nn.modules.batchnorm._BatchNorm, modules[n]): mom
+            for n, mom in self._bn_momentum_of.items()
+            if n in modules
+        }
+
     def _set_bn_momentum(self, frozen: bool) -> None:
         for m, momentum in self._bn_momentum.items():
             m.momentum = 0.0 if frozen else momentum
