@@ -141,10 +141,10 @@ def reference_model(path: str) -> tuple[Any, Any, SimpleNamespace]:
     sys.path.insert(0, path)
     from models import get_model  # type: ignore[import-not-found]
 
-    with contextlib.redirect_stdout(sys.stderr):
+    with contextlib.redirect_stdout(sys.stderr):  # the reference prints as it builds
         net = get_model(cfg, 0, num_classes=19)
+        params = net.parameter_groups(cfg.LR, cfg.WEIGHT_DECAY)
     net.train()
-    params = net.parameter_groups(cfg.LR, cfg.WEIGHT_DECAY)
     optim = torch.optim.SGD(
         params,
         lr=cfg.LR,
