@@ -195,7 +195,10 @@ def main() -> None:
     parser.add_argument('--warmup', type=int, default=1)
     parser.add_argument('--size', type=int, nargs=2, default=(128, 256), metavar=('H', 'W'))
     parser.add_argument(
-        '--reference-bf16', action='store_true', help='also the reference under CPU autocast'
+        '--reference-bf16',
+        action='store_true',
+        help='also the reference under CPU autocast (its code is not autocast-safe: '
+        'models/sac.py _update_running_conf mixes fp32 and bf16; reported, then skipped)',
     )
     parser.add_argument('--skip-abn', action='store_true')
     parser.add_argument(
@@ -211,7 +214,10 @@ def main() -> None:
     rows: dict[str, dict[str, float]] = {}
     rows['reference SAC fp32'] = time_reference(args.reference, None, args)
     if args.reference_bf16:
-        rows['reference SAC bf16'] = time_reference(args.reference, 'bf16', args)
+        try:
+            rows['reference SAC bf16'] = time_reference(args.reference, 'bf16', args)
+        except RuntimeError as e:  # its class-prior update mixes dtypes (models/sac.py)
+            print(f'reference SAC does not run under bf16 autocast: {e}', file=sys.stderr)
     rows['uda SAC fp32'] = time_uda('sac', None, args)
     rows['uda SAC bf16'] = time_uda('sac', 'bf16', args)
     if not args.skip_abn:
