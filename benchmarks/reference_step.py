@@ -46,6 +46,25 @@ from step_bench import build, load, random_batch, time_steps  # noqa: E402
 SAC_CONFIG = 'configs/sac/sac_deeplabv2-resnet101_40k_gta2cityscapes-512x512.py'
 
 
+@torch.no_grad()
+def calibrate_bn(net: torch.nn.Module, size: tuple[int, int], forward: Callable) -> None:
+    """BatchNorm running statistics of ``net`` from two random batches, in place of the
+    ImageNet weights neither side may download: both train with BatchNorm frozen, and a
+    from-scratch ResNet-101 with unit running variances overflows to NaN within one step."""
+    bns = [m for m in net.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    saved = [(m.momentum, m.training) for m in bns]
+    g = torch.Generator().manual_seed(123)
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average
+        m.train()
+    for _ in range(2):
+        forward(torch.randn(2, 3, *size, generator=g))
+    for m, (momentum, training) in zip(bns, saved):
+        m.momentum = momentum
+        m.train(training)
+
+
 def uda_cfg(method: str, amp: str | None) -> Any:
     """The reference SAC config at 1 target image x 4 views (ABN: its source term alone with
     target-only BatchNorm statistics, no teacher)."""
@@ -64,6 +83,9 @@ def time_uda(method: str, amp: str | None, args: argparse.Namespace) -> dict[str
     torch.manual_seed(0)
     model, wrapper, _ = build(uda_cfg(method, amp))
     size = tuple(args.size)
+    calibrate_bn(model.student, size, model.student)
+    if model.teacher is not None:
+        model.teacher.init_from(model.student)
     # Source 2 images; target: the SAC labeller uses the first (num_images=1), ABN all 2.
     times = time_steps(
         lambda i: model.train_step(random_batch(['source', 'target'], 2, size, i), wrapper),
@@ -159,6 +181,7 @@ def time_reference(path: str, amp: str | None, args: argparse.Namespace) -> dict
     torch.manual_seed(0)
     net, optim, cfg = reference_model(path)
     h, w = args.size
+    calibrate_bn(net.backbone, (h, w), net.backbone)  # the slow net copies it at step 1
     T = 4  # GROUP_SIZE (views per target image), 1 group
     eye = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]).expand(T, 2, 3).contiguous()
     ctx = torch.autocast('cpu', dtype=torch.bfloat16) if amp == 'bf16' else contextlib.nullcontext()
