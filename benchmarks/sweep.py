@@ -163,6 +163,13 @@ PRESETS: dict[str, dict[str, Any]] = {
         baseline='supervised',
         out='work_dirs/bench_semi_synthetic',
     ),
+    # Accuracy cost of mixed precision (issue 16): the SAC demo in fp32 and under bf16
+    # autocast (uda.engine.amp: CPU autocast here, AmpOptimWrapper on a GPU), paired by seed.
+    'sac-bf16-synthetic': dict(
+        runs=[('SAC', SYN.format('sac'), []), ('SAC-bf16', SYN.format('sac'), ['amp=bf16'])],
+        baseline='SAC',
+        out='work_dirs/bench_sac_bf16',
+    ),
 }
 
 

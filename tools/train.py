@@ -8,6 +8,7 @@ from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
 import uda.engine  # noqa: F401  (torch>=2.6 checkpoint loader for --resume)
+from uda.engine.amp import apply_amp
 from uda.engine.config import build_checked_runner, load_config, run_tool
 from uda.engine.dist import prepare_distributed
 
@@ -31,6 +32,13 @@ def parse_args() -> argparse.Namespace:
         help='resume from the latest checkpoint in the work dir, or from PATH',
     )
     parser.add_argument('--seed', type=int, default=None, help='random seed')
+    parser.add_argument(
+        '--amp',
+        choices=['bf16', 'fp16'],
+        default=None,
+        help='mixed precision for every optimiser wrapper (the config key `amp`; GPU: '
+        "mmengine's AmpOptimWrapper, CPU: autocast, bf16 there)",
+    )
     parser.add_argument(
         '--launcher',
         choices=['none', 'pytorch', 'slurm', 'mpi'],
@@ -58,6 +66,7 @@ def main() -> None:
         cfg.resume, cfg.load_from = True, None
     elif args.resume is not None:
         cfg.resume, cfg.load_from = True, args.resume
+    apply_amp(cfg, args.amp)  # --amp, else the config's `amp` key
     prepare_distributed(cfg)  # the adapter's DDP wrapper; gloo when there is no CUDA
     runner = preflight(cfg, args.config)
     runner.train()

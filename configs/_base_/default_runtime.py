@@ -21,3 +21,6 @@ resume = False
 # the CPU and makes CUDA training raise (bilinear upsampling backward has no deterministic CUDA
 # kernel), so it stays off; GPU runs are reproducible only up to atomics in such kernels.
 randomness = dict(seed=0, deterministic=False)
+# Mixed precision of every optimiser wrapper: None (fp32), 'bf16' or 'fp16' (uda.engine.amp;
+# `tools/train.py CONFIG --amp bf16` or `--cfg-options amp=bf16`; docs/speed_and_scale.md).
+amp = None

@@ -324,3 +324,59 @@ def test_two_process_adversarial_step_matches_a_single_process_reference(tmp_pat
     alone = _reference(average=False)[0].state_dict()
     for k in ('student.classifier.weight', 'terms.ent.discriminator.main.net.0.weight'):
         assert not torch.allclose(alone[k], ref[k], atol=1e-4), k
+
+
+@pytest.mark.slow
+def test_two_node_torchrun_rendezvous_with_linear_lr_scaling(tmp_path):
+    """Multi-node launch as on a cluster: two torchrun invocations (one per "node", here both
+    on localhost) meet through the c10d rendezvous (``--nnodes 2 --rdzv_backend c10d
+    --rdzv_endpoint HOST:PORT``), one process each. The ranks train identically, and
+    ``auto_scale_lr`` scales the base learning rate by the total batch (2 ranks x 2 images
+    per branch over base_batch_size 2: x2) in every optimiser wrapper."""
+    cfg = toy_runner_cfg(str(tmp_path / 'ddp'), max_iters=2, val_interval=2)
+    cfg.pop('work_dir')
+    cfg['val_evaluator'].pop('out_file')
+    cfg['auto_scale_lr'] = dict(enable=True, base_batch_size=2)
+    cfg = Config(cfg)
+    cfg.custom_hooks = list(cfg.get('custom_hooks') or []) + [dict(type='RankStateHook')]
+    path = tmp_path / 'config.py'
+    cfg.dump(str(path))
+    launcher = tmp_path / 'launch.py'
+    launcher.write_text(LAUNCHER.format(root=ROOT, train=os.path.join(ROOT, 'tools/train.py')))
+    work_dir = tmp_path / 'ddp'
+    env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS='1')
+    node_args = [
+        '--nnodes',
+        '2',
+        '--nproc_per_node',
+        '1',
+        '--rdzv_backend',
+        'c10d',
+        '--rdzv_endpoint',
+        'localhost:29557',
+        '--rdzv_id',
+        'uda-two-nodes',
+    ]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, '-m', 'torch.distributed.run', *node_args, str(launcher)]
+            + [str(path), '--launcher', 'pytorch', '--work-dir', str(work_dir)],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    outs = [p.communicate(timeout=600)[0] for p in procs]
+    for p, out in zip(procs, outs):
+        assert p.returncode == 0, out[-4000:]
+    states = {
+        f'{when}{r}': torch.load(work_dir / f'{when}_rank{r}.pt', weights_only=False)
+        for when in ('before', 'after')
+        for r in (0, 1)
+    }
+    _assert_ranks_equal(states)
+    ckpt = torch.load(work_dir / 'iter_2.pth', weights_only=False)
+    assert ckpt['optimizer']['param_groups'][0]['lr'] == pytest.approx(0.02)  # 0.01 x 4 / 2

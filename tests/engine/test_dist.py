@@ -210,3 +210,37 @@ def test_prepare_distributed_picks_the_adapter_wrapper(one_rank_group):
     cfg = Config(dict(launcher='none', model=dict(type='Adapter')))
     prepare_distributed(cfg)
     assert 'model_wrapper_cfg' not in cfg
+
+
+def test_sync_bn_needs_cuda_and_a_known_implementation():
+    cfg = Config(dict(launcher='pytorch', model=dict(type='Adapter'), sync_bn='mmcv'))
+    with pytest.raises(ValueError, match="sync_bn='torch'"):
+        prepare_distributed(cfg)
+    if not torch.cuda.is_available():
+        cfg.sync_bn = 'torch'
+        with pytest.raises(RuntimeError, match='needs GPUs'):
+            prepare_distributed(cfg)
+
+
+def test_sync_bn_conversion_keeps_the_bn_policy_on_the_new_layers():
+    """The Runner converts BatchNorm to SyncBatchNorm after the adapter is built (mmengine's
+    convert_sync_batchnorm, what ``sync_bn='torch'`` runs); the 'target_only' policy must act
+    on the converted layers: source forwards leave the running statistics alone."""
+    from mmengine.model import convert_sync_batchnorm
+
+    torch.manual_seed(0)
+    model = _adapter()
+    model = convert_sync_batchnorm(model, 'torch')
+    bn = model.student.bn
+    assert isinstance(bn, torch.nn.SyncBatchNorm)
+    assert list(model._bn_momentum) == [bn]
+    data = model.data_preprocessor(toy_batch(), True)
+    ctx = model.make_context(data['inputs'], data['data_samples'])
+    mean0 = bn.running_mean.clone()
+    with model._bn_policy_applied(0):
+        ctx.student('source')  # no process group: SyncBatchNorm runs as BatchNorm
+        assert torch.equal(bn.running_mean, mean0), 'a source forward moved the statistics'
+        with torch.no_grad():
+            ctx.student('target')
+    assert not torch.equal(bn.running_mean, mean0), 'the target forward must update them'
+    assert bn.momentum == 0.1

@@ -3,6 +3,7 @@
 import json
 import os
 
+import pytest
 import torch
 from mmengine.config import Config
 from mmengine.runner import Runner
@@ -71,3 +72,18 @@ def test_same_seed_same_first_losses(tmp_path):
     cfg['randomness'] = dict(seed=1)
     c = _losses(_run(cfg).work_dir)
     assert c != a
+
+
+def test_auto_scale_lr_scales_every_optimiser_of_the_adapter(tmp_path):
+    """The linear scaling rule (``auto_scale_lr``): the Runner multiplies the learning rate of
+    every wrapper of the adapter's OptimWrapperDict (student and discriminators) by the total
+    batch (ranks x images per branch) over ``base_batch_size``, before the schedules read it."""
+    from tests.conftest import toy_adversarial_runner_cfg
+
+    cfg = toy_adversarial_runner_cfg(str(tmp_path), max_iters=1, val_interval=10)
+    cfg['auto_scale_lr'] = dict(enable=True, base_batch_size=1)  # batch 2 per branch: x2
+    runner = Runner.from_cfg(Config(cfg))
+    runner.train()
+    base = {name: scheds[0].base_values for name, scheds in runner.param_schedulers.items()}
+    assert base['student'] == pytest.approx([0.02])
+    assert base['discriminators'] == pytest.approx([2e-4])

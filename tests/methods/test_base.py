@@ -317,3 +317,37 @@ def test_backward_per_term_group_gives_the_single_backward_gradients():
         assert torch.allclose(single[n], grouped[n], atol=1e-6), n
     with pytest.raises(ValueError, match='missing'):
         _adapter(terms, backward_groups=[['src']])
+
+
+def test_channels_last_option_trains_and_keeps_the_format():
+    torch.manual_seed(0)
+    terms = dict(src=dict(type='SourceCE'), sac=dict(type='SACSelfTraining'))
+    model = _adapter(
+        terms,
+        labellers=dict(sac=dict(type='SACLabeller', num_images=1, num_views=2)),
+        channels_last=True,
+    )
+    model.teacher.init_from(model.student)
+    weights = [model.student.conv.weight, model.teacher.net.conv.weight]
+    for w in weights:
+        assert w.is_contiguous(memory_format=torch.channels_last)
+        assert not w.is_contiguous()
+    log_vars = model.train_step(toy_batch(), _sgd(model))
+    assert torch.isfinite(log_vars['loss'])
+    model.teacher.update(model.student)
+    model.load_state_dict(model.state_dict())
+    for w in (model.student.conv.weight, model.teacher.net.conv.weight):
+        assert w.is_contiguous(memory_format=torch.channels_last), 'format lost'
+
+
+def test_torch_compile_option_keeps_parameter_names():
+    plain = _adapter(dict(src=dict(type='SourceCE')), teacher=dict(momentum=0.9))
+    compiled = _adapter(
+        dict(src=dict(type='SourceCE')), teacher=dict(momentum=0.9), torch_compile=True
+    )
+    assert compiled.student._compiled_call_impl is not None
+    assert compiled.teacher.net._compiled_call_impl is not None
+    assert plain.student._compiled_call_impl is None
+    assert list(compiled.state_dict()) == list(plain.state_dict())
+    with pytest.raises(TypeError, match='torch_compile'):
+        _adapter(dict(src=dict(type='SourceCE')), torch_compile='yes')

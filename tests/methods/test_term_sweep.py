@@ -37,9 +37,14 @@ def _adapter(term_cfgs, labellers=None):
     )
 
 
-@pytest.mark.parametrize('name', [n for n in TERMS.available() if not n.startswith('_')])
-def test_term_two_train_steps(name):
-    torch.manual_seed(0)
+SWEPT_TERMS = [n for n in TERMS.available() if not n.startswith('_')]
+
+
+def term_model_and_wrapper(name, wrapper=None):
+    """SourceCE + the term ``name`` (with its labeller) on the ToySegmentor, teacher
+    initialised, and its optimiser wrapper(s): one per declared optimiser name when the term
+    owns modules. ``wrapper`` (e.g. ``dict(type='CPUAmpOptimWrapper', dtype='bfloat16')``)
+    replaces the plain ``OptimWrapper`` config of every wrapper."""
     terms = dict(src=dict(type='SourceCE'))
     if name != 'SourceCE':
         terms['t'] = dict(type=name, **TERM_ARGS.get(name, {}))
@@ -55,23 +60,26 @@ def test_term_two_train_steps(name):
     if model.teacher is not None:
         model.teacher.init_from(model.student)  # what EMATeacherHook does at start_iter
     declared = model.declared_optimisers()
-    if any(mods for mods in declared.values()):
-        # Terms with their own modules get one optimiser per declared name.
-        wrapper = AdapterOptimWrapperConstructor(
-            {
-                n: dict(
-                    type='OptimWrapper',
-                    optimizer=dict(
-                        type='SGD' if n == 'student' else 'Adam',
-                        lr=0.01 if n == 'student' else 1e-4,
-                    ),
-                )
-                for n in declared
-            }
-        )(model)
-    else:
-        params = [p for n, p in model.named_parameters() if not n.startswith('teacher')]
-        wrapper = OptimWrapper(torch.optim.SGD(params, lr=0.01))
+    base = dict(wrapper or dict(type='OptimWrapper'))
+    # Terms with their own modules get one optimiser per declared name.
+    return model, AdapterOptimWrapperConstructor(
+        {
+            n: dict(
+                base,
+                optimizer=dict(
+                    type='SGD' if n == 'student' else 'Adam',
+                    lr=0.01 if n == 'student' else 1e-4,
+                ),
+            )
+            for n in declared
+        }
+    )(model)
+
+
+@pytest.mark.parametrize('name', SWEPT_TERMS)
+def test_term_two_train_steps(name):
+    torch.manual_seed(0)
+    model, wrapper = term_model_and_wrapper(name)
     before = [p.detach().clone() for p in model.student.parameters()]
     for step in range(2):
         log_vars = model.train_step(toy_batch(seed=step), wrapper)

@@ -2,6 +2,7 @@
 import)."""
 
 from uda.engine import checkpoint  # noqa: F401  (installs the safe checkpoint loader)
+from uda.engine.amp import CPUAmpOptimWrapper, apply_amp
 from uda.engine.dist import AdapterDataParallel, average_gradients, prepare_distributed
 from uda.engine.hooks import SegVisualizationHook
 from uda.engine.optim_constructor import (
@@ -12,8 +13,10 @@ from uda.engine.optim_constructor import (
 __all__ = [
     'AdapterDataParallel',
     'AdapterOptimWrapperConstructor',
+    'CPUAmpOptimWrapper',
     'LayerDecayOptimWrapperConstructor',
     'SegVisualizationHook',
+    'apply_amp',
     'average_gradients',
     'prepare_distributed',
 ]

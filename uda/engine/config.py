@@ -60,7 +60,10 @@ RUNNER_KEYS = {
     'experiment_name',
     'cfg',
     'model_wrapper_cfg',
+    'sync_bn',
 }
+# Keys uda's tools read from a config besides the Runner's (uda.engine.amp.apply_amp).
+TOOL_KEYS = {'amp'}
 
 
 def check_cfg_options(cfg: Config, options: Optional[dict], config_path: str) -> None:
@@ -71,7 +74,7 @@ def check_cfg_options(cfg: Config, options: Optional[dict], config_path: str) ->
     """
     for key in options or {}:
         parts = key.split('.')
-        if parts[0] not in cfg and parts[0] not in RUNNER_KEYS:
+        if parts[0] not in cfg and parts[0] not in RUNNER_KEYS | TOOL_KEYS:
             raise KeyError(
                 f"--cfg-options key '{key}': '{parts[0]}' is not a key of "
                 f'{config_path}. Known top-level keys: {sorted(cfg.keys())}.'

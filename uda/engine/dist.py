@@ -206,8 +206,23 @@ def prepare_distributed(cfg: Config) -> None:
     ``torch.cuda.set_device``, which fails on a machine without a GPU; the Runner skips its
     own initialisation when a process group exists, so initialising gloo first is enough (a
     torch DDP wrapper then needs ``device_ids=None``, a CPU module).
+
+    ``sync_bn='torch'`` (read by the Runner, which converts the model's BatchNorm layers to
+    ``torch.nn.SyncBatchNorm`` before wrapping it in a distributed run) is checked here: it
+    needs CUDA.
     """
     launcher = cfg.get('launcher', 'none')
+    sync_bn = cfg.get('sync_bn')
+    if sync_bn is not None and sync_bn != 'torch':
+        raise ValueError(
+            f"sync_bn={sync_bn!r}: use sync_bn='torch' (torch.nn.SyncBatchNorm) or drop it."
+        )
+    if sync_bn and launcher != 'none' and not torch.cuda.is_available():
+        raise RuntimeError(
+            "sync_bn='torch' needs GPUs: torch's SyncBatchNorm trains only on CUDA tensors. "
+            'On the CPU drop sync_bn; AdapterDataParallel averages the BatchNorm statistics '
+            'over the ranks after every step.'
+        )
     if launcher == 'none':
         return
     wrapper = dict(cfg.get('model_wrapper_cfg') or {})

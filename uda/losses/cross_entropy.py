@@ -30,8 +30,9 @@ def cross_entropy(
     Returns:
         Scalar loss; 0 (with gradient) when no pixel is labelled.
     """
+    # fp32 under autocast: the log-softmax of low-precision logits loses the small classes.
     loss = F.cross_entropy(
-        logits, target, weight=class_weight, ignore_index=ignore_index, reduction='none'
+        logits.float(), target, weight=class_weight, ignore_index=ignore_index, reduction='none'
     )
     if pixel_weight is not None:
         loss = loss * pixel_weight

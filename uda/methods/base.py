@@ -414,6 +414,12 @@ class Adapter(BaseModel):
             names: each group's losses are back-propagated before the next group runs, so only
             one group's graph is alive at a time (peak memory). Terms that share a branch's
             student forward belong in one group (the cache is dropped between groups).
+        channels_last: Store the 4-D weights of the student, teacher and term modules in
+            ``torch.channels_last`` (NHWC) memory format, so convolutions run NHWC kernels.
+            Off by default: measured in docs/speed_and_scale.md.
+        torch_compile: ``torch.compile`` the student's and the teacher's networks
+            (``nn.Module.compile``: parameter names and checkpoints unchanged); True or a dict
+            of ``torch.compile`` arguments (``dict(mode='max-autotune')``). Off by default.
     """
 
     def __init__(
@@ -429,6 +435,8 @@ class Adapter(BaseModel):
         labellers: Optional[dict[str, dict]] = None,
         bn_policy: Union[str, dict, list] = 'train',
         backward_groups: Optional[list[list[str]]] = None,
+        channels_last: bool = False,
+        torch_compile: Union[bool, dict] = False,
     ) -> None:
         # Built here (not by BaseModel) so it resolves in uda's registry outside a Runner too.
         preprocessor = MODELS.build(data_preprocessor or dict(type='SegDataPreprocessor'))
@@ -479,13 +487,32 @@ class Adapter(BaseModel):
                 raise ValueError(f'model.terms.{name}: end_iter {end} <= start_iter {start}.')
             self.phases[name] = (start, end)
         self.bn_policy = self._check_bn_policy(bn_policy)
-        self._bn_momentum = {m: m.momentum for m in bn_layers(self.student)}
+        bns = set(bn_layers(self.student))
+        self._bn_momentum_of = {n: m.momentum for n, m in self.student.named_modules() if m in bns}
         self._bn_branch: Optional[str] = None  # set while a 'target_only' step runs
         self._bn_stats_done = False
         self.backward_groups = self._check_groups(backward_groups)
         self._register_load_state_dict_pre_hook(self._reject_legacy_keys)
+        self._apply_speed_options(channels_last, torch_compile)
 
     # ------------------------------------------------------------------ construction
+    def _apply_speed_options(self, channels_last: bool, torch_compile: Union[bool, dict]) -> None:
+        self.channels_last = bool(channels_last)
+        if self.channels_last:
+            # Copies into the destination's format keep it (EMA, checkpoint loading).
+            self.to(memory_format=torch.channels_last)
+        if torch_compile is False or torch_compile is None:
+            return
+        if torch_compile is not True and not isinstance(torch_compile, dict):
+            raise TypeError(
+                f'Adapter(torch_compile={torch_compile!r}): use True or a dict of '
+                "torch.compile arguments, e.g. dict(mode='max-autotune')."
+            )
+        options = {} if torch_compile is True else dict(torch_compile)
+        self.student.compile(**options)
+        if self.teacher is not None:
+            self.teacher.net.compile(**options)
+
     def _build_teacher(self, cfg: dict) -> None:
         unknown = set(cfg) - {'momentum', 'interval', 'start_iter', 'ramp'}
         if unknown:
@@ -582,6 +609,17 @@ class Adapter(BaseModel):
         return super().train(mode)
 
     # ------------------------------------------------------------------ BN policy
+    @property
+    def _bn_momentum(self) -> dict[nn.modules.batchnorm._BatchNorm, Optional[float]]:
+        """The student's BatchNorm layers -> their configured momentum, looked up by name each
+        time: the Runner's ``sync_bn='torch'`` replaces the layers after the adapter is built."""
+        modules = dict(self.student.named_modules())
+        return {
+            cast(nn.modules.batchnorm._BatchNorm, modules[n]): mom
+            for n, mom in self._bn_momentum_of.items()
+            if n in modules
+        }
+
     def _set_bn_momentum(self, frozen: bool) -> None:
         for m, momentum in self._bn_momentum.items():
             m.momentum = 0.0 if frozen else momentum

@@ -1,0 +1,100 @@
+"""Peak memory of every method's training step, with one backward pass or one per term.
+
+Each figure is the median over ``--repeat`` fresh processes of ``benchmarks/step_bench.py
+CONFIG --memory``: the peak above the memory held between steps (model, optimiser state) over
+two steps (CUDA: max allocated; CPU: resident set size sampled every 2 ms, with glibc told to
+return large blocks at once so RSS follows the live tensors). ``per-term`` sets
+``model.backward_groups`` to one group per term: each term's graph is freed before the next
+term runs (terms then recompute shared student forwards). The goal of issue 16: SAC <= 1.6 x ABN.
+
+    OMP_NUM_THREADS=1 python benchmarks/step_memory.py [--methods ABN SAC] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+from typing import Optional
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SYN = '_unet-resnet18_400it_synthetic-96x192.py'
+# Every method on the built-in synthetic shift (96x192, UNet-ResNet18, 4 images per branch).
+METHODS = {
+    'ABN': 'configs/demo/abn' + SYN,
+    'SAC': 'configs/demo/sac' + SYN,
+    'DACS': 'configs/dacs/dacs' + SYN,
+    'MIC': 'configs/mic/mic' + SYN,
+    'weak/strong': 'configs/weak_strong/weak-strong' + SYN,
+    'VAT': 'configs/vat/vat' + SYN,
+    'AdvEnt': 'configs/advent/advent' + SYN,
+    'AdvEnt+MinEnt': 'configs/advent/advent-minent' + SYN,
+    'MinEnt': 'configs/advent/minent' + SYN,
+    'AdaptSegNet': 'configs/adaptsegnet/adaptsegnet' + SYN,
+    'FeatureGRL': 'configs/feature_adversarial/feature-adversarial' + SYN,
+    'FeatureAdv+SAC': 'configs/sac/feature-adversarial-sac' + SYN,
+    'mission': 'configs/mission/mission' + SYN,
+}
+
+
+def peak(config: str, groups: Optional[str], args: argparse.Namespace) -> float:
+    env = dict(
+        os.environ,
+        MALLOC_MMAP_THRESHOLD_='65536',
+        MALLOC_TRIM_THRESHOLD_='0',
+        OMP_NUM_THREADS=os.environ.get('OMP_NUM_THREADS', '1'),
+    )
+    cmd = [
+        sys.executable,
+        os.path.join(ROOT, 'benchmarks', 'step_bench.py'),
+        os.path.join(ROOT, config),
+        '--memory',
+        '--device',
+        args.device,
+        '--size',
+        *map(str, args.size),
+    ]
+    cmd += ['--backward-groups', groups] if groups else []
+    cmd += ['--amp', args.amp] if args.amp else []
+    runs = []
+    for _ in range(args.repeat):
+        out = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
+        if out.returncode != 0:
+            raise RuntimeError(f'{" ".join(cmd)} failed:\n{out.stderr[-3000:]}')
+        runs.append(json.loads(out.stdout.strip().splitlines()[-1])['peak_mib'])
+    return statistics.median(runs)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--methods', nargs='+', default=list(METHODS), choices=list(METHODS))
+    parser.add_argument('--repeat', type=int, default=3)
+    parser.add_argument('--size', type=int, nargs=2, default=(96, 192), metavar=('H', 'W'))
+    parser.add_argument('--device', default='cpu')
+    parser.add_argument('--amp', choices=['bf16', 'fp16'], default=None)
+    args = parser.parse_args()
+    methods = args.methods if 'ABN' in args.methods else ['ABN', *args.methods]
+    rows = {}
+    for name in methods:
+        rows[name] = {g or 'one': peak(METHODS[name], g, args) for g in (None, 'per-term')}
+        print(json.dumps({name: rows[name]}), flush=True)
+    abn = rows['ABN']['one']
+    kind = 'CUDA max allocated' if args.device.startswith('cuda') else 'peak RSS growth'
+    print(
+        f'\npeak memory of a step ({kind}, MiB, median of {args.repeat} processes, '
+        f'{args.size[0]}x{args.size[1]}, {args.amp or "fp32"}):'
+    )
+    print('| method | one backward | x ABN | backward per term | x ABN |')
+    print('|---|---:|---:|---:|---:|')
+    for name, r in rows.items():
+        print(
+            f'| {name} | {r["one"]:.0f} | {r["one"] / abn:.2f} | {r["per-term"]:.0f} | '
+            f'{r["per-term"] / abn:.2f} |'
+        )
+
+
+if __name__ == '__main__':
+    main()
