@@ -1,4 +1,4 @@
-"""Peak memory of every method's training step, with one backward pass or one per term.
+"""Peak memory (and with ``--time`` the step time) of every method's step, against ABN and SAC.
 
 Each figure is the median over ``--repeat`` fresh processes of ``benchmarks/step_bench.py
 CONFIG --memory``: the peak above the memory held between steps (model, optimiser state) over
@@ -6,8 +6,11 @@ two steps (CUDA: max allocated; CPU: resident set size sampled every 2 ms, with 
 return large blocks at once so RSS follows the live tensors). ``per-term`` sets
 ``model.backward_groups`` to one group per term: each term's graph is freed before the next
 term runs (terms then recompute shared student forwards). The goal of issue 16: SAC <= 1.6 x ABN.
+``--time`` adds the median process CPU time of a step (``step_bench.py --clock cpu``: the
+compute time at one thread, insensitive to other jobs sharing the CPU) and every figure's ratio
+to SAC's (issue 13: the cost of each consistency term against SAC).
 
-    OMP_NUM_THREADS=1 python benchmarks/step_memory.py [--methods ABN SAC] [--repeat 3]
+    OMP_NUM_THREADS=1 python benchmarks/step_memory.py [--methods ABN SAC] [--repeat 3] [--time]
 """
 
 from __future__ import annotations
@@ -40,7 +43,8 @@ METHODS = {
 }
 
 
-def peak(config: str, groups: Optional[str], args: argparse.Namespace) -> float:
+def bench(config: str, groups: Optional[str], args: argparse.Namespace, memory: bool) -> float:
+    """Median over ``args.repeat`` fresh processes of step_bench's peak MiB or CPU seconds."""
     env = dict(
         os.environ,
         MALLOC_MMAP_THRESHOLD_='65536',
@@ -51,7 +55,7 @@ def peak(config: str, groups: Optional[str], args: argparse.Namespace) -> float:
         sys.executable,
         os.path.join(ROOT, 'benchmarks', 'step_bench.py'),
         os.path.join(ROOT, config),
-        '--memory',
+        *(['--memory'] if memory else ['--clock', 'cpu', '--steps', str(args.steps)]),
         '--device',
         args.device,
         '--size',
@@ -64,7 +68,8 @@ def peak(config: str, groups: Optional[str], args: argparse.Namespace) -> float:
         out = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
         if out.returncode != 0:
             raise RuntimeError(f'{" ".join(cmd)} failed:\n{out.stderr[-3000:]}')
-        runs.append(json.loads(out.stdout.strip().splitlines()[-1])['peak_mib'])
+        res = json.loads(out.stdout.strip().splitlines()[-1])
+        runs.append(res['peak_mib'] if memory else res['step_s'])
     return statistics.median(runs)
 
 
@@ -75,25 +80,33 @@ def main() -> None:
     parser.add_argument('--size', type=int, nargs=2, default=(96, 192), metavar=('H', 'W'))
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--amp', choices=['bf16', 'fp16'], default=None)
+    parser.add_argument('--time', action='store_true', help='also the CPU time of a step')
+    parser.add_argument('--steps', type=int, default=3, help='timed steps per process')
     args = parser.parse_args()
-    methods = args.methods if 'ABN' in args.methods else ['ABN', *args.methods]
+    methods = [m for m in ('ABN', 'SAC') if m not in args.methods] + args.methods
     rows = {}
     for name in methods:
-        rows[name] = {g or 'one': peak(METHODS[name], g, args) for g in (None, 'per-term')}
+        rows[name] = {g or 'one': bench(METHODS[name], g, args, True) for g in (None, 'per-term')}
+        if args.time:
+            rows[name]['step_s'] = bench(METHODS[name], None, args, False)
         print(json.dumps({name: rows[name]}), flush=True)
-    abn = rows['ABN']['one']
+    abn, sac = rows['ABN']['one'], rows['SAC']['one']
     kind = 'CUDA max allocated' if args.device.startswith('cuda') else 'peak RSS growth'
     print(
         f'\npeak memory of a step ({kind}, MiB, median of {args.repeat} processes, '
         f'{args.size[0]}x{args.size[1]}, {args.amp or "fp32"}):'
     )
-    print('| method | one backward | x ABN | backward per term | x ABN |')
-    print('|---|---:|---:|---:|---:|')
+    head = '| method | one backward | x ABN | x SAC | backward per term | x ABN |'
+    print(head + (' step, CPU s | x SAC |' if args.time else ''))
+    print('|---|' + '---:|' * (7 if args.time else 5))
     for name, r in rows.items():
-        print(
-            f'| {name} | {r["one"]:.0f} | {r["one"] / abn:.2f} | {r["per-term"]:.0f} | '
-            f'{r["per-term"] / abn:.2f} |'
+        row = (
+            f'| {name} | {r["one"]:.0f} | {r["one"] / abn:.2f} | {r["one"] / sac:.2f} | '
+            f'{r["per-term"]:.0f} | {r["per-term"] / abn:.2f} |'
         )
+        if args.time:
+            row += f' {r["step_s"]:.3f} | {r["step_s"] / rows["SAC"]["step_s"]:.2f} |'
+        print(row)
 
 
 if __name__ == '__main__':
