@@ -12,11 +12,13 @@ import inspect
 from typing import Any, Optional, Sequence, Union
 
 import segmentation_models_pytorch as smp
+import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
 from uda.models.deeplabv2 import ASPPv2
+from uda.models.pamr import GlobalCueInjection, StochasticGate
 from uda.registry import MODELS
 
 Size = Sequence[int]
@@ -90,6 +92,17 @@ class SMPSegmentor(nn.Module):
         align_corners: ``align_corners`` of the bilinear upsampling of logits (main and aux).
             DeepLab-v2 reference code (ADVENT, AdaptSegNet, SAC) upsamples with True, so its
             checkpoints evaluate as their authors' code does only with True.
+        constant_logit: ``dict(index=0, value=1.0)``: class ``index`` gets the constant logit
+            ``value`` instead of a learnt one (the segmentation head predicts the other
+            ``num_classes - 1``). Single-stage CAM's background (visinf/1-stage-wseg
+            ``models/stage_net.py``: ``bg = torch.ones_like(x[:, :1])``); part of ``forward``, so
+            evaluation and export see it.
+        stochastic_gate: ``dict(psi=0.3, in_index=2, channels=256)``: shallow encoder stage
+            ``in_index``, with global cues of the decoder output (:class:`GlobalCueInjection`,
+            ``channels`` hidden), is mixed into the decoder output by a
+            :class:`StochasticGate` before the segmentation head (random in training,
+            ``(1 - psi) * deep + psi * shallow`` in eval mode). Single-stage CAM's SG + GCI
+            (visinf/1-stage-wseg ``models/stage_net.py``, ``SG_PSI`` = 0.3).
         **smp_kwargs: Passed to ``smp.create_model`` (e.g. ``decoder_channels``; ``aux_params``
             builds head ``cls``).
     """
@@ -103,6 +116,8 @@ class SMPSegmentor(nn.Module):
         in_channels: int = 3,
         aux_head: Optional[dict] = None,
         align_corners: bool = False,
+        constant_logit: Optional[dict] = None,
+        stochastic_gate: Optional[dict] = None,
         **smp_kwargs: Any,
     ) -> None:
         super().__init__()
@@ -121,13 +136,14 @@ class SMPSegmentor(nn.Module):
                 f'SMPSegmentor(arch={arch!r}): unknown argument(s) {unknown}. '
                 f'{model_class.__name__} accepts {sorted(known)}.'
             )
+        self.constant_logit = self._check_constant(constant_logit, num_classes)
         try:
             self.net = smp.create_model(
                 arch,
                 encoder_name=encoder_name,
                 encoder_weights=encoder_weights,
                 in_channels=in_channels,
-                classes=num_classes,
+                classes=num_classes - (self.constant_logit is not None),
                 **smp_kwargs,
             )
         except (KeyError, ValueError, TypeError) as err:
@@ -151,6 +167,44 @@ class SMPSegmentor(nn.Module):
         if cls_head is not None:
             self.net.classification_head = None
             self.heads['cls'] = cls_head
+        self.gate: Optional[StochasticGate] = None
+        self.gci: Optional[GlobalCueInjection] = None
+        self.gate_in_index: Optional[int] = None
+        if stochastic_gate is not None:
+            self._build_gate(dict(stochastic_gate))
+
+    @staticmethod
+    def _check_constant(cfg: Optional[dict], num_classes: int) -> Optional[tuple[int, float]]:
+        if cfg is None:
+            return None
+        unknown = sorted(set(cfg) - {'index', 'value'})
+        index = int(cfg.get('index', 0))
+        if unknown or not 0 <= index < num_classes or num_classes < 2:
+            raise ValueError(
+                f'segmentor.constant_logit={cfg!r}: give dict(index=<class id in '
+                f'0..{num_classes - 1}>, value=1.0) with num_classes >= 2.'
+            )
+        return index, float(cfg.get('value', 1.0))
+
+    def _build_gate(self, cfg: dict) -> None:
+        unknown = sorted(set(cfg) - {'psi', 'in_index', 'channels'})
+        if unknown:
+            raise ValueError(
+                f'segmentor.stochastic_gate: unknown key(s) {unknown}; use '
+                'dict(psi=0.3, in_index=2, channels=256).'
+            )
+        self.gate_in_index = int(cfg.get('in_index', 2))
+        head = self.net.segmentation_head[0]
+        if not isinstance(head, nn.Conv2d):
+            raise ValueError(
+                f'segmentor.stochastic_gate needs a convolutional segmentation head; '
+                f'{self.arch} has {type(head).__name__}.'
+            )
+        shallow = self.encoder_channels[self.gate_in_index]
+        self.gate = StochasticGate(float(cfg.get('psi', 0.3)))
+        self.gci = GlobalCueInjection(
+            shallow, head.in_channels, int(cfg.get('channels', 256)), head.in_channels
+        )
 
     @property
     def encoder_channels(self) -> list[int]:
@@ -162,7 +216,20 @@ class SMPSegmentor(nn.Module):
 
     def _decode(self, features: list[Tensor]) -> tuple[Tensor, Tensor]:
         decoder = self.net.decoder(features)
-        return decoder, self.net.segmentation_head(decoder)
+        if self.gate is not None and self.gci is not None and self.gate_in_index is not None:
+            shallow = features[self.gate_in_index]
+            if shallow.shape[-2:] != decoder.shape[-2:]:
+                shallow = F.interpolate(
+                    shallow, decoder.shape[-2:], mode='bilinear', align_corners=self.align_corners
+                )
+            decoder = self.gate(decoder, self.gci(shallow, decoder))
+        logits = self.net.segmentation_head(decoder)
+        if self.constant_logit is not None:
+            index, value = self.constant_logit
+            # zeros_like + value (not torch.full): the shape follows the input in ONNX exports.
+            const = torch.zeros_like(logits[:, :1]) + value
+            logits = torch.cat([logits[:, :index], const, logits[:, index:]], 1)
+        return decoder, logits
 
     def decode(self, features: list[Tensor], size: Optional[Size] = None) -> Tensor:
         """Decoder + segmentation head: logits [B, C, h, w], upsampled to ``size`` if given."""
