@@ -21,11 +21,7 @@ def _write(path, text):
 def test_list_file_names_and_ids(tmp_path):
     p = _write(
         tmp_path / 'labels.txt',
-        '# image classes\n'
-        'a.png sky 3\n'
-        '\n'
-        'sub/b.png "sign symbol" car  # trailing comment\n'
-        'c.png\n',
+        '# image classes\na.png sky 3\n\nsub/b.png "sign symbol" car  # trailing comment\nc.png\n',
     )
     table = read_image_labels(p, get_protocol('camvid11'), str(tmp_path))
     assert table[str(tmp_path / 'a.png')].tolist() == [0, 3]
@@ -98,8 +94,9 @@ def test_labels_from_masks_are_the_classes_of_the_whole_mask_and_the_mask_is_dro
         ids = gt.unique()
         assert sample['img_labels'].tolist() == ids[ids != 255].tolist()  # before the crop
         assert 'gt_sem_seg' not in sample
-    both = SyntheticDataset(style='target', num_samples=1, seed=5, size=(32, 64),
-                            image_labels='from_mask')
+    both = SyntheticDataset(
+        style='target', num_samples=1, seed=5, size=(32, 64), image_labels='from_mask'
+    )
     assert 'gt_sem_seg' in both[0]['data_samples']  # with_label=True keeps the mask
 
 
@@ -110,7 +107,9 @@ def test_voc_layout_image_labels_from_segmentation_masks(tmp_path):
     ids = ['2007_000032', '2007_000039']
     classes = [(0, 1, 255), (0, 15)]
     for name, cls in zip(ids, classes):
-        Image.fromarray(np.full((10, 12, 3), 128, np.uint8)).save(root / 'JPEGImages' / f'{name}.jpg')
+        Image.fromarray(np.full((10, 12, 3), 128, np.uint8)).save(
+            root / 'JPEGImages' / f'{name}.jpg'
+        )
         mask = np.zeros((10, 12), np.uint8)
         for k, c in enumerate(cls):
             mask[k * 3 :] = c
@@ -128,13 +127,23 @@ def test_voc_layout_image_labels_from_segmentation_masks(tmp_path):
 
 
 def test_image_labels_reach_the_step_context():
-    weak = dict(type='SyntheticDataset', style='target', num_samples=2, seed=0, size=(32, 64),
-                with_label=False, image_labels='from_mask')
+    weak = dict(
+        type='SyntheticDataset',
+        style='target',
+        num_samples=2,
+        seed=0,
+        size=(32, 64),
+        with_label=False,
+        image_labels='from_mask',
+    )
     ds = MultiBranchDataset(dict(weak=weak))
     batch = uda_collate([ds[(0,)], ds[(1,)]])
     model = MODELS.build(
-        dict(type='Adapter', segmentor=dict(type='ToySegmentor'),
-             terms=dict(cam=dict(type='SingleStageCAM', branch='weak')))
+        dict(
+            type='Adapter',
+            segmentor=dict(type='ToySegmentor'),
+            terms=dict(cam=dict(type='SingleStageCAM', branch='weak')),
+        )
     )
     data = model.data_preprocessor(batch, True)
     ctx = model.make_context(data['inputs'], data['data_samples'], 0)
@@ -143,3 +152,15 @@ def test_image_labels_reach_the_step_context():
         expected = torch.zeros(19)
         expected[ds[(i,)]['weak']['data_samples']['img_labels']] = 1
         assert torch.equal(multi_hot[i], expected)
+
+
+def test_labels_from_cropped_masks_are_the_classes_of_the_crop():
+    crop = [dict(type='RandomCrop', height=8, width=8)]
+    kw = dict(style='target', num_samples=4, seed=5, size=(32, 64), pipeline=crop)
+    both = SyntheticDataset(image_labels='from_cropped_mask', **kw)
+    for i in range(4):
+        sample = both[i]['data_samples']
+        ids = sample['gt_sem_seg'].unique()
+        assert sample['img_labels'].tolist() == ids[ids != 255].tolist()
+    weak = SyntheticDataset(with_label=False, image_labels='from_cropped_mask', **kw)
+    assert 'gt_sem_seg' not in weak[0]['data_samples']

@@ -80,7 +80,9 @@ def test_background_class_needs_the_constant_logit_of_the_segmentor():
         decoder_channels=(16, 16, 16, 16, 8),
         constant_logit=dict(index=0, value=1.0),
     )
-    model = _adapter(dict(cam=dict(type='SingleStageCAM', background=0, pamr_iter=1)), segmentor=seg)
+    model = _adapter(
+        dict(cam=dict(type='SingleStageCAM', background=0, pamr_iter=1)), segmentor=seg
+    )
     batch = toy_batch(('source',), labelled=(), h=32, w=32)
     for s, ids in zip(batch['source']['data_samples'], ((0, 2), (0, 1))):
         s['img_labels'] = torch.tensor(ids)
@@ -126,3 +128,20 @@ def test_image_label_filter_on_sac_views():
         s['img_labels'] = torch.tensor([0])
     pl = _ctx(model, batch).pseudo_labels('target', 'weak')
     assert pl.labels.shape[0] == 3 and set(pl.labels.unique().tolist()) <= {0, 255}
+
+
+def test_without_a_background_channel_softmax_runs_over_the_classes_only():
+    torch.manual_seed(0)
+    model = _adapter(dict(cam=dict(type='SingleStageCAM', bg_logit=None, pamr_iter=1)))
+    ctx = _ctx(model, _weak_batch())
+    out = model.terms['cam'](ctx)
+    logits = ctx.student('source')['logits']
+    m = logits.softmax(1)
+    scores = ngwp_scores(logits, m) + focal_mask_penalty(m, 3.0, 0.01)
+    y = torch.zeros(2, 19)
+    y[0, [1, 3]] = 1
+    y[1, 2] = 1
+    expected = F.multilabel_soft_margin_loss(scores, y)
+    assert torch.allclose(out['cam.loss_cls'], expected, atol=1e-6)
+    labels = model.terms['cam'].vis_panels()['cam.pseudo_labels'].unique().tolist()
+    assert set(labels) <= {1, 3, 255}

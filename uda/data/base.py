@@ -20,7 +20,13 @@ from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
 from uda.data.classes import ClassProtocol, LabelMap, get_protocol, resolve_label_map
-from uda.data.image_labels import FROM_MASK, labels_from_mask, lookup, read_image_labels
+from uda.data.image_labels import (
+    FROM_CROPPED_MASK,
+    FROM_MASKS,
+    labels_from_mask,
+    lookup,
+    read_image_labels,
+)
 from uda.data.pipelines import apply_pipeline, build_pipeline
 
 
@@ -178,7 +184,8 @@ class SegDataset(Dataset):
             then brought to this size.
         image_labels: Image-level labels for weak supervision (:mod:`uda.data.image_labels`):
             ``'from_mask'`` (the classes of the whole pixel label, read even when
-            ``with_label=False``, which then drops the mask) or a list file
+            ``with_label=False``, which then drops the mask), ``'from_cropped_mask'`` (the
+            classes of the label after ``pipeline``, i.e. of the crop) or a list file
             ``image class [class ...]`` (relative to ``data_root``). Samples get
             ``img_labels`` (class ids).
     """
@@ -238,12 +245,12 @@ class SegDataset(Dataset):
     @property
     def reads_label(self) -> bool:
         """Pixel labels are read: for the samples (``with_label``) or for image labels."""
-        return self.with_label or self.image_labels == FROM_MASK
+        return self.with_label or self.image_labels in FROM_MASKS
 
     def image_label_table(self) -> dict[str, np.ndarray]:
         """The parsed image-label list file (read once; :func:`read_image_labels`)."""
         if self._image_label_table is None:
-            assert self.image_labels is not None and self.image_labels != FROM_MASK
+            assert self.image_labels is not None and self.image_labels not in FROM_MASKS
             root = getattr(self, 'data_root', '') or ''
             path = self.image_labels
             path = path if os.path.isabs(path) else os.path.join(root, path)
@@ -252,11 +259,11 @@ class SegDataset(Dataset):
 
     def image_labels_of(self, img_path: str, label: Optional[np.ndarray]) -> np.ndarray:
         """Class ids of one image from ``image_labels`` (its mask or the list file)."""
-        if self.image_labels == FROM_MASK:
+        if self.image_labels in FROM_MASKS:
             if label is None:
                 raise ValueError(
-                    f"image_labels='from_mask' but image {img_path} has no label file; give "
-                    'the dataset its labels or use an image-label list file.'
+                    f'image_labels={self.image_labels!r} but image {img_path} has no label '
+                    'file; give the dataset its labels or use an image-label list file.'
                 )
             return labels_from_mask(label, self.protocol.num_classes, self.ignore_index)
         return lookup(self.image_label_table(), img_path, str(self.image_labels))
@@ -343,15 +350,20 @@ class SegDataset(Dataset):
         if label is not None:
             label = self.map_label(label, info.get('label_path', f'#{index}'))
         img_labels = None
-        if self.image_labels is not None:
+        img_path = info.get('img_path', f'#{index}')
+        if self.image_labels not in (None, FROM_CROPPED_MASK):
             # From the whole image, before crops: image-level annotation describes the image.
-            img_labels = self.image_labels_of(info.get('img_path', f'#{index}'), label)
+            img_labels = self.image_labels_of(img_path, label)
             if not self.with_label:
                 label = None
         info['ori_shape'] = tuple(image.shape[:2])
         image, label = apply_pipeline(
             self.pipeline, image, None if label is None else label.astype(np.uint8)
         )
+        if self.image_labels == FROM_CROPPED_MASK:
+            img_labels = self.image_labels_of(img_path, label)
+            if not self.with_label:
+                label = None
         sample = dict(
             img_path=info.get('img_path', ''),
             ori_shape=info['ori_shape'],

@@ -5,12 +5,16 @@ Three sources, chosen by a dataset's ``image_labels`` argument (:class:`uda.data
 - ``'from_mask'``: the classes of the image's pixel label (the whole image, before crops), e.g.
   VOC's ``SegmentationClass`` masks, or any labelled dataset turned into a weak benchmark; the
   mask is then dropped unless ``with_label=True``.
+- ``'from_cropped_mask'``: the classes of the mask after the dataset's pipeline (the crop the
+  network sees). For benchmarks on scenes that show nearly every class in every image (the
+  built-in scenes, CamVid frames), where whole-image labels would carry no localisation cue:
+  each crop then stands for an image annotated with its tags.
 - a list file, one image per line: ``image_path class [class ...]``, classes by protocol name
   (``person``, or quoted ``"traffic light"`` for names with spaces) or id (``15``); ``#``
   starts a comment. Image paths are relative to the dataset's ``data_root``.
 
-Samples carry the class ids as ``img_labels`` (int64 [n]); :meth:`uda.methods.StepContext.image_labels`
-turns them into multi-hot [B, num_classes] vectors.
+Samples carry the class ids as ``img_labels`` (int64 [n]);
+:meth:`uda.methods.StepContext.image_labels` turns them into multi-hot [B, num_classes] vectors.
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ import numpy as np
 from uda.data.classes import ClassProtocol
 
 FROM_MASK = 'from_mask'
+FROM_CROPPED_MASK = 'from_cropped_mask'
+FROM_MASKS = (FROM_MASK, FROM_CROPPED_MASK)
 
 
 def labels_from_mask(label: np.ndarray, num_classes: int, ignore_index: int = 255) -> np.ndarray:
@@ -96,4 +102,12 @@ def lookup(table: dict[str, np.ndarray], img_path: str, source: str) -> np.ndarr
     return ids
 
 
-__all__ = ['FROM_MASK', 'labels_from_mask', 'lookup', 'parse_class', 'read_image_labels']
+__all__ = [
+    'FROM_CROPPED_MASK',
+    'FROM_MASK',
+    'FROM_MASKS',
+    'labels_from_mask',
+    'lookup',
+    'parse_class',
+    'read_image_labels',
+]

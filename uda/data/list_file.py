@@ -6,6 +6,7 @@ import os
 from typing import Any, Optional
 
 from uda.data.base import FilePairDataset
+from uda.data.image_labels import FROM_MASKS
 from uda.registry import DATASETS
 
 
@@ -59,6 +60,6 @@ class ListFileDataset(FilePairDataset):
                 f'{len(missing)} file(s) named in {path} do not exist, first: {missing[0]}. '
                 f'Paths are relative to data_root={data_root!r}; fix the root or the list.'
             )
-        if self.image_labels is not None and self.image_labels != 'from_mask':
+        if self.image_labels is not None and self.image_labels not in FROM_MASKS:
             for img, _ in self.items:  # every image needs a line: fail now, not mid-training
                 self.image_labels_of(img, None)

@@ -6,6 +6,7 @@ import os
 from typing import Any, Optional
 
 from uda.data.base import FilePairDataset, require_dir
+from uda.data.image_labels import FROM_MASKS
 from uda.registry import DATASETS
 
 
@@ -76,6 +77,6 @@ class VOCDataset(FilePairDataset):
                 f'{len(missing)} file(s) of the ids in {path} do not exist, first: '
                 f'{missing[0]}. Check data_root, img_dir and label_dir ({label_dir!r}).'
             )
-        if self.image_labels is not None and self.image_labels != 'from_mask':
+        if self.image_labels is not None and self.image_labels not in FROM_MASKS:
             for img, _ in self.items:
                 self.image_labels_of(img, None)

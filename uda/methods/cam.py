@@ -42,17 +42,19 @@ class SingleStageCAM(Term):
     The background logit is constant. With ``background`` (a class id, VOC's 0) the segmentor
     must produce it (``segmentor.constant_logit=dict(index=background, value=1.0)``), so it is
     the background class at test time too. Without (data with no background class: CamVid,
-    Cityscapes) the term appends a constant "no labelled class" logit that exists only in
-    training: it takes part in pooling, pseudo masks and the mask loss, not in predictions;
-    and an image's mask loss then needs only its labelled classes to appear (the reference
-    also requires the background).
+    Cityscapes) the term appends a constant "no labelled class" logit ``bg_logit`` that exists
+    only in training: it takes part in pooling, pseudo masks and the mask loss, not in
+    predictions, and an image's mask loss then needs only its labelled classes to appear (the
+    reference also requires the background). ``bg_logit=None`` drops the background altogether
+    (street scenes, where every pixel has a class): softmax, pooling and pseudo masks run over
+    the classes only.
 
     Args:
         weight: Weight of the classification loss.
         branch: Batch branch with image-level labels.
         background: Class id of the constant-logit background, or None (see above).
         bg_logit: The appended constant logit when ``background`` is None (1, as the
-            reference's ``torch.ones_like``).
+            reference's ``torch.ones_like``); None for no background channel.
         focal_power: Exponent of the focal mask penalty (``FOCAL_P`` = 3).
         focal_lambda: Offset inside its log (``FOCAL_LAMBDA`` = 0.01).
         mask_weight: Weight of the mask loss (``MASK_LOSS_BCE`` = 1.0).
@@ -74,7 +76,7 @@ class SingleStageCAM(Term):
         weight: float = 1.0,
         branch: str = 'source',
         background: Optional[int] = None,
-        bg_logit: float = 1.0,
+        bg_logit: Optional[float] = 1.0,
         focal_power: float = 3.0,
         focal_lambda: float = 0.01,
         mask_weight: float = 1.0,
@@ -91,7 +93,10 @@ class SingleStageCAM(Term):
             raise ValueError(f'SingleStageCAM(cam_stride={cam_stride}): use an integer >= 1.')
         self.branch = branch
         self.background = None if background is None else int(background)
-        self.bg_logit = float(bg_logit)
+        self.bg_logit = None if bg_logit is None else float(bg_logit)
+        # Channel 0 of the working tensors is a background (constant logit) unless neither is
+        # given.
+        self.has_bg = self.background is not None or self.bg_logit is not None
         self.focal_power, self.focal_lambda = float(focal_power), float(focal_lambda)
         self.mask_weight, self.mask_start_iter = float(mask_weight), int(mask_start_iter)
         self.fg_ratio, self.bg_ratio, self.floor = float(fg_ratio), float(bg_ratio), float(floor)
@@ -119,12 +124,17 @@ class SingleStageCAM(Term):
         """``(fg, ids)``: the labelled classes, and the class id of each channel of the
         background-first tensors (-1 for the appended training-only background)."""
         fg = [c for c in range(num_classes) if c != self.background]
+        if not self.has_bg:
+            return fg, fg
         return fg, [-1 if self.background is None else self.background] + fg
 
     def background_first(self, logits: Tensor) -> Tensor:
         """[B, C, H, W] logits -> [B, 1 + |fg|, H, W] with the (constant) background first."""
         fg, _ = self.class_order(logits.shape[1])
+        if not self.has_bg:
+            return logits
         if self.background is None:
+            assert self.bg_logit is not None
             bg = torch.zeros_like(logits[:, :1]) + self.bg_logit
         else:
             bg = logits[:, self.background : self.background + 1]
@@ -146,9 +156,10 @@ class SingleStageCAM(Term):
         scores = ngwp_scores(x, masks) + focal_mask_penalty(
             mbar[..., None, None], self.focal_power, self.focal_lambda
         )
-        loss_cls = F.multilabel_soft_margin_loss(scores[:, 1:], y)
+        off = int(self.has_bg)  # index of the first labelled class in the working tensors
+        loss_cls = F.multilabel_soft_margin_loss(scores[:, off:], y)
         # The share of the labelled classes' masks (``cls_fg`` in the reference's log).
-        fg_share = (mbar[:, 1:] * y).sum(-1) / y.sum(-1).clamp(min=1)
+        fg_share = (mbar[:, off:] * y).sum(-1) / y.sum(-1).clamp(min=1)
         out = {
             self._key('loss_cls'): self.weight * loss_cls,
             self._key('fg_share'): fg_share.mean().detach(),
@@ -161,16 +172,18 @@ class SingleStageCAM(Term):
                 image = F.interpolate(image, x.shape[-2:], mode='bilinear', align_corners=True)
             # PAMR is linear in each mask channel, so channels of classes no image of the
             # batch is labelled with (zeroed below anyway) are skipped.
-            keep = torch.cat([y.new_ones(1), y.amax(0)]) > 0
+            keep = torch.cat([y.new_ones(off), y.amax(0)]) > 0
             refined = torch.zeros_like(masks)
             refined[:, keep] = self.pamr(image, masks.detach()[:, keep])
             if refined.shape[-2:] != x_full.shape[-2:]:
                 refined = F.interpolate(
                     refined, x_full.shape[-2:], mode='bilinear', align_corners=True
                 )
-            refined[:, 1:] *= y[..., None, None]  # classes absent from the image labels
-            pseudo = pseudo_masks(refined, self.fg_ratio, self.bg_ratio, self.floor) * valid_full
-            required = torch.cat([torch.full_like(y[:, :1], float(self.background is not None)), y], 1)
+            refined[:, off:] *= y[..., None, None]  # classes absent from the image labels
+            bg_ratio = self.bg_ratio if self.has_bg else self.fg_ratio
+            pseudo = pseudo_masks(refined, self.fg_ratio, bg_ratio, self.floor) * valid_full
+            bg_required = y[:, :off] * 0 + float(self.background is not None)
+            required = torch.cat([bg_required, y], 1)
         loss_img, counted = balanced_mask_ce(x_full, pseudo, required, ctx.ignore_index)
         out[self._key('loss_mask')] = self.mask_weight * loss_img.mean()
         out[self._key('mask_images')] = counted.mean().detach()
@@ -182,9 +195,7 @@ class SingleStageCAM(Term):
         self, ctx: StepContext, refined: Tensor, pseudo: Tensor, ids: list[int]
     ) -> dict[str, Tensor]:
         """First image: refined CAMs (arg-max) and pseudo labels, as class ids."""
-        lut = torch.tensor(
-            [ctx.ignore_index if i < 0 else i for i in ids], device=refined.device
-        )
+        lut = torch.tensor([ctx.ignore_index if i < 0 else i for i in ids], device=refined.device)
         cam = lut[refined[0].argmax(0)]
         lbl = torch.where(
             pseudo[0].sum(0) > 0,

@@ -11,7 +11,11 @@ train_pipeline = [
     dict(type='HorizontalFlip', p=0.5),
 ]
 camvid_train = dict(
-    type='CamVidDataset', data_root=data_root, split='train', resize=img_size, pipeline=train_pipeline
+    type='CamVidDataset',
+    data_root=data_root,
+    split='train',
+    resize=img_size,
+    pipeline=train_pipeline,
 )
 camvid_test = dict(type='CamVidDataset', data_root=data_root, split='test', resize=img_size)
 train_dataloader = dict(

@@ -10,9 +10,9 @@ optim_wrapper = dict(
     optimizer=dict(type='SGD', lr=1e-3, momentum=0.9, weight_decay=5e-4),
     paramwise_cfg=dict(
         custom_keys={
-            'student.net.decoder': dict(lr_mult=10.0),
-            'student.net.segmentation_head': dict(lr_mult=10.0),
-            'student.gci': dict(lr_mult=10.0),
+            'net.decoder': dict(lr_mult=10.0),
+            'net.segmentation_head': dict(lr_mult=10.0),
+            'gci': dict(lr_mult=10.0),
         }
     ),
 )
