@@ -170,6 +170,58 @@ PRESETS: dict[str, dict[str, Any]] = {
         baseline='SAC',
         out='work_dirs/bench_sac_bf16',
     ),
+    # Weak supervision (issue 15): image labels only vs pixel labels, same network and budget.
+    'cam-vs-supervised-camvid': dict(
+        runs=[
+            (
+                'supervised',
+                'configs/source-only/source-only_unet-resnet18_200_camvid-128x128.py',
+                [],
+            ),
+            ('CAM', 'configs/cam/cam_unet-resnet18_200_camvid-128x128.py', []),
+        ],
+        baseline='supervised',
+        scalars=['cam.mask_images', 'cam.pseudo_ratio'],
+        camvid=True,
+        out='work_dirs/bench_cam_camvid',
+    ),
+    'cam-vs-supervised-synthetic': dict(
+        runs=[
+            ('supervised', SYN.format('oracle'), []),
+            ('CAM', 'configs/cam/cam_unet-resnet18_400it_synthetic-96x192.py', []),
+        ],
+        baseline='supervised',
+        scalars=['cam.mask_images', 'cam.pseudo_ratio'],
+        out='work_dirs/bench_cam_synthetic',
+    ),
+    # UDA with and without image-level target labels (SAC vs SAC + target CAM + label filter).
+    'weak-target-synthetic': dict(
+        runs=[
+            ('ABN', SYN.format('abn'), []),
+            ('SAC', SYN.format('sac'), []),
+            ('SAC+weak', 'configs/sac/sac-cam_unet-resnet18_400it_synthetic-96x192.py', []),
+            ('oracle', SYN.format('oracle'), []),
+        ],
+        default=['SAC', 'SAC+weak'],
+        baseline='SAC',
+        oracle='oracle',
+        scalars=['tcam.mask_images'],
+        out='work_dirs/bench_weak_target',
+    ),
+    'weak-target-camvid': dict(
+        runs=[
+            ('ABN', CAMVID.format('abn/abn'), []),
+            ('SAC', CAMVID.format('sac/sac'), []),
+            ('SAC+weak', CAMVID.format('sac/sac-cam'), []),
+            ('oracle', CAMVID.format('oracle/oracle'), []),
+        ],
+        default=['SAC', 'SAC+weak'],
+        baseline='SAC',
+        oracle='oracle',
+        scalars=['tcam.mask_images'],
+        camvid=True,
+        out='work_dirs/bench_weak_target_camvid',
+    ),
 }
 
 
@@ -212,6 +264,11 @@ def budget_options(config: str, iters: int) -> list[str]:
     start = (cfg.model.get('teacher') or {}).get('start_iter', 0)
     if start:
         opts.append(f'model.teacher.start_iter={round(start * iters / old)}')
+    # Single-stage CAM's classification-only phase scales with the budget too.
+    for name, term in (cfg.model.get('terms') or {}).items():
+        if isinstance(term, dict) and term.get('mask_start_iter'):
+            scaled = round(term['mask_start_iter'] * iters / old)
+            opts.append(f'model.terms.{name}.mask_start_iter={scaled}')
     return opts
 
 

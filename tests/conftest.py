@@ -25,9 +25,21 @@ class ToySegmentor(nn.Module):
     ``cls`` their spatial mean [B, K]) so that adding them changes no weights or seeds.
     """
 
-    def __init__(self, num_classes: int = 19, channels: int = 4, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        num_classes: int = 19,
+        channels: int = 4,
+        constant_logit: Any = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__()
         self.num_classes = num_classes
+        # SMPSegmentor's option (index, value): that class's logit is a constant.
+        self.constant_logit = (
+            None
+            if constant_logit is None
+            else (int(constant_logit.get('index', 0)), float(constant_logit.get('value', 1.0)))
+        )
         self.conv = nn.Conv2d(3, channels, 3, padding=1)
         self.bn = nn.BatchNorm2d(channels)
         self.classifier = nn.Conv2d(channels, num_classes, 1)
@@ -40,6 +52,10 @@ class ToySegmentor(nn.Module):
 
     def decode(self, features: list[Tensor], size: Any = None) -> Tensor:
         logits = self.classifier(features[-1])
+        if self.constant_logit is not None:
+            index, value = self.constant_logit
+            const = torch.zeros_like(logits[:, :1]) + value
+            logits = torch.cat([logits[:, :index], const, logits[:, index + 1 :]], 1)
         if size is not None and tuple(logits.shape[-2:]) != tuple(size):
             logits = nn.functional.interpolate(logits, tuple(size), mode='bilinear')
         return logits

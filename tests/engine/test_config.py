@@ -43,7 +43,10 @@ def test_leaf_config_builds_with_toy_segmentor(path):
     cfg = Config.fromfile(path)
     model_cfg = cfg.model.to_dict() if hasattr(cfg.model, 'to_dict') else dict(cfg.model)
     model_cfg['segmentor'] = dict(
-        type='ToySegmentor', num_classes=model_cfg['segmentor'].get('num_classes', 19)
+        type='ToySegmentor',
+        num_classes=model_cfg['segmentor'].get('num_classes', 19),
+        # Single-stage CAM with a background class needs the constant background logit.
+        constant_logit=model_cfg['segmentor'].get('constant_logit'),
     )
     with DefaultScope.overwrite_default_scope('uda'):
         model = MODELS.build(model_cfg)

@@ -94,12 +94,23 @@ def test_term_two_train_steps(name):
         assert all(p.grad is None for p in teacher.parameters()), 'teacher got a gradient'
 
 
+# Labellers that wrap another one: (name of the inner labeller, its type). Their branch needs
+# image labels (derived from the pixel labels of a labelled toy branch).
+WRAPPED = {'ImageLabelFilter': ('sac', 'SACLabeller')}
+
+
 @pytest.mark.parametrize('name', LABELLERS.available())
 def test_labeller_gives_labels_and_weights_of_the_branch(name):
     torch.manual_seed(0)
-    model = _adapter(dict(src=dict(type='SourceCE')), {'lab': dict(type=name)})
+    labellers = {'lab': dict(type=name)}
+    labelled: tuple[str, ...] = ('source',)
+    if name in WRAPPED:
+        inner, kind = WRAPPED[name]
+        labellers = {inner: dict(type=kind), 'lab': dict(type=name, labeller=inner)}
+        labelled = ('source', 'target')
+    model = _adapter(dict(src=dict(type='SourceCE')), labellers)
     model.teacher.init_from(model.student)
-    data = model.data_preprocessor(toy_batch(), True)
+    data = model.data_preprocessor(toy_batch(labelled=labelled), True)
     ctx = model.make_context(data['inputs'], data['data_samples'])
     pl = ctx.pseudo_labels('target', 'lab')
     assert pl.labels.dtype == torch.long and pl.labels.shape == pl.weight.shape

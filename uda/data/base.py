@@ -20,6 +20,13 @@ from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
 from uda.data.classes import ClassProtocol, LabelMap, get_protocol, resolve_label_map
+from uda.data.image_labels import (
+    FROM_CROPPED_MASK,
+    FROM_MASKS,
+    labels_from_mask,
+    lookup,
+    read_image_labels,
+)
 from uda.data.pipelines import apply_pipeline, build_pipeline
 
 
@@ -175,6 +182,12 @@ class SegDataset(Dataset):
             An image and its label must already have the same size (checked on the decoded
             files, so a label of another image is an error, not silently stretched); both are
             then brought to this size.
+        image_labels: Image-level labels for weak supervision (:mod:`uda.data.image_labels`):
+            ``'from_mask'`` (the classes of the whole pixel label, read even when
+            ``with_label=False``, which then drops the mask), ``'from_cropped_mask'`` (the
+            classes of the label after ``pipeline``, i.e. of the crop) or a list file
+            ``image class [class ...]`` (relative to ``data_root``). Samples get
+            ``img_labels`` (class ids).
     """
 
     def __init__(
@@ -186,8 +199,16 @@ class SegDataset(Dataset):
         ignore_index: int = 255,
         with_label: bool = True,
         resize: Optional[Sequence[int]] = None,
+        image_labels: Optional[str] = None,
     ) -> None:
         self.protocol: ClassProtocol = get_protocol(protocol)
+        if image_labels is not None and not isinstance(image_labels, str):
+            raise TypeError(
+                f"image_labels={image_labels!r}: give 'from_mask' or the path of a list file "
+                '`image class [class ...]` (relative to data_root).'
+            )
+        self.image_labels = image_labels
+        self._image_label_table: Optional[dict[str, np.ndarray]] = None
         self.pipeline = build_pipeline(pipeline)
         self.ignore_index = ignore_index
         self.with_label = with_label
@@ -220,6 +241,32 @@ class SegDataset(Dataset):
                 lut[raw] = train
             self._lut = lut
         self._seeded_for: Optional[tuple] = None
+
+    @property
+    def reads_label(self) -> bool:
+        """Pixel labels are read: for the samples (``with_label``) or for image labels."""
+        return self.with_label or self.image_labels in FROM_MASKS
+
+    def image_label_table(self) -> dict[str, np.ndarray]:
+        """The parsed image-label list file (read once; :func:`read_image_labels`)."""
+        if self._image_label_table is None:
+            assert self.image_labels is not None and self.image_labels not in FROM_MASKS
+            root = getattr(self, 'data_root', '') or ''
+            path = self.image_labels
+            path = path if os.path.isabs(path) else os.path.join(root, path)
+            self._image_label_table = read_image_labels(path, self.protocol, root)
+        return self._image_label_table
+
+    def image_labels_of(self, img_path: str, label: Optional[np.ndarray]) -> np.ndarray:
+        """Class ids of one image from ``image_labels`` (its mask or the list file)."""
+        if self.image_labels in FROM_MASKS:
+            if label is None:
+                raise ValueError(
+                    f'image_labels={self.image_labels!r} but image {img_path} has no label '
+                    'file; give the dataset its labels or use an image-label list file.'
+                )
+            return labels_from_mask(label, self.protocol.num_classes, self.ignore_index)
+        return lookup(self.image_label_table(), img_path, str(self.image_labels))
 
     @property
     def metainfo(self) -> dict:
@@ -302,6 +349,13 @@ class SegDataset(Dataset):
         image, label = self.resize_pair(image, label)
         if label is not None:
             label = self.map_label(label, info.get('label_path', f'#{index}'))
+        img_labels = None
+        img_path = info.get('img_path', f'#{index}')
+        if self.image_labels not in (None, FROM_CROPPED_MASK):
+            # From the whole image, before crops: image-level annotation describes the image.
+            img_labels = self.image_labels_of(img_path, label)
+            if not self.with_label:
+                label = None
         info['ori_shape'] = tuple(image.shape[:2])
         valid: Optional[np.ndarray] = None
         if label is None and self.pipeline.transforms:
@@ -313,6 +367,10 @@ class SegDataset(Dataset):
             image, label = apply_pipeline(
                 self.pipeline, image, None if label is None else label.astype(np.uint8)
             )
+        if self.image_labels == FROM_CROPPED_MASK:
+            img_labels = self.image_labels_of(img_path, label)
+            if not self.with_label:
+                label = None
         sample = dict(
             img_path=info.get('img_path', ''),
             ori_shape=info['ori_shape'],
@@ -324,6 +382,8 @@ class SegDataset(Dataset):
         if valid is not None and (valid == self.ignore_index).any():
             inside = np.ascontiguousarray(valid != self.ignore_index)
             sample['valid_mask'] = torch.from_numpy(inside)
+        if img_labels is not None:
+            sample['img_labels'] = torch.from_numpy(img_labels)
         inputs = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))
         return dict(inputs=inputs, data_samples=sample)
 
@@ -350,7 +410,7 @@ class FilePairDataset(SegDataset):
         from PIL import Image, UnidentifiedImageError
 
         for img_path, lbl_path in self.items:
-            if not (lbl_path and self.with_label):
+            if not (lbl_path and self.reads_label):
                 continue
             try:
                 with Image.open(img_path) as im, Image.open(lbl_path) as lb:
@@ -367,5 +427,5 @@ class FilePairDataset(SegDataset):
     def load(self, index: int) -> tuple[np.ndarray, Optional[np.ndarray], dict]:
         img_path, lbl_path = self.items[index]
         info = dict(img_path=img_path, label_path=lbl_path)
-        label = self.read_label(lbl_path) if (lbl_path and self.with_label) else None
+        label = self.read_label(lbl_path) if (lbl_path and self.reads_label) else None
         return read_image(img_path), label, info

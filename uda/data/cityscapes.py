@@ -70,7 +70,7 @@ class CityscapesDataset(FilePairDataset):
             raise FileNotFoundError(
                 f'Cityscapes split folder {img_root} has no {{city}}/*{IMG_SUFFIX} files.'
             )
-        if self.with_label:
+        if self.reads_label:
             lbl_root = os.path.join(data_root, label_dir, split)
             require_dir(
                 lbl_root,

@@ -56,7 +56,7 @@ class GTA5Dataset(FilePairDataset):
             raise FileNotFoundError(
                 f'GTA5 image folder {img_root} has no .png files; expected 00001.png, 00002.png ...'
             )
-        if self.with_label:
+        if self.reads_label:
             lbl_root = os.path.join(data_root, label_dir)
             require_dir(lbl_root, 'GTA5 label folder', fix)
             self.items = list(

@@ -6,6 +6,7 @@ import os
 from typing import Any, Optional
 
 from uda.data.base import FilePairDataset
+from uda.data.image_labels import FROM_MASKS
 from uda.registry import DATASETS
 
 
@@ -41,12 +42,13 @@ class ListFileDataset(FilePairDataset):
                     raise ValueError(f'{path}:{lineno}: expected `image [label]`, got {line!r}.')
                 img = os.path.join(data_root, parts[0])
                 lbl = os.path.join(data_root, parts[1]) if len(parts) == 2 else None
-                if self.with_label and lbl is None:
+                if self.reads_label and lbl is None:
                     raise ValueError(
-                        f'{path}:{lineno}: no label path, but with_label=True. Add '
-                        'the label, or set with_label=False for unlabelled data.'
+                        f'{path}:{lineno}: no label path, but with_label=True or '
+                        "image_labels='from_mask'. Add the label, or set with_label=False "
+                        'for unlabelled data.'
                     )
-                self.items.append((img, lbl if self.with_label else None))
+                self.items.append((img, lbl if self.reads_label else None))
         if not self.items:
             raise ValueError(
                 f'List file {path} names no images: the dataset would be empty. '
@@ -58,3 +60,6 @@ class ListFileDataset(FilePairDataset):
                 f'{len(missing)} file(s) named in {path} do not exist, first: {missing[0]}. '
                 f'Paths are relative to data_root={data_root!r}; fix the root or the list.'
             )
+        if self.image_labels is not None and self.image_labels not in FROM_MASKS:
+            for img, _ in self.items:  # every image needs a line: fail now, not mid-training
+                self.image_labels_of(img, None)

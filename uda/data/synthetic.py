@@ -412,7 +412,7 @@ class SyntheticDataset(SegDataset):
             img_path=f'synthetic://{self.style}/{self.seed}/{index}',
             label_path=f'synthetic://{self.style}/{self.seed}/{index}',
         )
-        return img, (lbl if self.with_label else None), info
+        return img, (lbl if self.reads_label else None), info
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:

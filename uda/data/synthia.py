@@ -108,7 +108,7 @@ class SynthiaDataset(FilePairDataset):
         images = scan_files(img_root, '.png')
         if not images:
             raise FileNotFoundError(f'SYNTHIA image folder {img_root} has no .png files.')
-        if self.with_label:
+        if self.reads_label:
             lbl_root = os.path.join(data_root, label_dir)
             require_dir(lbl_root, 'SYNTHIA label folder', fix)
             self.items = list(

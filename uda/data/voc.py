@@ -6,6 +6,7 @@ import os
 from typing import Any, Optional
 
 from uda.data.base import FilePairDataset, require_dir
+from uda.data.image_labels import FROM_MASKS
 from uda.registry import DATASETS
 
 
@@ -25,6 +26,11 @@ class VOCDataset(FilePairDataset):
     the augmented folder ``SegmentationClass``, so its split files' mask column is ignored here
     (labels come from ``label_dir``; :class:`uda.data.SemiSplit` matches the image column).
 
+    For weak supervision, ``image_labels='from_mask'`` gives each image the classes of its mask
+    (background included) and, with ``with_label=False``, drops the mask: the image-level labels
+    of the reference's ``train_augvoc`` list (visinf/1-stage-wseg ``data/train_augvoc.txt``,
+    derived from the SBD masks) come out the same way with ``label_dir='SegmentationClassAug'``.
+
     Args:
         data_root: The ``VOC2012`` folder (``VOC_ROOT`` environment variable in the configs).
         split: Id list ``ImageSets/Segmentation/{split}.txt`` (``train``, ``val``, ``trainaug``).
@@ -33,7 +39,8 @@ class VOCDataset(FilePairDataset):
         img_dir: Image folder.
         img_suffix: Image file suffix.
         label_suffix: Label file suffix.
-        **kwargs: See :class:`uda.data.SegDataset` (pipeline, with_label, resize ...).
+        **kwargs: See :class:`uda.data.SegDataset` (pipeline, with_label, image_labels,
+            resize ...).
     """
 
     def __init__(
@@ -73,7 +80,7 @@ class VOCDataset(FilePairDataset):
         img_root = os.path.join(data_root, img_dir)
         require_dir(img_root, 'VOC image folder', fix)
         lbl_root = os.path.join(data_root, label_dir)
-        if self.with_label:
+        if self.reads_label:
             require_dir(
                 lbl_root,
                 'VOC label folder',
@@ -83,7 +90,7 @@ class VOCDataset(FilePairDataset):
         self.items = [
             (
                 os.path.join(img_root, i + img_suffix),
-                os.path.join(lbl_root, i + label_suffix) if self.with_label else None,
+                os.path.join(lbl_root, i + label_suffix) if self.reads_label else None,
             )
             for i in ids
         ]
@@ -94,3 +101,6 @@ class VOCDataset(FilePairDataset):
                 'Check data_root and the folders (trainaug needs '
                 "label_dir='SegmentationClassAug')."
             )
+        if self.image_labels is not None and self.image_labels not in FROM_MASKS:
+            for img, _ in self.items:  # a list file's labels: fail now, naming the line
+                self.image_labels_of(img, None)

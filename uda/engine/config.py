@@ -432,7 +432,7 @@ def _labelled_datasets(dataset: Any, where: str) -> list[tuple[str, Any]]:
         for i, ds in enumerate(branches):
             found += _labelled_datasets(ds, f'{where}.datasets[{i}]')
         return found
-    if not getattr(dataset, 'with_label', True):
+    if not getattr(dataset, 'with_label', True) and getattr(dataset, 'image_labels', None) is None:
         return []  # an unlabelled target set has no class ids to disagree with
     meta = getattr(dataset, 'metainfo', None)
     if not isinstance(meta, dict) or 'classes' not in meta:

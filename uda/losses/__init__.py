@@ -1,10 +1,15 @@
 """Losses: pure functions (terms in uda/methods call them; no config builds a loss module)."""
 
 from uda.losses.adversarial import domain_accuracy, gan_loss, grad_reverse
+from uda.losses.cam import balanced_mask_ce, focal_mask_penalty, ngwp_scores, pseudo_masks
 from uda.losses.cross_entropy import cross_entropy
 from uda.losses.entropy import entropy_loss, pixel_entropy, weighted_self_information
 
 __all__ = [
+    'balanced_mask_ce',
+    'focal_mask_penalty',
+    'ngwp_scores',
+    'pseudo_masks',
     'cross_entropy',
     'domain_accuracy',
     'entropy_loss',

@@ -6,6 +6,7 @@ A module defining a term or labeller must be imported here: the registries impor
 
 from uda.methods.adversarial import EntropyAdversarial, FeatureAdversarial, OutputAdversarial
 from uda.methods.base import Adapter, Labeller, PseudoLabels, StepContext, Term
+from uda.methods.cam import ImageLabelFilter, SingleStageCAM
 from uda.methods.class_mix import ClassMix
 from uda.methods.labellers import ConfidenceLabeller, QualityLabeller
 from uda.methods.masked_consistency import MaskedConsistency
@@ -21,6 +22,7 @@ __all__ = [
     'ClassMix',
     'ConfidenceLabeller',
     'EntropyAdversarial',
+    'ImageLabelFilter',
     'FeatureAdversarial',
     'Labeller',
     'MaskedConsistency',
@@ -30,6 +32,7 @@ __all__ = [
     'QualityLabeller',
     'SACLabeller',
     'SACSelfTraining',
+    'SingleStageCAM',
     'SourceCE',
     'StepContext',
     'Term',

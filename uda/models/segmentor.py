@@ -13,6 +13,7 @@ import re
 from typing import Any, Optional, Sequence, Union
 
 import segmentation_models_pytorch as smp
+import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from segmentation_models_pytorch.encoders.timm_vit import TimmViTEncoder
@@ -22,6 +23,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from uda.models.deeplabv2 import ASPPv2
 from uda.models.encoder_checkpoint import EncoderLoadReport, load_encoder_checkpoint
 from uda.models.encoder_stages import encoder_stage_ids
+from uda.models.pamr import GlobalCueInjection, StochasticGate
 from uda.registry import MODELS
 
 Size = Sequence[int]
@@ -122,6 +124,17 @@ class SMPSegmentor(nn.Module):
             first N encoder stages, mmseg ResNet ``frozen_stages``; stage numbers from
             :func:`uda.models.encoder_stages.encoder_stage_ids`), ``dict(patterns=[regex,
             ...])`` (parameter names of this segmentor, e.g. ``'net.encoder.layer1'``).
+        constant_logit: ``dict(index=0, value=1.0)``: class ``index`` gets the constant logit
+            ``value`` instead of a learnt one (the segmentation head predicts the other
+            ``num_classes - 1``). Single-stage CAM's background (visinf/1-stage-wseg
+            ``models/stage_net.py``: ``bg = torch.ones_like(x[:, :1])``); part of ``forward``, so
+            evaluation and export see it.
+        stochastic_gate: ``dict(psi=0.3, in_index=2, channels=256)``: shallow encoder stage
+            ``in_index``, with global cues of the decoder output (:class:`GlobalCueInjection`,
+            ``channels`` hidden), is mixed into the decoder output by a
+            :class:`StochasticGate` before the segmentation head (random in training,
+            ``(1 - psi) * deep + psi * shallow`` in eval mode). Single-stage CAM's SG + GCI
+            (visinf/1-stage-wseg ``models/stage_net.py``, ``SG_PSI`` = 0.3).
         **smp_kwargs: Passed to ``smp.create_model`` (e.g. ``decoder_channels``; ``aux_params``
             builds head ``cls``).
     """
@@ -138,6 +151,8 @@ class SMPSegmentor(nn.Module):
         encoder_kwargs: Optional[dict] = None,
         encoder_checkpoint: Optional[dict] = None,
         freeze: Optional[dict] = None,
+        constant_logit: Optional[dict] = None,
+        stochastic_gate: Optional[dict] = None,
         **smp_kwargs: Any,
     ) -> None:
         super().__init__()
@@ -165,13 +180,14 @@ class SMPSegmentor(nn.Module):
             )
         if arch.lower() == 'dpt':
             timm_kwargs.setdefault('dynamic_img_size', True)
+        self.constant_logit = self._check_constant(constant_logit, num_classes)
         try:
             self.net = smp.create_model(
                 arch,
                 encoder_name=encoder_name,
                 encoder_weights=encoder_weights,
                 in_channels=in_channels,
-                classes=num_classes,
+                classes=num_classes - (self.constant_logit is not None),
                 **smp_kwargs,
                 **timm_kwargs,
             )
@@ -205,6 +221,11 @@ class SMPSegmentor(nn.Module):
         if cls_head is not None:
             self.net.classification_head = None
             self.heads['cls'] = cls_head
+        self.gate: Optional[StochasticGate] = None
+        self.gci: Optional[GlobalCueInjection] = None
+        self.gate_in_index: Optional[int] = None
+        if stochastic_gate is not None:
+            self._build_gate(dict(stochastic_gate))
         self.checkpoint_report: Optional[EncoderLoadReport] = None
         if encoder_checkpoint is not None:
             ckpt = dict(encoder_checkpoint)
@@ -293,6 +314,39 @@ class SMPSegmentor(nn.Module):
             m.eval()
         return self
 
+    @staticmethod
+    def _check_constant(cfg: Optional[dict], num_classes: int) -> Optional[tuple[int, float]]:
+        if cfg is None:
+            return None
+        unknown = sorted(set(cfg) - {'index', 'value'})
+        index = int(cfg.get('index', 0))
+        if unknown or not 0 <= index < num_classes or num_classes < 2:
+            raise ValueError(
+                f'segmentor.constant_logit={cfg!r}: give dict(index=<class id in '
+                f'0..{num_classes - 1}>, value=1.0) with num_classes >= 2.'
+            )
+        return index, float(cfg.get('value', 1.0))
+
+    def _build_gate(self, cfg: dict) -> None:
+        unknown = sorted(set(cfg) - {'psi', 'in_index', 'channels'})
+        if unknown:
+            raise ValueError(
+                f'segmentor.stochastic_gate: unknown key(s) {unknown}; use '
+                'dict(psi=0.3, in_index=2, channels=256).'
+            )
+        self.gate_in_index = int(cfg.get('in_index', 2))
+        head = self.net.segmentation_head[0]
+        if not isinstance(head, nn.Conv2d):
+            raise ValueError(
+                f'segmentor.stochastic_gate needs a convolutional segmentation head; '
+                f'{self.arch} has {type(head).__name__}.'
+            )
+        shallow = self.encoder_channels[self.gate_in_index]
+        self.gate = StochasticGate(float(cfg.get('psi', 0.3)))
+        self.gci = GlobalCueInjection(
+            shallow, head.in_channels, int(cfg.get('channels', 256)), head.in_channels
+        )
+
     @property
     def encoder_channels(self) -> list[int]:
         return list(self.net.encoder.out_channels)
@@ -331,7 +385,20 @@ class SMPSegmentor(nn.Module):
             decoder = self.net.decoder(list(features), tokens)
         else:
             decoder = self.net.decoder(features)
-        return decoder, self.net.segmentation_head(decoder)
+        if self.gate is not None and self.gci is not None and self.gate_in_index is not None:
+            shallow = features[self.gate_in_index]
+            if shallow.shape[-2:] != decoder.shape[-2:]:
+                shallow = F.interpolate(
+                    shallow, decoder.shape[-2:], mode='bilinear', align_corners=self.align_corners
+                )
+            decoder = self.gate(decoder, self.gci(shallow, decoder))
+        logits = self.net.segmentation_head(decoder)
+        if self.constant_logit is not None:
+            index, value = self.constant_logit
+            # zeros_like + value (not torch.full): the shape follows the input in ONNX exports.
+            const = torch.zeros_like(logits[:, :1]) + value
+            logits = torch.cat([logits[:, :index], const, logits[:, index:]], 1)
+        return decoder, logits
 
     def _dpt_reads_tokens(self) -> bool:
         from segmentation_models_pytorch.decoders.dpt.decoder import ReadoutIgnoreBlock
