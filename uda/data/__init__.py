@@ -12,6 +12,7 @@ from uda.data.pipelines import build_pipeline
 from uda.data.rare_class import RareClassCrop, RareClassSampler
 from uda.data.synthetic import SyntheticDataset, render_scene
 from uda.data.synthia import SynthiaDataset, read_synthia_label
+from uda.data.unlabelled import UnlabelledImages
 
 __all__ = [
     'SegDataset',
@@ -37,4 +38,5 @@ __all__ = [
     'RareClassSampler',
     'SyntheticDataset',
     'render_scene',
+    'UnlabelledImages',
 ]
