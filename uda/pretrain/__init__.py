@@ -13,14 +13,22 @@ from uda.pretrain.base import (
     build_encoder,
     embedding_std,
 )
+from uda.pretrain.densecl import DenseCL, DenseCLNetwork, dense_info_nce
+from uda.pretrain.dino import DINO, teacher_temperature, weight_normed_linear
 from uda.pretrain.moco import MoCoV2
 
 __all__ = [
+    'DINO',
+    'DenseCL',
+    'DenseCLNetwork',
     'ENCODER_LAYOUT',
     'EncoderWithHead',
     'MoCoV2',
     'SelfSupervisedPretrainer',
     'batch_norm_batch_stats',
     'build_encoder',
+    'dense_info_nce',
     'embedding_std',
+    'teacher_temperature',
+    'weight_normed_linear',
 ]

@@ -115,8 +115,9 @@ class SelfSupervisedPretrainer(BaseModel):
     """Base of the pretraining methods: views, photometric noise, diagnostics, the step.
 
     Subclasses implement :meth:`loss` (``{'<method>.loss_<name>': tensor, diagnostics}``) and
-    hold the trainable network as ``student`` (an :class:`EncoderWithHead`) and, for the
-    momentum-encoder methods, a :class:`uda.models.MomentumTeacher` as ``teacher``.
+    hold the trainable network as ``student`` (a module with the encoder at
+    ``student.encoder``) and, for the momentum-encoder methods, a
+    :class:`uda.models.MomentumTeacher` as ``teacher``.
 
     Args:
         segmentor: Config of the downstream segmentor; only its encoder is trained.
@@ -126,7 +127,7 @@ class SelfSupervisedPretrainer(BaseModel):
         init_cfg: mmengine weight initialisation.
     """
 
-    student: EncoderWithHead
+    student: nn.Module
 
     def __init__(
         self,
@@ -153,7 +154,7 @@ class SelfSupervisedPretrainer(BaseModel):
 
     def encoder_state_dict(self) -> dict[str, Tensor]:
         """The trained encoder's weights, keys as in ``SMPSegmentor.net.encoder``."""
-        encoder = self.student.encoder
+        encoder = self.student.get_submodule('encoder')
         return {k: v.detach().cpu().clone() for k, v in encoder.state_dict().items()}
 
     @staticmethod
