@@ -9,6 +9,7 @@ from mmengine.optim import OptimWrapper
 from mmengine.registry import DefaultScope
 
 from uda.pretrain import batch_norm_batch_stats
+from uda.pretrain.moco import contrast_accuracy
 from uda.registry import MODELS
 
 SEG = dict(type='SMPSegmentor', arch='Unet', encoder_name='resnet18', num_classes=11)
@@ -77,7 +78,7 @@ def test_train_step_enqueues_the_key_encoders_keys():
     old = model.queue.clone()
     ow = OptimWrapper(torch.optim.SGD(model.student.parameters(), lr=0.1))
     logs = model.train_step(data, ow)
-    assert set(logs) >= {'loss', 'moco.loss_infonce', 'moco.emb_std', 'moco.momentum'}
+    assert set(logs) >= {'loss', 'moco.loss_infonce', 'moco.acc', 'moco.emb_std', 'moco.momentum'}
     assert torch.allclose(model.queue[:2], expected, atol=1e-5)
     assert torch.equal(model.queue[2:], old[2:])
     assert logs['moco.momentum'].item() == pytest.approx(0.999)
@@ -117,6 +118,13 @@ def test_queue_and_pointer_are_saved_and_restored():
     fresh.load_state_dict(sd)
     assert torch.equal(fresh.queue, model.queue)
     assert int(fresh.criterion.memory_bank.bank_ptr) == 2
+
+
+def test_contrast_accuracy_by_hand():
+    q = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    k = torch.tensor([[1.0, 0.1], [1.0, 0.0]])  # first positive wins, second loses to (0, 1)
+    negatives = torch.tensor([[0.0, 1.0], [-1.0, 0.0]])
+    assert contrast_accuracy(q, k, negatives).item() == pytest.approx(0.5)
 
 
 def test_bad_queue_size():

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Optional
 
 import torch
+import torch.nn.functional as F
 from lightly.loss import NTXentLoss
 from lightly.models.modules import MoCoProjectionHead
 from torch import Tensor
@@ -31,6 +32,16 @@ def make_persistent(module: torch.nn.Module, *names: str) -> None:
         if name not in module._buffers:
             raise KeyError(f'{type(module).__name__} has no buffer {name!r}.')
         module._non_persistent_buffers_set.discard(name)
+
+
+@torch.no_grad()
+def contrast_accuracy(q: Tensor, k: Tensor, negatives: Tensor) -> Tensor:
+    """Share of queries [B, D] whose positive key [B, D] is more similar than every negative
+    [K, D] (cosine): the InfoNCE top-1 accuracy, a diagnostic that, unlike the loss, does not
+    depend on the number of negatives."""
+    q, k, n = (F.normalize(t.detach().float(), dim=-1) for t in (q, k, negatives))
+    pos = (q * k).sum(dim=1)
+    return (pos > (q @ n.t()).max(dim=1).values).float().mean()
 
 
 @MODELS.register_module()
@@ -104,8 +115,10 @@ class MoCoV2(SelfSupervisedPretrainer):
         q = self.student(self.view(inputs, self.query_view))
         with batch_norm_batch_stats(self.teacher.net):
             k = self.teacher(self.view(inputs, self.key_view))
+        acc = contrast_accuracy(q, k, self.queue)  # before this step's keys enter the queue
         return {
             'moco.loss_infonce': self.criterion(q, k.detach()),
+            'moco.acc': acc,
             'moco.emb_std': embedding_std(q),
             'moco.momentum': q.new_tensor(self.teacher.momentum_now()),
         }

@@ -4,10 +4,10 @@
 # Reference values (WXinlong/DenseCL openselfsup/models/densecl.py, configs/selfsup/densecl):
 # momentum 0.999, queue 65536 (both queues), dim 128, temperature 0.2, lambda 0.5, neck hidden
 # = encoder width (2048 for ResNet-50), MoCo v2 augmentation.
-# Small-data defaults as configs/_base_/pretrain/mocov2.py (momentum 0.99, queues of 2048).
+# Small-data defaults as configs/_base_/pretrain/mocov2.py (momentum 0.99, queues of 128).
 model = dict(
     type='DenseCL',
-    queue_size=2048,
+    queue_size=128,
     temperature=0.2,
     loss_lambda=0.5,
     proj_hidden_dim=None,  # = the encoder's last-stage channels (512 for ResNet-18)
