@@ -1,5 +1,5 @@
 # DenseCL (dense contrastive) pretraining of the UNet-ResNet-18 encoder on the unlabelled CamVid
-# day + dusk training images (~11-13 min at one CPU thread). Writes
+# day + dusk training images (~9 min of CPU time at one thread, measured). Writes
 # work_dirs/<this name>/encoder.pth, the encoder of configs/_base_/models/unet_resnet18.py.
 _base_ = [
     '../_base_/default_runtime.py',

@@ -1,5 +1,5 @@
 # DenseCL (dense contrastive) pretraining of the UNet-ResNet-18 encoder on the unlabelled source
-# + target training scenes of the built-in synthetic shift (~7-9 min at one CPU thread). Writes
+# + target training scenes of the built-in synthetic shift (~5-6 min of CPU, estimated). Writes
 # work_dirs/<this name>/encoder.pth, the encoder of configs/_base_/models/unet_resnet18.py.
 _base_ = [
     '../_base_/default_runtime.py',

@@ -1,6 +1,6 @@
 # DINO pretraining of the UNet-ResNet-18 encoder on the unlabelled CamVid day + dusk training
-# images: 2 global 128x128 crops + 2 local 64x64 crops per frame, batch 16 (~10-14 min at one
-# CPU thread). Writes work_dirs/<this name>/encoder.pth.
+# images: 2 global 128x128 crops + 2 local 64x64 crops per frame, batch 16 (~11.5 min of CPU
+# time at one thread, measured). Writes work_dirs/<this name>/encoder.pth.
 _base_ = [
     '../_base_/default_runtime.py',
     '../_base_/models/unet_resnet18.py',  # segmentor + data_preprocessor (normalisation)

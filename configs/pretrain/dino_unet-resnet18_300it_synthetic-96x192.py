@@ -1,6 +1,6 @@
 # DINO pretraining of the UNet-ResNet-18 encoder on the unlabelled source + target training
 # scenes of the built-in shift: 2 global 96x96 crops + 2 local 64x64 crops, batch 16
-# (~8-10 min at one CPU thread). Writes work_dirs/<this name>/encoder.pth.
+# (~7 min of CPU time at one thread, estimated). Writes work_dirs/<this name>/encoder.pth.
 _base_ = [
     '../_base_/default_runtime.py',
     '../_base_/models/unet_resnet18.py',  # segmentor + data_preprocessor (normalisation)

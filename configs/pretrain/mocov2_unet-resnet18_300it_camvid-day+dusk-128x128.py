@@ -1,6 +1,6 @@
 # MoCo v2 pretraining of the UNet-ResNet-18 encoder on the unlabelled CamVid day + dusk training
-# images (~10-12 min at one CPU thread). Writes work_dirs/<this name>/encoder.pth, the encoder of
-# configs/_base_/models/unet_resnet18.py (benchmarks/pretrained_encoder.py caches it).
+# images (~7 min of CPU time at one thread, measured). Writes work_dirs/<this name>/encoder.pth,
+# the encoder of configs/_base_/models/unet_resnet18.py; cached by benchmarks/pretrained_encoder.py.
 _base_ = [
     '../_base_/default_runtime.py',
     '../_base_/models/unet_resnet18.py',  # segmentor + data_preprocessor (normalisation)

@@ -1,5 +1,5 @@
 # MoCo v2 pretraining of the UNet-ResNet-18 encoder on the unlabelled source + target training
-# scenes of the built-in synthetic shift (~6-8 min at one CPU thread). Writes
+# scenes of the built-in synthetic shift (~4-5 min of CPU time at one thread, estimated). Writes
 # work_dirs/<this name>/encoder.pth, the encoder of configs/_base_/models/unet_resnet18.py.
 _base_ = [
     '../_base_/default_runtime.py',

@@ -3,8 +3,9 @@
 # --momentum 0.9, --wd 1e-4, --cos) and DINO's ResNet-50 recipe (facebookresearch/dino
 # README: --optimizer sgd --lr 0.03 --weight_decay 1e-4). The lr is not scaled down linearly
 # for the batch of 32 (0.00375): the short CPU runs here would barely move the encoder.
-# 300 iterations x 32 images: ~26 passes over the 367 CamVid day+dusk frames, ~10-12 min at
-# one CPU thread (docs/pretraining.md). No validation: the encoder is evaluated downstream.
+# 300 iterations x 32 images: ~26 passes over the 367 CamVid day+dusk frames, ~7 min of CPU
+# time at one thread for MoCo v2 (docs/pretraining.md). No validation: the encoder is
+# evaluated downstream.
 optim_wrapper = dict(
     type='OptimWrapper', optimizer=dict(type='SGD', lr=0.03, momentum=0.9, weight_decay=1e-4)
 )
