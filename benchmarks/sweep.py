@@ -20,7 +20,9 @@ the baseline -> oracle gap each run closes, the last-quarter mean of logged scal
         model.terms.sac.weight=2.0 --baseline ABN --seeds 0 1 2 --out work_dirs/bench_sac_w2
 
 Option values may use ``{seed}`` and ``{out}`` (e.g. ``load_from={out}/abn_seed{seed}/
-iter_400.pth`` to warm-start from an earlier sweep's run of the same seed).
+iter_400.pth`` to warm-start from an earlier sweep's run of the same seed), and with
+``--pretrained PRETRAIN_CONFIG`` ``{encoder}``: the path of that config's pretrained encoder,
+made first when it is not cached (benchmarks/pretrained_encoder.py).
 """
 
 from __future__ import annotations
@@ -460,6 +462,12 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     )
     p.add_argument('--cfg-options', nargs='+', default=[], help='passed to every run')
     p.add_argument('--dry-run', action='store_true', help='print the commands, run nothing')
+    p.add_argument(
+        '--pretrained',
+        metavar='PRETRAIN_CONFIG',
+        help='make (or reuse) the encoder of this configs/pretrain config first '
+        '(benchmarks/pretrained_encoder.py, seed 0) and fill {encoder} in the options',
+    )
     return p.parse_args(argv)
 
 
@@ -505,9 +513,32 @@ def resolve(args: argparse.Namespace) -> tuple[list[tuple[str, str, list[str]]],
     return runs, settings
 
 
+def with_encoder(
+    runs: list[tuple[str, str, list[str]]],
+    common: list[str],
+    pretrain_config: str,
+    dry_run: bool = False,
+) -> tuple[list[tuple[str, str, list[str]]], list[str]]:
+    """The runs and common options with ``{encoder}`` replaced by the pretrained encoder's
+    path (benchmarks/pretrained_encoder.py: pretrained now when not cached, unless dry_run)."""
+    from benchmarks.pretrained_encoder import cache_dir, ensure_encoder
+
+    if dry_run:
+        encoder = osp.join(cache_dir(pretrain_config), 'encoder.pth')
+    else:
+        encoder = ensure_encoder(pretrain_config, log=lambda m: print(m, flush=True))
+
+    def fill(opts: Sequence[str]) -> list[str]:
+        return [o.replace('{encoder}', encoder) for o in opts]
+
+    return [(n, c, fill(o)) for n, c, o in runs], fill(common)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> dict[str, Any]:
     args = parse_args(argv)
     runs, st = resolve(args)
+    if args.pretrained:
+        runs, args.cfg_options = with_encoder(runs, args.cfg_options, args.pretrained, args.dry_run)
     jobs = build_jobs(runs, args.seeds, st['out'], args.cfg_options, args.iters)
     if args.dry_run:
         for j in jobs:

@@ -72,7 +72,7 @@ MODELS = UdaRegistry(
     'model',
     parent=MMENGINE_MODELS,
     scope='uda',
-    locations=['uda.models', 'uda.methods', 'uda.losses'],
+    locations=['uda.models', 'uda.methods', 'uda.losses', 'uda.pretrain'],
 )
 # Terms are the parts of a method (source CE, adaptive BN, self-training, adversarial ...).
 TERMS = UdaRegistry('term', scope='uda', locations=['uda.methods'])

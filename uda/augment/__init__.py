@@ -2,8 +2,10 @@
 
 from uda.augment.mixing import block_masks, class_mix_masks, cutmix_boxes, mix
 from uda.augment.photometric import (
+    MOCOV2_VIEW,
     PhotometricAugment,
     dacs_strong,
+    mocov2_view,
     relative_kernel,
     sac_noise,
     unimatch_strong,
@@ -27,7 +29,9 @@ __all__ = [
     'sample_views',
     'warp',
     'PhotometricAugment',
+    'MOCOV2_VIEW',
     'dacs_strong',
+    'mocov2_view',
     'relative_kernel',
     'sac_noise',
     'unimatch_strong',

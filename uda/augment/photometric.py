@@ -12,7 +12,7 @@ callers denormalise before and renormalise after (see
 from __future__ import annotations
 
 import math
-from typing import Optional, Sequence, Union
+from typing import Any, Optional, Sequence, Union
 
 import kornia.augmentation as K
 import torch
@@ -214,3 +214,27 @@ def unimatch_strong() -> PhotometricAugment:
         blur_kernel=13,
         order=('jitter', 'grey', 'blur'),
     )
+
+
+def mocov2_view() -> PhotometricAugment:
+    """MoCo v2's photometric view noise (facebookresearch/moco main_moco.py ``aug_plus``).
+
+    ``RandomApply([ColorJitter(0.4, 0.4, 0.4, 0.1)], p=0.8)``, ``RandomGrayscale(p=0.2)``,
+    then ``RandomApply([GaussianBlur([0.1, 2.0])], p=0.5)`` (PIL radius = sigma). The kernel is
+    odd(ceil(0.1 H)), 10 % of the image side as SimCLR / BYOL's 23 px at 224 (here relative,
+    since pretraining crops are small). Geometric parts (``RandomResizedCrop(scale=(0.2, 1))``,
+    flip) belong to the dataset's view pipelines.
+    """
+    return PhotometricAugment(**MOCOV2_VIEW)
+
+
+# The keyword arguments of :func:`mocov2_view`, for configs (``model.photometric``).
+MOCOV2_VIEW: dict[str, Any] = dict(
+    jitter=(0.4, 0.4, 0.4, 0.1),
+    jitter_p=0.8,
+    grey_p=0.2,
+    blur_sigma=(0.1, 2.0),
+    blur_p=0.5,
+    blur_kernel='relative',
+    order=('jitter', 'grey', 'blur'),
+)

@@ -13,6 +13,7 @@ from uda.data.rare_class import RareClassCrop, RareClassSampler
 from uda.data.splits import SemiSplit, read_split_file, split_indices
 from uda.data.synthetic import SyntheticDataset, render_scene
 from uda.data.synthia import SynthiaDataset, read_synthia_label
+from uda.data.unlabelled import UnlabelledImages
 from uda.data.voc import VOCDataset
 
 __all__ = [
@@ -43,4 +44,5 @@ __all__ = [
     'read_split_file',
     'split_indices',
     'VOCDataset',
+    'UnlabelledImages',
 ]

@@ -8,6 +8,7 @@ it from the Runner's loop (initialise at ``start_iter``, update after the optimi
 from __future__ import annotations
 
 import copy
+import math
 from typing import Any, Optional
 
 import torch
@@ -33,6 +34,12 @@ class MomentumTeacher(nn.Module):
         interval: Update after every ``interval``-th optimiser step.
         start_iter: Iteration at which the teacher is initialised from the student.
         ramp: Use ``min(1 - 1 / (t + 1), momentum)``.
+        momentum_end: With ``cosine_updates``, the momentum rises from ``momentum`` to this
+            value along a half cosine over the first ``cosine_updates`` updates and stays
+            there: ``m_t = end - (end - momentum) * (1 + cos(pi * t / T)) / 2``, DINO's teacher
+            schedule 0.996 -> 1 (facebookresearch/dino main_dino.py ``momentum_schedule =
+            cosine_scheduler(args.momentum_teacher, 1, epochs, len(data_loader))``).
+        cosine_updates: T, the number of updates of the cosine schedule (0: constant momentum).
     """
 
     ready: Tensor
@@ -45,8 +52,21 @@ class MomentumTeacher(nn.Module):
         interval: int = 1,
         start_iter: int = 0,
         ramp: bool = False,
+        momentum_end: Optional[float] = None,
+        cosine_updates: int = 0,
     ) -> None:
         super().__init__()
+        if int(cosine_updates) < 0 or (
+            int(cosine_updates) > 0
+            and (momentum_end is None or not 0.0 <= float(momentum_end) <= 1.0)
+        ):
+            raise ValueError(
+                f'MomentumTeacher(momentum_end={momentum_end}, cosine_updates={cosine_updates}): '
+                'a cosine schedule needs cosine_updates >= 1 and momentum_end in [0, 1], e.g. '
+                "DINO's momentum=0.996, momentum_end=1.0, cosine_updates=<iterations>."
+            )
+        self.momentum_end = None if momentum_end is None else float(momentum_end)
+        self.cosine_updates = int(cosine_updates)
         if not 0.0 <= float(momentum) <= 1.0 or int(interval) < 1 or int(start_iter) < 0:
             raise ValueError(
                 f'MomentumTeacher(momentum={momentum}, interval={interval}, '
@@ -89,6 +109,10 @@ class MomentumTeacher(nn.Module):
 
     def momentum_now(self, momentum: Optional[float] = None) -> float:
         m = self.momentum if momentum is None else float(momentum)
+        if self.cosine_updates > 0 and self.momentum_end is not None:
+            t = min(int(self.updates), self.cosine_updates)
+            end = self.momentum_end
+            m = end - (end - m) * (1.0 + math.cos(math.pi * t / self.cosine_updates)) / 2.0
         if self.ramp:
             m = min(1.0 - 1.0 / (int(self.updates) + 1), m)
         return m

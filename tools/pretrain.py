@@ -1,0 +1,80 @@
+"""Self-supervised pretraining of the segmentor's encoder on unlabelled images:
+``python tools/pretrain.py CONFIG [--work-dir DIR] [--resume] [--cfg-options ...]``.
+
+Writes ``<work_dir>/encoder.pth`` (the "uda" layout, docs/pretraining.md) at the end; logs,
+TensorBoard scalars and checkpoints as ``tools/train.py``.
+"""
+
+import argparse
+import os.path as osp
+
+from mmengine.config import Config, DictAction
+from mmengine.runner import Runner
+
+import uda.engine  # noqa: F401  (torch>=2.6 checkpoint loader for --resume)
+from uda.engine.config import build_checked_runner, load_config, run_tool
+from uda.engine.dist import prepare_distributed
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='Pretrain an encoder without labels.')
+    parser.add_argument('config', help='config file, e.g. configs/pretrain/mocov2_...py')
+    parser.add_argument('--work-dir', help='folder for logs, checkpoints and encoder.pth')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        default={},
+        help='override config keys, e.g. train_cfg.max_iters=100',
+    )
+    parser.add_argument(
+        '--resume',
+        nargs='?',
+        const='auto',
+        default=None,
+        help='resume from the latest checkpoint in the work dir, or from PATH',
+    )
+    parser.add_argument('--seed', type=int, default=None, help='random seed')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher (pytorch = torchrun, DDP)',
+    )
+    parser.add_argument('--local-rank', '--local_rank', type=int, default=0)
+    return parser.parse_args()
+
+
+def build_runner(cfg: Config, config_path: str) -> Runner:
+    """The Runner of a pretraining config, after the key checks of ``tools/train.py``.
+
+    Fails before the first iteration when the config is not a pretraining one (no
+    ``EncoderExportHook``: nothing would be written).
+    """
+    hooks = [h.get('type') for h in cfg.get('custom_hooks') or [] if isinstance(h, dict)]
+    if 'EncoderExportHook' not in hooks:
+        raise ValueError(
+            f'{config_path} has no EncoderExportHook in custom_hooks, so no encoder.pth '
+            "would be written: add dict(type='EncoderExportHook') (the configs/_base_/pretrain "
+            'bases do), or train a segmentation config with tools/train.py.'
+        )
+    return build_checked_runner(cfg, ('train',), config_path)
+
+
+def main() -> None:
+    args = parse_args()
+    cfg = load_config(args.config, args.cfg_options, args.work_dir, args.seed, args.launcher)
+    if args.resume == 'auto':
+        cfg.resume, cfg.load_from = True, None
+    elif args.resume is not None:
+        cfg.resume, cfg.load_from = True, args.resume
+    prepare_distributed(cfg)
+    runner = build_runner(cfg, args.config)
+    runner.train()
+    encoder = osp.join(cfg.work_dir, 'encoder.pth')
+    if runner.rank == 0 and osp.isfile(encoder):
+        print(f'pretrained encoder -> {encoder}')
+
+
+if __name__ == '__main__':
+    run_tool(main)  # known errors: `error: <message>`, exit 2 (UDA_DEBUG=1: the traceback)
