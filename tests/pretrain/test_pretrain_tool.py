@@ -72,6 +72,17 @@ def test_two_iterations_write_an_encoder_that_loads_strictly(tmp_path):
         assert torch.equal(v, trained[k]), k
     # The pretraining moved the encoder away from its initialisation.
     assert not torch.equal(trained['conv1.weight'], runner.model.teacher.net.encoder.conv1.weight)
+    # The segmentor's own loader (segmentor.encoder_checkpoint, layout 'auto') reads it whole.
+    with DefaultScope.overwrite_default_scope('uda'):
+        seg = MODELS.build(
+            dict(
+                seg_cfg, num_classes=11, encoder_checkpoint=dict(file=str(tmp_path / 'encoder.pth'))
+            )
+        )
+    rep = seg.checkpoint_report
+    assert rep.layout == 'uda' and not rep.missing and not rep.unexpected and rep.share == 1.0
+    for k, v in seg.net.encoder.state_dict().items():
+        assert torch.equal(v, trained[k]), k
 
 
 @pytest.mark.slow
