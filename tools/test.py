@@ -26,6 +26,7 @@ from uda.engine.config import build_checked_runner, load_config, run_tool
 from uda.engine.dist import prepare_distributed
 from uda.evaluation.inference import resolve_test_cfg
 from uda.evaluation.report_files import write_report_files
+from uda.models.segmentor import architecture_only
 
 
 def parse_args() -> argparse.Namespace:
@@ -79,6 +80,9 @@ def main() -> None:
     # The dataset base's slide windows (inference_cfg), then model.test_cfg, then the flags.
     cfg.model['test_cfg'] = resolve_test_cfg(cfg, dict(mode=args.mode, which=args.which))
     cfg.load_from, cfg.resume = args.checkpoint, False
+    # The checkpoint holds every weight: no SSL encoder file or download is read first.
+    if 'segmentor' in cfg.model:
+        cfg.model['segmentor'] = architecture_only(cfg.model['segmentor'])
     protocol = cfg.test_evaluator.get('protocol', 'cityscapes19')
     cfg.custom_hooks = list(cfg.get('custom_hooks') or []) + [
         dict(

@@ -3,6 +3,7 @@ import torch
 import torch.nn.functional as F
 
 from uda.models import SegDataPreprocessor, SMPSegmentor
+from uda.models.segmentor import architecture_only
 
 
 @pytest.mark.parametrize('arch', ['Unet', 'FPN'])
@@ -223,3 +224,23 @@ def test_freeze_stages_and_patterns():
         SMPSegmentor(encoder_name='resnet18', freeze=dict(patterns=['nothing_like_this']))
     with pytest.raises(ValueError, match='unknown key'):
         SMPSegmentor(encoder_name='resnet18', freeze=dict(encoders=True))
+
+
+def test_architecture_only_rebuilds_without_initial_weights(tmp_path):
+    """tools/test.py and the exporters load every trained weight after building: the SSL
+    encoder file (gone here) is not read and no ImageNet download starts."""
+    cfg = dict(
+        arch='Unet',
+        encoder_name='resnet18',
+        encoder_weights='imagenet',
+        encoder_checkpoint=dict(file=str(tmp_path / 'moved_away.pth')),
+        num_classes=3,
+        decoder_channels=(16, 8, 8, 8, 8),
+    )
+    with pytest.raises(FileNotFoundError):
+        SMPSegmentor(**dict(cfg, encoder_weights=None))
+    arch = architecture_only(cfg)
+    assert 'encoder_checkpoint' not in arch and arch['encoder_weights'] is None
+    assert cfg['encoder_weights'] == 'imagenet' and 'encoder_checkpoint' in cfg  # a copy
+    net = SMPSegmentor(**arch)
+    assert net.eval()(torch.rand(1, 3, 32, 32)).shape == (1, 3, 32, 32)

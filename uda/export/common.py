@@ -12,6 +12,7 @@ from mmengine.config import Config
 from torch import Tensor
 
 from uda.engine.checkpoint import load_segmentor_weights
+from uda.models.segmentor import architecture_only
 from uda.registry import MODELS
 
 
@@ -39,7 +40,7 @@ def load_segmentor(cfg: Config, checkpoint: str, which: str = 'student') -> nn.M
         raise KeyError(
             'The config has no model.segmentor; give the training config of the checkpoint.'
         )
-    net = MODELS.build(cfg.model.segmentor)
+    net = MODELS.build(architecture_only(cfg.model.segmentor))
     load_segmentor_weights(net, checkpoint, which, getattr(cfg, 'filename', None) or 'the config')
     return net.eval()
 

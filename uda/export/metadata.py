@@ -15,6 +15,7 @@ from typing import Any
 from mmengine.config import Config, ConfigDict
 
 from uda.data.classes import get_protocol
+from uda.models.segmentor import architecture_only
 
 SIDECAR_VERSION = 1
 
@@ -60,7 +61,7 @@ def build_metadata(
         format=fmt,
         network=which,
         source_checkpoint=os.path.abspath(checkpoint),
-        architecture=_plain(cfg.model.segmentor),
+        architecture=_plain(architecture_only(cfg.model.segmentor)),
         num_classes=num_classes,
         protocol=protocol_name,
         classes=classes,

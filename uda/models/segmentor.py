@@ -46,6 +46,20 @@ class EncoderFeatures(list):
     prefix_tokens: Optional[list[Optional[Tensor]]] = None
 
 
+def architecture_only(segmentor_cfg: Any) -> dict:
+    """The segmentor config without its initial weights, for rebuilding a trained network.
+
+    ``tools/test.py``, the exporters and the export sidecar load the trained weights after
+    building, so reading ``encoder_checkpoint`` (a file that may have moved) or downloading
+    ``encoder_weights`` there would be wasted work, or an error on another machine.
+    """
+    cfg = dict(segmentor_cfg)
+    cfg.pop('encoder_checkpoint', None)
+    if 'encoder_weights' in cfg:
+        cfg['encoder_weights'] = None
+    return cfg
+
+
 def resize_logits(logits: Tensor, size: Optional[Size], align_corners: bool) -> Tensor:
     """Bilinear resize of [B, C, h, w] maps to ``size`` (no-op when None or already that size)."""
     if size is None or tuple(logits.shape[-2:]) == tuple(size):
