@@ -4,34 +4,24 @@ import argparse
 import json
 import os.path as osp
 
-from mmengine.config import Config, DictAction
+from mmengine.config import Config
 from mmengine.runner import Runner
 
 import uda.engine  # noqa: F401  (torch>=2.6 checkpoint loader for --resume)
 from uda.engine.amp import apply_amp
-from uda.engine.config import build_checked_runner, load_config, run_tool
+from uda.engine.config import (
+    build_checked_runner,
+    load_training_config,
+    run_tool,
+    training_parser,
+)
 from uda.engine.dist import prepare_distributed
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description='Train a segmentation / adaptation model.')
-    parser.add_argument('config', help='config file')
-    parser.add_argument('--work-dir', help='folder for logs, checkpoints and metrics.json')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        default={},
-        help='override config keys, e.g. train_cfg.max_iters=100',
+    parser = training_parser(
+        'Train a segmentation / adaptation model.', 'folder for logs, checkpoints and metrics.json'
     )
-    parser.add_argument(
-        '--resume',
-        nargs='?',
-        const='auto',
-        default=None,
-        help='resume from the latest checkpoint in the work dir, or from PATH',
-    )
-    parser.add_argument('--seed', type=int, default=None, help='random seed')
     parser.add_argument(
         '--amp',
         choices=['bf16', 'fp16'],
@@ -39,13 +29,6 @@ def parse_args() -> argparse.Namespace:
         help='mixed precision for every optimiser wrapper (the config key `amp`; GPU: '
         "mmengine's AmpOptimWrapper, CPU: autocast, bf16 there)",
     )
-    parser.add_argument(
-        '--launcher',
-        choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none',
-        help='job launcher (pytorch = torchrun, DDP)',
-    )
-    parser.add_argument('--local-rank', '--local_rank', type=int, default=0)
     return parser.parse_args()
 
 
@@ -61,11 +44,7 @@ def preflight(cfg: Config, config_path: str) -> Runner:
 
 def main() -> None:
     args = parse_args()
-    cfg = load_config(args.config, args.cfg_options, args.work_dir, args.seed, args.launcher)
-    if args.resume == 'auto':
-        cfg.resume, cfg.load_from = True, None
-    elif args.resume is not None:
-        cfg.resume, cfg.load_from = True, args.resume
+    cfg = load_training_config(args)
     apply_amp(cfg, args.amp)  # --amp, else the config's `amp` key
     prepare_distributed(cfg)  # the adapter's DDP wrapper; gloo when there is no CUDA
     runner = preflight(cfg, args.config)

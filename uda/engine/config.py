@@ -3,6 +3,7 @@ checks that run before training (unknown keys, class counts) with the tools' err
 
 from __future__ import annotations
 
+import argparse
 import ast
 import difflib
 import inspect
@@ -12,7 +13,7 @@ import sys
 import textwrap
 from typing import Any, Callable, Optional, Sequence
 
-from mmengine.config import Config
+from mmengine.config import Config, DictAction
 from mmengine.optim import DefaultOptimWrapperConstructor
 from torch.utils.data import DataLoader
 
@@ -103,6 +104,47 @@ def _takes(node: Any, key: str) -> bool:
         return True
     cls = _lookup(MODELS, node.get('type'))
     return cls is not None and key in inspect.signature(cls).parameters
+
+
+def training_parser(description: str, work_dir_help: str) -> argparse.ArgumentParser:
+    """The command line shared by ``tools/train.py`` and ``tools/pretrain.py``: config,
+    ``--work-dir``, ``--cfg-options``, ``--resume [PATH]``, ``--seed``, ``--launcher``."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument('config', help='config file')
+    parser.add_argument('--work-dir', help=work_dir_help)
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        default={},
+        help='override config keys, e.g. train_cfg.max_iters=100',
+    )
+    parser.add_argument(
+        '--resume',
+        nargs='?',
+        const='auto',
+        default=None,
+        help='resume from the latest checkpoint in the work dir, or from PATH',
+    )
+    parser.add_argument('--seed', type=int, default=None, help='random seed')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher (pytorch = torchrun, DDP)',
+    )
+    parser.add_argument('--local-rank', '--local_rank', type=int, default=0)
+    return parser
+
+
+def load_training_config(args: argparse.Namespace) -> Config:
+    """:func:`load_config` from :func:`training_parser` arguments, with ``--resume`` applied."""
+    cfg = load_config(args.config, args.cfg_options, args.work_dir, args.seed, args.launcher)
+    if args.resume == 'auto':
+        cfg.resume, cfg.load_from = True, None
+    elif args.resume is not None:
+        cfg.resume, cfg.load_from = True, args.resume
+    return cfg
 
 
 def load_config(
