@@ -11,6 +11,14 @@
 #     own image as negatives, and the loss then rises as the encoder gets better at telling
 #     images apart (a 300-step CamVid run: 5.6 -> 6.15). With 128 keys a query meets a key of
 #     its own image in ~30% of steps, one logit among 129. Raise it with the data size.
+mocov2_view = dict(
+    jitter=(0.4, 0.4, 0.4, 0.1),
+    jitter_p=0.8,
+    grey_p=0.2,
+    blur_sigma=(0.1, 2.0),
+    blur_p=0.5,
+    blur_kernel='relative',
+)
 model = dict(
     type='MoCoV2',
     queue_size=128,
@@ -23,24 +31,7 @@ model = dict(
     # facebookresearch/moco aug_plus photometric part, on the device per image
     # (uda.augment.mocov2_view): jitter (0.4, 0.4, 0.4, 0.1) p 0.8, grey p 0.2,
     # blur sigma U(0.1, 2) p 0.5 with a kernel of 10% of the crop side.
-    photometric={
-        'images.query': dict(
-            jitter=(0.4, 0.4, 0.4, 0.1),
-            jitter_p=0.8,
-            grey_p=0.2,
-            blur_sigma=(0.1, 2.0),
-            blur_p=0.5,
-            blur_kernel='relative',
-        ),
-        'images.key': dict(
-            jitter=(0.4, 0.4, 0.4, 0.1),
-            jitter_p=0.8,
-            grey_p=0.2,
-            blur_sigma=(0.1, 2.0),
-            blur_p=0.5,
-            blur_kernel='relative',
-        ),
-    },
+    photometric={'images.query': mocov2_view, 'images.key': mocov2_view},
 )
 # The key encoder follows the query encoder after every optimiser step (EMATeacherHook reads
 # the momentum from the model's MomentumTeacher); encoder.pth is written when training ends.
