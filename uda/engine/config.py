@@ -580,6 +580,17 @@ def check_label_sizes(runner: Any, stages: Sequence[str] = ('train', 'val')) -> 
 TOOL_ERRORS = (ValueError, KeyError, TypeError, OSError, RuntimeError)
 
 
+def _close_process_group() -> None:
+    """Wait for every rank, then destroy the process group: a gloo group left to the
+    interpreter's exit can abort one rank ("terminate called without an active exception")
+    while another is still writing its report."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def run_tool(main: Callable[[], Any]) -> None:
     """Run a tool's ``main``; print a known error as ``error: <message>`` and exit 2.
 
@@ -588,9 +599,11 @@ def run_tool(main: Callable[[], Any]) -> None:
     """
     if os.environ.get('UDA_DEBUG', '') not in ('', '0'):
         main()
+        _close_process_group()
         return
     try:
         main()
+        _close_process_group()
     except TOOL_ERRORS as err:
         msg = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
         print(
