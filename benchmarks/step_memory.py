@@ -21,29 +21,42 @@ import os
 import statistics
 import subprocess
 import sys
-from typing import Optional
+from typing import Any, Optional
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SYN = '_unet-resnet18_400it_synthetic-96x192.py'
-# Every method on the built-in synthetic shift (96x192, UNet-ResNet18, 4 images per branch).
-METHODS = {
-    'ABN': 'configs/demo/abn' + SYN,
-    'SAC': 'configs/demo/sac' + SYN,
-    'DACS': 'configs/dacs/dacs' + SYN,
-    'MIC': 'configs/mic/mic' + SYN,
-    'weak/strong': 'configs/weak_strong/weak-strong' + SYN,
-    'VAT': 'configs/vat/vat' + SYN,
-    'AdvEnt': 'configs/advent/advent' + SYN,
-    'AdvEnt+MinEnt': 'configs/advent/advent-minent' + SYN,
-    'MinEnt': 'configs/advent/minent' + SYN,
-    'AdaptSegNet': 'configs/adaptsegnet/adaptsegnet' + SYN,
-    'FeatureGRL': 'configs/feature_adversarial/feature-adversarial' + SYN,
-    'FeatureAdv+SAC': 'configs/sac/feature-adversarial-sac' + SYN,
-    'mission': 'configs/mission/mission' + SYN,
+SEMI = '_unet-resnet18_400it_synthetic-1of16-96x96.py'
+# Every method on the built-in synthetic shift (UNet-ResNet18, 4 images per branch, random
+# images of --size): name -> (config, cfg-options).
+METHODS: dict[str, tuple[str, dict[str, Any]]] = {
+    'ABN': ('configs/demo/abn' + SYN, {}),
+    'SAC': ('configs/demo/sac' + SYN, {}),
+    # SAC's 8 target views through the student 4 / 2 at a time, earlier chunks back-propagated
+    # at once (SACSelfTraining.views_per_pass).
+    'SAC, 4 views/pass': ('configs/demo/sac' + SYN, {'model.terms.sac.views_per_pass': 4}),
+    'SAC, 2 views/pass': ('configs/demo/sac' + SYN, {'model.terms.sac.views_per_pass': 2}),
+    'DACS': ('configs/dacs/dacs' + SYN, {}),
+    'MIC': ('configs/mic/mic' + SYN, {}),
+    'weak/strong': ('configs/weak_strong/weak-strong' + SYN, {}),
+    'VAT': ('configs/vat/vat' + SYN, {}),
+    'AdvEnt': ('configs/advent/advent' + SYN, {}),
+    'AdvEnt+MinEnt': ('configs/advent/advent-minent' + SYN, {}),
+    'MinEnt': ('configs/advent/minent' + SYN, {}),
+    'AdaptSegNet': ('configs/adaptsegnet/adaptsegnet' + SYN, {}),
+    'FeatureGRL': ('configs/feature_adversarial/feature-adversarial' + SYN, {}),
+    'FeatureAdv+SAC': ('configs/sac/feature-adversarial-sac' + SYN, {}),
+    'mission': ('configs/mission/mission' + SYN, {}),
+    # Semi-supervised (labelled + unlabelled branches) and image-label methods.
+    'supervised (semi)': ('configs/semi/supervised' + SEMI, {}),
+    'mean teacher': ('configs/semi/mean-teacher' + SEMI, {}),
+    'FixMatch': ('configs/semi/fixmatch' + SEMI, {}),
+    'UniMatch': ('configs/semi/unimatch' + SEMI, {}),
+    'CAM (image labels)': ('configs/cam/cam' + SYN, {}),
+    'SAC + target CAM': ('configs/sac/sac-cam' + SYN, {}),
 }
 
 
-def bench(config: str, groups: Optional[str], args: argparse.Namespace, memory: bool) -> float:
+def bench(method: str, groups: Optional[str], args: argparse.Namespace, memory: bool) -> float:
     """Median over ``args.repeat`` fresh processes of step_bench's peak MiB or CPU seconds."""
     env = dict(
         os.environ,
@@ -51,6 +64,7 @@ def bench(config: str, groups: Optional[str], args: argparse.Namespace, memory: 
         MALLOC_TRIM_THRESHOLD_='0',
         OMP_NUM_THREADS=os.environ.get('OMP_NUM_THREADS', '1'),
     )
+    config, options = METHODS[method]
     cmd = [
         sys.executable,
         os.path.join(ROOT, 'benchmarks', 'step_bench.py'),
@@ -63,6 +77,7 @@ def bench(config: str, groups: Optional[str], args: argparse.Namespace, memory: 
     ]
     cmd += ['--backward-groups', groups] if groups else []
     cmd += ['--amp', args.amp] if args.amp else []
+    cmd += ['--cfg-options', *(f'{k}={v}' for k, v in options.items())] if options else []
     runs = []
     for _ in range(args.repeat):
         out = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
@@ -86,9 +101,9 @@ def main() -> None:
     methods = [m for m in ('ABN', 'SAC') if m not in args.methods] + args.methods
     rows = {}
     for name in methods:
-        rows[name] = {g or 'one': bench(METHODS[name], g, args, True) for g in (None, 'per-term')}
+        rows[name] = {g or 'one': bench(name, g, args, True) for g in (None, 'per-term')}
         if args.time:
-            rows[name]['step_s'] = bench(METHODS[name], None, args, False)
+            rows[name]['step_s'] = bench(name, None, args, False)
         print(json.dumps({name: rows[name]}), flush=True)
     abn, sac = rows['ABN']['one'], rows['SAC']['one']
     kind = 'CUDA max allocated' if args.device.startswith('cuda') else 'peak RSS growth'

@@ -172,6 +172,22 @@ PRESETS: dict[str, dict[str, Any]] = {
         baseline='SAC',
         out='work_dirs/bench_sac_bf16',
     ),
+    # Memory (issue 16): SAC's 8 target views 2 at a time (SACSelfTraining.views_per_pass) with
+    # one backward pass per term, 1.26x ABN's peak memory instead of 2.72x
+    # (benchmarks/step_memory.py); its accuracy against SAC, paired by seed (same out folder as
+    # sac-bf16-synthetic, so the fp32 SAC runs are shared).
+    'sac-low-memory-synthetic': dict(
+        runs=[
+            ('SAC', SYN.format('sac'), []),
+            (
+                'SAC-2views-per-term',
+                SYN.format('sac'),
+                ['model.terms.sac.views_per_pass=2', 'model.backward_groups=[[src],[sac]]'],
+            ),
+        ],
+        baseline='SAC',
+        out='work_dirs/bench_sac_bf16',
+    ),
     # Weak supervision (issue 15): image labels only vs pixel labels, same network and budget.
     'cam-vs-supervised-camvid': dict(
         runs=[

@@ -60,7 +60,9 @@ def test_sac_loss_golden():
     assert loss.item() == pytest.approx(expected, rel=1e-6)
 
 
-def _adapter(bn_policy='frozen_stats', num_images=None, num_views=2, **teacher):
+def _adapter(
+    bn_policy='frozen_stats', num_images=None, num_views=2, views_per_pass=None, **teacher
+):
     return MODELS.build(
         dict(
             type='Adapter',
@@ -71,7 +73,10 @@ def _adapter(bn_policy='frozen_stats', num_images=None, num_views=2, **teacher):
                 sac=dict(type='SACLabeller', num_views=num_views, num_images=num_images)
             ),
             terms=dict(
-                src=dict(type='SourceCE'), sac=dict(type='SACSelfTraining', log_per_class=False)
+                src=dict(type='SourceCE'),
+                sac=dict(
+                    type='SACSelfTraining', log_per_class=False, views_per_pass=views_per_pass
+                ),
             ),
             bn_policy=bn_policy,
         )
@@ -163,3 +168,36 @@ def test_student_views_get_independent_photometric_noise():
     diff = ctx.denormalize(noisy) - ctx.denormalize(pl.inputs) * pl.extras['valid']
     per_view = diff.abs().flatten(1).mean(1)
     assert per_view.shape == (8,) and len(set(per_view.round(decimals=3).tolist())) > 1
+
+
+def test_views_per_pass_gives_the_same_loss_and_update_with_one_chunk_graph_at_a_time():
+    """4 target views in passes of 1 / 3 / all: the same logged loss and the same SGD step
+    (BN replaced so that per-chunk batch statistics cannot differ); one student forward per
+    chunk, the earlier chunks back-propagated during the term."""
+    results = []
+    for per_pass in (None, 1, 3):
+        torch.manual_seed(0)
+        model = _adapter(num_views=2, views_per_pass=per_pass)
+        model.student.bn = model.teacher.net.bn = torch.nn.Identity()
+        model.train()
+        model.teacher.init_from(model.student)
+        wrapper = OptimWrapper(torch.optim.SGD(model.student.parameters(), lr=0.1))
+        backward = model._backward
+        calls = []
+        model._backward = lambda ow, loss: (calls.append(1), backward(ow, loss))[1]
+        torch.manual_seed(1)
+        log_vars = model.train_step(toy_batch(seed=3), wrapper)
+        weights = [p.detach().clone() for p in model.student.parameters()]
+        results.append((log_vars['tgt.loss_sac'], weights, len(calls)))
+    (ref_loss, ref_w, ref_calls), *chunked = results
+    assert ref_calls == 1
+    for (loss, weights, n_calls), expected_calls in zip(chunked, (4, 2)):
+        assert n_calls == expected_calls  # chunks before the last + the step's backward
+        assert loss.item() == pytest.approx(ref_loss.item(), rel=1e-5)
+        for a, b in zip(weights, ref_w):
+            assert torch.allclose(a, b, atol=1e-6)
+
+
+def test_views_per_pass_must_be_positive():
+    with pytest.raises(ValueError, match='views_per_pass'):
+        _adapter(views_per_pass=0)

@@ -117,6 +117,8 @@ class StepContext:
         self._student: dict[str, dict[str, Any]] = {}
         self._teacher: dict[str, dict[str, Any]] = {}
         self._pseudo: dict[tuple[str, str], PseudoLabels] = {}
+        # Set by the adapter's student phase: back-propagate a partial loss at once.
+        self._backward_now: Optional[Callable[[Tensor], None]] = None
 
     # ---------------------------------------------------------------- batch
     @property
@@ -242,6 +244,16 @@ class StepContext:
     def denormalize(self, x: Tensor) -> Tensor:
         """Network input -> pixel values (0-255, float)."""
         return self._adapter.data_preprocessor.denormalize(x)
+
+    def backward_now(self, loss: Tensor) -> bool:
+        """Back-propagate a term's partial ``loss`` now, through the student's optimiser
+        wrapper, so that its graph is freed before the term builds the next part (e.g. SAC's
+        views in chunks). Returns False outside a training step (the caller keeps the graph
+        and returns the loss as usual)."""
+        if self._backward_now is None or not loss.requires_grad:
+            return False
+        self._backward_now(loss)
+        return True
 
     def drop_student_cache(self) -> None:
         """Forget cached student forwards (their graphs), between backward groups."""
@@ -872,6 +884,7 @@ class Adapter(BaseModel):
         groups: list[Optional[list[str]]] = list(self.backward_groups or []) or [None]
         all_losses: dict[str, Tensor] = {}
         backward_done = False
+        ctx._backward_now = lambda loss: self._backward(ow, loss)
         with self._bn_policy_applied(ctx.iter):
             for i, names in enumerate(groups):
                 losses = self.run_terms(ctx, names, into=all_losses)

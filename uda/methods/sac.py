@@ -261,6 +261,11 @@ class SACSelfTraining(Term):
         grey_p: Probability of greyscale (0.2).
         focal_power: Exponent of the class weights (3).
         log_per_class: Log the class prior and mean threshold of every class.
+        views_per_pass: At most this many views per student forward; each chunk but the last
+            is back-propagated at once (``StepContext.backward_now``), so only one chunk's
+            graph is held (memory, issue 16). The loss and its gradient are the same sum;
+            BN statistics come from each chunk (uda only: the reference has one pass). None:
+            all views in one pass.
     """
 
     needs_teacher = True
@@ -277,8 +282,12 @@ class SACSelfTraining(Term):
         grey_p: float = 0.2,
         focal_power: float = 3.0,
         log_per_class: bool = True,
+        views_per_pass: Optional[int] = None,
     ) -> None:
         super().__init__(weight)
+        if views_per_pass is not None and views_per_pass < 1:
+            raise ValueError(f'SACSelfTraining: views_per_pass must be >= 1, got {views_per_pass}.')
+        self.views_per_pass = views_per_pass
         self.branch, self.labeller = branch, labeller
         # The reference's order (visinf/da-sac datasets/tf_target.py): blur, jitter, greyscale;
         # kornia draws each view's parameters (uda.augment.photometric.sac_noise).
@@ -311,11 +320,10 @@ class SACSelfTraining(Term):
             )
         valid, covered, prior = pl.extras['valid'], pl.extras['covered'], pl.extras['prior']
         noisy = self.noise(ctx, pl.inputs, valid)
-        logits = ctx.student_forward(noisy)['logits']
-        loss = sac_loss(logits, pl.labels, pl.weight, prior, self.focal_power, ctx.ignore_index)
+        loss = self._loss(ctx, noisy, pl.labels, pl.weight, prior)
         kept = (pl.labels != ctx.ignore_index).float().sum() / valid.sum().clamp(min=1)
         out = {
-            'tgt.loss_sac': self.weight * loss,
+            'tgt.loss_sac': loss,
             'tgt.pseudo_ratio': kept.detach(),
             'tgt.teacher_conf': (pl.weight * covered).sum().detach() / covered.sum().clamp(min=1),
         }
@@ -326,6 +334,27 @@ class SACSelfTraining(Term):
                 out[f'tgt.thr_c{c:02d}'] = mean_thr[c].detach()
         self._panels = self._make_panels(ctx, pl, noisy)
         return out
+
+    def _loss(
+        self, ctx: StepContext, noisy: Tensor, labels: Tensor, conf: Tensor, prior: Tensor
+    ) -> Tensor:
+        """``weight * sac_loss`` over all views; with ``views_per_pass``, the chunks before the
+        last are back-propagated here and enter the returned value detached (the mean over all
+        pixels is the chunks' means weighted by their share of the views)."""
+        n = len(noisy)
+        step = self.views_per_pass or n
+        done = noisy.new_zeros(())
+        for start in range(0, n, step):
+            part = slice(start, min(start + step, n))
+            logits = ctx.student_forward(noisy[part])['logits']
+            loss = sac_loss(
+                logits, labels[part], conf[part], prior, self.focal_power, ctx.ignore_index
+            )
+            loss = self.weight * loss * (len(logits) / n)
+            if part.stop < n and ctx.backward_now(loss):
+                loss = loss.detach()
+            done = done + loss
+        return done
 
     @staticmethod
     def _make_panels(ctx: StepContext, pl: PseudoLabels, noisy: Tensor) -> dict[str, Any]:
