@@ -182,9 +182,13 @@ def test_views_per_pass_gives_the_same_loss_and_update_with_one_chunk_graph_at_a
         model.train()
         model.teacher.init_from(model.student)
         wrapper = OptimWrapper(torch.optim.SGD(model.student.parameters(), lr=0.1))
-        backward = model._backward
-        calls = []
-        model._backward = lambda ow, loss: (calls.append(1), backward(ow, loss))[1]
+        calls: list[int] = []
+
+        def counted(ow, loss, calls=calls, backward=model._backward):
+            calls.append(1)
+            backward(ow, loss)
+
+        model._backward = counted
         torch.manual_seed(1)
         log_vars = model.train_step(toy_batch(seed=3), wrapper)
         weights = [p.detach().clone() for p in model.student.parameters()]
