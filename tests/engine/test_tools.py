@@ -126,3 +126,22 @@ def test_train_cli_reports_warm_up_start_and_adapted_miou(tmp_path):
         f'warm-up (before self-training, iteration 2): {first:.2f} -> adapted '
         f'(iteration 4): {last:.2f} mIoU ({last - first:+.2f})'
     ) in out.stdout
+
+
+def test_run_tool_destroys_the_process_group_after_main(tmp_path):
+    """A distributed tool run ends with the process group destroyed (after a barrier), not
+    left to interpreter exit, where gloo could abort a rank (CI's two-process SAC test)."""
+    import torch.distributed as dist
+
+    from uda.engine.config import run_tool
+
+    seen = []
+
+    def main():
+        dist.init_process_group(
+            'gloo', init_method=f'file://{tmp_path / "store"}', rank=0, world_size=1
+        )
+        seen.append(dist.is_initialized())
+
+    run_tool(main)
+    assert seen == [True] and not dist.is_initialized()
