@@ -42,6 +42,11 @@ from typing import Any, NamedTuple, Optional, Sequence
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
+from uda.evaluation.seed_plots import (  # noqa: E402
+    add_images_to_tensorboard,
+    plot_class_deltas,
+    plot_curves,
+)
 from uda.evaluation.seed_report import mean_std, seed_report  # noqa: E402
 
 SYN = 'configs/demo/{}_unet-resnet18_400it_synthetic-96x192.py'
@@ -590,7 +595,40 @@ def main(argv: Optional[Sequence[str]] = None) -> dict[str, Any]:
         if dirs:
             with open(osp.join(st['out'], f'{slug(name)}.md'), 'w') as f:
                 f.write(seed_report(dirs, name)[0])
+    pictures = draw(jobs, args.seeds, st['out'], st['baseline'])
+    if pictures:
+        print('pictures: ' + ', '.join(pictures))
     return summary
+
+
+def draw(jobs: Sequence[Job], seeds: Sequence[int], out: str, baseline: Optional[str]) -> list[str]:
+    """``OUT/curves.png`` (validation mIoU against the iteration, mean ± std band per run
+    name) and, with a baseline, ``OUT/delta_per_class.png`` (per-class IoU change paired by
+    seed, over the seeds where both runs have metrics); both also in ``OUT/tensorboard``."""
+    names = list(dict.fromkeys(j.name for j in jobs))
+    dirs = {(j.name, j.seed): j.work_dir for j in jobs}
+    groups = {n: [dirs[(n, s)] for s in seeds] for n in names}
+    pictures = [plot_curves(groups, osp.join(out, 'curves.png'))]
+    if baseline:
+        pairs: dict[str, tuple[list[str], list[str]]] = {}
+        for n in names:
+            if n == baseline:
+                continue
+            both = [
+                s
+                for s in seeds
+                if miou_of(dirs[(n, s)]) is not None and miou_of(dirs[(baseline, s)]) is not None
+            ]
+            if both:
+                pairs[n] = ([dirs[(n, s)] for s in both], [dirs[(baseline, s)] for s in both])
+        for n, (runs, bases) in pairs.items():
+            pictures.append(
+                plot_class_deltas({n: runs}, bases, osp.join(out, f'delta_{slug(n)}.png'), baseline)
+            )
+    drawn = [p for p in pictures if p]
+    if drawn:
+        add_images_to_tensorboard(drawn, osp.join(out, 'tensorboard'))
+    return drawn
 
 
 def _nan_to_none(v: Any) -> Any:

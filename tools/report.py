@@ -1,36 +1,59 @@
-"""Aggregate runs (seeds) into mean ± std per class and overall, as Markdown.
+"""Aggregate runs (seeds) into mean ± std per class and overall, as Markdown, and pictures.
 
-``python tools/report.py WORK_DIR [WORK_DIR ...] [--title T] [--out report.md]``
+``python tools/report.py WORK_DIR [WORK_DIR ...] [--title T] [--out report.md]
+[--baseline BASE_DIR ...]``
 
 Each WORK_DIR is a work dir holding one metrics.json (searched recursively) or the file itself.
+With ``--out report.md`` the pictures go beside it: ``report_curves.png`` (validation mIoU
+against the iteration, mean ± std band over the runs, from their logged validations) and, with
+``--baseline`` (one work dir per run, same seed order), ``report_delta.png`` (per-class IoU
+change paired by seed).
 """
 
 import argparse
 import os.path as osp
 
+from uda.evaluation.seed_plots import plot_class_deltas, plot_curves
 from uda.evaluation.seed_report import seed_report
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Mean ± std over runs of metrics.json.')
     parser.add_argument('work_dirs', nargs='+', help='work dirs or metrics.json files')
-    parser.add_argument('--title', help='heading of the table')
-    parser.add_argument('--out', help='also write the Markdown to this file')
+    parser.add_argument('--title', help='heading of the table and label of the curve')
+    parser.add_argument(
+        '--out', help='also write the Markdown to this file, and the PNG pictures beside it'
+    )
+    parser.add_argument(
+        '--baseline',
+        nargs='+',
+        metavar='BASE_DIR',
+        help='work dirs of the baseline, one per run in the same seed order: per-class deltas',
+    )
     return parser.parse_args()
 
 
 def main() -> None:
     args = parse_args()
+    if args.out and osp.isdir(args.out):
+        raise IsADirectoryError(
+            f'--out {args.out} is a directory; give a file name such as '
+            f'{osp.join(args.out, "report.md")}.'
+        )
     markdown, _ = seed_report(args.work_dirs, args.title)
-    print(markdown)
     if args.out:
-        if osp.isdir(args.out):
-            raise IsADirectoryError(
-                f'--out {args.out} is a directory; give a file name such as '
-                f'{osp.join(args.out, "report.md")}.'
+        stem = osp.splitext(args.out)[0]
+        name = args.title or 'runs'
+        pictures = [plot_curves({name: args.work_dirs}, f'{stem}_curves.png')]
+        if args.baseline:
+            pictures.append(
+                plot_class_deltas({name: args.work_dirs}, args.baseline, f'{stem}_delta.png')
             )
+        for png in filter(None, pictures):
+            markdown += f'\n![{osp.basename(png)}]({osp.basename(png)})\n'
         with open(args.out, 'w') as f:
             f.write(markdown)
+    print(markdown)
 
 
 if __name__ == '__main__':

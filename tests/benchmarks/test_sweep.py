@@ -166,3 +166,19 @@ def test_main_writes_summary_files(tmp_path, monkeypatch) -> None:
     assert saved['runs']['SAC']['mIoU'] == dict(mean=12.0, std=None, n=1)  # no NaN in JSON
     assert '| SAC | 12.00 (n=1) |' in (tmp_path / 'summary.md').read_text()
     assert '| road |' in (tmp_path / 'sac.md').read_text()  # per-class table (seed_report)
+
+
+def test_main_draws_curves_and_per_class_deltas(tmp_path, monkeypatch) -> None:
+    def fake(job):
+        _fake_run(job.work_dir, {'ABN': 10.0, 'SAC': 12.0}[job.name] + job.seed)
+        d = os.path.join(job.work_dir, 't', 'vis_data')
+        os.makedirs(d, exist_ok=True)
+        with open(os.path.join(d, 'scalars.json'), 'w') as f:
+            f.write(json.dumps(dict(mIoU=5.0 + job.seed, step=100)) + '\n')
+        return dict(wall_s=1.0, failed=None)
+
+    monkeypatch.setattr(sweep, 'run_job', fake)
+    args = ['--run', 'ABN', ABN, '--run', 'SAC', SAC, '--baseline', 'ABN', '--seeds', '0', '1']
+    sweep.main([*args, '--out', str(tmp_path)])
+    assert (tmp_path / 'curves.png').is_file() and (tmp_path / 'delta_sac.png').is_file()
+    assert os.listdir(tmp_path / 'tensorboard')  # the same pictures as a TensorBoard event file
