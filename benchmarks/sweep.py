@@ -33,6 +33,7 @@ import json
 import math
 import os
 import os.path as osp
+import re
 import statistics
 import subprocess
 import sys
@@ -59,6 +60,10 @@ SEMI_METHODS = [
     ('FixMatch', 'fixmatch'),
     ('UniMatch', 'unimatch'),
 ]
+# Options of a run warm-started from a converged baseline (benchmarks/converged.py), and of a
+# warm-started run with a teacher (initialised from the loaded weights at once).
+WARM = 'load_from={{converged:{base}}} amp=bf16'
+TEACHER0 = ['model.teacher.start_iter=0']
 # name -> (runs as (name, config, options), the runs run by default, baseline, oracle, notes).
 # The former scripts synthetic_gap.py, camvid_day2dusk.py, adversarial.py and sac_vs_abn.py.
 PRESETS: dict[str, dict[str, Any]] = {
@@ -244,6 +249,47 @@ PRESETS: dict[str, dict[str, Any]] = {
         scalars=['tcam.mask_images'],
         camvid=True,
         out='work_dirs/bench_weak_target_camvid',
+    ),
+    # Issue 21: every family warm-started from the converged baseline of the same seed
+    # (benchmarks/converged.py makes it when missing: `{converged:ABN}` in an option is its
+    # checkpoint), 1k more iterations for every run, the baseline included (ABN continued from
+    # its own checkpoint: the same extra budget), teachers from iteration 0, bf16 autocast.
+    'camvid-converged': dict(
+        runs=[
+            (name, config, [*WARM.format(base='ABN').split(), *(TEACHER0 if teacher else [])])
+            for name, config, teacher in [
+                ('ABN', CAMVID.format('abn/abn'), False),
+                ('SAC', 'configs/sac/sac_unet-resnet18_1k_camvidday2dusk-128x128.py', True),
+                ('DACS', CAMVID.format('dacs/dacs'), True),
+                ('DACS+RCS', CAMVID.format('dacs/dacs-rcs'), True),
+                ('MIC', CAMVID.format('mic/mic'), True),
+                ('AdvEnt+MinEnt', CAMVID.format('advent/advent-minent'), False),
+                ('weak/strong', CAMVID.format('weak_strong/weak-strong'), True),
+                ('full pipeline', CAMVID.format('mission/mission'), True),
+                ('SAC+weak', CAMVID.format('sac/sac-cam'), True),
+            ]
+        ],
+        baseline='ABN',
+        iters=1000,
+        camvid=True,
+        out='work_dirs/bench_camvid_converged',
+    ),
+    'semi-camvid-converged': dict(
+        runs=[
+            (
+                f'{name}-{frac}',
+                SEMI_CAMVID.format(method, frac),
+                [*WARM.format(base=f'supervised-{frac}').split()]
+                + (TEACHER0 if method == 'mean-teacher' else []),
+            )
+            for frac in ('1of8', '1of4')
+            for name, method in SEMI_METHODS
+        ],
+        default=[f'{name}-1of8' for name, _ in SEMI_METHODS],
+        baseline='supervised-1of8',
+        iters=1000,
+        camvid=True,
+        out='work_dirs/bench_semi_camvid_converged',
     ),
 }
 
@@ -518,6 +564,7 @@ def resolve(args: argparse.Namespace) -> tuple[list[tuple[str, str, list[str]]],
         oracle=args.oracle or preset.get('oracle'),
         scalars=args.scalars if args.scalars is not None else preset.get('scalars', []),
         out=args.out or preset.get('out', 'work_dirs/sweep'),
+        iters=args.iters or preset.get('iters'),
     )
     for key in ('baseline', 'oracle'):
         if getattr(args, key) and getattr(args, key) not in names:
@@ -555,12 +602,52 @@ def with_encoder(
     return [(n, c, fill(o)) for n, c, o in runs], fill(common)
 
 
+CONVERGED = re.compile(r'\{converged:([^}]+)\}')
+
+
+def with_converged(
+    runs: list[tuple[str, str, list[str]]],
+    seeds: Sequence[int],
+    jobs: int = 1,
+    dry_run: bool = False,
+) -> list[tuple[str, str, list[str]]]:
+    """The runs with ``{converged:NAME}`` replaced by the checkpoint of benchmarks/converged.py's
+    baseline NAME of the run's seed (``{seed}`` in the path), made first for every seed when
+    not cached (unless dry_run)."""
+    from benchmarks import converged
+
+    names = sorted({m for _, _, opts in runs for o in opts for m in CONVERGED.findall(o)})
+    unknown = [n for n in names if n not in converged.RUNS]
+    if unknown:
+        raise SystemExit(
+            f'{{converged:{unknown[0]}}}: no such baseline; use {sorted(converged.RUNS)}.'
+        )
+    paths = {}
+    for name in names:
+        if dry_run:
+            ckpt = 'iter_N.pth'
+        else:
+            with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+                done = list(
+                    pool.map(lambda s, n=name: converged.ensure(n, s, converged.RUNS[n]), seeds)
+                )
+            failed = [d['failed'] for d in done if d.get('failed')]
+            if failed:
+                raise SystemExit(f'converged baseline {name}: {failed[0]}')
+            ckpt = osp.basename(done[0]['checkpoint'])
+        paths[name] = osp.join(converged.work_dir(name, 0).replace('_seed0', '_seed{seed}'), ckpt)
+    return [
+        (n, c, [CONVERGED.sub(lambda m: paths[m.group(1)], o) for o in opts]) for n, c, opts in runs
+    ]
+
+
 def main(argv: Optional[Sequence[str]] = None) -> dict[str, Any]:
     args = parse_args(argv)
     runs, st = resolve(args)
     if args.pretrained:
         runs, args.cfg_options = with_encoder(runs, args.cfg_options, args.pretrained, args.dry_run)
-    jobs = build_jobs(runs, args.seeds, st['out'], args.cfg_options, args.iters)
+    runs = with_converged(runs, args.seeds, args.jobs, args.dry_run)
+    jobs = build_jobs(runs, args.seeds, st['out'], args.cfg_options, st['iters'])
     if args.dry_run:
         for j in jobs:
             print(' '.join(j.cmd))

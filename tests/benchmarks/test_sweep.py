@@ -182,3 +182,25 @@ def test_main_draws_curves_and_per_class_deltas(tmp_path, monkeypatch) -> None:
     sweep.main([*args, '--out', str(tmp_path)])
     assert (tmp_path / 'curves.png').is_file() and (tmp_path / 'delta_sac.png').is_file()
     assert os.listdir(tmp_path / 'tensorboard')  # the same pictures as a TensorBoard event file
+
+
+def test_converged_placeholders_name_the_seeds_cached_baseline(monkeypatch) -> None:
+    from benchmarks import converged
+
+    made = []
+
+    def ensure(name, seed, config):
+        made.append((name, seed))
+        return dict(checkpoint=f'/c/{name}_seed{seed}/iter_3000.pth', failed=None)
+
+    monkeypatch.setattr(converged, 'ensure', ensure)
+    runs = [('SAC', SAC, ['load_from={converged:ABN}', 'x=1']), ('ABN', ABN, [])]
+    (_, _, opts), _ = sweep.with_converged(runs, [0, 1])
+    assert sorted(made) == [('ABN', 0), ('ABN', 1)]  # made (or reused) for every seed first
+    jobs = sweep.build_jobs([('SAC', SAC, opts)], [1], 'out')
+    assert f'load_from={converged.work_dir("ABN", 1)}/iter_3000.pth' in jobs[0].cmd
+    with pytest.raises(SystemExit, match='no such baseline'):
+        sweep.with_converged([('X', ABN, ['load_from={converged:nope}'])], [0])
+    monkeypatch.setattr(converged, 'ensure', lambda *a: dict(failed='training exit code 1'))
+    with pytest.raises(SystemExit, match='training exit code 1'):
+        sweep.with_converged(runs, [0])
