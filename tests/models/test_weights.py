@@ -365,3 +365,36 @@ def test_load_from_skips_the_init() -> None:
     assert skip_init_for_warm_start(cfg)
     assert 'encoder_checkpoint' not in cfg.model.segmentor
     assert cfg.model.segmentor.type == 'SMPSegmentor'
+
+
+def test_tools_that_load_a_checkpoint_read_no_init(tmp_path, caches, monkeypatch) -> None:
+    """compute_is_weights.py (SAC's importance sampling on the R101 leaves) loads a trained
+    checkpoint: it builds the network without the init file, which need not exist."""
+    import json
+    import runpy
+    import sys
+
+    from mmengine.registry import DefaultScope
+
+    from tests.conftest import toy_runner_cfg
+    from uda.models.segmentor import architecture_only
+    from uda.registry import MODELS
+
+    monkeypatch.setenv('UDA_WEIGHTS_OFFLINE', '1')
+    cfg = Config(toy_runner_cfg(str(tmp_path / 'work')))
+    cfg.model.segmentor = dict(
+        UNET, type='SMPSegmentor', num_classes=19, encoder_checkpoint=dict(file='absent.pth')
+    )
+    cfg.model.data_preprocessor.size_divisor = 32
+    cfg.dump(str(tmp_path / 'cfg.py'))
+    with DefaultScope.overwrite_default_scope('uda'):
+        with pytest.raises(WeightsNotFoundError, match='absent.pth'):
+            MODELS.build(cfg.model)
+        arch = dict(cfg.model, segmentor=architecture_only(cfg.model.segmentor))
+        torch.save(dict(state_dict=MODELS.build(arch).state_dict()), tmp_path / 'm.pth')
+    out = str(tmp_path / 'w.json')
+    argv = [str(tmp_path / 'cfg.py'), str(tmp_path / 'm.pth'), '--out', out, '--device', 'cpu']
+    monkeypatch.setattr(sys, 'argv', ['compute_is_weights.py', *argv])
+    runpy.run_path(osp.join(ROOT, 'tools', 'compute_is_weights.py'), run_name='__main__')
+    with open(out) as f:
+        assert len(json.load(f)['images']) == 4
