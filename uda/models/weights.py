@@ -231,6 +231,7 @@ def resolve_weights(
     if found is None and not offline():
         try:
             if url:
+                print_log(f'weights {name}: downloading {url} into {hub}', logger='current')
                 path = download(url, osp.join(hub, name), expected_sha256(file, sha256), timeout)
                 found = ResolvedWeights(path, 'download')
             elif hf:
@@ -239,7 +240,7 @@ def resolve_weights(
             raise
         except Exception as err:  # urllib / socket / huggingface_hub errors: all mean "not here"
             failure = f' and its download failed ({_first_line(err)})'
-    elif found is None:
+    elif found is None and (url or hf):
         failure = f' and downloads are off ({ENV_OFFLINE} / HF_HUB_OFFLINE)'
     if found is not None:
         print_log(f'weights {name}: {found.path} (from {found.source})', logger='current')
@@ -247,18 +248,22 @@ def resolve_weights(
     folders = weights_folders()
     where = f'${ENV_FOLDER} ({os.pathsep.join(folders)})' if folders else f'${ENV_FOLDER} (unset)'
     hf_text = f', Hugging Face cache {hf_cache_dir()} ({hf["repo_id"]})' if hf else ''
+    dest = folders[0] if folders else hub
     if url:
-        source = f'download it from {url}'
+        fix = f'download it from {url} and put it in {dest}'
     elif manual:
-        source = f'it has no direct download: get it from {manual}'
+        fix = f'it has no direct download: get it from {manual} and put it in {dest}'
     elif hf:
-        source = f'it comes from the Hugging Face hub repo {hf["repo_id"]}'
+        fix = (
+            f'fetch {hf["repo_id"]} from the Hugging Face hub with network access, or put '
+            f'{name} in {dest}'
+        )
     else:
-        source = 'give the path of an existing file'
+        fix = f'give the path of an existing file, or put {name} in {dest}'
     raise WeightsNotFoundError(
         f'init weights {name} not found (looked at {file}, {where}, torch hub cache {hub}'
-        f'{hf_text}){failure}: {source} and put it in {folders[0] if folders else hub} (or a '
-        f'folder named by ${ENV_FOLDER}), or set {key}=None for a deliberate from-scratch run.'
+        f'{hf_text}){failure}: {fix} (or a folder named by ${ENV_FOLDER}), or set {key}=None '
+        'for a deliberate from-scratch run.'
     )
 
 
