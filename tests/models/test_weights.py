@@ -398,3 +398,18 @@ def test_tools_that_load_a_checkpoint_read_no_init(tmp_path, caches, monkeypatch
     runpy.run_path(osp.join(ROOT, 'tools', 'compute_is_weights.py'), run_name='__main__')
     with open(out) as f:
         assert len(json.load(f)['images']) == 4
+
+
+def test_dinov2_leaf_init_offline_is_the_same_error(caches, monkeypatch) -> None:
+    """The self-supervised init of the DINOv2 leaf goes through the same resolver: offline,
+    one line naming the official file, its URL, timm's Hugging Face copy and the fix."""
+    from uda.models.weights import resolve_encoder_checkpoint
+
+    monkeypatch.setenv('UDA_WEIGHTS_OFFLINE', '1')
+    path = osp.join(ROOT, 'configs/mic/mic_dpt-vit-small-dinov2_40k_gta2cityscapes-512x512.py')
+    with pytest.raises(WeightsNotFoundError) as info:
+        resolve_encoder_checkpoint(_segmentor(path)['encoder_checkpoint'])
+    msg = str(info.value)
+    assert '\n' not in msg and 'model.segmentor.encoder_checkpoint=None' in msg
+    assert 'dl.fbaipublicfiles.com/dinov2/dinov2_vits14/dinov2_vits14_pretrain.pth' in msg
+    assert 'timm/vit_small_patch14_dinov2.lvd142m' in msg
