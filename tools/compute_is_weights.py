@@ -18,6 +18,7 @@ import uda.engine  # noqa: F401  (torch>=2.6 checkpoint loader)
 from uda.data.multi_branch import uda_collate
 from uda.engine.checkpoint import load_segmentor_weights
 from uda.engine.config import load_config
+from uda.models.segmentor import architecture_only
 from uda.registry import DATASETS, MODELS
 
 
@@ -49,6 +50,8 @@ def main() -> None:
     ds_cfg = dict(branches[args.branch])
     ds_cfg['pipeline'] = []  # whole images, no augmentation: one statistic per image
     dataset = DATASETS.build(ds_cfg)
+    # The checkpoint holds every weight: the init file (ImageNet ResNet-101 ...) is not read.
+    cfg.model['segmentor'] = architecture_only(cfg.model['segmentor'])
     model = MODELS.build(cfg.model)
     # Strict: statistics from a network with random layers would silently skew the sampler.
     load_segmentor_weights(

@@ -20,6 +20,7 @@ from mmengine.registry import DefaultScope
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from uda.engine.checkpoint import load_checkpoint_file, upgrade_state_dict  # noqa: E402
+from uda.models.segmentor import architecture_only  # noqa: E402
 from uda.registry import MODELS  # noqa: E402
 
 
@@ -33,6 +34,7 @@ def main(argv: list[str] | None = None) -> None:
     ckpt = load_checkpoint_file(args.old, 'cpu')
     state = ckpt['state_dict'] if 'state_dict' in ckpt else ckpt
     new_state = upgrade_state_dict(state, dict(cfg.model.terms), cfg.model.get('labellers'))
+    cfg.model['segmentor'] = architecture_only(cfg.model['segmentor'])  # no init file read
     with DefaultScope.overwrite_default_scope('uda'):
         model = MODELS.build(cfg.model)
     model.load_state_dict(new_state, strict=True)  # fails with the keys that do not fit
