@@ -259,7 +259,8 @@ def detect_layout(ckpt: Any, source: str = 'the checkpoint') -> CheckpointLayout
     raise ForeignCheckpointError(
         f'{source}: its keys fit several layouts ({", ".join(names)}) that give different '
         f'outputs from the same weights; name one: tools/convert_checkpoint.py {source} OUT.pth '
-        f'--layout {names[0].lower()} (or --layout in tools/test.py / infer.py / export.py).'
+        f'--layout {"|".join(n.lower() for n in names)} (or --layout in tools/test.py / '
+        'infer.py / export.py).'
     )
 
 
