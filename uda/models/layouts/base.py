@@ -471,3 +471,76 @@ def apply_foreign_config(cfg: Any, foreign: dict[str, Any]) -> str:
         f'{seg.get("arch")}/{seg.get("encoder_name")}, {seg.get("num_classes")} classes; '
         f'input {foreign["preprocessing"]}'
     )
+
+
+def read_checkpoint(path: str, layout: str = 'auto') -> Any:
+    """Load a checkpoint file (weights only) as uda's: converted in memory when foreign."""
+    from uda.engine.checkpoint import load_checkpoint_file
+
+    return as_uda_checkpoint(load_checkpoint_file(path, 'cpu'), path, layout)
+
+
+# Segmentor keys that change a converted network's outputs, and the preprocessing keys.
+_ARCH_KEYS = (
+    'arch',
+    'encoder_name',
+    'num_classes',
+    'encoder_style',
+    'summed_branches',
+    'rates',
+    'align_corners',
+)
+_PRE_KEYS = ('mean', 'std', 'channel_order')
+_DEFAULTS = dict(
+    encoder_style='torchvision',
+    summed_branches=None,
+    rates=(6, 12, 18, 24),
+    align_corners=False,
+    channel_order='rgb',
+)
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if isinstance(a, float) or isinstance(b, float):
+        return isinstance(a, (int, float)) and isinstance(b, (int, float)) and abs(a - b) < 1e-6
+    return bool(a == b)
+
+
+def check_load_from(cfg: Any) -> None:
+    """A warm start (``load_from``) from a foreign or converted file must build its network.
+
+    The weights of the Caffe-style DeepLab-v2 also load into smp's torchvision ResNet (same
+    names), and BGR-trained weights run on RGB input without any error: both silently give
+    other outputs than the authors'. So the config's segmentor and preprocessing must be those
+    recorded by the conversion, or this fails naming the keys to set.
+    """
+    path = cfg.get('load_from')
+    if not path or cfg.get('resume'):
+        return
+    foreign = foreign_meta(read_checkpoint(path))
+    if foreign is None:
+        return
+    model = cfg['model']
+    seg = model.get('segmentor', model)
+    pre = model.get('data_preprocessor') or cfg.get('data_preprocessor') or {}
+    wrong = []
+    for where, have, want, keys in (
+        ('model.segmentor', seg, foreign['segmentor'], _ARCH_KEYS),
+        ('model.data_preprocessor', pre, foreign['data_preprocessor'], _PRE_KEYS),
+    ):
+        for key in keys:
+            if key not in want and key not in _DEFAULTS:
+                continue
+            w = want.get(key, _DEFAULTS.get(key))
+            h = have.get(key, _DEFAULTS.get(key))
+            if not _same(h, w):
+                wrong.append(f'{where}.{key}={w!r} (config: {h!r})')
+    if wrong:
+        raise ForeignCheckpointError(
+            f'load_from={path} holds a {foreign["layout"]} network ({foreign["repository"]}) '
+            'that the config does not build, so the warm start would not start from the '
+            "authors' network. Set:\n  " + '\n  '.join(wrong) + '\n  (in the config or with '
+            '--cfg-options; docs/converting_checkpoints.md has warm-start configs).'
+        )
