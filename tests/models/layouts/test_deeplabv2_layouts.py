@@ -98,7 +98,7 @@ def test_multi_level_converts_with_same_logits(tmp_path: Any, layout: str) -> No
     conv, line = load_foreign_checkpoint(path, layout)
     assert '0 missing, 0 unexpected' in line
     assert conv.data_preprocessor == dict(
-        mean=list(IMG_MEAN_BGR), std=[1.0, 1.0, 1.0], channel_order='bgr'
+        mean=list(IMG_MEAN_BGR), std=[1.0, 1.0, 1.0], channel_order='bgr', size_divisor=1
     )
     with torch.no_grad():
         want_aux, want = ref(X)

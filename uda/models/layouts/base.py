@@ -54,12 +54,15 @@ class Preprocessing:
         value_range: 1.0 or 255.0: the scale of the pixel values the reference normalises.
         mean: Per-channel mean in reference units and channel order.
         std: Per-channel std in reference units and channel order (1.0: no division).
+        size_divisor: Padding multiple of the reference's evaluation, where it differs from the
+            config's (1: the image is fed unpadded; padding moves the border logits).
     """
 
     channel_order: str
     value_range: float
     mean: tuple[float, float, float]
     std: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    size_divisor: Optional[int] = None
 
     def __post_init__(self) -> None:
         if self.channel_order not in ('rgb', 'bgr'):
@@ -71,11 +74,14 @@ class Preprocessing:
         """The :class:`~uda.models.SegDataPreprocessor` settings (0-255 units) that give the
         same network input."""
         scale = 255.0 / self.value_range
-        return dict(
+        out: dict[str, Any] = dict(
             mean=[float(m) * scale for m in self.mean],
             std=[float(s) * scale for s in self.std],
             channel_order=self.channel_order,
         )
+        if self.size_divisor is not None:
+            out['size_divisor'] = int(self.size_divisor)
+        return out
 
     def describe(self) -> str:
         """One line for reports and docs."""

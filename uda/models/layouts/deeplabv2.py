@@ -40,12 +40,15 @@ from uda.registry import CHECKPOINT_LAYOUTS
 # (valeoai/ADVENT advent/domain_adaptation/config.py:59; wasidennis/AdaptSegNet
 # train_gta2cityscapes_multi.py:24).
 IMG_MEAN_BGR = (104.00698793, 116.66876762, 122.67891434)
-CAFFE_BGR = Preprocessing('bgr', 255.0, IMG_MEAN_BGR)
+# Their evaluation feeds whole images unpadded (DeepLab-v2 takes any size): size_divisor 1.
+CAFFE_BGR = Preprocessing('bgr', 255.0, IMG_MEAN_BGR, size_divisor=1)
 # da-sac normalises RGB in [0, 1] with ImageNet statistics (visinf/da-sac
 # datasets/dataloader_base.py MEAN / STD). Its ``renorm`` (SOURCE_MEAN / TARGET_MEAN) changes
 # only the *source* training images (datasets/dataloader_seg.py:95-107): Cityscapes evaluation
 # uses these.
-IMAGENET_RGB = Preprocessing('rgb', 1.0, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+IMAGENET_RGB = Preprocessing(
+    'rgb', 1.0, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), size_divisor=1
+)
 
 ASPP_RATES = (6, 12, 18, 24)  # Classifier_Module([6, 12, 18, 24], [6, 12, 18, 24], C)
 _BACKBONE = re.compile(r'^(conv1|bn1|layer[1-4])\.')
