@@ -9,7 +9,6 @@ import numpy as np
 import torch
 import torch.nn as nn
 from mmengine.config import Config
-from mmengine.logging import print_log
 from torch import Tensor
 
 from uda.engine.checkpoint import load_segmentor_weights
@@ -47,7 +46,7 @@ def load_segmentor(cfg: Config, checkpoint: str, which: str = 'student') -> nn.M
         )
     foreign = foreign_meta(read_checkpoint(checkpoint))
     if foreign is not None:
-        print_log(apply_foreign_config(cfg, foreign), logger='current')
+        print(apply_foreign_config(cfg, foreign))
     net = MODELS.build(architecture_only(cfg.model.segmentor))
     load_segmentor_weights(net, checkpoint, which, getattr(cfg, 'filename', None) or 'the config')
     return net.eval()

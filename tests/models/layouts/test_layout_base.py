@@ -136,3 +136,12 @@ def test_uda_checkpoint_round_trip_and_config(toy_layout: None, tmp_path: Any) -
         std=[1.0, 1.0, 1.0],
         channel_order='bgr',
     )
+
+
+def test_files_of_no_layout_pass_unchanged(toy_layout: None) -> None:
+    """mmengine's loader reads every file through as_uda_checkpoint: a self-supervised encoder
+    file (MoCo's module.encoder_q.*) is left to its own loader."""
+    moco = dict(state_dict={'module.encoder_q.conv1.weight': torch.zeros(1)}, arch='resnet50')
+    assert as_uda_checkpoint(moco, 'moco.pth') is moco
+    with pytest.raises(ForeignCheckpointError, match='not in the ToyFileLayout layout'):
+        as_uda_checkpoint(moco, 'moco.pth', 'toyfilelayout')

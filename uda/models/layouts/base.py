@@ -249,10 +249,14 @@ def is_uda_checkpoint(ckpt: Any) -> bool:
     return bool(keys) and any(k.startswith(('student.', 'teacher.net.', 'net.')) for k in keys)
 
 
+def matching_layouts(ckpt: Any) -> list[CheckpointLayout]:
+    """Every registered layout whose ``matches`` accepts ``ckpt``."""
+    return [lay for lay in (get_layout(n) for n in layout_names()) if lay.matches(ckpt)]
+
+
 def detect_layout(ckpt: Any, source: str = 'the checkpoint') -> CheckpointLayout:
     """The one registered layout that matches ``ckpt``; an error when none or several do."""
-    found = [get_layout(n) for n in layout_names()]
-    found = [lay for lay in found if lay.matches(ckpt)]
+    found = matching_layouts(ckpt)
     if len(found) == 1:
         return found[0]
     if not found:
@@ -415,21 +419,22 @@ def _file_id(source: str) -> tuple[str, float, int]:
 
 
 def as_uda_checkpoint(ckpt: Any, source: str, layout: str = 'auto') -> Any:
-    """``ckpt`` itself when it is uda's, else its conversion (logged in one report line).
+    """``ckpt`` itself when it is uda's or in no known layout, else its conversion (with a
+    one-line report on stdout).
 
     The loader of every entry point (``load_from``, ``tools/test.py``, ``tools/infer.py``,
-    ``tools/export.py``): a foreign file is detected, converted in memory and checked for full
-    coverage; its origin lands in ``meta['foreign']`` (:func:`foreign_meta`).
+    ``tools/export.py``, mmengine's checkpoint loader): a foreign file is detected, converted in
+    memory and checked for full coverage; its origin lands in ``meta['foreign']``
+    (:func:`foreign_meta`). Files of no layout (self-supervised encoder files, bare state dicts
+    of other networks) pass unchanged to their own loaders and checks.
 
     Args:
         ckpt: The loaded file.
         source: Its path (for messages, and to reuse the last conversion of the same file).
         layout: ``'auto'`` or a registered layout name.
     """
-    if layout == 'auto' and is_uda_checkpoint(ckpt):
+    if layout == 'auto' and (is_uda_checkpoint(ckpt) or not matching_layouts(ckpt)):
         return ckpt
-    from mmengine.logging import print_log
-
     try:
         fid: Optional[tuple[str, float, int]] = _file_id(source)
     except OSError:
@@ -437,7 +442,7 @@ def as_uda_checkpoint(ckpt: Any, source: str, layout: str = 'auto') -> Any:
     if fid is not None and _LAST.get('id') == fid and layout in ('auto', _LAST['layout']):
         return _LAST['checkpoint']
     conv, report = convert_checkpoint(ckpt, layout, source)
-    print_log(report.line(), logger='current')
+    print(report.line(), flush=True)  # stdout: the tools print before any logger exists
     out = conv.uda_checkpoint(source)
     if fid is not None:
         _LAST.update(id=fid, layout=conv.layout, checkpoint=out)
