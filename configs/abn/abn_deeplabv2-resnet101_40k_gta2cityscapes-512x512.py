@@ -3,7 +3,8 @@
 # Cityscapes val, README "Training the baseline"). Its last checkpoint warm-starts SAC:
 #   python tools/train.py configs/abn/abn_deeplabv2-resnet101_40k_gta2cityscapes-512x512.py
 #   python tools/train.py configs/sac/sac_deeplabv2-resnet101_40k_gta2cityscapes-512x512.py \
-#       --cfg-options load_from=work_dirs/abn_deeplabv2-resnet101_40k_gta2cityscapes-512x512/iter_40000.pth
+#       --cfg-options \
+#       load_from=work_dirs/abn_deeplabv2-resnet101_40k_gta2cityscapes-512x512/iter_40000.pth
 # (docs/converting_checkpoints.md; the initial weights come from the model base, docs/weights.md).
 # Needs the data (GTA5_ROOT, CITYSCAPES_ROOT) and a GPU; not runnable on the CPU here.
 _base_ = [

@@ -4,7 +4,8 @@
 #   https://download.visinf.informatik.tu-darmstadt.de/data/2021-cvpr-araslanov-da-sac/snapshots/baselines/resnet101_gta/baseline_abn_e040.pth
 # saved as $UDA_WEIGHTS/da-sac/resnet101_gta/baseline_abn_e040.pth (default folder:
 # ./pretrained), then one command:
-#   python tools/train.py configs/sac/sac-dasac-abn_deeplabv2-resnet101_40k_gta2cityscapes-512x512.py
+#   python tools/train.py \
+#       configs/sac/sac-dasac-abn_deeplabv2-resnet101_40k_gta2cityscapes-512x512.py
 # load_from reads the da-sac file directly (converted in memory, layout DaSac); its network is
 # the Caffe-style ResNet (stride on each bottleneck's 1x1 conv1, ceil_mode max pool), so the
 # segmentor here is too (tools/train.py checks it). Input: RGB with ImageNet mean / std, the

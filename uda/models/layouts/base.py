@@ -460,18 +460,17 @@ def apply_foreign_config(cfg: Any, foreign: dict[str, Any]) -> str:
     """Make ``cfg`` build the reference network and preprocessing of a converted checkpoint.
 
     ``model.segmentor`` becomes the recorded segmentor (the keys fit only that network) and
-    ``model.data_preprocessor`` takes the recorded mean / std / channel order (its padding
-    stays), so evaluation sees the authors' input. Returns a line saying what changed.
+    ``model.data_preprocessor`` takes the recorded mean / std / channel order (and padding
+    multiple, where recorded), so evaluation sees the authors' input. Returns a line saying
+    what changed.
     """
     model = cfg['model']
-    if 'segmentor' in model:
-        model['segmentor'] = copy.deepcopy(foreign['segmentor'])
-    else:  # a config whose model is the segmentor itself
-        cfg['model'] = dict(
-            copy.deepcopy(foreign['segmentor']),
-            **{k: v for k, v in model.items() if k == 'data_preprocessor'},
+    if 'segmentor' not in model:
+        raise KeyError(
+            f'The config has no model.segmentor to take the {foreign["layout"]} network; give '
+            'a segmentation config (configs/<method>/...).'
         )
-        model = cfg['model']
+    model['segmentor'] = copy.deepcopy(foreign['segmentor'])
     pre = dict(model.get('data_preprocessor') or cfg.get('data_preprocessor') or {})
     pre.setdefault('type', 'SegDataPreprocessor')
     pre.update(foreign['data_preprocessor'])
