@@ -121,6 +121,9 @@ VISBACKENDS = UdaRegistry(
 MODEL_WRAPPERS = UdaRegistry(
     'model_wrapper', parent=MMENGINE_MODEL_WRAPPERS, scope='uda', locations=['uda.engine']
 )
+# Layouts of checkpoints written by other code bases (da-sac, ADVENT, DAFormer ...), converted
+# to uda's segmentor by tools/convert_checkpoint.py and by every tool that loads a checkpoint.
+CHECKPOINT_LAYOUTS = UdaRegistry('checkpoint layout', scope='uda', locations=['uda.models.layouts'])
 WEIGHT_INITIALIZERS = UdaRegistry(
     'weight initializer', parent=MMENGINE_WEIGHT_INITIALIZERS, scope='uda', locations=['uda.models']
 )
@@ -136,4 +139,5 @@ ALL_REGISTRIES = dict(
     metrics=METRICS,
     optim_wrapper_constructors=OPTIM_WRAPPER_CONSTRUCTORS,
     model_wrappers=MODEL_WRAPPERS,
+    checkpoint_layouts=CHECKPOINT_LAYOUTS,
 )
