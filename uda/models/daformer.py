@@ -17,6 +17,7 @@ Module names follow mmcv's (``ConvModule``: ``conv``/``bn``; ``DepthwiseSeparabl
 
 from __future__ import annotations
 
+import contextlib
 from collections import OrderedDict
 from typing import Any, Optional, Sequence
 
@@ -211,13 +212,20 @@ class DAFormer(SegmentationModel):
         **kwargs: Any,
     ) -> None:
         super().__init__()
-        self.encoder = get_encoder(
-            encoder_name,
-            in_channels=in_channels,
-            depth=encoder_depth,
-            weights=encoder_weights,
-            **kwargs,
-        )
+        meta = torch.get_default_device().type == 'meta'
+        # smp's MiT reads its drop-path rates with .item() while building, which the meta
+        # device cannot do; there the encoder is built on the CPU and moved (shapes only, for
+        # key-and-shape checks of checkpoints).
+        with torch.device('cpu') if meta else contextlib.nullcontext():
+            self.encoder = get_encoder(
+                encoder_name,
+                in_channels=in_channels,
+                depth=encoder_depth,
+                weights=encoder_weights,
+                **kwargs,
+            )
+        if meta:
+            self.encoder.to('meta')
         stages = [c for c in self.encoder.out_channels[1:] if c > 0][-4:]
         if len(stages) < 4:
             raise ValueError(

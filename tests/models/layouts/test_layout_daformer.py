@@ -110,7 +110,9 @@ class RefMixVisionTransformer(nn.Module):
             setattr(
                 self,
                 f'patch_embed{i + 1}',
-                RefOverlapPatchEmbed(7 if i == 0 else 3, 4 if i == 0 else 2, chans[i], chans[i + 1]),
+                RefOverlapPatchEmbed(
+                    7 if i == 0 else 3, 4 if i == 0 else 2, chans[i], chans[i + 1]
+                ),
             )
             blocks = nn.ModuleList(
                 RefBlock(embed_dims[i], num_heads[i], sr_ratios[i]) for _ in range(depths[i])
@@ -139,7 +141,9 @@ class RefConvModule(nn.Module):
 
     def __init__(self, cin, cout, k, padding=0, dilation=1, groups=1):
         super().__init__()
-        self.conv = nn.Conv2d(cin, cout, k, padding=padding, dilation=dilation, groups=groups, bias=False)
+        self.conv = nn.Conv2d(
+            cin, cout, k, padding=padding, dilation=dilation, groups=groups, bias=False
+        )
         self.bn = nn.BatchNorm2d(cout)
         self.activate = nn.ReLU(inplace=True)
 
@@ -209,7 +213,9 @@ class RefDAFormerHead(nn.Module):
         for i in self.in_index:
             _c[i] = self.embed_layers[str(i)](x[i])
             if _c[i].dim() == 3:
-                _c[i] = _c[i].permute(0, 2, 1).contiguous().reshape(n, -1, x[i].shape[2], x[i].shape[3])
+                _c[i] = (
+                    _c[i].permute(0, 2, 1).contiguous().reshape(n, -1, x[i].shape[2], x[i].shape[3])
+                )
             if _c[i].size()[2:] != os_size:
                 _c[i] = F.interpolate(_c[i], size=os_size, mode='bilinear', align_corners=False)
         x = self.fuse_layer(torch.cat(list(_c.values()), dim=1))
@@ -294,7 +300,10 @@ def test_student_and_teacher_give_the_reference_logits(tmp_path, reference):
     assert conv.meta['CLASSES'] == CLASSES and conv.meta['iter'] == 40000
     assert any(k.startswith('imnet_model.') for k in conv.ignored)
     x = torch.randn(2, 3, 64, 96)
-    for state, ref in ((conv.state_dict, reference.model), (conv.teacher_state_dict, reference.ema_model)):
+    for state, ref in (
+        (conv.state_dict, reference.model),
+        (conv.teacher_state_dict, reference.ema_model),
+    ):
         net = build(conv.segmentor)
         missing, unexpected = net.load_state_dict(state, strict=True)
         assert not missing and not unexpected
@@ -333,7 +342,9 @@ def test_missing_head_weights_are_a_hard_error_naming_the_layout(tmp_path, refer
     for k in [k for k in ckpt['state_dict'] if '.fuse_layer.bottleneck.' in k]:
         del ckpt['state_dict'][k]
     torch.save(ckpt, path)
-    with pytest.raises(ForeignCheckpointError, match=r'DAFormer layout.*\n.*net\.decoder\.fuse_layer\.bottleneck'):
+    with pytest.raises(
+        ForeignCheckpointError, match=r'DAFormer layout.*\n.*net\.decoder\.fuse_layer\.bottleneck'
+    ):
         load_foreign_checkpoint(path)
 
 

@@ -99,9 +99,7 @@ def daformer_segmentor(student: StateDict) -> dict[str, Any]:
         )
     fusion = with_prefix(head, 'fuse_layer.')
     branches = sorted({int(k.split('.')[1]) for k in fusion if k.startswith('aspp_modules.')})
-    sep = all(
-        f'aspp_modules.{i}.depthwise_conv.conv.weight' in fusion for i in branches if i > 0
-    )
+    sep = all(f'aspp_modules.{i}.depthwise_conv.conv.weight' in fusion for i in branches if i > 0)
     if len(branches) != 4 or 'aspp_modules.0.conv.weight' not in fusion or not sep:
         raise ForeignCheckpointError(
             'DAFormer layout: the head is not the DAFormer head with separable ASPP fusion '

@@ -37,9 +37,7 @@ RULES: list[tuple[str, str]] = [
 RESNET_VARIANTS = {6: 'tu-resnet50s', 23: 'tu-resnet101s'}
 
 # dataset/transform.py normalize(): ToTensor() then ImageNet mean / std.
-UNIMATCH_PREPROCESSING = Preprocessing(
-    'rgb', 1.0, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
-)
+UNIMATCH_PREPROCESSING = Preprocessing('rgb', 1.0, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 
 
 def unimatch_state(model: StateDict) -> StateDict:
