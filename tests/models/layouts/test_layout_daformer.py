@@ -12,11 +12,10 @@ weights (BatchNorm statistics included) are saved in the mmseg 0.x container
 
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-
-import pytest
 
 from uda.models.layouts import ForeignCheckpointError, get_layout, load_foreign_checkpoint
 from uda.models.layouts.daformer import convert_daformer_state, daformer_segmentor

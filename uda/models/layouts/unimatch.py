@@ -33,8 +33,12 @@ RULES: list[tuple[str, str]] = [
     (r'^classifier\.', 'net.segmentation_head.classifier.'),
 ]
 
-# Blocks in layer3 -> timm deep-stem ResNet (model/backbone/resnet.py resnet50 / resnet101).
-RESNET_VARIANTS = {6: 'tu-resnet50s', 23: 'tu-resnet101s'}
+# Blocks per stage -> timm's deep-stem ResNet of that depth (model/backbone/resnet.py resnet50 /
+# resnet101); other block counts build timm's resnet101s with ``layers`` changed.
+RESNET_VARIANTS: dict[tuple[int, ...], str] = {
+    (3, 4, 6, 3): 'tu-resnet50s',
+    (3, 4, 23, 3): 'tu-resnet101s',
+}
 
 # dataset/transform.py normalize(): ToTensor() then ImageNet mean / std.
 UNIMATCH_PREPROCESSING = Preprocessing('rgb', 1.0, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
@@ -47,7 +51,7 @@ def unimatch_state(model: StateDict) -> StateDict:
 
 def unimatch_segmentor(state: StateDict) -> dict[str, Any]:
     """The :class:`~uda.models.SMPSegmentor` config a UniMatch state dict (no ``module.``)
-    fits: the ResNet depth from ``layer3``'s blocks, the classes from the classifier.
+    fits: the ResNet's blocks per stage, the classes from the classifier.
 
     The output stride is not in the weights: UniMatch's configs all use
     ``replace_stride_with_dilation=[False, False, True]`` (16), which is recorded.
@@ -58,27 +62,33 @@ def unimatch_segmentor(state: StateDict) -> dict[str, Any]:
             "module.backbone.conv1.0.weight / bn1.weight); UniMatch's Xception backbone has no "
             f'uda network. Keys e.g. {sorted(state)[:3]}.'
         )
-    blocks = {int(m.group(1)) for k in state if (m := re.match(r'backbone\.layer3\.(\d+)\.', k))}
-    depth = max(blocks) + 1 if blocks else 0
-    if depth not in RESNET_VARIANTS:
+    depths = []
+    for stage in range(1, 5):
+        pattern = rf'backbone\.layer{stage}\.(\d+)\.'
+        ids = {int(m.group(1)) for k in state if (m := re.match(pattern, k))}
+        depths.append(max(ids) + 1 if ids else 0)
+    if 0 in depths:
         raise ForeignCheckpointError(
-            f'UniMatch layout: layer3 has {depth} blocks; uda knows ResNet-50 (6) and '
-            'ResNet-101 (23).'
+            f'UniMatch layout: the backbone has no blocks in some stage (blocks per stage '
+            f'{depths}); is it a ResNet? Keys e.g. {sorted(state)[:3]}.'
         )
     if 'classifier.weight' not in state:
         raise ForeignCheckpointError(
             f'UniMatch layout: no module.classifier.weight (keys e.g. {sorted(state)[:3]}).'
         )
-    return dict(
+    cfg: dict[str, Any] = dict(
         type='SMPSegmentor',
         arch='UniMatchDeepLabV3Plus',
-        encoder_name=RESNET_VARIANTS[depth],
+        encoder_name=RESNET_VARIANTS.get(tuple(depths), 'tu-resnet101s'),
         encoder_weights=None,
         num_classes=int(state['classifier.weight'].shape[0]),
         encoder_output_stride=16,  # configs/*.yaml replace_stride_with_dilation
         decoder_atrous_rates=(6, 12, 18),  # configs/*.yaml dilations
         align_corners=True,  # every bilinear resize of deeplabv3plus.py
     )
+    if tuple(depths) not in RESNET_VARIANTS:  # same blocks and names, other depths
+        cfg['encoder_kwargs'] = dict(layers=tuple(depths))
+    return cfg
 
 
 @CHECKPOINT_LAYOUTS.register_module()
@@ -97,7 +107,7 @@ class UniMatch(CheckpointLayout):
         if not isinstance(ckpt, dict) or not isinstance(ckpt.get('model'), dict):
             return False
         keys = unimatch_state(tensor_items(ckpt['model']))
-        return 'classifier.weight' in keys and any(k.startswith('reduce.') for k in keys)
+        return 'classifier.weight' in keys and any(k.startswith('head.b0.') for k in keys)
 
     def convert(self, ckpt: Any) -> ConvertedCheckpoint:
         state = unimatch_state(tensor_items(ckpt['model']))
