@@ -4,7 +4,8 @@
 # schedule; we stop at 120k as ADVENT (AdaptSegNet's script stops at 150k:
 # --cfg-options train_cfg.max_iters=150000). The reference's aux classifier is an ASPP on
 # layer3; uda's aux_head type='aspp' is that classifier.
-# Needs the data (GTA5_ROOT, CITYSCAPES_ROOT), ImageNet weights and a GPU.
+# Starts from AdaptSegNet's ImageNet+COCO DeepLab init (init_adaptsegnet of the model base;
+# docs/weights.md). Needs the data (GTA5_ROOT, CITYSCAPES_ROOT) and a GPU.
 _base_ = [
     '../_base_/default_runtime.py',
     '../_base_/models/deeplabv2_resnet101.py',  # segmentor + data_preprocessor
@@ -14,7 +15,11 @@ _base_ = [
 ]
 # Multi-level: the auxiliary head reads encoder stage -2 (layer3, 1024 channels, stride 8).
 model = dict(
-    segmentor=dict(_base_.segmentor, aux_head=dict(type='aspp', in_index=-2)),
+    segmentor=dict(
+        _base_.segmentor,
+        aux_head=dict(type='aspp', in_index=-2),
+        encoder_checkpoint=_base_.init_adaptsegnet,
+    ),
     data_preprocessor=_base_.data_preprocessor,
 )
 train_dataloader = dict(batch_size=1)  # one source + one target image, as the reference

@@ -2,8 +2,8 @@
 # (valeoai/ADVENT advent/domain_adaptation/config.py; reported 43.8 mIoU on Cityscapes val):
 # multi-level, batch 1 + 1, 120k iterations of a 250k poly schedule. The reference's aux
 # classifier is an ASPP on layer3; uda's aux_head type='aspp' is that classifier.
-# Needs the data (GTA5_ROOT, CITYSCAPES_ROOT), ImageNet weights (segmentor.encoder_weights=
-# 'imagenet' or load_from) and a GPU; not runnable on the CPU here.
+# Starts from ADVENT's ImageNet DeepLab init (init_advent of the model base; docs/weights.md).
+# Needs the data (GTA5_ROOT, CITYSCAPES_ROOT) and a GPU; not runnable on the CPU here.
 _base_ = [
     '../_base_/default_runtime.py',
     '../_base_/models/deeplabv2_resnet101.py',  # segmentor + data_preprocessor
@@ -13,7 +13,11 @@ _base_ = [
 ]
 # Multi-level: the auxiliary head reads encoder stage -2 (layer3, 1024 channels, stride 8).
 model = dict(
-    segmentor=dict(_base_.segmentor, aux_head=dict(type='aspp', in_index=-2)),
+    segmentor=dict(
+        _base_.segmentor,
+        aux_head=dict(type='aspp', in_index=-2),
+        encoder_checkpoint=_base_.init_advent,
+    ),
     data_preprocessor=_base_.data_preprocessor,
 )
 train_dataloader = dict(batch_size=1)  # one source + one target image, as the reference

@@ -2,7 +2,8 @@
 # image labels only, 24 epochs, the first 5 classification-only. The reference network is a
 # wide ResNet-38 + ASPP + a stride-4 skip decoder + GCI + stochastic gate; here smp's
 # DeepLab-v3+ (ASPP + stride-4 skip decoder) on ResNet-101 with the same GCI + gate
-# (encoder_weights='imagenet' needs network access; the reference starts from ImageNet).
+# The reference starts from an ImageNet WideResNet-38; this ResNet-101 starts from torchvision's
+# ImageNet ResNet-101 (the file da-sac uses; visinf/da-sac README.md; docs/weights.md).
 # Reported: VOC12 val 59.7 mIoU (62.7 with CRF).
 _base_ = [
     '../_base_/default_runtime.py',
@@ -15,6 +16,11 @@ segmentor = dict(
     arch='DeepLabV3Plus',
     encoder_name='resnet101',
     encoder_weights=None,
+    encoder_checkpoint=dict(
+        file='resnet101-5d3b4d8f.pth',  # SHA-256 prefix 5d3b4d8f, checked on download
+        url='https://download.pytorch.org/models/resnet101-5d3b4d8f.pth',
+        layout='torchvision',
+    ),
     num_classes=_base_.num_classes,
     constant_logit=dict(index=0, value=1.0),  # background = constant logit 1
     stochastic_gate=dict(psi=0.3, in_index=2, channels=256),  # SG_PSI; GCI on stride-4 features

@@ -3,7 +3,9 @@
 # configs/daformer/gta2cs_uda_warm_fdthings_rcs_croppl_a999_daformer_mitb5_s0.py: AdamW 6e-5, head
 # lr x10, linear warm-up 1500 iterations then poly 1.0, 40k iterations, batch 2 (source + target),
 # 512x512 crops; reported 52.1 mIoU in the DACS paper, with SGD 2.5e-4 over 250k iterations). From
-# smp's ImageNet ResNet-101 (DAFormer: mmcv's resnet101_v1c); needs network access or a cached file:
+# DACS's COCO DeepLab init (init_dacs of the model base; DAFormer's DeepLab-v2 runs start from
+# mmcv's deep-stem resnet101_v1c, which this torchvision-style ResNet cannot take); the file is
+# found or downloaded as docs/weights.md says:
 #   python tools/train.py configs/dacs/dacs_deeplabv2-resnet101_40k_gta2cityscapes-512x512.py
 # Needs the data (GTA5_ROOT, CITYSCAPES_ROOT) and a GPU; not runnable on the CPU here.
 _base_ = [
@@ -14,6 +16,6 @@ _base_ = [
     '../_base_/schedules/adamw_poly_40k_warmup.py',  # DAFormer's AdamW + warm-up poly, 40k
 ]
 model = dict(
-    segmentor=dict(_base_.segmentor, encoder_weights='imagenet'),
+    segmentor=dict(_base_.segmentor, encoder_checkpoint=_base_.init_dacs),
     data_preprocessor=_base_.data_preprocessor,
 )

@@ -3,8 +3,8 @@
 # head lr x10, no weight decay on norm layers, linear warm-up 1500 iterations then poly 1.0,
 # 40k iterations, batch 2, 512x512 crops, EMA alpha 0.999, pseudo-label margins 15 / 120). Not
 # the full DAFormer: no rare-class sampling, no ImageNet feature distance, and smp's SegFormer
-# head instead of DAFormer's (DAFormer reports 68.3 mIoU with all of them). From smp's ImageNet
-# MiT-B5; needs network access or a cached file:
+# head instead of DAFormer's (DAFormer reports 68.3 mIoU with all of them). From DAFormer's
+# ImageNet MiT-B5 (mit_b5.pth; init_mit_b5 of the model base, docs/weights.md):
 #   python tools/train.py configs/dacs/dacs_segformer-mit-b5_40k_gta2cityscapes-512x512.py
 # Needs the data (GTA5_ROOT, CITYSCAPES_ROOT) and a GPU; not runnable on the CPU here.
 _base_ = [
@@ -15,7 +15,7 @@ _base_ = [
     '../_base_/schedules/adamw_poly_40k_warmup.py',  # DAFormer's AdamW + warm-up poly, 40k
 ]
 model = dict(
-    segmentor=dict(_base_.segmentor, encoder_weights='imagenet'),
+    segmentor=_base_.segmentor,  # init_mit_b5
     data_preprocessor=_base_.data_preprocessor,
 )
 # DAFormer's paramwise_cfg: the head (smp: decoder MLPs + the 1x1 classifier in

@@ -4,7 +4,9 @@
 # MIC reports 75.9 mIoU with HRDA + MiT-B5 (lhoyer/MIC README); uda has no HRDA, so this is
 # the single-resolution DACS host.
 #   python tools/train.py configs/mic/mic_deeplabv2-resnet101_40k_gta2cityscapes-512x512.py
-# Needs the data (GTA5_ROOT, CITYSCAPES_ROOT), ImageNet weights and a GPU.
+# From torchvision's ImageNet ResNet-101 (init_torchvision of the model base; MIC's DeepLab-v2
+# runs start from mmcv's deep-stem resnet101_v1c, which this torchvision-style ResNet cannot
+# take; docs/weights.md). Needs the data (GTA5_ROOT, CITYSCAPES_ROOT) and a GPU.
 _base_ = [
     '../_base_/default_runtime.py',
     '../_base_/models/deeplabv2_resnet101.py',  # segmentor + data_preprocessor
@@ -13,6 +15,6 @@ _base_ = [
     '../_base_/schedules/adamw_poly_40k_warmup.py',  # DAFormer's AdamW + warm-up poly, 40k
 ]
 model = dict(
-    segmentor=dict(_base_.segmentor, encoder_weights='imagenet'),
+    segmentor=_base_.segmentor,  # init_torchvision
     data_preprocessor=_base_.data_preprocessor,
 )

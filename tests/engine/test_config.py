@@ -10,6 +10,7 @@ from mmengine.optim import build_optim_wrapper
 from mmengine.registry import DefaultScope
 
 from uda.engine.config import check_cfg_options, load_config
+from uda.models.segmentor import architecture_only
 from uda.registry import DATASETS, METRICS, MODELS
 
 ROOT = os.path.join(os.path.dirname(__file__), '..', '..')
@@ -75,11 +76,12 @@ def test_leaf_config_builds_with_toy_segmentor(path):
 @pytest.mark.parametrize('path', LEAVES, ids=lambda p: os.path.relpath(p, ROOT))
 def test_leaf_config_builds_its_network_and_optimisers(path):
     """The config's own segmentor (aux heads, encoder stages read by terms) with
-    encoder_weights=None, on the meta device (no memory, no initialisation; MiT on the CPU), and
-    its optimisers; every paramwise ``custom_keys`` entry must name parameters of the student."""
+    encoder_weights=None and no init file (architecture_only), on the meta device (no memory, no
+    initialisation; MiT on the CPU), and its optimisers; every paramwise ``custom_keys`` entry
+    must name parameters of the student."""
     cfg = Config.fromfile(path)
     model_cfg = cfg.model.to_dict()
-    model_cfg['segmentor']['encoder_weights'] = None
+    model_cfg['segmentor'] = architecture_only(model_cfg['segmentor'])
     # smp's MiT encoders call .item() while building (drop-path rates), which the meta device
     # cannot do: those are built on the CPU (MiT-B5: a few seconds).
     device = 'cpu' if model_cfg['segmentor'].get('encoder_name', '').startswith('mit_') else 'meta'

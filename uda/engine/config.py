@@ -17,6 +17,7 @@ from mmengine.config import Config, DictAction
 from mmengine.optim import DefaultOptimWrapperConstructor
 from torch.utils.data import DataLoader
 
+from uda.models.weights import skip_init_for_warm_start
 from uda.registry import (
     DATA_SAMPLERS,
     DATASETS,
@@ -144,6 +145,7 @@ def load_training_config(args: argparse.Namespace) -> Config:
         cfg.resume, cfg.load_from = True, None
     elif args.resume is not None:
         cfg.resume, cfg.load_from = True, args.resume
+    skip_init_for_warm_start(cfg)  # load_from replaces the ImageNet / COCO init anyway
     return cfg
 
 

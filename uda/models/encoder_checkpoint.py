@@ -33,6 +33,17 @@ Layouts, with the file that saves or reads them:
 ``mae``               facebookresearch/mae main_finetune.py reads ``checkpoint['model']``,
                       drops ``head``; pretraining files also hold ``decoder_*`` and
                       ``mask_token`` (models_mae.py), left out here
+``torchvision``       ImageNet classifier files saved as a bare ``state_dict``: torchvision
+                      ``resnet101-5d3b4d8f.pth`` (visinf/da-sac README.md), SegFormer's
+                      ``mit_b5.pth`` (lhoyer/DAFormer README.md), UniMatch's
+                      ``resnet101.pth`` (LiheYoung/UniMatch model/backbone/resnet.py loads it
+                      with strict=False), smp-hub ``model.safetensors``; drop the classifier
+``deeplab_caffe``     the Caffe DeepLab-v2 inits: AdaptSegNet's COCO
+                      ``DeepLab_resnet_pretrained_init-f81d91e8.pth`` (``Scale.`` prefix),
+                      ADVENT's ``DeepLab_resnet_pretrained_imagenet.pth`` (the loader drops key
+                      part 0, valeoai/ADVENT advent/scripts/train.py), DACS's
+                      ``resnet101COCO-41f33a49.pth`` (bare names, vikolss/DACS trainUDA.py);
+                      the COCO / ImageNet classifier ``layer5`` is left out
 ``byol``, ``simclr``  vturrisi/solo-learn main_linear.py: Lightning ``state_dict`` with
                       ``backbone.`` (older files ``encoder.``), also mmpretrain's
                       ``backbone.``; Spijkervet/SimCLR and Lightning-Universe/lightning-bolts
@@ -100,6 +111,18 @@ LAYOUTS: dict[str, Layout] = {
         revise_keys=((r'^blocks\.\d+\.(\d+)\.', r'blocks.\1.'),),
         drop=(r'^head\.',),
     ),
+    # A bare ImageNet classifier state dict (torchvision ResNet / VGG, SegFormer MiT, UniMatch's
+    # deep-stem ResNet, smp-hub encoders): the encoder's own names; only the classifier goes.
+    'torchvision': Layout(drop=(r'^fc\.', r'^head\.', r'^classifier\.')),
+    # Caffe DeepLab-v2 ResNet-101 inits: ResNet names (conv1, bn1, layer1-4, downsample.0/1)
+    # under one wrapper word (``Scale.``) or none; ``layer5`` is the COCO / ImageNet classifier.
+    # (The Caffe network strides the 1x1 conv of each first bottleneck; the weights' shapes
+    # are the torchvision ones, so they load into smp's ResNet-101 either way.)
+    'deeplab_caffe': Layout(
+        prefixes=('', 'module.'),
+        revise_keys=((r'^[A-Za-z_]\w*\.(?=(conv1|bn1|layer\d)\.)', ''),),
+        drop=(r'^layer[56]\.', r'^fc\.'),
+    ),
     'moco_v2': Layout(
         containers=('state_dict',), prefixes=('module.encoder_q.', 'encoder_q.'), drop=(r'^fc\.',)
     ),
@@ -126,7 +149,19 @@ LAYOUTS: dict[str, Layout] = {
 }
 # 'auto' tries them in this order and keeps the one that fills most encoder weights (ties:
 # the earlier one, so a uda file is read as 'uda').
-AUTO_ORDER = ('uda', 'timm', 'dino', 'dinov2', 'mae', 'moco_v3', 'moco_v2', 'byol', 'simclr')
+AUTO_ORDER = (
+    'uda',
+    'timm',
+    'dino',
+    'dinov2',
+    'mae',
+    'moco_v3',
+    'moco_v2',
+    'byol',
+    'simclr',
+    'torchvision',
+    'deeplab_caffe',
+)
 
 
 @dataclass

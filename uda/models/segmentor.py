@@ -24,6 +24,7 @@ from uda.models.deeplabv2 import ASPPv2
 from uda.models.encoder_checkpoint import EncoderLoadReport, load_encoder_checkpoint
 from uda.models.encoder_stages import encoder_stage_ids
 from uda.models.pamr import GlobalCueInjection, StochasticGate
+from uda.models.weights import SOURCE_KEYS, hub_weights_error, resolve_encoder_checkpoint
 from uda.registry import MODELS
 
 Size = Sequence[int]
@@ -113,7 +114,9 @@ class SMPSegmentor(nn.Module):
     Args:
         arch: smp architecture name (``Unet``, ``FPN``, ``DeepLabV3Plus``, ``DeepLabV2`` ...).
         encoder_name: smp / timm encoder name.
-        encoder_weights: Pretrained weights name, or None (no download; tests use None).
+        encoder_weights: smp / timm pretrained weights name (fetched from the Hugging Face
+            hub; offline, one error), or None (no download; tests use None). Paper configs
+            name their init file in ``encoder_checkpoint`` instead.
         num_classes: Output classes.
         in_channels: Input channels.
         aux_head: If given, builds head ``aux`` on encoder stage ``in_index`` (-2, the
@@ -127,11 +130,15 @@ class SMPSegmentor(nn.Module):
             (``tu-vit_*``) need ``arch='DPT'`` (smp's other decoders need a feature pyramid);
             for DPT ``dynamic_img_size`` defaults to True, so any input size divisible by the
             patch size works (timm resamples the position embedding per forward).
-        encoder_checkpoint: Load a local (self-supervised) checkpoint into the encoder:
-            ``dict(file=..., layout='auto', min_matched=0.9, checkpoint_key=None,
+        encoder_checkpoint: Load an init file (ImageNet, COCO, self-supervised) into the
+            encoder: ``dict(file=..., layout='auto', min_matched=0.9, checkpoint_key=None,
             revise_keys=())`` (:func:`uda.models.encoder_checkpoint.load_encoder_checkpoint`;
-            layouts ``uda``, ``timm``, ``dino``, ``dinov2``, ``moco_v2``, ``moco_v3``, ``mae``,
-            ``byol``, ``simclr``). The report is logged and kept in ``checkpoint_report``.
+            layouts ``uda``, ``timm``, ``torchvision``, ``deeplab_caffe``, ``dino``,
+            ``dinov2``, ``moco_v2``, ``moco_v3``, ``mae``, ``byol``, ``simclr``). With
+            ``url=``, ``sha256=``, ``manual=`` and ``hf=`` the file is found (or downloaded) by
+            :func:`uda.models.weights.resolve_weights`: the path, ``$UDA_WEIGHTS``, the torch
+            hub / Hugging Face caches, then the URL (docs/weights.md). The report is logged and
+            kept in ``checkpoint_report``.
         freeze: Parameters that do not train (``requires_grad=False``; their BatchNorm layers
             stay in eval mode, so running statistics do not move): ``dict(encoder=True)``
             (linear probe: only decoder and heads train), ``dict(stages=N)`` (the stem and the
@@ -217,6 +224,10 @@ class SMPSegmentor(nn.Module):
                 'See segmentation_models_pytorch docs for valid arch/encoder names '
                 'and arguments.'
             ) from err
+        except OSError as err:  # the hub download of encoder_weights (offline: after retries)
+            if encoder_weights is None:
+                raise
+            raise hub_weights_error(encoder_name, encoder_weights, err) from err
         self.arch, self.encoder_name = arch, encoder_name
         self._vit = isinstance(self.net.encoder, TimmViTEncoder)
         if self._vit:
@@ -249,13 +260,15 @@ class SMPSegmentor(nn.Module):
                     "layout='auto')."
                 )
             allowed = {'file', 'layout', 'min_matched', 'checkpoint_key', 'revise_keys'}
-            unknown = sorted(set(ckpt) - allowed)
+            unknown = sorted(set(ckpt) - allowed - set(SOURCE_KEYS))
             if unknown:
                 raise ValueError(
                     f'segmentor.encoder_checkpoint: unknown key(s) {unknown}; it accepts '
-                    f'{sorted(allowed)}.'
+                    f'{sorted(allowed | set(SOURCE_KEYS))}.'
                 )
-            self.checkpoint_report = load_encoder_checkpoint(self.net.encoder, **ckpt)
+            self.checkpoint_report = load_encoder_checkpoint(
+                self.net.encoder, **resolve_encoder_checkpoint(ckpt)
+            )
         self.frozen_names: list[str] = self._freeze(freeze) if freeze else []
 
     def _check_vit(self, encoder_name: str) -> None:

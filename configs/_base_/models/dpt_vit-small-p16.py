@@ -14,6 +14,25 @@
 #   optim_wrapper=dict(paramwise_cfg=dict(layer_decay=dict(rate=0.65)))
 # (rate 0.65 and AdamW lr 1e-4: open-mmlab/mmsegmentation configs/mae/
 # mae-base_upernet_8xb2-amp-160k_ade20k-512x512.py, layer_decay_rate=0.65).
+# Self-supervised inits, found or downloaded by uda/models/weights.py (docs/weights.md): the
+# official DINOv2 backbone files (facebookresearch/dinov2 README.md "Pretrained models"; the
+# same URLs are timm's pretrained_cfg of vit_{small,base}_patch14_dinov2.lvd142m), bare state
+# dicts in DINOv2's names (layout 'dinov2'); no checksum published. timm's Hugging Face copy is
+# accepted from the cache or hub when the official file is absent (timm names, layout 'auto').
+# A ViT-S/14 or ViT-B/14 loads into encoder_name='tu-vit_{small,base}_patch14_dinov2' with
+# encoder_kwargs=dict(patch_size=16, img_size=<crop>) (see below).
+init_dinov2_vits14 = dict(
+    file='dinov2_vits14_pretrain.pth',
+    url='https://dl.fbaipublicfiles.com/dinov2/dinov2_vits14/dinov2_vits14_pretrain.pth',
+    layout='dinov2',
+    hf=dict(repo_id='timm/vit_small_patch14_dinov2.lvd142m', filename='model.safetensors'),
+)
+init_dinov2_vitb14 = dict(
+    file='dinov2_vitb14_pretrain.pth',
+    url='https://dl.fbaipublicfiles.com/dinov2/dinov2_vitb14/dinov2_vitb14_pretrain.pth',
+    layout='dinov2',
+    hf=dict(repo_id='timm/vit_base_patch14_dinov2.lvd142m', filename='model.safetensors'),
+)
 segmentor = dict(
     type='SMPSegmentor',
     arch='DPT',
