@@ -18,6 +18,7 @@ from mmengine.config import Config
 import uda.engine  # noqa: F401  (torch>=2.6 checkpoint loader)
 from uda.engine.checkpoint import CheckpointError
 from uda.export import FORMATS, ExportVerificationError, export
+from uda.models.layouts import ForeignCheckpointError, read_checkpoint
 
 
 def parse_args() -> argparse.Namespace:
@@ -32,6 +33,9 @@ def parse_args() -> argparse.Namespace:
         default='student',
         help='network of the checkpoint to export',
     )
+    parser.add_argument(
+        '--layout', default='auto', help='layout of a foreign checkpoint (default: auto-detect)'
+    )
     return parser.parse_args()
 
 
@@ -41,10 +45,11 @@ def main() -> None:
         raise FileNotFoundError(f'Config file not found: {args.config}.')
     cfg = Config.fromfile(args.config)
     try:
+        read_checkpoint(args.checkpoint, args.layout)  # a foreign file: converted (and reused)
         meta = export(cfg, args.checkpoint, args.format, args.out, args.which)
     except ExportVerificationError as err:
         sys.exit(f'EXPORT FAILED VERIFICATION: {err}')
-    except (FileNotFoundError, CheckpointError) as err:  # missing or truncated checkpoint
+    except (FileNotFoundError, CheckpointError, ForeignCheckpointError) as err:
         sys.exit(f'tools/export.py: {err}')
     ver = meta['verification']
     sizes = ', '.join(

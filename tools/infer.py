@@ -20,6 +20,7 @@ import uda.engine  # noqa: F401  (torch>=2.6 checkpoint loader)
 from uda.data.base import read_image
 from uda.engine.checkpoint import CheckpointError
 from uda.evaluation.image_predictor import ImagePredictor, list_images, save_prediction
+from uda.models.layouts import ForeignCheckpointError, read_checkpoint
 
 
 def parse_args() -> argparse.Namespace:
@@ -44,6 +45,9 @@ def parse_args() -> argparse.Namespace:
         help='inference mode (default: the config test_cfg, else whole)',
     )
     parser.add_argument('--device', default='cpu', help="torch device, e.g. 'cuda'")
+    parser.add_argument(
+        '--layout', default='auto', help='layout of a foreign .pth (default: auto-detect)'
+    )
     parser.add_argument('--alpha', type=float, default=0.5, help='mask weight in overlays')
     return parser.parse_args()
 
@@ -58,10 +62,11 @@ def main() -> None:
         if not args.config:
             raise ValueError('A .pth checkpoint needs --config (the config it was trained with).')
         try:
+            read_checkpoint(args.model, args.layout)  # a foreign file: converted (and reused)
             predictor = ImagePredictor.from_checkpoint(
                 args.config, args.model, args.which, mode, args.device
             )
-        except (FileNotFoundError, CheckpointError) as err:  # missing or truncated file
+        except (FileNotFoundError, CheckpointError, ForeignCheckpointError) as err:
             sys.exit(f'tools/infer.py: {err}')
     else:
         predictor = ImagePredictor.from_exported(args.model, mode, args.device)

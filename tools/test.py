@@ -18,7 +18,6 @@ import uda.engine  # noqa: F401  (torch>=2.6 checkpoint loader)
 from uda.engine.checkpoint import (
     CheckpointError,
     check_weights_fit,
-    load_checkpoint_file,
     segmentor_weights,
     state_dict_of,
 )
@@ -26,6 +25,7 @@ from uda.engine.config import build_checked_runner, load_config, run_tool
 from uda.engine.dist import prepare_distributed
 from uda.evaluation.inference import resolve_test_cfg
 from uda.evaluation.report_files import write_report_files
+from uda.models.layouts import apply_foreign_config, foreign_meta, read_checkpoint
 from uda.models.segmentor import architecture_only
 
 
@@ -62,6 +62,12 @@ def parse_args() -> argparse.Namespace:
         default=None,
         help='write at most this many coloured predictions (default: all)',
     )
+    parser.add_argument(
+        '--layout',
+        default='auto',
+        help="layout of a foreign checkpoint (da-sac, ADVENT ... files; default 'auto'), "
+        'see docs/converting_checkpoints.md',
+    )
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
     parser.add_argument('--local-rank', '--local_rank', type=int, default=0)
     return parser.parse_args()
@@ -70,10 +76,14 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
     try:  # before building anything: a missing or truncated file is one message
-        given = state_dict_of(load_checkpoint_file(args.checkpoint, 'cpu'))
+        ckpt = read_checkpoint(args.checkpoint, args.layout)  # foreign files: converted
     except (FileNotFoundError, CheckpointError) as err:
         sys.exit(f'tools/test.py: {err}')
+    given = state_dict_of(ckpt)
     cfg = load_config(args.config, args.cfg_options, args.work_dir, None, args.launcher)
+    foreign = foreign_meta(ckpt)
+    if foreign is not None:  # the authors' network and preprocessing, not the config's
+        print(apply_foreign_config(cfg, foreign))
     if args.work_dir is None:
         cfg.work_dir = osp.join(cfg.work_dir, 'test')
         cfg.test_evaluator['out_file'] = osp.join(cfg.work_dir, 'metrics.json')

@@ -16,6 +16,7 @@ from uda.engine.config import (
     training_parser,
 )
 from uda.engine.dist import prepare_distributed
+from uda.models.layouts import check_load_from
 
 
 def parse_args() -> argparse.Namespace:
@@ -45,6 +46,7 @@ def preflight(cfg: Config, config_path: str) -> Runner:
 def main() -> None:
     args = parse_args()
     cfg = load_training_config(args)
+    check_load_from(cfg)  # a foreign warm start: the config builds the authors' network
     apply_amp(cfg, args.amp)  # --amp, else the config's `amp` key
     prepare_distributed(cfg)  # the adapter's DDP wrapper; gloo when there is no CUDA
     runner = preflight(cfg, args.config)

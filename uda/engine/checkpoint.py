@@ -176,9 +176,18 @@ def write_text_atomic(path: str, text: str) -> None:
     commit_file(tmp_path, path)
 
 
+def load_any_checkpoint(filename: str, map_location: Optional[Any] = None) -> Any:
+    """:func:`load_checkpoint_file`, with a foreign file (da-sac, ADVENT, DAFormer ...)
+    converted to uda's layout in memory (:func:`uda.models.layouts.as_uda_checkpoint`)."""
+    from uda.models.layouts import as_uda_checkpoint
+
+    return as_uda_checkpoint(load_checkpoint_file(filename, map_location), filename)
+
+
 def install_checkpoint_loader() -> None:
-    """Make mmengine's local-file scheme use :func:`load_checkpoint_file` (idempotent)."""
-    CheckpointLoader.register_scheme(prefixes='', loader=load_checkpoint_file, force=True)
+    """Make mmengine's local-file scheme use :func:`load_any_checkpoint` (idempotent), so
+    ``load_from`` accepts the authors' released files too."""
+    CheckpointLoader.register_scheme(prefixes='', loader=load_any_checkpoint, force=True)
 
 
 install_checkpoint_loader()
@@ -262,7 +271,7 @@ def load_segmentor_weights(
         config: Config path, named in the error.
     """
     weights = segmentor_weights(
-        state_dict_of(load_checkpoint_file(checkpoint, 'cpu')), which, checkpoint
+        state_dict_of(load_any_checkpoint(checkpoint, 'cpu')), which, checkpoint
     )
     check_weights_fit(net.state_dict(), weights, checkpoint, config)
     net.load_state_dict(weights, strict=True)

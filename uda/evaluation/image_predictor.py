@@ -59,6 +59,8 @@ class ImagePredictor:
         palette: RGB colour per class.
         test_cfg: Inference mode (``uda.evaluation.inference.check_test_cfg``).
         device: Torch device of the inputs.
+        channel_order: The network's input channel order, ``'rgb'`` or ``'bgr'``
+            (``SegDataPreprocessor``); images are read as RGB.
     """
 
     def __init__(
@@ -71,10 +73,13 @@ class ImagePredictor:
         palette: Sequence[Sequence[int]],
         test_cfg: Optional[dict] = None,
         device: str = 'cpu',
+        channel_order: str = 'rgb',
     ) -> None:
         self.net, self.stride, self.device = net, int(stride), torch.device(device)
         # The training normalisation, stated once (SegDataPreprocessor.normalize).
-        self.preprocessor = SegDataPreprocessor(mean, std, size_divisor=self.stride).to(self.device)
+        self.preprocessor = SegDataPreprocessor(
+            mean, std, size_divisor=self.stride, channel_order=channel_order
+        ).to(self.device)
         self.classes, self.palette = list(classes), [tuple(c) for c in palette]
         self.test_cfg = dict(test_cfg or {})
         self.test_cfg.pop('which', None)
@@ -159,6 +164,7 @@ class ImagePredictor:
             meta['palette'],
             test_cfg,
             device,
+            str(norm.get('color_order', 'RGB')).lower(),
         )
 
 

@@ -9,9 +9,11 @@ import numpy as np
 import torch
 import torch.nn as nn
 from mmengine.config import Config
+from mmengine.logging import print_log
 from torch import Tensor
 
 from uda.engine.checkpoint import load_segmentor_weights
+from uda.models.layouts import apply_foreign_config, foreign_meta, read_checkpoint
 from uda.models.segmentor import architecture_only
 from uda.registry import MODELS
 
@@ -35,11 +37,17 @@ def load_segmentor(cfg: Config, checkpoint: str, which: str = 'student') -> nn.M
     """Build ``cfg.model.segmentor`` and load the ``which`` weights of a checkpoint (eval mode).
 
     Raises a clear error when the checkpoint comes from another class count or architecture.
+    A foreign (or converted) checkpoint brings its own network and preprocessing: they replace
+    ``cfg.model.segmentor`` / ``data_preprocessor`` in ``cfg`` (so the export sidecar and
+    ``tools/infer.py`` use the authors' input normalisation).
     """
     if 'segmentor' not in cfg.get('model', {}):
         raise KeyError(
             'The config has no model.segmentor; give the training config of the checkpoint.'
         )
+    foreign = foreign_meta(read_checkpoint(checkpoint))
+    if foreign is not None:
+        print_log(apply_foreign_config(cfg, foreign), logger='current')
     net = MODELS.build(architecture_only(cfg.model.segmentor))
     load_segmentor_weights(net, checkpoint, which, getattr(cfg, 'filename', None) or 'the config')
     return net.eval()

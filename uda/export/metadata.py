@@ -69,7 +69,9 @@ def build_metadata(
         normalization=dict(
             mean=list(pre.get('mean', (123.675, 116.28, 103.53))),
             std=list(pre.get('std', (58.395, 57.12, 57.375))),
-            color_order='RGB',
+            # The network's channel order (BGR: the Caffe-ported DeepLab-v2 of ADVENT and
+            # AdaptSegNet, converted by tools/convert_checkpoint.py); mean/std are in it.
+            color_order=str(pre.get('channel_order', 'rgb')).upper(),
             baked_in=False,
             formula='input = (pixel - mean) / std per channel, pixel in 0..255',
         ),

@@ -46,6 +46,11 @@ class SegDataPreprocessor(BaseDataPreprocessor):
         std: Per-channel std, in 0-255 units.
         size_divisor: Pad height and width up to a multiple of this (the encoder's stride).
         seg_pad_val: Label value of padded pixels (the ignore index).
+        channel_order: ``'rgb'`` (uda reads RGB images) or ``'bgr'``: the network takes BGR
+            input, as the Caffe-ported DeepLab-v2 of ADVENT and AdaptSegNet (images flipped
+            to BGR before the mean is subtracted: valeoai/ADVENT advent/dataset/
+            base_dataset.py:35-38). ``mean`` and ``std`` are then in BGR order;
+            :meth:`denormalize` still returns RGB.
     """
 
     def __init__(
@@ -55,20 +60,30 @@ class SegDataPreprocessor(BaseDataPreprocessor):
         size_divisor: int = 32,
         seg_pad_val: int = 255,
         non_blocking: bool = False,
+        channel_order: str = 'rgb',
     ) -> None:
         super().__init__(non_blocking)
+        if channel_order not in ('rgb', 'bgr'):
+            raise ValueError(
+                f"SegDataPreprocessor: channel_order must be 'rgb' or 'bgr', got {channel_order!r}."
+            )
+        self.channel_order = channel_order
         self.register_buffer('mean', torch.tensor(mean, dtype=torch.float32).view(-1, 1, 1), False)
         self.register_buffer('std', torch.tensor(std, dtype=torch.float32).view(-1, 1, 1), False)
         self.size_divisor = size_divisor
         self.seg_pad_val = seg_pad_val
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
-        """Pixel values in 0-255 units [..., 3, H, W] -> the network's normalised input."""
+        """RGB pixel values in 0-255 units [..., 3, H, W] -> the network's normalised input."""
+        if self.channel_order == 'bgr':
+            x = x.flip(-3)
         return (x - self.mean.to(x)) / self.std.to(x)
 
     def denormalize(self, x: torch.Tensor) -> torch.Tensor:
-        """Normalised input [..., 3, H, W] -> pixel values in 0-255 units (float, unclamped)."""
-        return x * self.std.to(x) + self.mean.to(x)
+        """Normalised input [..., 3, H, W] -> RGB pixel values in 0-255 units (float,
+        unclamped)."""
+        x = x * self.std.to(x) + self.mean.to(x)
+        return x.flip(-3) if self.channel_order == 'bgr' else x
 
     def forward(self, data: dict, training: bool = False) -> dict[str, Any]:
         data = self.cast_data(data)

@@ -32,12 +32,27 @@ class ASPPv2(nn.Module):
         in_channels: Channels of the last encoder feature map.
         num_classes: Output classes.
         rates: Dilation rates of the branches (6, 12, 18, 24 in DeepLab-v2).
+        summed_branches: Sum only the first N branches (None: all). AdaptSegNet's
+            ``Classifier_Module.forward`` returns inside its loop, so its released models sum
+            the dilation-6 and -12 branches only (wasidennis/AdaptSegNet
+            model/deeplab_multi.py:114-118); 2 reproduces their logits. The other branches
+            keep their weights (and get no gradient, as there).
     """
 
     def __init__(
-        self, in_channels: int, num_classes: int, rates: Sequence[int] = (6, 12, 18, 24)
+        self,
+        in_channels: int,
+        num_classes: int,
+        rates: Sequence[int] = (6, 12, 18, 24),
+        summed_branches: Optional[int] = None,
     ) -> None:
         super().__init__()
+        if summed_branches is not None and not 1 <= summed_branches <= len(rates):
+            raise ValueError(
+                f'ASPPv2: summed_branches={summed_branches} must be in 1..{len(rates)} '
+                f'(the number of rates {tuple(rates)}), or None for all.'
+            )
+        self.summed_branches = summed_branches
         self.branches = nn.ModuleList(
             nn.Conv2d(in_channels, num_classes, 3, padding=r, dilation=r, bias=True) for r in rates
         )
@@ -50,7 +65,7 @@ class ASPPv2(nn.Module):
         """Class scores [B, C, h, w] of a [B, C_in, h, w] map, or of the last map of a list."""
         x = features if isinstance(features, Tensor) else features[-1]
         out = self.branches[0](x)
-        for conv in self.branches[1:]:
+        for conv in self.branches[1 : self.summed_branches]:
             out = out + conv(x)
         return out
 
@@ -75,6 +90,37 @@ def _dilate_vgg(encoder: nn.Module) -> None:
     encoder._output_stride = 8  # type: ignore[assignment]
 
 
+def caffe_style_resnet(encoder: nn.Module) -> None:
+    """Make smp's (torchvision) ResNet the Caffe-style ResNet of the DeepLab-v2 references.
+
+    The DeepLab-v2 ResNet of AdaptSegNet, ADVENT and da-sac was ported from Caffe: each
+    bottleneck strides on its 1x1 ``conv1`` (torchvision: on the 3x3 ``conv2``) and the stem's
+    max pool uses ``ceil_mode=True`` (valeoai/ADVENT advent/model/deeplabv2.py:12,70;
+    visinf/da-sac models/deeplabv2.py:59,126). The parameter names and shapes are the same, so
+    their weights load either way, but only this form gives their outputs. Their frozen BN
+    affine parameters are a training choice, set by the method (``freeze``, BN policy).
+    """
+    layers = [getattr(encoder, f'layer{i}', None) for i in range(1, 5)]
+    if not all(isinstance(layer, nn.Sequential) for layer in layers) or not hasattr(
+        encoder, 'maxpool'
+    ):
+        raise ValueError(
+            "DeepLabV2(encoder_style='caffe') needs a ResNet encoder (resnet50, resnet101 ...), "
+            f'got {type(encoder).__name__}.'
+        )
+    encoder.maxpool.ceil_mode = True  # type: ignore[union-attr]
+    for layer in layers:
+        for block in layer:  # type: ignore[union-attr]
+            if not hasattr(block, 'conv3'):
+                raise ValueError(
+                    "DeepLabV2(encoder_style='caffe') needs a bottleneck ResNet (resnet50 / "
+                    '101 / 152): the Caffe form moves the stride to the 1x1 conv1.'
+                )
+            conv1, conv2 = block.conv1, block.conv2
+            if conv2.stride != (1, 1):
+                conv1.stride, conv2.stride = conv2.stride, (1, 1)
+
+
 class DeepLabV2(SegmentationModel):
     """DeepLab-v2: an smp encoder at output stride 8 and the ASPP-v2 classifier.
 
@@ -89,6 +135,11 @@ class DeepLabV2(SegmentationModel):
         encoder_depth: Encoder stages (5).
         output_stride: 8 (DeepLab-v2) or 16.
         rates: ASPP dilation rates.
+        summed_branches: Sum only the first N ASPP branches (AdaptSegNet's released models:
+            2; :class:`ASPPv2`).
+        encoder_style: ``'torchvision'`` (smp's ResNet) or ``'caffe'``: the Caffe-style ResNet
+            of the DeepLab-v2 references (:func:`caffe_style_resnet`), which their released
+            checkpoints need to give their outputs.
         aux_params: smp's image-level classification head on the last stage
             (``dict(classes=K, pooling='avg', dropout=0.2, activation=None)``), as in smp's
             own models; ``SMPSegmentor`` exposes it as head ``cls``.
@@ -105,9 +156,15 @@ class DeepLabV2(SegmentationModel):
         encoder_depth: int = 5,
         output_stride: int = 8,
         rates: Sequence[int] = (6, 12, 18, 24),
+        summed_branches: Optional[int] = None,
+        encoder_style: str = 'torchvision',
         aux_params: Optional[dict[str, Any]] = None,
     ) -> None:
         super().__init__()
+        if encoder_style not in ('torchvision', 'caffe'):
+            raise ValueError(
+                f"DeepLabV2: encoder_style must be 'torchvision' or 'caffe', got {encoder_style!r}."
+            )
         if output_stride not in (8, 16):
             raise ValueError(f'DeepLabV2: output_stride must be 8 or 16, got {output_stride}.')
         if encoder_name.startswith('vgg'):
@@ -125,7 +182,9 @@ class DeepLabV2(SegmentationModel):
                 weights=encoder_weights,
                 output_stride=output_stride,
             )
-        self.decoder = ASPPv2(self.encoder.out_channels[-1], classes, rates)
+        if encoder_style == 'caffe':
+            caffe_style_resnet(self.encoder)
+        self.decoder = ASPPv2(self.encoder.out_channels[-1], classes, rates, summed_branches)
         self.segmentation_head = nn.Identity()
         self.classification_head = (
             None

@@ -80,7 +80,7 @@ def build_aux_head(cfg: dict, in_channels: int, num_classes: int) -> nn.Module:
     cfg = dict(cfg)
     kind = cfg.pop('type', 'conv')
     cfg.pop('in_index', None)
-    allowed = {'conv': {'channels'}, 'aspp': {'rates'}}
+    allowed = {'conv': {'channels'}, 'aspp': {'rates', 'summed_branches'}}
     if kind not in allowed:
         raise ValueError(f"segmentor.aux_head.type={kind!r} is unknown; use 'conv' or 'aspp'.")
     unknown = sorted(set(cfg) - allowed[kind])
@@ -90,7 +90,12 @@ def build_aux_head(cfg: dict, in_channels: int, num_classes: int) -> nn.Module:
             f'accepts {sorted(allowed[kind] | {"type", "in_index"})}.'
         )
     if kind == 'aspp':
-        return ASPPv2(in_channels, num_classes, tuple(cfg.get('rates', (6, 12, 18, 24))))
+        return ASPPv2(
+            in_channels,
+            num_classes,
+            tuple(cfg.get('rates', (6, 12, 18, 24))),
+            cfg.get('summed_branches'),  # AdaptSegNet's released heads: 2 (see ASPPv2)
+        )
     ch = int(cfg.get('channels', 256))
     return nn.Sequential(
         nn.Conv2d(in_channels, ch, 3, padding=1, bias=False),

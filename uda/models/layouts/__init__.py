@@ -18,6 +18,7 @@ from uda.models.layouts.base import (
     Preprocessing,
     apply_foreign_config,
     as_uda_checkpoint,
+    check_load_from,
     convert_checkpoint,
     detect_layout,
     foreign_meta,
@@ -25,6 +26,7 @@ from uda.models.layouts.base import (
     is_uda_checkpoint,
     layout_names,
     load_foreign_checkpoint,
+    read_checkpoint,
 )
 
 for _module in pkgutil.iter_modules(__path__):
@@ -39,6 +41,7 @@ __all__ = [
     'Preprocessing',
     'apply_foreign_config',
     'as_uda_checkpoint',
+    'check_load_from',
     'convert_checkpoint',
     'detect_layout',
     'foreign_meta',
@@ -46,4 +49,5 @@ __all__ = [
     'is_uda_checkpoint',
     'layout_names',
     'load_foreign_checkpoint',
+    'read_checkpoint',
 ]

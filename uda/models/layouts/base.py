@@ -54,12 +54,15 @@ class Preprocessing:
         value_range: 1.0 or 255.0: the scale of the pixel values the reference normalises.
         mean: Per-channel mean in reference units and channel order.
         std: Per-channel std in reference units and channel order (1.0: no division).
+        size_divisor: Padding multiple of the reference's evaluation, where it differs from the
+            config's (1: the image is fed unpadded; padding moves the border logits).
     """
 
     channel_order: str
     value_range: float
     mean: tuple[float, float, float]
     std: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    size_divisor: Optional[int] = None
 
     def __post_init__(self) -> None:
         if self.channel_order not in ('rgb', 'bgr'):
@@ -71,11 +74,14 @@ class Preprocessing:
         """The :class:`~uda.models.SegDataPreprocessor` settings (0-255 units) that give the
         same network input."""
         scale = 255.0 / self.value_range
-        return dict(
+        out: dict[str, Any] = dict(
             mean=[float(m) * scale for m in self.mean],
             std=[float(s) * scale for s in self.std],
             channel_order=self.channel_order,
         )
+        if self.size_divisor is not None:
+            out['size_divisor'] = int(self.size_divisor)
+        return out
 
     def describe(self) -> str:
         """One line for reports and docs."""
@@ -259,7 +265,8 @@ def detect_layout(ckpt: Any, source: str = 'the checkpoint') -> CheckpointLayout
     raise ForeignCheckpointError(
         f'{source}: its keys fit several layouts ({", ".join(names)}) that give different '
         f'outputs from the same weights; name one: tools/convert_checkpoint.py {source} OUT.pth '
-        f'--layout {names[0].lower()} (or --layout in tools/test.py / infer.py / export.py).'
+        f'--layout {"|".join(n.lower() for n in names)} (or --layout in tools/test.py / '
+        'infer.py / export.py).'
     )
 
 
@@ -470,3 +477,76 @@ def apply_foreign_config(cfg: Any, foreign: dict[str, Any]) -> str:
         f'{seg.get("arch")}/{seg.get("encoder_name")}, {seg.get("num_classes")} classes; '
         f'input {foreign["preprocessing"]}'
     )
+
+
+def read_checkpoint(path: str, layout: str = 'auto') -> Any:
+    """Load a checkpoint file (weights only) as uda's: converted in memory when foreign."""
+    from uda.engine.checkpoint import load_checkpoint_file
+
+    return as_uda_checkpoint(load_checkpoint_file(path, 'cpu'), path, layout)
+
+
+# Segmentor keys that change a converted network's outputs, and the preprocessing keys.
+_ARCH_KEYS = (
+    'arch',
+    'encoder_name',
+    'num_classes',
+    'encoder_style',
+    'summed_branches',
+    'rates',
+    'align_corners',
+)
+_PRE_KEYS = ('mean', 'std', 'channel_order')
+_DEFAULTS = dict(
+    encoder_style='torchvision',
+    summed_branches=None,
+    rates=(6, 12, 18, 24),
+    align_corners=False,
+    channel_order='rgb',
+)
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if isinstance(a, float) or isinstance(b, float):
+        return isinstance(a, (int, float)) and isinstance(b, (int, float)) and abs(a - b) < 1e-6
+    return bool(a == b)
+
+
+def check_load_from(cfg: Any) -> None:
+    """A warm start (``load_from``) from a foreign or converted file must build its network.
+
+    The weights of the Caffe-style DeepLab-v2 also load into smp's torchvision ResNet (same
+    names), and BGR-trained weights run on RGB input without any error: both silently give
+    other outputs than the authors'. So the config's segmentor and preprocessing must be those
+    recorded by the conversion, or this fails naming the keys to set.
+    """
+    path = cfg.get('load_from')
+    if not path or cfg.get('resume'):
+        return
+    foreign = foreign_meta(read_checkpoint(path))
+    if foreign is None:
+        return
+    model = cfg['model']
+    seg = model.get('segmentor', model)
+    pre = model.get('data_preprocessor') or cfg.get('data_preprocessor') or {}
+    wrong = []
+    for where, have, want, keys in (
+        ('model.segmentor', seg, foreign['segmentor'], _ARCH_KEYS),
+        ('model.data_preprocessor', pre, foreign['data_preprocessor'], _PRE_KEYS),
+    ):
+        for key in keys:
+            if key not in want and key not in _DEFAULTS:
+                continue
+            w = want.get(key, _DEFAULTS.get(key))
+            h = have.get(key, _DEFAULTS.get(key))
+            if not _same(h, w):
+                wrong.append(f'{where}.{key}={w!r} (config: {h!r})')
+    if wrong:
+        raise ForeignCheckpointError(
+            f'load_from={path} holds a {foreign["layout"]} network ({foreign["repository"]}) '
+            'that the config does not build, so the warm start would not start from the '
+            "authors' network. Set:\n  " + '\n  '.join(wrong) + '\n  (in the config or with '
+            '--cfg-options; docs/converting_checkpoints.md has warm-start configs).'
+        )
