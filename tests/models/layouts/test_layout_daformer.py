@@ -321,6 +321,7 @@ def test_reference_preprocessing_is_recorded(tmp_path, reference):
     assert pre['channel_order'] == 'rgb'
     assert pre['mean'] == pytest.approx([123.675, 116.28, 103.53])
     assert pre['std'] == pytest.approx([58.395, 57.12, 57.375])
+    assert pre['size_divisor'] == 1  # the test pipeline has no Pad
     meta = conv.uda_checkpoint(str(path))['meta']['foreign']
     assert meta['segmentor']['arch'] == 'DAFormer' and meta['segmentor']['align_corners'] is False
 

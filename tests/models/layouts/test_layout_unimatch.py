@@ -236,6 +236,10 @@ def test_logits_equal_the_reference(tmp_path, reference, ddp):
     assert conv.layout == 'UniMatch' and '0 missing, 0 unexpected' in line
     assert conv.teacher_state_dict is None
     assert conv.meta == dict(epoch=79, previous_best=80.9)
+    pre = conv.data_preprocessor  # ImageNet mean / std of [0, 1] RGB, in 0-255 units
+    assert pre['channel_order'] == 'rgb' and pre['size_divisor'] == 1
+    assert pre['mean'] == pytest.approx([123.675, 116.28, 103.53])
+    assert pre['std'] == pytest.approx([58.395, 57.12, 57.375])
     # blocks per stage SMALL: timm's resnet101s with those layers (same blocks and names)
     assert conv.segmentor['encoder_name'] == 'tu-resnet101s'
     assert conv.segmentor['encoder_kwargs'] == dict(layers=SMALL)

@@ -51,9 +51,9 @@ STUDENT_RULES: list[tuple[str, str]] = [
 ]
 
 # The normalisation of every DAFormer / MIC config (configs/_base_/datasets/
-# uda_gta_to_cityscapes_512x512.py img_norm_cfg, to_rgb=True).
+# uda_gta_to_cityscapes_512x512.py img_norm_cfg, to_rgb=True); the test pipeline has no Pad.
 DAFORMER_PREPROCESSING = Preprocessing(
-    'rgb', 255.0, (123.675, 116.28, 103.53), (58.395, 57.12, 57.375)
+    'rgb', 255.0, (123.675, 116.28, 103.53), (58.395, 57.12, 57.375), size_divisor=1
 )
 
 # UDA-module parts that are not the segmentation network.

@@ -40,8 +40,11 @@ RESNET_VARIANTS: dict[tuple[int, ...], str] = {
     (3, 4, 23, 3): 'tu-resnet101s',
 }
 
-# dataset/transform.py normalize(): ToTensor() then ImageNet mean / std.
-UNIMATCH_PREPROCESSING = Preprocessing('rgb', 1.0, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+# dataset/transform.py normalize(): ToTensor() then ImageNet mean / std; evaluation feeds the
+# image (or its sliding windows) unpadded.
+UNIMATCH_PREPROCESSING = Preprocessing(
+    'rgb', 1.0, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), size_divisor=1
+)
 
 
 def unimatch_state(model: StateDict) -> StateDict:
