@@ -18,7 +18,11 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from uda.models.layouts import ForeignCheckpointError, get_layout, load_foreign_checkpoint
-from uda.models.layouts.daformer import convert_daformer_state, daformer_segmentor
+from uda.models.layouts.daformer import (
+    convert_daformer_state,
+    daformer_segmentor,
+    daformer_state,
+)
 from uda.registry import MODELS
 
 # ---------------------------------------------------------------- reference: MiT (SegFormer)
@@ -326,13 +330,23 @@ def test_reference_preprocessing_is_recorded(tmp_path, reference):
     assert meta['segmentor']['arch'] == 'DAFormer' and meta['segmentor']['align_corners'] is False
 
 
-def test_ddp_prefix_is_accepted(reference):
-    state = {f'module.model.{k}': v for k, v in reference.model.state_dict().items()}
-    student, teacher, _, unmapped = convert_daformer_state(state)
-    assert teacher is None and not unmapped
-    assert 'net.segmentation_head.conv_seg.weight' in student
-    assert 'net.decoder.fuse_layer.aspp_modules.1.depthwise_conv.conv.weight' in student
-    assert 'net.encoder.block1.0.attn.sr.weight' in student
+def test_ddp_prefix_and_plain_encoder_decoder_files_are_read(reference):
+    layout = get_layout('daformer')
+    ddp = {f'module.model.{k}': v for k, v in reference.model.state_dict().items()}
+    # a supervised mmseg run without the UDA wrapper: backbone.* / decode_head.*
+    plain = dict(reference.model.state_dict())
+    for state in (ddp, plain):
+        ckpt = dict(meta={}, state_dict=state)
+        assert layout.matches(ckpt)
+        student, teacher, _, unmapped = convert_daformer_state(daformer_state(ckpt))
+        assert teacher is None and not unmapped
+        assert 'net.segmentation_head.conv_seg.weight' in student
+        assert 'net.decoder.fuse_layer.aspp_modules.1.depthwise_conv.conv.weight' in student
+        assert 'net.encoder.block1.0.attn.sr.weight' in student
+    # SegFormer's own head on MiT is not this layout
+    segformer = {k: v for k, v in plain.items() if not k.startswith('decode_head.')}
+    segformer['decode_head.linear_c4.proj.weight'] = torch.zeros(256, 256)
+    assert not layout.matches(dict(state_dict=segformer))
 
 
 def test_missing_head_weights_are_a_hard_error_naming_the_layout(tmp_path, reference):

@@ -64,6 +64,22 @@ def _strip_ddp(state: StateDict) -> StateDict:
     return {k[len('module.') :] if k.startswith('module.') else k: v for k, v in state.items()}
 
 
+def daformer_state(ckpt: Any) -> StateDict:
+    """The file's ``state_dict`` as the UDA module's: ``module.`` removed, and a plain mmseg
+    ``EncoderDecoder`` file (``backbone.*`` / ``decode_head.*``, e.g. a supervised run
+    without ``uda``) read as the student ``model.*``. Empty when it is neither."""
+    raw = ckpt.get('state_dict') if isinstance(ckpt, dict) else None
+    state = _strip_ddp(tensor_items(raw))
+    if 'backbone.patch_embed1.proj.weight' in state and not any(
+        k.startswith('model.') for k in state
+    ):
+        # Only with DAFormer's (or HRDA's) head: SegFormer's own head is no DAFormer file.
+        if not any(k.startswith(('decode_head.fuse_layer.', 'decode_head.head.')) for k in state):
+            return {}
+        state = {f'model.{k}': v for k, v in state.items()}
+    return state
+
+
 def mit_variant(backbone: StateDict) -> str:
     """The smp MiT encoder whose widths and depths fit ``backbone`` (keys without prefix)."""
     width = int(backbone['patch_embed1.proj.weight'].shape[0])
@@ -132,13 +148,12 @@ def daformer_segmentor(student: StateDict) -> dict[str, Any]:
 def convert_daformer_state(
     state: StateDict,
 ) -> tuple[StateDict, Optional[StateDict], list[str], list[str]]:
-    """Split and rename a DAFormer / MIC ``state_dict``.
+    """Split and rename a DAFormer / MIC ``state_dict`` (:func:`daformer_state`).
 
     Returns:
         ``(student, teacher or None, ignored keys, unmapped keys)`` with uda's names
         (``net.encoder.*``, ``net.decoder.*``, ``net.segmentation_head.*``).
     """
-    state = _strip_ddp(state)
     ignored = [k for k in state if k.startswith(IGNORED_PREFIXES)]
     student, unmapped_s = rename(with_prefix(state, 'model.'), STUDENT_RULES)
     unmapped = [f'model.{k}' for k in unmapped_s]
@@ -170,19 +185,15 @@ class DAFormer(CheckpointLayout):
     files = 'latest.pth / iter_40000.pth (e.g. 211108_1622_gta2cs_daformer_s0_7f24c.tar.gz)'
 
     def matches(self, ckpt: Any) -> bool:
-        if not isinstance(ckpt, dict) or not isinstance(ckpt.get('state_dict'), dict):
-            return False
-        keys = _strip_ddp(tensor_items(ckpt['state_dict']))
+        keys = daformer_state(ckpt)
         return 'model.backbone.patch_embed1.proj.weight' in keys and any(
             k.startswith('model.decode_head.') for k in keys
         )
 
     def convert(self, ckpt: Any) -> ConvertedCheckpoint:
-        student, teacher, ignored, unmapped = convert_daformer_state(
-            tensor_items(ckpt['state_dict'])
-        )
-        raw = _strip_ddp(tensor_items(ckpt['state_dict']))
-        segmentor = daformer_segmentor(with_prefix(raw, 'model.'))
+        state = daformer_state(ckpt)
+        student, teacher, ignored, unmapped = convert_daformer_state(state)
+        segmentor = daformer_segmentor(with_prefix(state, 'model.'))
         meta_in = ckpt.get('meta') if isinstance(ckpt.get('meta'), dict) else {}
         meta = {k: meta_in[k] for k in ('CLASSES', 'exp_name', 'iter', 'epoch') if k in meta_in}
         ignored += [k for k in ckpt if k not in ('state_dict', 'meta')]
