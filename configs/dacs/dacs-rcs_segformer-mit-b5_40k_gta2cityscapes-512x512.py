@@ -1,11 +1,10 @@
-# DAFormer-style DACS on GTA5 -> Cityscapes: the SegFormer MiT-B5 DACS leaf (AdamW 6e-5, head
-# lr x10, 1500-iteration warm-up + poly, 40k iterations, batch 2, EMA 0.999, pseudo-label
-# margins 15 / 120) + rare-class sampling of the GTA5 images (lhoyer/DAFormer
+# DAFormer-style DACS on GTA5 -> Cityscapes: the MiT-B5 DACS leaf (DAFormer's network; AdamW
+# 6e-5, head lr x10, 1500-iteration warm-up + poly, 40k iterations, batch 2, EMA 0.999,
+# pseudo-label margins 15 / 120) + rare-class sampling of the GTA5 images (lhoyer/DAFormer
 # mmseg/datasets/uda_dataset.py; rare_class_sampling=dict(min_pixels=3000, class_temp=0.01,
 # min_crop_ratio=0.5) in configs/daformer/gta2cs_uda_warm_fdthings_rcs_croppl_a999_daformer_
-# mitb5_s0.py). Still not the full DAFormer (68.3 mIoU): no ImageNet feature distance, and
-# smp's SegFormer head instead of DAFormer's. The statistics come first (GTA5 labels at the
-# dataset's 1280x720, where min_pixels is counted):
+# mitb5_s0.py). Still not the full DAFormer (68.3 mIoU): no ImageNet feature distance. The
+# statistics come first (GTA5 labels at the dataset's 1280x720, where min_pixels is counted):
 #   python tools/compute_rcs_stats.py \
 #       configs/dacs/dacs-rcs_segformer-mit-b5_40k_gta2cityscapes-512x512.py \
 #       --out work_dirs/rcs_stats_gta5.json

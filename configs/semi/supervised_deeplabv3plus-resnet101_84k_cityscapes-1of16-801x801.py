@@ -6,7 +6,7 @@
 # in the schedule base).
 _base_ = [
     '../_base_/default_runtime.py',
-    '../_base_/models/deeplabv3plus_resnet101.py',
+    '../_base_/models/deeplabv3plus-unimatch_resnet101.py',  # UniMatch's network + init
     '../_base_/datasets/cityscapes_semi_801x801.py',
     '../_base_/methods/supervised.py',
     '../_base_/schedules/sgd_poly_84k_semi-cityscapes.py',

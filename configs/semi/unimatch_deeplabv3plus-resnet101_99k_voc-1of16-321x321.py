@@ -4,7 +4,7 @@
 # reported, not the best epoch.
 _base_ = [
     '../_base_/default_runtime.py',
-    '../_base_/models/deeplabv3plus_resnet101.py',
+    '../_base_/models/deeplabv3plus-unimatch_resnet101.py',  # UniMatch's network + init
     '../_base_/datasets/voc_semi_321x321.py',
     '../_base_/methods/unimatch.py',
     '../_base_/schedules/sgd_poly_99k_semi-voc.py',
