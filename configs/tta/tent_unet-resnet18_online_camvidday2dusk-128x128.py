@@ -10,5 +10,4 @@ _base_ = [
 model = dict(
     segmentor=dict(_base_.segmentor, num_classes=_base_.num_classes),
     data_preprocessor=_base_.data_preprocessor,
-    terms=dict(ent=dict(weight=2.397895)),  # ln 11: TENT's entropy in nats, 11 classes
 )

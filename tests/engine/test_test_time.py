@@ -249,3 +249,10 @@ def test_bad_settings_name_the_key():
         TestTimeAdapter(model, None).step(stream_batch(0))
     with pytest.raises(ValueError, match='norm'):
         TestTimeAdapter(model, SGD, norm=dict(alpha=0.1))
+
+
+def test_tent_entropy_is_the_mean_entropy_in_nats():
+    from uda.methods.tent import softmax_entropy
+
+    logits = torch.tensor([[[[0.0]], [[0.0]]], [[[100.0]], [[0.0]]]])  # [2, 2, 1, 1]
+    torch.testing.assert_close(softmax_entropy(logits).flatten(), torch.tensor([0.693147, 0.0]))

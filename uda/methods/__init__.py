@@ -15,6 +15,7 @@ from uda.methods.minent import MinEnt
 from uda.methods.prediction_statistics import PredictionStatistics
 from uda.methods.sac import SACLabeller, SACSelfTraining
 from uda.methods.source_only import SourceCE
+from uda.methods.tent import TentEntropy
 from uda.methods.unimatch import UniMatch
 from uda.methods.virtual_adversarial import VirtualAdversarial
 from uda.methods.weak_strong import WeakStrongConsistency
@@ -40,6 +41,7 @@ __all__ = [
     'SingleStageCAM',
     'SourceCE',
     'StepContext',
+    'TentEntropy',
     'Term',
     'VirtualAdversarial',
     'WeakStrongConsistency',

@@ -7,9 +7,8 @@ model = dict(
     # LayerNorm on a transformer encoder, as the CoTTA ACDC code's SegFormer TENT does).
     segmentor=dict(train_only=dict(norm=True)),
     terms=dict(
-        # MinEnt's loss is the entropy / ln C; x ln 19 = TENT's mean entropy (nats) for the
-        # 19 Cityscapes classes (weight = ln C for another label space).
-        ent=dict(type='MinEnt', weight=2.944439, aux_weight=0.0, branch='target'),
+        # Mean softmax entropy in nats (tent.py:42-45, 57).
+        ent=dict(type='TentEntropy', weight=1.0, branch='target'),
     ),
 )
 # The segmentation setting of mdtta (mariodoebler/test-time-adaptation
