@@ -300,8 +300,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument('--nets', nargs='+', default=list(NETS), choices=list(NETS))
     p.add_argument('--methods', nargs='+', default=list(METHODS), choices=list(METHODS))
     p.add_argument('--per-condition', type=int, default=6, help='synthetic images per condition')
-    p.add_argument('--day', type=int, default=8, help='CamVid day frames')
-    p.add_argument('--dusk', type=int, default=20, help='CamVid dusk frames')
+    p.add_argument('--day', type=int, default=6, help='CamVid day frames')
+    p.add_argument('--dusk', type=int, default=14, help='CamVid dusk frames')
     p.add_argument('--batch', type=int, default=4)
     p.add_argument(
         '--cotta-scales',

@@ -256,3 +256,32 @@ def test_tent_entropy_is_the_mean_entropy_in_nats():
 
     logits = torch.tensor([[[[0.0]], [[0.0]]], [[[100.0]], [[0.0]]]])  # [2, 2, 1, 1]
     torch.testing.assert_close(softmax_entropy(logits).flatten(), torch.tensor([0.693147, 0.0]))
+
+
+def test_registered_loop_runs_under_the_runner(tmp_path):
+    from mmengine.config import Config
+    from mmengine.runner import Runner
+
+    from tests.conftest import toy_runner_cfg
+
+    cfg = toy_runner_cfg(str(tmp_path))
+    cfg['model']['terms'] = dict(ent=dict(type='TentEntropy'))
+    cfg['model']['segmentor'] = dict(
+        type='ToySegmentor', num_classes=19, train_only=dict(norm=True)
+    )
+    with DefaultScope.overwrite_default_scope('uda'):
+        source = MODELS.build(cfg['model'])
+    torch.save(dict(state_dict=source.state_dict(), meta={}), str(tmp_path / 'src.pth'))
+    cfg.update(
+        test_dataloader=cfg['val_dataloader'],
+        test_evaluator=cfg['val_evaluator'],
+        test_cfg=dict(type='TestTimeAdaptLoop', norm=dict(prior_strength=0), reset='continual'),
+        load_from=str(tmp_path / 'src.pth'),
+    )
+    runner = Runner.from_cfg(Config(cfg))
+    metrics = runner.test()
+    assert metrics['mIoU'] is not None and metrics['tta/ms_per_image'] > 0
+    assert runner.test_loop.summary['images'] == 4 and runner.test_loop.summary['batches'] == 2
+    adapted = runner.model.student.bn.weight
+    assert not torch.equal(adapted, source.student.bn.weight)  # adapted, from the loaded source
+    assert torch.equal(runner.model.student.conv.weight, source.student.conv.weight)

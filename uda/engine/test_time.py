@@ -449,6 +449,9 @@ class TestTimeAdapter:
         """Cost and events of the stream so far: images, ms per image (adapt + predict), the
         torch thread count, collapse resets, and the peak CUDA memory when on a GPU."""
         out: dict[str, Any] = dict(
+            trainable_params=sum(
+                p.numel() for p in self.model.student.parameters() if p.requires_grad
+            ),
             images=self.images,
             batches=self.batches,
             ms_per_image=1000.0 * self.seconds / max(self.images, 1),
