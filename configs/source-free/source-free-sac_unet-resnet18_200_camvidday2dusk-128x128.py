@@ -1,6 +1,7 @@
 # Source-free sac on CamVid day -> dusk: adapt the day-trained model with unlabelled dusk
 # frames only (no day data is read). Train the source model first:
-#   python tools/train.py configs/source-only/source-only_unet-resnet18_200_camvidday2dusk-128x128.py
+#   python tools/train.py \
+#       configs/source-only/source-only_unet-resnet18_200_camvidday2dusk-128x128.py
 _base_ = [
     '../_base_/default_runtime.py',
     '../_base_/models/unet_resnet18.py',  # segmentor + data_preprocessor

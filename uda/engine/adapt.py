@@ -153,7 +153,7 @@ def adapt_stream(
     optim = cfg.get('optim_wrapper')
     tta = TestTimeAdapter(model, optim.to_dict() if optim is not None else None, **loop)
     tta.start()
-    conf = {'source': 0, 'adapted': 0}
+    conf: dict[str, Any] = {'source': 0, 'adapted': 0}
     labelled = written = 0
     for batch in batches:
         outs = tta.step(batch)

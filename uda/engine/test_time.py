@@ -52,7 +52,7 @@ def _prior_bn_forward(self: _BatchNorm, x: Tensor) -> Tensor:
     ``robusta/batchnorm/bn.py:205``); with N = 0 the biased one, so the output is exactly a
     training-mode BatchNorm's (TENT, DequanWang/tent ``tent.py:96-110``). Gradients flow
     through the batch statistics, as in a training-mode BatchNorm."""
-    strength = float(self._tta_prior_strength)  # type: ignore[attr-defined]
+    strength = float(self.__dict__['_tta_prior_strength'])
     dims = [0, *range(2, x.dim())]
     count = x.numel() // x.shape[1]
     mixed = strength > 0 and self.running_mean is not None and self.running_var is not None
@@ -513,7 +513,7 @@ class TestTimeAdaptLoop(TestLoop):
         self.runner.call_hook('after_test')
         return metrics
 
-    def run_iter(self, idx: int, data_batch: Any) -> None:  # type: ignore[override]
+    def run_iter(self, idx: int, data_batch: Any) -> None:
         self.runner.call_hook('before_test_iter', batch_idx=idx, data_batch=data_batch)
         outputs = self.adapter.step(data_batch)
         self.evaluator.process(data_samples=outputs, data_batch=data_batch)

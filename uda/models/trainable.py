@@ -11,7 +11,7 @@ them by type.
 from __future__ import annotations
 
 import re
-from typing import Sequence, Union
+from typing import Sequence, Union, cast
 
 import torch.nn as nn
 from torch.nn.modules.batchnorm import _BatchNorm
@@ -70,7 +70,8 @@ def train_only_names(module: nn.Module, train_only: TrainOnly) -> list[str]:
     if norm:
         for prefix, m in module.named_modules():
             if isinstance(m, NORM_TYPES):
-                names |= {f'{prefix}.{n}' if prefix else n for n, _ in m.named_parameters()}
+                params = cast(nn.Module, m).named_parameters()
+                names |= {f'{prefix}.{n}' if prefix else n for n, _ in params}
     if not names:
         raise ValueError(
             f'train_only={train_only!r} selects no parameter of {type(module).__name__} (no '
