@@ -207,8 +207,8 @@ def worker(job: dict) -> dict:
     if lost:
         raise KeyError(f'{job["checkpoint"]} lacks student weights {lost[:3]}')
     loop = {k: v for k, v in cfg.test_cfg.to_dict().items() if k != 'type'}
-    optim = cfg.get('optim_wrapper')
-    tta = TestTimeAdapter(model, optim.to_dict() if optim is not None else None, **loop)
+    optim = loop.pop('optim_wrapper', None)
+    tta = TestTimeAdapter(model, optim, **loop)
     tta.start()
     rss_loaded = _rss_mib()
     if job['scenario'] == 'synthetic':

@@ -11,3 +11,7 @@ model = dict(
     segmentor=dict(_base_.segmentor, num_classes=_base_.num_classes),
     data_preprocessor=_base_.data_preprocessor,
 )
+# Test time only: no training loop (the dataset base's unlabelled train split is for
+# source-free training); the Runner wants a validation loop beside its dataloader.
+train_dataloader = None
+val_cfg = dict(type='ValLoop')

@@ -12,3 +12,7 @@ model = dict(
     data_preprocessor=_base_.data_preprocessor,
     test_cfg=_base_.inference_cfg,
 )
+# Test time only: no training loop (the dataset base's unlabelled train split is for
+# source-free training); the Runner wants a validation loop beside its dataloader.
+train_dataloader = None
+val_cfg = dict(type='ValLoop')

@@ -275,7 +275,12 @@ def test_registered_loop_runs_under_the_runner(tmp_path):
     cfg.update(
         test_dataloader=cfg['val_dataloader'],
         test_evaluator=cfg['val_evaluator'],
-        test_cfg=dict(type='TestTimeAdaptLoop', norm=dict(prior_strength=0), reset='continual'),
+        test_cfg=dict(
+            type='TestTimeAdaptLoop',
+            norm=dict(prior_strength=0),
+            reset='continual',
+            optim_wrapper=SGD,
+        ),
         load_from=str(tmp_path / 'src.pth'),
     )
     runner = Runner.from_cfg(Config(cfg))

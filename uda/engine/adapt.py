@@ -65,8 +65,6 @@ def adaptation_config(net_cfg: Config, method: str, episodic: bool = False) -> C
     out: dict[str, Any] = dict(default_scope='uda', model=model, test_cfg=dict(base['test_cfg']))
     if episodic:
         out['test_cfg']['reset'] = 'episodic'
-    if base.get('optim_wrapper') is not None:
-        out['optim_wrapper'] = base['optim_wrapper']
     for key in KEPT:
         if key in net_cfg:
             value = net_cfg[key]
@@ -150,8 +148,8 @@ def adapt_stream(
     model = build_adapter(cfg, checkpoint)
     source = copy.deepcopy(model)
     loop = {k: v for k, v in cfg.test_cfg.to_dict().items() if k != 'type'}
-    optim = cfg.get('optim_wrapper')
-    tta = TestTimeAdapter(model, optim.to_dict() if optim is not None else None, **loop)
+    optim = loop.pop('optim_wrapper', None)
+    tta = TestTimeAdapter(model, optim, **loop)
     tta.start()
     conf: dict[str, Any] = {'source': 0, 'adapted': 0}
     labelled = written = 0

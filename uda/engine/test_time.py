@@ -474,8 +474,9 @@ class TestTimeAdaptLoop(TestLoop):
     """mmengine test loop that adapts on each batch before predicting it (:class:`TestTimeAdapter`).
 
     ``test_cfg=dict(type='TestTimeAdaptLoop', reset='continual', steps=1, norm=dict(
-    prior_strength=0), predict_with='student', restore_prob=0.0, collapse_guard=None)``; the
-    optimiser is the config's ``optim_wrapper`` unless ``optim_wrapper`` is given here. The
+    prior_strength=0), predict_with='student', restore_prob=0.0, collapse_guard=None,
+    optim_wrapper=dict(type='OptimWrapper', optimizer=...))``: the optimiser is part of the
+    loop's settings (a top-level ``optim_wrapper`` would make the Runner expect training). The
     Runner loads ``load_from`` (the source checkpoint) before :meth:`run`. Hooks see the usual
     test events (``PredictionWriterHook`` writes the adapted predictions); after the stream,
     ``adapter`` holds the adapted weights and :attr:`summary` the cost and resets, which are
@@ -493,9 +494,7 @@ class TestTimeAdaptLoop(TestLoop):
         **adapt: Any,
     ) -> None:
         super().__init__(runner, dataloader, evaluator)
-        optim = optim_wrapper if optim_wrapper is not None else runner.cfg.get('optim_wrapper')
-        if optim is not None and hasattr(optim, 'to_dict'):
-            optim = optim.to_dict()
+        optim = optim_wrapper.to_dict() if hasattr(optim_wrapper, 'to_dict') else optim_wrapper
         self.adapter = TestTimeAdapter(_unwrap(runner.model), optim, **adapt)
         self.summary: dict[str, Any] = {}
 

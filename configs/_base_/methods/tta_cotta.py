@@ -17,11 +17,11 @@ model = dict(
     terms=dict(cotta=dict(type='CoTTASelfTraining', weight=1.0, branch='target', labeller='cotta')),
 )
 # Adam 6e-5 / 8 ("Batchsize=1 now, was 8 during cityscapes training"), all parameters.
-optim_wrapper = dict(
-    type='OptimWrapper', optimizer=dict(type='Adam', lr=7.5e-6, betas=(0.9, 0.999))
-)
 test_cfg = dict(
     type='TestTimeAdaptLoop',
+    optim_wrapper=dict(
+        type='OptimWrapper', optimizer=dict(type='Adam', lr=7.5e-6, betas=(0.9, 0.999))
+    ),
     reset='continual',
     steps=1,
     # The reference adapts in train mode: BatchNorm on test-batch statistics (cifar/cotta.py

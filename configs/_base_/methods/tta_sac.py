@@ -39,11 +39,11 @@ model = dict(
     ),
 )
 # The test-time learning rate of CoTTA's segmentation code (Adam 6e-5 / 8), all parameters.
-optim_wrapper = dict(
-    type='OptimWrapper', optimizer=dict(type='Adam', lr=7.5e-6, betas=(0.9, 0.999))
-)
 test_cfg = dict(
     type='TestTimeAdaptLoop',
+    optim_wrapper=dict(
+        type='OptimWrapper', optimizer=dict(type='Adam', lr=7.5e-6, betas=(0.9, 0.999))
+    ),
     reset='continual',
     steps=1,
     # SAC's DeepLab-v2 trains with BatchNorm in eval mode (source statistics; sac.py base).

@@ -13,12 +13,12 @@ model = dict(
 )
 # The segmentation setting of mdtta (mariodoebler/test-time-adaptation
 # segmentation/cfgs/tent.yaml, conf.py:98-128): SGD lr 2.5e-4, momentum 0.9, wd 5e-4, 1 step.
-optim_wrapper = dict(
-    type='OptimWrapper',
-    optimizer=dict(type='SGD', lr=2.5e-4, momentum=0.9, weight_decay=5e-4, nesterov=False),
-)
 test_cfg = dict(
     type='TestTimeAdaptLoop',
+    optim_wrapper=dict(
+        type='OptimWrapper',
+        optimizer=dict(type='SGD', lr=2.5e-4, momentum=0.9, weight_decay=5e-4, nesterov=False),
+    ),
     reset='continual',  # TENT's default (episodic=False, DequanWang/tent conf.py:39)
     steps=1,
     norm=dict(prior_strength=0),  # test-batch statistics only (no running statistics)
