@@ -43,10 +43,12 @@ PY = sys.executable
 METHODS = {
     'source': 'source',
     'bn': 'bn-adapt',
+    'bn0': 'bn-adapt',  # with prior_strength=0: test-batch statistics only (TENT's, CoTTA's)
     'tent': 'tent',
     'cotta': 'cotta',
     'sac': 'sac-tta',
 }
+LABELS = dict(METHODS, bn='BN-adapt (N=9)', bn0='BN-adapt (N=0)', sac='SAC-TTA')
 NETS = {'resnet18': 'unet-resnet18', 'mit_b0': 'unet-mit-b0'}
 SCENARIOS = {
     'synthetic': dict(
@@ -195,6 +197,8 @@ def worker(job: dict) -> dict:
     cfg = Config.fromfile(osp.join(ROOT, job['config']))
     if job['net'] != 'resnet18':
         cfg.merge_from_dict({'model.segmentor.encoder_name': job['net']})
+    if job['method'] == 'bn0':
+        cfg.merge_from_dict({'test_cfg.norm.prior_strength': 0})
     if job.get('cotta_scales') and 'cotta' in (cfg.model.get('labellers') or {}):
         cfg.merge_from_dict({'model.labellers.cotta.scales': tuple(job['cotta_scales'])})
     with DefaultScope.overwrite_default_scope('uda'):
@@ -279,7 +283,7 @@ def summarize(records: list[dict], out: str) -> str:
                 peak = max(r['peak_rss_mib'] for r in rs)
                 grow = max(r['peak_rss_mib'] - r['rss_loaded_mib'] for r in rs)
                 lines.append(
-                    f'| {METHODS[method]} | {_fmt([r["mean_mIoU"] for r in rs])} | '
+                    f'| {LABELS[method]} | {_fmt([r["mean_mIoU"] for r in rs])} | '
                     + ' | '.join(_fmt([r['mIoU'][c] for r in rs if c in r['mIoU']]) for c in conds)
                     + f' | {ms:.0f} ({rs[0]["threads"]}) | {peak:.0f} (+{grow:.0f}) | '
                     f'{sum(r["resets"] for r in rs)} |'
