@@ -290,3 +290,19 @@ def test_registered_loop_runs_under_the_runner(tmp_path):
     adapted = runner.model.student.bn.weight
     assert not torch.equal(adapted, source.student.bn.weight)  # adapted, from the loaded source
     assert torch.equal(runner.model.student.conv.weight, source.student.conv.weight)
+
+
+def test_sac_at_test_time_keeps_its_class_prior_until_an_episodic_reset():
+    model = toy_adapter(
+        dict(sac=dict(type='SACSelfTraining', log_per_class=False)),
+        labellers=dict(sac=dict(type='SACLabeller', num_views=2)),
+        teacher=dict(momentum=0.999, interval=1),
+    )
+    prior = model.labeller('sac').class_prior.clone()
+    tta = TestTimeAdapter(model, SGD, predict_with='teacher')
+    tta.step(stream_batch(0))
+    assert int(model.labeller('sac').prior_updates) == 1
+    assert not torch.equal(model.labeller('sac').class_prior, prior)
+    tta.reset()
+    assert int(model.labeller('sac').prior_updates) == 0
+    torch.testing.assert_close(model.labeller('sac').class_prior, prior)

@@ -111,3 +111,15 @@ def test_a_config_needs_a_checkpoint(tmp_path):
     cfg, _ = trained(tmp_path)
     with pytest.raises(SystemExit, match='--checkpoint'):
         run_tool('tools/adapt.py', [cfg, 'test', '--method', 'bn', '--out', str(tmp_path / 'o')])
+
+
+@pytest.mark.parametrize('method', ['source', 'bn', 'tent', 'cotta', 'sac'])
+def test_every_method_base_composes_with_a_trained_network(tmp_path, method):
+    from uda.engine.adapt import adaptation_config, network_config
+
+    cfg_path, _ = trained(tmp_path)
+    cfg = adaptation_config(network_config(cfg_path), method, episodic=True)
+    assert cfg.test_cfg.type == 'TestTimeAdaptLoop' and cfg.test_cfg.reset == 'episodic'
+    assert cfg.model.segmentor.type == 'ToySegmentor' and 'test_dataloader' in cfg
+    model = MODELS.build(cfg.model.to_dict())
+    assert (model.teacher is not None) == (method in ('cotta', 'sac'))
