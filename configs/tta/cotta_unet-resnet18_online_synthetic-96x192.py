@@ -5,6 +5,7 @@ _base_ = [
     '../_base_/default_runtime.py',
     '../_base_/models/unet_resnet18.py',  # segmentor + data_preprocessor
     '../_base_/datasets/synthetic_target-only.py',  # target stream; no source data
+    '../_base_/schedules/test_time.py',  # hooks of a test run, one CPU thread
     '../_base_/methods/tta_cotta.py',  # terms, optimiser and TestTimeAdaptLoop settings
 ]
 model = dict(
@@ -13,6 +14,5 @@ model = dict(
     test_cfg=_base_.inference_cfg,
 )
 # Test time only: no training loop (the dataset base's unlabelled train split is for
-# source-free training); the Runner wants a validation loop beside its dataloader.
+# source-free training).
 train_dataloader = None
-val_cfg = dict(type='ValLoop')
