@@ -494,7 +494,7 @@ class TestTimeAdaptLoop(TestLoop):
         **adapt: Any,
     ) -> None:
         super().__init__(runner, dataloader, evaluator)
-        optim = optim_wrapper.to_dict() if hasattr(optim_wrapper, 'to_dict') else optim_wrapper
+        optim = None if optim_wrapper is None else dict(optim_wrapper)
         self.adapter = TestTimeAdapter(_unwrap(runner.model), optim, **adapt)
         self.summary: dict[str, Any] = {}
 
