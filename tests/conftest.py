@@ -11,6 +11,7 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
+from uda.models.trainable import apply_train_only
 from uda.registry import MODELS
 
 SHARED_CAMVID = os.path.join(os.path.dirname(__file__), '..', '..', 'shared', 'data', 'camvid')
@@ -30,6 +31,7 @@ class ToySegmentor(nn.Module):
         num_classes: int = 19,
         channels: int = 4,
         constant_logit: Any = None,
+        train_only: Any = None,
         **kwargs: Any,
     ) -> None:
         super().__init__()
@@ -46,6 +48,8 @@ class ToySegmentor(nn.Module):
         self.heads = nn.ModuleDict(
             dict(aux=nn.Identity(), cls=nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten()))
         )
+        if train_only is not None:  # SMPSegmentor's option (TENT: the BN affine only)
+            apply_train_only(self, train_only)
 
     def extract_feat(self, x: Tensor) -> list[Tensor]:
         return [x, torch.relu(self.bn(self.conv(x)))]

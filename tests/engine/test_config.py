@@ -85,11 +85,18 @@ def test_leaf_config_builds_its_network_and_optimisers(path):
     # smp's MiT encoders call .item() while building (drop-path rates), which the meta device
     # cannot do: those are built on the CPU (MiT-B5: a few seconds).
     device = 'cpu' if model_cfg['segmentor'].get('encoder_name', '').startswith('mit_') else 'meta'
+    # Test-time configs hold their optimiser in the loop's settings (test_cfg.optim_wrapper);
+    # those that train nothing (source, BN-adapt) have none.
+    optim = (
+        cfg.get('optim_wrapper')
+        or (cfg.get('test_cfg') or {}).get('optim_wrapper')
+        or dict(type='OptimWrapper', optimizer=dict(type='SGD', lr=0))
+    )
     with DefaultScope.overwrite_default_scope('uda'), torch.device(device):
         model = MODELS.build(model_cfg)
-        wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
+        wrapper = build_optim_wrapper(model, optim)
     names = [n for n, _ in model.student.named_parameters()]
-    for key in (cfg.optim_wrapper.get('paramwise_cfg') or {}).get('custom_keys', {}):
+    for key in (optim.get('paramwise_cfg') or {}).get('custom_keys', {}):
         assert any(key in n for n in names), f'custom_keys {key!r} matches no student parameter'
     declared = [n for n, mods in model.declared_optimisers().items() if mods and n != 'student']
     assert sorted(getattr(wrapper, 'optim_wrappers', {}).keys() - {'student'}) == sorted(declared)

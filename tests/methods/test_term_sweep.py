@@ -16,6 +16,7 @@ from uda.registry import LABELLERS, MODELS, TERMS
 # itself here (the sweep fails otherwise).
 LABELLER_OF = {
     'ClassMix': 'QualityLabeller',
+    'CoTTASelfTraining': 'CoTTALabeller',
     'MaskedConsistency': 'QualityLabeller',
     'SACSelfTraining': 'SACLabeller',
     'WeakStrongConsistency': 'ConfidenceLabeller',

@@ -9,14 +9,24 @@ from uda.engine.optim_constructor import (
     AdapterOptimWrapperConstructor,
     LayerDecayOptimWrapperConstructor,
 )
+from uda.engine.test_time import (
+    CollapseGuard,
+    TestTimeAdapter,
+    TestTimeAdaptLoop,
+    prior_batch_norm,
+)
 
 __all__ = [
     'AdapterDataParallel',
     'AdapterOptimWrapperConstructor',
     'CPUAmpOptimWrapper',
+    'CollapseGuard',
     'LayerDecayOptimWrapperConstructor',
     'SegVisualizationHook',
+    'TestTimeAdaptLoop',
+    'TestTimeAdapter',
     'apply_amp',
     'average_gradients',
     'prepare_distributed',
+    'prior_batch_norm',
 ]

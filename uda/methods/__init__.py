@@ -8,11 +8,14 @@ from uda.methods.adversarial import EntropyAdversarial, FeatureAdversarial, Outp
 from uda.methods.base import Adapter, Labeller, PseudoLabels, StepContext, Term
 from uda.methods.cam import ImageLabelFilter, SingleStageCAM
 from uda.methods.class_mix import ClassMix
+from uda.methods.cotta import CoTTALabeller, CoTTASelfTraining
 from uda.methods.labellers import ConfidenceLabeller, QualityLabeller
 from uda.methods.masked_consistency import MaskedConsistency
 from uda.methods.minent import MinEnt
+from uda.methods.prediction_statistics import PredictionStatistics
 from uda.methods.sac import SACLabeller, SACSelfTraining
 from uda.methods.source_only import SourceCE
+from uda.methods.tent import TentEntropy
 from uda.methods.unimatch import UniMatch
 from uda.methods.virtual_adversarial import VirtualAdversarial
 from uda.methods.weak_strong import WeakStrongConsistency
@@ -20,6 +23,8 @@ from uda.methods.weak_strong import WeakStrongConsistency
 __all__ = [
     'Adapter',
     'ClassMix',
+    'CoTTALabeller',
+    'CoTTASelfTraining',
     'ConfidenceLabeller',
     'EntropyAdversarial',
     'ImageLabelFilter',
@@ -28,6 +33,7 @@ __all__ = [
     'MaskedConsistency',
     'MinEnt',
     'OutputAdversarial',
+    'PredictionStatistics',
     'PseudoLabels',
     'QualityLabeller',
     'SACLabeller',
@@ -35,6 +41,7 @@ __all__ = [
     'SingleStageCAM',
     'SourceCE',
     'StepContext',
+    'TentEntropy',
     'Term',
     'VirtualAdversarial',
     'WeakStrongConsistency',

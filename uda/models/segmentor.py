@@ -24,6 +24,7 @@ from uda.models.deeplabv2 import ASPPv2
 from uda.models.encoder_checkpoint import EncoderLoadReport, load_encoder_checkpoint
 from uda.models.encoder_stages import encoder_stage_ids
 from uda.models.pamr import GlobalCueInjection, StochasticGate
+from uda.models.trainable import apply_train_only
 from uda.models.weights import SOURCE_KEYS, hub_weights_error, resolve_encoder_checkpoint
 from uda.registry import MODELS
 
@@ -150,6 +151,10 @@ class SMPSegmentor(nn.Module):
             first N encoder stages, mmseg ResNet ``frozen_stages``; stage numbers from
             :func:`uda.models.encoder_stages.encoder_stage_ids`), ``dict(patterns=[regex,
             ...])`` (parameter names of this segmentor, e.g. ``'net.encoder.layer1'``).
+        train_only: The inverse of ``freeze``: only these parameters train, every other one is
+            frozen as by ``freeze`` (:func:`uda.models.trainable.train_only_names`): a list of
+            name patterns, or ``dict(norm=True, patterns=[...])`` (``norm``: the affine
+            parameters of every normalisation layer, TENT's choice).
         constant_logit: ``dict(index=0, value=1.0)``: class ``index`` gets the constant logit
             ``value`` instead of a learnt one (the segmentation head predicts the other
             ``num_classes - 1``). Single-stage CAM's background (visinf/1-stage-wseg
@@ -179,6 +184,7 @@ class SMPSegmentor(nn.Module):
         freeze: Optional[dict] = None,
         constant_logit: Optional[dict] = None,
         stochastic_gate: Optional[dict] = None,
+        train_only: Optional[Union[list, dict]] = None,
         **smp_kwargs: Any,
     ) -> None:
         super().__init__()
@@ -275,6 +281,9 @@ class SMPSegmentor(nn.Module):
                 self.net.encoder, **resolve_encoder_checkpoint(ckpt)
             )
         self.frozen_names: list[str] = self._freeze(freeze) if freeze else []
+        if train_only is not None:
+            frozen = set(self.frozen_names) | set(apply_train_only(self, train_only))
+            self.frozen_names = sorted(frozen)
 
     def _check_vit(self, encoder_name: str) -> None:
         """Drop what a ViT encoder never runs, and refuse patch sizes DPT cannot decode."""
