@@ -526,11 +526,19 @@ class Adapter(BaseModel):
             self.teacher.net.compile(**options)
 
     def _build_teacher(self, cfg: dict) -> None:
-        unknown = set(cfg) - {'momentum', 'interval', 'start_iter', 'ramp'}
+        unknown = set(cfg) - {
+            'momentum',
+            'interval',
+            'start_iter',
+            'ramp',
+            'ramp_offset',
+            'bn_mode',
+        }
         if unknown:
             raise KeyError(
                 f'Adapter(teacher=...) got unknown keys {sorted(unknown)}; use '
-                'dict(momentum=0.99, interval=100, start_iter=0, ramp=False).'
+                'dict(momentum=0.99, interval=100, start_iter=0, ramp=False, ramp_offset=0, '
+                "bn_mode='eval')."
             )
         self.teacher = MomentumTeacher(self.student, **cfg)
         # DDP: EMATeacherHook updates the teacher identically on every rank; keep its
