@@ -1,4 +1,4 @@
-"""ClassMix (DACS): batch-pool / per-image masks, label / weight composition, the quality weight in the loss."""
+"""ClassMix (DACS): batch-pool / per-image masks, label / weight composition, quality weight."""
 
 import math
 

@@ -2,8 +2,11 @@
 CVPR 2023, arXiv:2208.09910), and its special cases FixMatch and the mean teacher.
 
 Reference: LiheYoung/UniMatch@0324f3d ``unimatch.py`` (and ``fixmatch.py``, the same step with
-one strong view and no feature perturbation). Per step, for an unlabelled batch ``u`` and an
-independently drawn second unlabelled batch ``m`` (the CutMix partner):
+one strong view and no feature perturbation). Per step, for an unlabelled batch ``u`` and a
+second unlabelled batch ``m`` (the CutMix partner: in UniMatch another crop of the same images,
+``zip(trainloader_l, trainloader_u, trainloader_u)``, unimatch.py:121; uda's semi dataset
+bases give the ``unlabeled_mix`` branch ``follow=dict(unlabeled_mix='unlabeled')`` in
+:class:`uda.data.MultiBranchInfiniteSampler` for that):
 
 * pseudo-labels of the weak view ``u`` (UniMatch: the student's training-mode forward,
   detached) and of ``m`` (UniMatch: the student in eval mode), kept where the confidence
@@ -114,8 +117,8 @@ class UniMatch(Term):
         mix_labeller: Labeller of the CutMix partner (UniMatch: ``source='student'``, eval
             mode; mean teacher: the teacher).
         weak_branch: Branch of the weak views [B, 3, H, W] (``'unlabeled'``).
-        mix_branch: Branch of the CutMix partners, drawn by an independent sampler stream
-            (``'unlabeled_mix'``); None disables CutMix.
+        mix_branch: Branch of the CutMix partners (``'unlabeled_mix'``: other crops of the weak
+            branch's images when the sampler's ``follow`` says so); None disables CutMix.
         cutmix_p: Probability that a strong view gets a box (0.5; ``dataset/transform.py``
             ``obtain_cutmix_box``).
         cutmix_area: Box area range as a share of the image (0.02, 0.4).
