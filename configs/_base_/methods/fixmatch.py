@@ -34,6 +34,8 @@ model = dict(
             blur_p=0.5,
             blur_kernel=13,
             prefix='unl',
+            # Labelled + weak images forwarded as one batch (fixmatch.py:146).
+            joint_branch='labeled',
         ),
     ),
     bn_policy='train',

@@ -37,6 +37,10 @@ model = dict(
             blur_p=0.5,
             blur_kernel=13,
             prefix='unl',
+            # BatchNorm batches as unimatch.py:151 and deeplabv3plus.py:44-50: labelled + weak
+            # images forwarded as one batch, clean + dropped features decoded as one batch.
+            joint_branch='labeled',
+            fp_decode='joint',
         ),
     ),
     bn_policy='train',
