@@ -9,8 +9,8 @@ the weighted cross-entropy on the strongly augmented mixed image.
 
 The ClassMix classes come from the whole source batch by default, as the reference code
 (``class_pool='batch'``); ``class_pool='image'`` draws them from each image's own label. The
-strong augmentation draws its coin flips per image (the reference: once per batch); see
-docs/fidelity.md.
+strong augmentation flips its coins once per batch, as the reference (``coins='batch'``;
+``'image'``: per image); see docs/fidelity.md.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ def dacs_photometric(
     jitter_p: float = 0.8,
     blur_p: float = 0.5,
     blur_sigma: Sequence[float] = (0.15, 1.15),
+    coins: str = 'batch',
 ) -> PhotometricAugment:
     """The strong augmentation of DACS / DAFormer with its numbers as arguments.
 
@@ -41,7 +42,8 @@ def dacs_photometric(
     when U(0, 1) > 0.2), then a Gaussian blur with probability ``blur_p``, sigma ~
     U(``blur_sigma``), kernel odd(ceil(0.1 H)) x odd(ceil(0.1 W)) (lhoyer/DAFormer
     ``mmseg/models/utils/dacs_transforms.py`` ``color_jitter`` / ``gaussian_blur``;
-    :func:`uda.augment.photometric.dacs_strong` is this with the defaults).
+    :func:`uda.augment.photometric.dacs_strong` is this with the defaults). ``coins='batch'``:
+    one coin per step for the batch, as the reference (dacs.py:331-339); ``'image'``: per image.
     """
     return PhotometricAugment(
         jitter=(jitter, jitter, jitter, jitter),
@@ -51,6 +53,7 @@ def dacs_photometric(
         blur_p=blur_p,
         blur_kernel='relative',
         order=('jitter', 'blur'),
+        coins=coins,
     )
 
 
@@ -113,6 +116,7 @@ class ClassMix(Term):
         blur_sigma: Range of the blur sigma in pixels (0.15-1.15).
         prefix: Log-key prefix (``<prefix>loss_ce``, ``<prefix>quality``).
         class_pool: ``'batch'`` (the DACS / DAFormer / MIC code) or ``'image'``.
+        coins: Strong-augmentation coin flips ``'batch'`` (DACS code) or ``'image'``.
     """
 
     needs_teacher = False  # set from the labeller in setup()
@@ -130,6 +134,7 @@ class ClassMix(Term):
         blur_sigma: Sequence[float] = (0.15, 1.15),
         prefix: str = 'mix.',
         class_pool: str = 'batch',
+        coins: str = 'batch',
     ) -> None:
         super().__init__(weight)
         if class_pool not in CLASS_POOLS:
@@ -139,7 +144,9 @@ class ClassMix(Term):
         self.class_pool = class_pool
         self.source_branch, self.target_branch = source_branch, target_branch
         self.labeller, self.prefix = labeller, prefix
-        self.augment = dacs_photometric(jitter, jitter_p, blur_p, blur_sigma) if strong else None
+        self.augment = (
+            dacs_photometric(jitter, jitter_p, blur_p, blur_sigma, coins) if strong else None
+        )
         self._panels: dict[str, Tensor] = {}
 
     def setup(self, adapter: Adapter) -> None:

@@ -33,4 +33,5 @@ class_mix = dict(
     blur_p=0.5,
     blur_sigma=(0.15, 1.15),
     class_pool='batch',
+    coins='batch',  # one jitter / blur coin per batch (dacs.py:331-339); 'image': per image
 )
