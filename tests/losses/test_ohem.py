@@ -40,3 +40,30 @@ def test_ohem_in_source_ce_of_the_cityscapes_leaves():
     ):
         sup = Config.fromfile(leaf).model.terms.sup
         assert (sup.ohem_thresh, sup.ohem_min_kept) == (0.7, 200000), leaf
+
+
+def test_source_ce_uses_ohem_when_asked():
+    from tests.conftest import toy_batch
+    from uda.registry import MODELS
+
+    def loss(**sup):
+        torch.manual_seed(0)
+        model = MODELS.build(
+            dict(
+                type='Adapter',
+                segmentor=dict(type='ToySegmentor'),
+                data_preprocessor=dict(type='SegDataPreprocessor', size_divisor=1),
+                terms=dict(src=dict(type='SourceCE', **sup)),
+            )
+        )
+        data = model.data_preprocessor(toy_batch(), True)
+        ctx = model.make_context(data['inputs'], data['data_samples'])
+        return model.terms['src'](ctx)['src.loss_ce'], ctx
+
+    plain, _ = loss()
+    # thresh 0: only the 10 hardest labelled pixels are kept (the toy network is near-uniform,
+    # so every pixel is below 0.7 and the default thresh would keep them all).
+    ohem, ctx = loss(ohem_thresh=0.0, ohem_min_kept=10)
+    expected = ohem_cross_entropy(ctx.student('source')['logits'], ctx.labels('source'), 0.0, 10)
+    torch.testing.assert_close(ohem, expected)
+    assert not torch.isclose(ohem, plain)
