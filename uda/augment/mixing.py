@@ -1,9 +1,9 @@
 """Mixing masks: ClassMix (DACS), CutMix boxes (UniMatch), block masks (MIC), and ``mix``.
 
-All masks are ``[B, H, W]``, one independent draw per image (ClassMix's batch pool: one
-draw of classes for the batch, as the reference). Random numbers come from an
-optional CPU ``torch.Generator`` (reproducible on any device); the masks are built on the
-device of the labels or on ``device``.
+All masks are ``[B, H, W]``, one independent draw per image (ClassMix's batch pool draws
+each image's classes from the classes of the whole batch, as the reference). Random numbers
+come from an optional CPU ``torch.Generator`` (reproducible on any device); the masks are
+built on the device of the labels or on ``device``.
 """
 
 from __future__ import annotations
