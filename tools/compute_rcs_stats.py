@@ -1,11 +1,16 @@
 """Per-image class statistics of the source training labels, for rare-class sampling (DAFormer).
 
 ``python tools/compute_rcs_stats.py CONFIG --out rcs_stats.json`` reads every label of the
-config's source training branch (label map and ``resize`` applied, no augmentation) and
-writes, per image, the number of pixels of each class. ``RareClassSampler`` turns them into
-class probabilities and per-class image lists (lhoyer/DAFormer writes the same statistics in
-``tools/convert_datasets/gta.py``, ``sample_class_stats.json``). The counts are at the
-dataset's resolution after ``resize``, the resolution ``min_pixels`` refers to.
+config's source training branch (label map applied, no augmentation) and writes, per image, the
+number of pixels of each class. ``RareClassSampler`` turns them into class probabilities and
+per-class image lists. By default (``--at file``) the labels are counted at the resolution of
+the label files, before the dataset's ``resize``, as lhoyer/MIC
+``seg/tools/convert_datasets/gta.py:41-48`` counts the original GTA5 labels
+(``sample_class_stats.json``), which ``min_pixels`` (3000) is compared with
+(``seg/mmseg/datasets/uda_dataset.py:97-99``). ``--at dataset`` counts after ``resize``
+(1914x1052 GTA5 frames at 1280x720 hold about 2.2x fewer pixels of each class, so the same
+``min_pixels`` is that much stricter). The crop check of ``RareClassCrop`` is on the resized
+crop in both cases, as the reference (``uda_dataset.py:128-133``).
 """
 
 import argparse
@@ -28,12 +33,19 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--out', required=True, help='output JSON file')
     parser.add_argument('--branch', default='source', help='labelled training branch')
     parser.add_argument('--workers', type=int, default=0, help='DataLoader workers')
+    parser.add_argument(
+        '--at',
+        choices=('file', 'dataset'),
+        default='file',
+        help="count at the label files' resolution (DAFormer / MIC) or after the dataset's resize",
+    )
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={})
     return parser.parse_args()
 
 
-def branch_dataset_cfg(cfg, config: str, branch: str) -> dict:
-    """The branch's dataset config without views, the RareClassCrop wrapper or augmentation."""
+def branch_dataset_cfg(cfg, config: str, branch: str, at: str = 'file') -> dict:
+    """The branch's dataset config without views, the RareClassCrop wrapper or augmentation
+    (and without ``resize`` when counting at the files' resolution, ``at='file'``)."""
     branches = cfg.train_dataloader.dataset.get('branches', {})
     if branch not in branches:
         raise KeyError(
@@ -46,13 +58,15 @@ def branch_dataset_cfg(cfg, config: str, branch: str) -> dict:
     if ds_cfg.get('type') in ('RareClassCrop', RareClassCrop):
         ds_cfg = dict(ds_cfg['dataset'])
     ds_cfg['pipeline'] = []  # whole images: one statistic per image, before any crop
+    if at == 'file' and 'resize' in ds_cfg:
+        ds_cfg['resize'] = None
     return ds_cfg
 
 
 def main() -> None:
     args = parse_args()
     cfg = load_config(args.config, args.cfg_options, work_dir=osp.dirname(args.out) or '.')
-    dataset = DATASETS.build(branch_dataset_cfg(cfg, args.config, args.branch))
+    dataset = DATASETS.build(branch_dataset_cfg(cfg, args.config, args.branch, args.at))
     if not getattr(dataset, 'with_label', True):
         raise ValueError(
             f"{args.config}: branch '{args.branch}' has with_label=False; rare-class "
@@ -74,7 +88,15 @@ def main() -> None:
         entries.append(dict(index=index, img_path=meta.get('img_path', ''), counts=counts.tolist()))
     os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
     with open(args.out, 'w') as f:
-        json.dump(dict(num_classes=num_classes, config=osp.abspath(args.config), images=entries), f)
+        json.dump(
+            dict(
+                num_classes=num_classes,
+                config=osp.abspath(args.config),
+                counted_at=args.at,
+                images=entries,
+            ),
+            f,
+        )
     print(f'{len(entries)} images -> {args.out}')
 
 

@@ -29,7 +29,8 @@ model = dict(
     segmentor=segmentor,
     data_preprocessor=dict(type='SegDataPreprocessor', size_divisor=32),
     test_cfg=_base_.inference_cfg,
-    # TRAIN.PRETRAIN: 5 epochs x 10,582 / 16 = 3,307 classification-only iterations.
+    # TRAIN.PRETRAIN: 5 epochs x floor(10,582 / 16) = 3,305 classification-only iterations
+    # (drop_last: visinf/1-stage-wseg datasets/__init__.py:22-29, train.py:83).
     # The DeepLab-v3+ masks are at stride 4 as the reference's; PAMR runs there (cam_stride=4).
-    terms=dict(cam=dict(background=0, mask_start_iter=3307, cam_stride=4)),
+    terms=dict(cam=dict(background=0, mask_start_iter=3305, cam_stride=4)),
 )

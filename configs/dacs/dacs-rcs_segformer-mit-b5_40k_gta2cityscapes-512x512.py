@@ -4,7 +4,9 @@
 # mmseg/datasets/uda_dataset.py; rare_class_sampling=dict(min_pixels=3000, class_temp=0.01,
 # min_crop_ratio=0.5) in configs/daformer/gta2cs_uda_warm_fdthings_rcs_croppl_a999_daformer_
 # mitb5_s0.py). Still not the full DAFormer (68.3 mIoU): no ImageNet feature distance. The
-# statistics come first (GTA5 labels at the dataset's 1280x720, where min_pixels is counted):
+# statistics come first (GTA5 labels counted at their original 1914x1052, where DAFormer's
+# min_pixels is counted: lhoyer/MIC seg/tools/convert_datasets/gta.py:41-48; the crop check is
+# on the 1280x720 crops):
 #   python tools/compute_rcs_stats.py \
 #       configs/dacs/dacs-rcs_segformer-mit-b5_40k_gta2cityscapes-512x512.py \
 #       --out work_dirs/rcs_stats_gta5.json

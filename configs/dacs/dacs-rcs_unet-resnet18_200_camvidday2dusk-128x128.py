@@ -4,10 +4,11 @@
 # CamVid leaf. The statistics file comes first:
 #   CAMVID_ROOT=../shared/data/camvid python tools/compute_rcs_stats.py \
 #       configs/dacs/dacs-rcs_unet-resnet18_200_camvidday2dusk-128x128.py \
-#       --out work_dirs/rcs_stats_camvid.json
-# min_pixels: DAFormer's 3000 pixels of a 1280x720 GTA5 frame is 0.33 % of it; the same share of
-# a 180x240 CamVid frame is 140 pixels. The 128x128 crop is redrawn (up to 10 times) until it
-# holds min_crop_ratio x 140 pixels of the sampled class.
+#       --out work_dirs/rcs_stats_camvid.json --at dataset
+# min_pixels: 3000 pixels of a 1280x720 frame is 0.33 % of it; the same share of a 180x240
+# CamVid frame (the loaded size, hence --at dataset) is 140 pixels. (DAFormer counts its 3000 on
+# the original 1914x1052 GTA5 labels, 0.15 %: docs/fidelity.md.) The 128x128 crop is redrawn
+# (up to 10 times) until it holds min_crop_ratio x 140 pixels of the sampled class.
 _base_ = ['./dacs_unet-resnet18_200_camvidday2dusk-128x128.py']
 rcs_stats = '{{$RCS_STATS:work_dirs/rcs_stats_camvid.json}}'
 rcs_min_pixels = 140

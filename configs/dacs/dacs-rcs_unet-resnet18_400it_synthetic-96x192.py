@@ -6,7 +6,8 @@
 #   python tools/compute_rcs_stats.py \
 #       configs/dacs/dacs-rcs_unet-resnet18_400it_synthetic-96x192.py \
 #       --out work_dirs/rcs_stats_synthetic.json
-# min_pixels: DAFormer's 3000 pixels of a 1280x720 GTA5 frame is 0.33 % of it; the same share of
+# min_pixels: 3000 pixels of a 1280x720 frame is 0.33 % of it (DAFormer counts them on 1914x1052
+# GTA5 labels, 0.15 %: docs/fidelity.md); the same 0.33 % of
 # a 96x192 scene is 60 pixels (persons and traffic signs here are at most about 100 pixels).
 # The scenes are not cropped (flip only), so the re-crop rule has nothing to retry.
 _base_ = ['./dacs_unet-resnet18_400it_synthetic-96x192.py']

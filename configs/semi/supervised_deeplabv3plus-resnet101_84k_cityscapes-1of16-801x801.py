@@ -1,7 +1,7 @@
 # Supervised only: SourceCE on the labelled branch only; Cityscapes, UniMatch split 1/16 (186
 # labelled), at UniMatch's settings (LiheYoung/UniMatch configs/cityscapes.yaml). Reported (R101,
-# ImageNet init): UniMatch 76.6, supervised only 66.3 (README / paper Table). Differences: CE
-# instead of UniMatch's OHEM (thresh 0.7, min_kept 200000) on the labelled branch; the last
+# ImageNet init): UniMatch 76.6, supervised only 66.3 (README / paper Table). The labelled
+# loss is UniMatch's OHEM (thresh 0.7, min_kept 200000; util/ohem.py). Difference: the last
 # checkpoint, not the best epoch. Other splits: split_dir=.../cityscapes/1_8 (and the iterations
 # in the schedule base).
 _base_ = [
@@ -15,4 +15,6 @@ model = dict(
     segmentor=dict(_base_.segmentor, num_classes=_base_.num_classes),
     data_preprocessor=_base_.data_preprocessor,
     test_cfg=_base_.inference_cfg,  # sliding 801x801 windows, stride 534
+    # configs/cityscapes.yaml criterion: OHEM, thresh 0.7, min_kept 200000.
+    terms=dict(sup=dict(ohem_thresh=0.7, ohem_min_kept=200000)),
 )

@@ -91,3 +91,43 @@ def test_block_masks_grid_and_keep_ratio():
     a = block_masks(2, 32, 32, block_size=8, generator=torch.Generator().manual_seed(3))
     b = block_masks(2, 32, 32, block_size=8, generator=torch.Generator().manual_seed(3))
     assert a.equal(b)
+
+
+def test_class_mix_batch_pool_draws_half_of_the_batch_classes_ignore_included():
+    """DACS / DAFormer / MIC ``get_class_masks``: ceil(n / 2) of the n classes of the whole
+    batch (torch.unique over all labels, 255 included), a fresh draw per image."""
+    # Image 0: classes {1} + ignore; image 1: {3, 4}. Batch pool {1, 3, 4, 255}: 2 per image.
+    labels = torch.full((2, 4, 4), 1)
+    labels[0, 0] = 255
+    labels[1, :, :2], labels[1, :, 2:] = 3, 4
+    pool = {1, 3, 4, 255}
+    draws, empty0, ignore_pasted, per_image_picks = 600, 0, 0, set()
+    g = torch.Generator().manual_seed(0)
+    for _ in range(draws):
+        masks = class_mix_masks(labels, generator=g, pool='batch')
+        for i in range(2):
+            chosen = set(labels[i][masks[i]].tolist())
+            assert chosen <= pool
+            assert masks[i].equal(torch.isin(labels[i], torch.tensor(sorted(chosen) or [-1])))
+        empty0 += int(not masks[0].any())
+        ignore_pasted += int(masks[0][0].all())
+        per_image_picks.add((bool(masks[0].any()), bool(masks[1][:, :2].any())))
+    # P(image 0 gets neither 1 nor 255) = C(2,2) / C(4,2) = 1/6; P(255 chosen) = 1/2.
+    assert abs(empty0 / draws - 1 / 6) < 0.05
+    assert abs(ignore_pasted / draws - 1 / 2) < 0.06
+    assert len(per_image_picks) == 4  # the images draw independently
+    # The per-image pool never leaves an image with a class empty-handed, nor pastes ignore.
+    masks = class_mix_masks(labels, generator=g, pool='image')
+    assert masks[0].any() and not masks[0][0].any()
+
+
+def test_class_mix_batch_pool_odd_count_rounds_up():
+    labels = torch.tensor([[[0, 1, 2, 3, 4]]])  # 5 classes -> 3 chosen
+    for seed in range(10):
+        m = class_mix_masks(labels, generator=torch.Generator().manual_seed(seed), pool='batch')
+        assert int(m.sum()) == 3
+
+
+def test_class_mix_rejects_an_unknown_pool():
+    with pytest.raises(ValueError, match="pool='images'"):
+        class_mix_masks(_two_images(), pool='images')

@@ -83,3 +83,35 @@ def test_bad_arguments_name_the_fix():
         PhotometricAugment(order=('jitter', 'sharpen'))
     with pytest.raises(ValueError, match=r'\[K, 3, H, W\]'):
         PhotometricAugment(grey_p=1.0)(torch.rand(3, 8, 8))
+
+
+def test_batch_coins_jitter_all_images_or_none():
+    """DACS / MIC flip one jitter coin and one blur coin per batch (lhoyer/MIC dacs.py:331-339);
+    the factors stay per image. coins='image' mixes jittered and plain images in a batch."""
+    from uda.augment.photometric import PhotometricAugment
+
+    x = torch.rand(8, 3, 8, 8)
+    outcomes = {'batch': set(), 'image': set()}
+    for coins in outcomes:
+        aug = PhotometricAugment(jitter=(0.4, 0.4, 0.4, 0.1), jitter_p=0.5, coins=coins)
+        for seed in range(12):
+            y = aug(x, generator_seed=seed)
+            changed = tuple(bool((a - b).abs().max() > 1e-6) for a, b in zip(x, y))
+            outcomes[coins].add(changed)
+            if coins == 'batch' and all(changed):
+                # Factors per image: two jittered images differ from each other's jitter.
+                assert not torch.allclose(y[0] - x[0], y[1] - x[1])
+    assert outcomes['batch'] == {(True,) * 8, (False,) * 8}
+    assert any(0 < sum(c) < 8 for c in outcomes['image'])
+    blur = PhotometricAugment(blur_sigma=(1.0, 1.0), blur_p=0.5, blur_kernel=5, coins='batch')
+    seen = {
+        tuple(bool((a - b).abs().max() > 1e-6) for a, b in zip(x, blur(x, s))) for s in range(12)
+    }
+    assert seen == {(True,) * 8, (False,) * 8}
+
+
+def test_dacs_and_mic_strong_views_use_batch_coins_in_the_paper_leaves():
+    from mmengine.config import Config
+
+    model = Config.fromfile('configs/mic/mic_unet-resnet18_400it_synthetic-96x192.py').model
+    assert model.terms.mix.coins == 'batch' and model.terms.mic.coins == 'batch'

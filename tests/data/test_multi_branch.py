@@ -187,3 +187,39 @@ def test_bad_view_config_names_the_branch_and_view():
         _views_ds(views={'a.b': []})
     with pytest.raises(ValueError, match="branch 'unlabeled'.*dataset"):
         MultiBranchDataset(branches=dict(unlabeled=dict(type='SyntheticDataset', views={})))
+
+
+def _semi_ds(n_lab=3, n_unl=5):
+    unl = dict(type='SyntheticDataset', style='target', num_samples=n_unl, size=(16, 32))
+    return MultiBranchDataset(
+        branches=dict(
+            labeled=dict(type='SyntheticDataset', style='target', num_samples=n_lab, size=(16, 32)),
+            unlabeled=unl,
+            unlabeled_mix=dict(unl),
+        )
+    )
+
+
+def test_follow_gives_the_cutmix_partner_the_same_images(monkeypatch):
+    """UniMatch's zip(loader_u, loader_u): partner i is unlabelled image i again (another
+    crop); without `follow` the partner stream is independent."""
+    follow = dict(unlabeled_mix='unlabeled')
+    idx = list(
+        itertools.islice(iter(MultiBranchInfiniteSampler(_semi_ds(), seed=0, follow=follow)), 12)
+    )
+    assert all(u == m for _, u, m in idx)
+    plain = list(itertools.islice(iter(MultiBranchInfiniteSampler(_semi_ds(), seed=0)), 12))
+    assert any(u != m for _, u, m in plain)
+    # The leader's and the labelled stream are the ones without `follow`.
+    assert [(lab, u) for lab, u, _ in idx] == [(lab, u) for lab, u, _ in plain]
+    # Sharded across ranks, the partner still follows its rank's unlabelled index.
+    monkeypatch.setattr('uda.data.multi_branch.get_dist_info', lambda: (1, 2))
+    shard = MultiBranchInfiniteSampler(_semi_ds(), seed=0, follow=follow)
+    assert all(u == m for _, u, m in itertools.islice(iter(shard), 8))
+
+
+def test_follow_rejects_unknown_or_mismatched_branches():
+    with pytest.raises(ValueError, match='unlabeled_max'):
+        MultiBranchInfiniteSampler(_semi_ds(), follow=dict(unlabeled_max='unlabeled'))
+    with pytest.raises(ValueError, match='same dataset'):
+        MultiBranchInfiniteSampler(_semi_ds(), follow=dict(unlabeled_mix='labeled'))

@@ -203,3 +203,36 @@ def test_runner_trains_on_rare_class_crops(tmp_path):
     crops = batch['source']['data_samples']
     assert all(s['gt_sem_seg'].shape == (16, 32) and 'rcs_class' in s for s in crops)
     runner.train()
+
+
+def test_tool_counts_at_the_label_files_resolution_by_default(tmp_path):
+    """DAFormer / MIC count min_pixels on the original labels (convert_datasets/gta.py), not
+    after the dataset's resize: --at file (default) vs --at dataset on a 2x downscaled set."""
+    label = np.zeros((8, 8), np.uint8)
+    label[:2] = 1  # 16 px of class 1 at file resolution, 4 after resizing to 4x4
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / '0.png')
+    Image.fromarray(label).save(tmp_path / '0_gt.png')
+    (tmp_path / 'train.txt').write_text('0.png 0_gt.png')
+    source = dict(
+        type='ListFileDataset', data_root=str(tmp_path), list_file='train.txt', resize=(4, 4)
+    )
+    cfg = Config(
+        dict(
+            train_dataloader=dict(
+                dataset=dict(type='MultiBranchDataset', branches=dict(source=source))
+            )
+        )
+    )
+    cfg_path = str(tmp_path / 'cfg.py')
+    cfg.dump(cfg_path)
+    argv = sys.argv
+    counts = {}
+    for at in (None, 'dataset'):
+        out = str(tmp_path / f'rcs_{at}.json')
+        sys.argv = ['compute_rcs_stats.py', cfg_path, '--out', out] + (['--at', at] if at else [])
+        try:
+            runpy.run_path(os.path.join(ROOT, 'tools', 'compute_rcs_stats.py'), run_name='__main__')
+        finally:
+            sys.argv = argv
+        counts[at] = load_rcs_stats(out, 1)[0, :2].tolist()
+    assert counts[None] == [48, 16] and counts['dataset'] == [12, 4]

@@ -1,4 +1,4 @@
-"""ClassMix (DACS): per-image masks, label / weight composition, the quality weight in the loss."""
+"""ClassMix (DACS): batch-pool / per-image masks, label / weight composition, quality weight."""
 
 import math
 
@@ -67,7 +67,7 @@ def _hand_made(model):
 
 
 def test_mixed_labels_and_weights_compose_source_and_pseudo_labels_per_image():
-    model = _hand_made(_adapter(strong=False))
+    model = _hand_made(_adapter(strong=False, class_pool='image'))
     term = model.terms['mix']
     ctx = _context(model)
     src, tgt, gt = ctx.inputs('source'), ctx.inputs('target'), ctx.labels('source')
@@ -148,3 +148,63 @@ def test_term_starts_with_the_teacher_only_through_its_labeller():
     assert with_teacher.phases['mix'] == (5, None)
     student = _adapter(labeller=dict(type='QualityLabeller', source='student'))
     assert student.teacher is None and student.phases['mix'] == (0, None)
+
+
+def test_batch_pool_is_the_default_and_draws_from_the_batch_classes():
+    """The reference ClassMix (class_pool='batch'): image 0 (classes 1, 2) can receive pixels
+    of no class at all or only its ignore pixels, which the per-image pool never does."""
+    model = _hand_made(_adapter(strong=False))
+    term = model.terms['mix']
+    assert term.class_pool == 'batch'
+    ctx = _context(model)
+    gt = ctx.labels('source')
+    pool = {1, 2, 3, 4, 5, IGNORE}
+    only_foreign = 0
+    for seed in range(40):
+        torch.manual_seed(seed)
+        batch = term.mixed_batch(ctx)
+        for i in range(2):
+            chosen = set(gt[i][batch.mask[i]].tolist())
+            assert chosen <= pool
+            assert batch.mask[i].equal(torch.isin(gt[i], torch.tensor(sorted(chosen) or [-1])))
+            assert torch.equal(batch.labels[i][batch.mask[i]], gt[i][batch.mask[i]])
+        only_foreign += int(not batch.mask[0][4:].any())
+    assert only_foreign > 0  # 3 of 6 classes drawn, none of them 1 or 2: P = 1/5
+
+
+def _quality_probs(B=2, C=3, H=32, W=32):
+    """Image 0: every pixel confident (0.98); image 1: confident on its top quarter only."""
+    probs = torch.full((B, C, H, W), 0.01)
+    probs[:, 0] = 0.98
+    probs[1, :, 8:] = torch.tensor([0.5, 0.3, 0.2])[:, None, None]
+    return probs
+
+
+def test_quality_labeller_batch_and_image_weights():
+    """DACS code (lhoyer/MIC dacs.py:264-272): one weight, confident pixels of the batch over
+    all its pixels: (1024 + 256) / 2048 = 0.625; quality='image': 1.0 and 0.25."""
+    for quality, expected in (('batch', (0.625, 0.625)), ('image', (1.0, 0.25))):
+        model = _adapter(
+            labeller=dict(type='QualityLabeller', quality=quality, ignore_top=2), strong=False
+        )
+        labeller = model.labellers['teacher_quality']
+        labeller.predict_branch = lambda ctx, branch: _quality_probs()
+        pl = labeller(_context(model), 'target')
+        for i, q in enumerate(expected):
+            # The margin rows get 0 but still count in the quality, as the reference.
+            assert (pl.weight[i, 2:] == q).all() and (pl.weight[i, :2] == 0).all()
+        assert (pl.labels == 0).all()
+
+
+def test_dacs_and_mic_leaves_use_the_reference_forms():
+    from mmengine.config import Config
+
+    for leaf in (
+        'configs/dacs/dacs_unet-resnet18_400it_synthetic-96x192.py',
+        'configs/mic/mic_segformer-mit-b5_40k_gta2cityscapes-512x512.py',
+        'configs/dacs/dacs_deeplabv2-resnet101_40k_gta2cityscapes-512x512.py',
+    ):
+        model = Config.fromfile(leaf).model
+        assert model.teacher.bn_mode == 'batch' and model.teacher.ramp_offset == 1, leaf
+        assert model.labellers.teacher_quality.quality == 'batch', leaf
+        assert model.terms.mix.class_pool == 'batch', leaf

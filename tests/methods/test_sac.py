@@ -205,3 +205,25 @@ def test_views_per_pass_gives_the_same_loss_and_update_with_one_chunk_graph_at_a
 def test_views_per_pass_must_be_positive():
     with pytest.raises(ValueError, match='views_per_pass'):
         _adapter(views_per_pass=0)
+
+
+def test_sac_loss_batch_mean_confidence_is_the_released_codes_broadcast():
+    """visinf/da-sac models/sac.py:148: (loss_ce [B,H,W] * teacher_conf [B,1,H,W]).mean()."""
+    from uda.methods.sac import focal_class_weights, sac_loss
+
+    torch.manual_seed(0)
+    logits = torch.randn(3, 4, 2, 5)
+    labels = torch.randint(0, 4, (3, 2, 5))
+    labels[0, 0, 0] = 255
+    conf = torch.rand(3, 2, 5)
+    prior = torch.tensor([0.1, 0.2, 0.3, 0.4])
+    ce = torch.nn.functional.cross_entropy(
+        logits, labels, weight=focal_class_weights(prior), ignore_index=255, reduction='none'
+    )
+    reference = (ce * conf[:, None]).mean()  # the code's broadcast to [B, B, H, W]
+    torch.testing.assert_close(
+        sac_loss(logits, labels, conf, prior, confidence_form='batch_mean'), reference
+    )
+    per_pixel = (ce * conf).mean()  # the paper's form, uda's default
+    torch.testing.assert_close(sac_loss(logits, labels, conf, prior), per_pixel)
+    assert not torch.isclose(reference, per_pixel)

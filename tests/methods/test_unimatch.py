@@ -169,8 +169,16 @@ def test_weak_forward_runs_once_and_labels_come_from_it():
     model.train()
     ctx = _ctx(model)
     model.terms['unl'](ctx)
-    # weak (shared by the labeller and the FP branch) + the two strong views in one forward.
+    # labelled + weak in one forward whose decoder also decodes the dropped features (shared by
+    # the labeller, SourceCE and the FP branch) + the two strong views in one forward.
+    assert ctx.counts['student'] == 2 and ctx.counts['student_decode'] == 0
+    model = MODELS.build(_method('unimatch', fp_decode='separate', joint_branch=None))
+    ctx = _ctx(model)
+    model.terms['unl'](ctx)
     assert ctx.counts['student'] == 2 and ctx.counts['student_decode'] == 1
+    model = MODELS.build(_method('unimatch'))
+    ctx = _ctx(model)
+    model.terms['unl'](ctx)
     assert ctx.counts['teacher'] == 0
     pl = ctx.pseudo_labels('unlabeled', 'weak')
     weak = ctx.student('unlabeled')['logits'].detach()

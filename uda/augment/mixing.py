@@ -1,8 +1,9 @@
 """Mixing masks: ClassMix (DACS), CutMix boxes (UniMatch), block masks (MIC), and ``mix``.
 
-All masks are ``[B, H, W]``, one independent draw per image. Random numbers come from an
-optional CPU ``torch.Generator`` (reproducible on any device); the masks are built on the
-device of the labels or on ``device``.
+All masks are ``[B, H, W]``, one independent draw per image (ClassMix's batch pool draws
+each image's classes from the classes of the whole batch, as the reference). Random numbers
+come from an optional CPU ``torch.Generator`` (reproducible on any device); the masks are
+built on the device of the labels or on ``device``.
 """
 
 from __future__ import annotations
@@ -17,22 +18,32 @@ from torch import Tensor
 Device = Union[str, torch.device, None]
 
 
-def class_mix_masks(
-    labels: Tensor, ignore_index: int = 255, generator: Optional[torch.Generator] = None
-) -> Tensor:
-    """ClassMix masks: per image, the pixels of half of the classes present in that image.
+CLASS_POOLS = ('batch', 'image')
 
-    For each image, ``ceil(n / 2)`` of its ``n`` classes (``ignore_index`` excluded) are chosen
-    uniformly without replacement (Olsson et al., WACV 2021; Tranheden et al., DACS, WACV 2021;
-    vikolss/DACS trainUDA.py). DAFormer's ``get_class_masks`` (lhoyer/DAFormer
-    mmseg/models/utils/dacs_transforms.py) calls ``torch.unique`` on the whole batch, so it can
-    pick classes absent from an image and paste fewer (even no) pixels; uda draws from each
-    image's own classes.
+
+def class_mix_masks(
+    labels: Tensor,
+    ignore_index: int = 255,
+    generator: Optional[torch.Generator] = None,
+    pool: str = 'image',
+) -> Tensor:
+    """ClassMix masks: per image, the pixels of half of the classes of a pool of classes.
+
+    ``pool='batch'`` (the DACS code as DAFormer / MIC run it): for each image, ``ceil(n / 2)``
+    of the ``n`` classes of the *whole batch*, the ignore label included, are drawn uniformly
+    without replacement and the image's pixels of those classes are set (lhoyer/MIC
+    seg/mmseg/models/utils/dacs_transforms.py:90-99, ``torch.unique(labels)`` over the batch;
+    vikolss/DACS trainUDA.py). An image can get classes it does not hold, and so fewer, even
+    no, pasted pixels; pasted ignore pixels keep the ignore label.
+
+    ``pool='image'`` (the ClassMix paper, Olsson et al., WACV 2021): ``ceil(n / 2)`` of the
+    image's own ``n`` classes, ``ignore_index`` excluded, so every image with a class pastes.
 
     Args:
         labels: [B, H, W] integer class ids of the images whose pixels are pasted.
-        ignore_index: Label value that is never chosen.
+        ignore_index: Label value never chosen with ``pool='image'``.
         generator: Optional CPU RNG for reproducible choices.
+        pool: ``'batch'`` or ``'image'`` (see above).
 
     Returns:
         [B, H, W] bool, True on pixels of the chosen classes.
@@ -42,6 +53,19 @@ def class_mix_masks(
             f'class_mix_masks expects integer labels [B, H, W], got {labels.dtype} '
             f'{tuple(labels.shape)}.'
         )
+    if pool not in CLASS_POOLS:
+        raise ValueError(
+            f"class_mix_masks(pool={pool!r}): use 'batch' (DACS / DAFormer / MIC code) or "
+            "'image' (each image's own classes)."
+        )
+    if pool == 'batch':
+        classes = torch.unique(labels)
+        n = int(classes.numel())
+        picks = [
+            classes[torch.randperm(n, generator=generator)[: math.ceil(n / 2)].to(classes.device)]
+            for _ in range(labels.shape[0])
+        ]
+        return torch.stack([torch.isin(label, pick) for label, pick in zip(labels, picks)])
     masks = []
     for label in labels:
         classes = torch.unique(label)

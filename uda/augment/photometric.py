@@ -57,6 +57,10 @@ class PhotometricAugment(nn.Module):
             odd(ceil(0.1 W)) of the input, as in DACS (:func:`relative_kernel`).
         order: Order of the steps, a permutation of a subset of ``('jitter', 'grey', 'blur')``;
             steps left out do not run.
+        coins: ``'image'``: each image flips its own coin per step; ``'batch'``: one coin per
+            step for the whole batch (all images jittered / blurred, or none), factors and
+            sigmas still per image, as DACS / DAFormer / MIC draw ``random.uniform(0, 1)`` once
+            per step (lhoyer/MIC seg/mmseg/models/uda/dacs.py:331-339).
     """
 
     def __init__(
@@ -69,8 +73,18 @@ class PhotometricAugment(nn.Module):
         blur_p: float = 1.0,
         blur_kernel: Union[int, str] = 13,
         order: Sequence[str] = ('jitter', 'grey', 'blur'),
+        coins: str = 'image',
     ) -> None:
         super().__init__()
+        if coins not in ('image', 'batch'):
+            raise ValueError(
+                f"PhotometricAugment: coins={coins!r}; use 'image' (a coin per image) or "
+                "'batch' (one coin per step for the batch, as DACS)."
+            )
+        self.coins = coins
+        # With batch coins the kornia modules always apply; the coin is flipped in _augment.
+        self.probs = dict(jitter=float(jitter_p), grey=float(grey_p), blur=float(blur_p))
+        kp = (lambda p: 1.0) if coins == 'batch' else (lambda p: p)
         unknown = [s for s in order if s not in _STEPS]
         if unknown or len(set(order)) != len(order):
             raise ValueError(
@@ -103,8 +117,8 @@ class PhotometricAugment(nn.Module):
         if jitter is not None and jitter_p > 0 and any(v > 0 for v in jitter):
             cls = K.ColorJitter if jitter_formula == 'torchvision' else K.ColorJiggle
             b, c, s, h = (float(v) for v in jitter)
-            self.jitter = cls(brightness=b, contrast=c, saturation=s, hue=h, p=jitter_p)
-        self.grey = K.RandomGrayscale(p=grey_p) if grey_p > 0 else None
+            self.jitter = cls(brightness=b, contrast=c, saturation=s, hue=h, p=kp(jitter_p))
+        self.grey = K.RandomGrayscale(p=kp(grey_p)) if grey_p > 0 else None
         self.blur_sigma = (
             None if blur_sigma is None else (float(blur_sigma[0]), float(blur_sigma[1]))
         )
@@ -121,7 +135,8 @@ class PhotometricAugment(nn.Module):
         else:
             ks = (int(self.blur_kernel), int(self.blur_kernel))
         if ks not in self._blurs:
-            self._blurs[ks] = K.RandomGaussianBlur(ks, self.blur_sigma, p=self.blur_p)
+            p = 1.0 if self.coins == 'batch' else self.blur_p
+            self._blurs[ks] = K.RandomGaussianBlur(ks, self.blur_sigma, p=p)
         return self._blurs[ks]
 
     def _augment(self, x: Tensor) -> Tensor:
@@ -133,8 +148,11 @@ class PhotometricAugment(nn.Module):
                 module = self.grey
             else:
                 module = self._blur(x.shape[-2:])
-            if module is not None:
-                x = module(x)
+            if module is None:
+                continue
+            if self.coins == 'batch' and not float(torch.rand(())) < self.probs[step]:
+                continue
+            x = module(x)
         return x.clamp(0, 1)
 
     def forward(self, x: Tensor, generator_seed: Optional[int] = None) -> Tensor:
@@ -184,7 +202,8 @@ def dacs_strong(strength: float = 0.2) -> PhotometricAugment:
     when U(0, 1) > 0.2), s = 0.2 (DAFormer; DACS uses 0.25), with the formulas of the kornia 0.5
     it ran on (``ColorJiggle`` today; hue = s turns, as the reference passes ``hue=s``); then a
     Gaussian blur with p 0.5, sigma ~ U(0.15, 1.15), kernel odd(ceil(0.1 H)) x odd(ceil(0.1 W)).
-    The reference draws both coin flips once per batch; here each image draws its own.
+    The reference draws both coin flips once per batch; here each image draws its own
+    (:func:`uda.methods.class_mix.dacs_photometric` has the reference's batch coins).
     """
     s = float(strength)
     return PhotometricAugment(

@@ -170,13 +170,27 @@ class MultiBranchInfiniteSampler(Sampler):
     out, so a small target set and a large source set never wait for each other. Rank ``r`` of
     ``w`` takes every ``w``-th element of each stream, so ranks see disjoint samples.
 
+    ``follow`` makes a branch take another branch's indices instead of its own stream: with
+    ``follow=dict(unlabeled_mix='unlabeled')`` element ``i`` of the CutMix partner batch is
+    another crop (its own augmentation draw) of the same unlabelled image, as UniMatch's
+    ``zip(trainloader_l, trainloader_u, trainloader_u)``: one loader iterated twice under one
+    ``DistributedSampler`` epoch order (LiheYoung/UniMatch unimatch.py:83-88, 118-125;
+    fixmatch.py:86-88, 117-120; confirmed in LiheYoung/UniMatch issue #51).
+
     Args:
         dataset: The dataset to sample from.
         shuffle: Shuffle (True) or cycle in order (False).
         seed: Base seed; the Runner passes its seed. The same seed yields the same stream.
+        follow: Branch -> branch whose indices it takes (both of the same length).
     """
 
-    def __init__(self, dataset: Dataset, shuffle: bool = True, seed: Optional[int] = None) -> None:
+    def __init__(
+        self,
+        dataset: Dataset,
+        shuffle: bool = True,
+        seed: Optional[int] = None,
+        follow: Optional[dict[str, str]] = None,
+    ) -> None:
         self.rank, self.world_size = get_dist_info()
         self.seed = sync_random_seed() if seed is None else int(seed)
         self.shuffle = shuffle
@@ -188,6 +202,24 @@ class MultiBranchInfiniteSampler(Sampler):
             self.multi = False
         if min(self.sizes) == 0:
             raise ValueError('MultiBranchInfiniteSampler: a dataset is empty.')
+        # Branch position -> position of the branch whose index it repeats.
+        self.leader: dict[int, int] = {}
+        for branch, lead in (follow or {}).items():
+            names = dataset.names if isinstance(dataset, MultiBranchDataset) else []
+            if branch not in names or lead not in names or branch == lead:
+                raise ValueError(
+                    f'MultiBranchInfiniteSampler(follow={follow}): {branch!r} -> {lead!r} must '
+                    f'name two different branches of the MultiBranchDataset ({names}), e.g. '
+                    "follow=dict(unlabeled_mix='unlabeled')."
+                )
+            b, a = names.index(branch), names.index(lead)
+            if self.sizes[b] != self.sizes[a] or lead in (follow or {}):
+                raise ValueError(
+                    f'MultiBranchInfiniteSampler(follow={follow}): branch {branch!r} '
+                    f'({self.sizes[b]} images) follows {lead!r} ({self.sizes[a]} images); '
+                    'give both the same dataset and let the leader follow no other branch.'
+                )
+            self.leader[b] = a
 
     def branch_stream(self, branch: int, size: int) -> Iterator[int]:
         """Infinite index stream of one branch (before rank sharding)."""
@@ -200,12 +232,14 @@ class MultiBranchInfiniteSampler(Sampler):
                 yield from range(size)
 
     def __iter__(self) -> Iterator[Any]:
-        streams = [
-            itertools.islice(self.branch_stream(b, n), self.rank, None, self.world_size)
+        streams = {
+            b: itertools.islice(self.branch_stream(b, n), self.rank, None, self.world_size)
             for b, n in enumerate(self.sizes)
-        ]
+            if b not in self.leader
+        }
         while True:
-            idx = tuple(next(s) for s in streams)
+            own = {b: next(s) for b, s in streams.items()}
+            idx = tuple(own[self.leader.get(b, b)] for b in range(len(self.sizes)))
             yield idx if self.multi else idx[0]
 
     def __len__(self) -> int:

@@ -181,7 +181,8 @@ class RareClassSampler(MultiBranchInfiniteSampler):
         stats_file: JSON from ``tools/compute_rcs_stats.py`` (per-image class pixel counts).
         branch: The labelled source branch (``'source'``).
         temperature: T of the class softmax (0.01).
-        min_pixels: Pixels of ``c`` an image needs (3000 at DAFormer's resolution).
+        min_pixels: Pixels of ``c`` an image needs in the statistics file (3000 in DAFormer,
+            counted on the original GTA5 labels: ``tools/compute_rcs_stats.py --at file``).
         shuffle: Shuffle the other branches.
         seed: Base seed.
     """
@@ -226,7 +227,7 @@ class RareClassSampler(MultiBranchInfiniteSampler):
         if not self.images_of_class:
             raise ValueError(
                 f'RareClassSampler: no source image has more than min_pixels={min_pixels} '
-                'pixels of any class; lower min_pixels (DAFormer: 3000 at 1280x720).'
+                'pixels of any class; lower min_pixels (DAFormer: 3000 on 1914x1052 GTA5 labels).'
             )
         if dropped:
             print_log(

@@ -2,7 +2,7 @@
 
 from uda.losses.adversarial import domain_accuracy, gan_loss, grad_reverse
 from uda.losses.cam import balanced_mask_ce, focal_mask_penalty, ngwp_scores, pseudo_masks
-from uda.losses.cross_entropy import cross_entropy
+from uda.losses.cross_entropy import cross_entropy, ohem_cross_entropy
 from uda.losses.entropy import entropy_loss, pixel_entropy, weighted_self_information
 
 __all__ = [
@@ -11,6 +11,7 @@ __all__ = [
     'ngwp_scores',
     'pseudo_masks',
     'cross_entropy',
+    'ohem_cross_entropy',
     'domain_accuracy',
     'entropy_loss',
     'gan_loss',

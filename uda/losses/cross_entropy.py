@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Optional
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -45,3 +46,40 @@ def cross_entropy(
     else:
         denom = valid.sum()
     return loss.sum() / denom.clamp(min=1e-6)
+
+
+def ohem_cross_entropy(
+    logits: Tensor,
+    target: Tensor,
+    thresh: float = 0.7,
+    min_kept: int = 200000,
+    ignore_index: int = 255,
+) -> Tensor:
+    """Online hard example mining cross-entropy, UniMatch's labelled loss on Cityscapes
+    (LiheYoung/UniMatch util/ohem.py ``ProbOhemCrossEntropy2d``; configs/cityscapes.yaml
+    thresh 0.7, min_kept 200000).
+
+    A labelled pixel is kept when the softmax probability of its true class is at most
+    ``max(thresh, p_k)``, ``p_k`` the ``min_kept``-th smallest such probability of the batch, so
+    at least ``min_kept`` of the hardest pixels stay; with fewer than ``min_kept`` labelled
+    pixels every one is kept. The loss is the mean cross-entropy over the kept pixels.
+
+    Args:
+        logits: [B, C, H, W] scores.
+        target: [B, H, W] class ids, ``ignore_index`` where there is no label.
+        thresh: Probability below which a pixel is always kept (0.7).
+        min_kept: Pixels kept at least (200000 for 2 images of 801x801).
+        ignore_index: Label of pixels that contribute nothing.
+    """
+    valid = target != ignore_index
+    num_valid = int(valid.sum())
+    kept = valid
+    if 0 < min_kept <= num_valid:
+        with torch.no_grad():
+            prob = logits.detach().float().softmax(1)
+            true = prob.gather(1, torch.where(valid, target, 0)[:, None])[:, 0]
+            true = true.masked_fill(~valid, 1.0)  # as the reference: ignore pixels rank last
+            kth = true.flatten().kthvalue(min(true.numel(), min_kept)).values
+            threshold = torch.maximum(kth, torch.tensor(float(thresh), device=kth.device))
+            kept = valid & (true <= threshold)
+    return cross_entropy(logits, torch.where(kept, target, ignore_index), ignore_index=ignore_index)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Optional, Sequence, Union, cast
 
@@ -86,6 +86,40 @@ class PseudoLabels:
     extras: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class JointForward:
+    """Branches the student forwards as ONE batch (one set of BatchNorm statistics), as
+    UniMatch's ``model(torch.cat((img_x, img_u_w)))`` (LiheYoung/UniMatch unimatch.py:151,
+    fixmatch.py:146), registered by a term in its ``setup`` (:meth:`Adapter.forward_together`).
+
+    Attributes:
+        branches: The branches, concatenated in this order.
+        perturb: Optional encoder-feature perturbation: the decoder then runs once on the clean
+            and the perturbed features together (UniMatch's ``need_fp`` forward,
+            model/semseg/deeplabv3plus.py:44-50), and :meth:`StepContext.student_perturbed`
+            returns the perturbed logits.
+        owner: Name of the registering term: the group is used only while that term is active.
+    """
+
+    branches: tuple[str, ...]
+    perturb: Optional[Callable[[list[Tensor]], list[Tensor]]] = None
+    owner: str = ''
+
+
+def _split_output(out: Any, sizes: list[int]) -> list[Any]:
+    """Split a forward's outputs (tensors, lists of tensors) along the batch into ``sizes``."""
+    n = sum(sizes)
+    if isinstance(out, Tensor) and out.dim() > 0 and out.shape[0] == n:
+        return list(out.split(sizes))
+    if isinstance(out, dict):
+        parts = {k: _split_output(v, sizes) for k, v in out.items()}
+        return [{k: v[i] for k, v in parts.items()} for i in range(len(sizes))]
+    if isinstance(out, (list, tuple)):
+        items = [_split_output(v, sizes) for v in out]
+        return [[v[i] for v in items] for i in range(len(sizes))]
+    return [out for _ in sizes]
+
+
 class StepContext:
     """One training step as the terms see it.
 
@@ -115,6 +149,7 @@ class StepContext:
         self.num_classes, self.ignore_index = adapter.num_classes, adapter.ignore_index
         self.counts: Counter = Counter()
         self._student: dict[str, dict[str, Any]] = {}
+        self._student_fp: dict[str, Tensor] = {}
         self._teacher: dict[str, dict[str, Any]] = {}
         self._pseudo: dict[tuple[str, str], PseudoLabels] = {}
         # Set by the adapter's student phase: back-propagate a partial loss at once.
@@ -178,10 +213,64 @@ class StepContext:
         ``aux_logits`` when a term needs the auxiliary head), with gradient, cached."""
         out = self._student.get(branch)
         if out is None:
-            with self._adapter.bn_stats_from(branch):
-                out = self.student_forward(self.inputs(branch))
+            # With gradient even when a labeller asks first, inside its no_grad (UniMatch's
+            # weak forward feeds the pseudo-labels, detached, and the feature perturbation).
+            with torch.enable_grad():
+                group = self._joint_group(branch)
+                if group is not None:
+                    self._student_joint(group)
+                    return self._student[branch]
+                with self._adapter.bn_stats_from(branch):
+                    out = self.student_forward(self.inputs(branch))
             self._student[branch] = out
         return out
+
+    def student_perturbed(self, branch: str) -> Optional[Tensor]:
+        """Logits [B, C, H, W] of the perturbed features of ``branch``, decoded together with
+        the clean ones by a :class:`JointForward` with ``perturb``; None when no active group
+        perturbs this branch (the term then decodes its perturbed features itself)."""
+        self.student(branch)
+        return self._student_fp.get(branch)
+
+    def _joint_group(self, branch: str) -> Optional[JointForward]:
+        groups = [g for g in self._adapter.joint_forwards if branch in g.branches]
+        if not groups:
+            return None
+        active = self._adapter.active_terms(self.iter)
+        return next((g for g in groups if not g.owner or g.owner in active), None)
+
+    def _student_joint(self, group: JointForward) -> None:
+        xs = [self.inputs(b) for b in group.branches]
+        if len({tuple(x.shape[1:]) for x in xs}) != 1:
+            raise ValueError(
+                f'Branches {list(group.branches)} are forwarded as one batch but their images '
+                f'differ in size {[tuple(x.shape[1:]) for x in xs]}; give them one crop size.'
+            )
+        sizes, x = [len(t) for t in xs], torch.cat(xs)
+        student = self._adapter.student
+        with ExitStack() as stack:
+            for b in group.branches:
+                stack.enter_context(self._adapter.bn_stats_from(b))
+            if group.perturb is None:
+                out = self.student_forward(x)
+            else:
+                if not hasattr(student, 'decode'):
+                    raise TypeError(
+                        f'{type(student).__name__} has no extract_feat / decode; a joint '
+                        'clean + perturbed decode needs uda.models.SMPSegmentor.'
+                    )
+                self.counts['student'] += 1
+                feats = student.extract_feat(x)
+                dropped = group.perturb(list(feats))
+                both = student.decode(
+                    [torch.cat((f, d)) for f, d in zip(feats, dropped)], x.shape[-2:]
+                )
+                logits, fp = both[: len(x)], both[len(x) :]
+                out = dict(logits=logits, features=list(feats))
+                if self._adapter.want_aux:
+                    out['aux_logits'] = student.head('aux', feats, x.shape[-2:])
+                self._student_fp.update(zip(group.branches, fp.split(sizes)))
+        self._student.update(zip(group.branches, _split_output(out, sizes)))
 
     def student_forward(self, x: Tensor) -> dict[str, Any]:
         """Student outputs on any normalised input (e.g. mixed or noised views), not cached."""
@@ -484,6 +573,8 @@ class Adapter(BaseModel):
             {n: LABELLERS.build(c) for n, c in (labellers or {}).items()}
         )
         self.want_aux = any(t.needs_aux for t in built.values())
+        # Filled by terms' setup (forward_together): branches forwarded as one batch.
+        self.joint_forwards: list[JointForward] = []
         for module in [*built.values(), *self.labellers.values()]:
             cast(Union[Term, Labeller], module).setup(self)
         self.test_cfg = check_test_cfg(test_cfg)
@@ -531,11 +622,19 @@ class Adapter(BaseModel):
             self.teacher.net.compile(**options)
 
     def _build_teacher(self, cfg: dict) -> None:
-        unknown = set(cfg) - {'momentum', 'interval', 'start_iter', 'ramp'}
+        unknown = set(cfg) - {
+            'momentum',
+            'interval',
+            'start_iter',
+            'ramp',
+            'ramp_offset',
+            'bn_mode',
+        }
         if unknown:
             raise KeyError(
                 f'Adapter(teacher=...) got unknown keys {sorted(unknown)}; use '
-                'dict(momentum=0.99, interval=100, start_iter=0, ramp=False).'
+                'dict(momentum=0.99, interval=100, start_iter=0, ramp=False, ramp_offset=0, '
+                "bn_mode='eval')."
             )
         self.teacher = MomentumTeacher(self.student, **cfg)
         # DDP: EMATeacherHook updates the teacher identically on every rank; keep its
@@ -612,6 +711,22 @@ class Adapter(BaseModel):
             if iteration >= start and (end is None or iteration < end):
                 out[name] = term
         return out
+
+    def forward_together(
+        self,
+        branches: Sequence[str],
+        perturb: Optional[Callable[[list[Tensor]], list[Tensor]]] = None,
+        owner: str = '',
+    ) -> None:
+        """Have the student forward ``branches`` as one batch (see :class:`JointForward`)."""
+        branches = tuple(branches)
+        taken = {b for g in self.joint_forwards for b in g.branches} & set(branches)
+        if taken or len(set(branches)) != len(branches):
+            raise ValueError(
+                f'forward_together({list(branches)}): branches {sorted(taken)} are already in '
+                'another joint forward, or repeated; a branch joins one group at most.'
+            )
+        self.joint_forwards.append(JointForward(branches, perturb, owner))
 
     def bn_mode(self, iteration: int) -> dict:
         """The BN policy entry in force at ``iteration``."""

@@ -58,8 +58,9 @@ class SingleStageCAM(Term):
         focal_power: Exponent of the focal mask penalty (``FOCAL_P`` = 3).
         focal_lambda: Offset inside its log (``FOCAL_LAMBDA`` = 0.01).
         mask_weight: Weight of the mask loss (``MASK_LOSS_BCE`` = 1.0).
-        mask_start_iter: First iteration with the mask loss (5 epochs of VOC train_aug at batch
-            16 = 3307 iterations in the reference).
+        mask_start_iter: First iteration with the mask loss (5 epochs of the 10582 VOC
+            train_aug images at batch 16 with drop_last = 5 x 661 = 3305 iterations in the
+            reference: visinf/1-stage-wseg train.py:83, datasets/__init__.py:22-29).
         fg_ratio: Pseudo-mask threshold as a fraction of a class's peak (0.6).
         bg_ratio: The same for the background (0.7).
         floor: Lowest pseudo-mask threshold (0.2).

@@ -7,10 +7,10 @@ is the source label on pasted pixels and the teacher's pseudo-label elsewhere, t
 weight 1 on pasted pixels and the pseudo-labels' quality elsewhere; the student is trained with
 the weighted cross-entropy on the strongly augmented mixed image.
 
-Deliberate differences from the reference code: each image draws its ClassMix classes from its
-own source label (DAFormer's ``get_class_masks`` draws from the classes of the whole batch, so
-an image can get an empty mask), and the strong augmentation draws its coin flips and factors
-per image (the reference draws them once per batch).
+The ClassMix classes come from the whole source batch by default, as the reference code
+(``class_pool='batch'``); ``class_pool='image'`` draws them from each image's own label. The
+strong augmentation flips its coins once per batch, as the reference (``coins='batch'``;
+``'image'``: per image); see docs/fidelity.md.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any, NamedTuple, Optional, Sequence
 import torch
 from torch import Tensor
 
-from uda.augment.mixing import class_mix_masks, mix
+from uda.augment.mixing import CLASS_POOLS, class_mix_masks, mix
 from uda.augment.photometric import PhotometricAugment
 from uda.losses import cross_entropy
 from uda.methods.base import Adapter, StepContext, Term
@@ -33,6 +33,7 @@ def dacs_photometric(
     jitter_p: float = 0.8,
     blur_p: float = 0.5,
     blur_sigma: Sequence[float] = (0.15, 1.15),
+    coins: str = 'batch',
 ) -> PhotometricAugment:
     """The strong augmentation of DACS / DAFormer with its numbers as arguments.
 
@@ -41,7 +42,8 @@ def dacs_photometric(
     when U(0, 1) > 0.2), then a Gaussian blur with probability ``blur_p``, sigma ~
     U(``blur_sigma``), kernel odd(ceil(0.1 H)) x odd(ceil(0.1 W)) (lhoyer/DAFormer
     ``mmseg/models/utils/dacs_transforms.py`` ``color_jitter`` / ``gaussian_blur``;
-    :func:`uda.augment.photometric.dacs_strong` is this with the defaults).
+    :func:`uda.augment.photometric.dacs_strong` is this with the defaults). ``coins='batch'``:
+    one coin per step for the batch, as the reference (dacs.py:331-339); ``'image'``: per image.
     """
     return PhotometricAugment(
         jitter=(jitter, jitter, jitter, jitter),
@@ -51,6 +53,7 @@ def dacs_photometric(
         blur_p=blur_p,
         blur_kernel='relative',
         order=('jitter', 'blur'),
+        coins=coins,
     )
 
 
@@ -87,14 +90,15 @@ class MixedBatch(NamedTuple):
 class ClassMix(Term):
     """DACS cross-domain ClassMix self-training (vikolss/DACS ``trainUDA.py`` L424-486).
 
-    Per image ``i``: ``mask_i`` = the pixels of ``ceil(n_i / 2)`` of the ``n_i`` classes of
-    source label ``i`` (:func:`uda.augment.mixing.class_mix_masks`); mixed image = source where
-    ``mask_i``, target elsewhere (both normalised, so their padding stays 0), then the strong
-    augmentation; mixed label = source label where ``mask_i``, the labeller's pseudo-label
-    elsewhere; mixed weight = 1 where ``mask_i``, the pseudo-label weight elsewhere (DACS
-    quality q: the share of teacher pixels with max softmax >= 0.968). The loss is
-    ``weight * mean(w * CE(student(mixed), label))`` over all pixels, as DACS's
-    ``(ce * pixel_weight).mean()``.
+    Per image ``i``: ``mask_i`` = the pixels of label ``i`` of ``ceil(n / 2)`` of the ``n``
+    classes of the source batch (``class_pool='batch'``) or of label ``i``
+    (``class_pool='image'``) (:func:`uda.augment.mixing.class_mix_masks`); mixed image =
+    source where ``mask_i``, target elsewhere (both normalised, so their padding stays 0),
+    then the strong augmentation; mixed label = source label where ``mask_i``, the
+    labeller's pseudo-label elsewhere; mixed weight = 1 where ``mask_i``, the pseudo-label
+    weight elsewhere (DACS quality q: the share of teacher pixels with max softmax >= 0.968
+    over the batch). The loss is ``weight * mean(w * CE(student(mixed), label))`` over all
+    pixels, as DACS's ``(ce * pixel_weight).mean()``.
 
     The term needs a teacher only through its labeller: with a teacher labeller it starts with
     the teacher (its ``start_iter``), with ``source='student'`` at iteration 0.
@@ -111,6 +115,8 @@ class ClassMix(Term):
         blur_p: Probability of the Gaussian blur (0.5).
         blur_sigma: Range of the blur sigma in pixels (0.15-1.15).
         prefix: Log-key prefix (``<prefix>loss_ce``, ``<prefix>quality``).
+        class_pool: ``'batch'`` (the DACS / DAFormer / MIC code) or ``'image'``.
+        coins: Strong-augmentation coin flips ``'batch'`` (DACS code) or ``'image'``.
     """
 
     needs_teacher = False  # set from the labeller in setup()
@@ -127,11 +133,20 @@ class ClassMix(Term):
         blur_p: float = 0.5,
         blur_sigma: Sequence[float] = (0.15, 1.15),
         prefix: str = 'mix.',
+        class_pool: str = 'batch',
+        coins: str = 'batch',
     ) -> None:
         super().__init__(weight)
+        if class_pool not in CLASS_POOLS:
+            raise ValueError(
+                f"ClassMix(class_pool={class_pool!r}): use 'batch' (DACS code) or 'image'."
+            )
+        self.class_pool = class_pool
         self.source_branch, self.target_branch = source_branch, target_branch
         self.labeller, self.prefix = labeller, prefix
-        self.augment = dacs_photometric(jitter, jitter_p, blur_p, blur_sigma) if strong else None
+        self.augment = (
+            dacs_photometric(jitter, jitter_p, blur_p, blur_sigma, coins) if strong else None
+        )
         self._panels: dict[str, Tensor] = {}
 
     def setup(self, adapter: Adapter) -> None:
@@ -156,7 +171,7 @@ class ClassMix(Term):
                 '(QualityLabeller, ConfidenceLabeller).'
             )
         with torch.no_grad():
-            mask = class_mix_masks(src_labels, ctx.ignore_index)
+            mask = class_mix_masks(src_labels, ctx.ignore_index, pool=self.class_pool)
             valid = mask | valid_pixels(ctx, self.target_branch, tgt)
             image = strong_view(ctx, mix(mask, src, tgt), self.augment, valid)
             labels = mix(mask, src_labels, pl.labels)

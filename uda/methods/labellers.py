@@ -63,20 +63,26 @@ class ConfidenceLabeller(Labeller):
 
 @LABELLERS.register_module()
 class QualityLabeller(Labeller):
-    """DACS pseudo-labels: arg-max everywhere, weighted per image by their quality.
+    """DACS pseudo-labels: arg-max everywhere, weighted by their quality.
 
-    ``weight`` is, per image, the share of its (non-padding) pixels whose confidence is at
-    least ``threshold`` (vikolss/DACS ``trainUDA.py``; lhoyer/DAFormer
-    ``mmseg/models/uda/dacs.py``), broadcast to [B, H, W]; rows within ``ignore_top`` /
-    ``ignore_bottom`` of the image border get weight 0 (DAFormer's pseudo-label margins: 15 /
-    120 rows on Cityscapes, for rectification artefacts and the ego car).
+    With ``quality='batch'`` (the DACS code: vikolss/DACS ``trainUDA.py``; lhoyer/MIC
+    seg/mmseg/models/uda/dacs.py:264-272) ``weight`` is one number for the whole batch: the
+    share of the batch's (non-padding) pixels whose confidence is at least ``threshold``. With
+    ``quality='image'`` it is that share per image (an image of confident pixels is not held
+    back by an uncertain neighbour in the batch). Either is broadcast to [B, H, W]; rows within
+    ``ignore_top`` / ``ignore_bottom`` of the image border get weight 0 (DAFormer's pseudo-label
+    margins: 15 / 120 rows on Cityscapes, for rectification artefacts and the ego car; the
+    quality still counts their pixels, as the reference: dacs.py:274-286).
 
     Args:
         threshold: Confidence threshold of the quality (0.968).
         ignore_top: Top rows with weight 0.
         ignore_bottom: Bottom rows with weight 0.
         source: 'teacher' (DACS) or 'student'.
+        quality: ``'batch'`` (DACS / DAFormer / MIC code) or ``'image'``.
     """
+
+    QUALITIES = ('batch', 'image')
 
     def __init__(
         self,
@@ -84,10 +90,17 @@ class QualityLabeller(Labeller):
         ignore_top: int = 0,
         ignore_bottom: int = 0,
         source: str = 'teacher',
+        quality: str = 'batch',
     ) -> None:
         super().__init__(source)
+        if quality not in self.QUALITIES:
+            raise ValueError(
+                f"QualityLabeller(quality={quality!r}): use 'batch' (one weight for the batch, "
+                "as the DACS code) or 'image' (one weight per image)."
+            )
         self.threshold = float(threshold)
         self.ignore_top, self.ignore_bottom = int(ignore_top), int(ignore_bottom)
+        self.quality = quality
 
     @torch.no_grad()
     def forward(self, ctx: StepContext, branch: str) -> PseudoLabels:
@@ -95,7 +108,10 @@ class QualityLabeller(Labeller):
         conf, labels = probs.max(1)
         valid = valid_pixels(ctx, branch, probs)
         good = ((conf >= self.threshold) & valid).flatten(1).sum(1).float()
-        quality = good / valid.flatten(1).sum(1).clamp(min=1).float()  # [B]
+        total = valid.flatten(1).sum(1).float()
+        if self.quality == 'batch':
+            good, total = good.sum().expand_as(good), total.sum().expand_as(total)
+        quality = good / total.clamp(min=1)  # [B]
         weight = quality[:, None, None] * valid.float()
         for i, s in enumerate(ctx.samples(branch)):
             h = int(tuple(s.get('img_shape', probs.shape[-2:]))[0])

@@ -53,6 +53,8 @@ class MaskedConsistency(Term):
         blur_p: Probability of the Gaussian blur (0.5).
         blur_sigma: Range of the blur sigma in pixels (0.15-1.15).
         prefix: Log-key prefix (``<prefix>loss_ce``, ``<prefix>visible``).
+        coins: Strong-augmentation coin flips ``'batch'`` (MIC: one ``random.uniform`` per
+            step, masking_consistency_module.py:119-130) or ``'image'``.
     """
 
     needs_teacher = False  # set from the labeller in setup()
@@ -70,6 +72,7 @@ class MaskedConsistency(Term):
         blur_p: float = 0.5,
         blur_sigma: Sequence[float] = (0.15, 1.15),
         prefix: str = 'mic.',
+        coins: str = 'batch',
     ) -> None:
         super().__init__(weight)
         if int(block_size) < 1 or not 0.0 <= float(mask_ratio) <= 1.0:
@@ -79,7 +82,9 @@ class MaskedConsistency(Term):
             )
         self.branch, self.labeller, self.prefix = branch, labeller, prefix
         self.block_size, self.mask_ratio = int(block_size), float(mask_ratio)
-        self.augment = dacs_photometric(jitter, jitter_p, blur_p, blur_sigma) if strong else None
+        self.augment = (
+            dacs_photometric(jitter, jitter_p, blur_p, blur_sigma, coins) if strong else None
+        )
         self._panels: dict[str, Tensor] = {}
 
     def setup(self, adapter: Adapter) -> None:

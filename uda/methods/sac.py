@@ -88,16 +88,31 @@ def sac_loss(
     prior: Tensor,
     focal_power: float = 3.0,
     ignore_index: int = 255,
+    confidence_form: str = 'pixel',
 ) -> Tensor:
     """SAC's self-training loss: ``mean(conf * (1 - prior[y])^p * CE(logits, y))`` over all
     pixels, ignored pixels contributing 0 (the reference's ``_focal_ce_conf``).
+
+    ``confidence_form='pixel'`` weights each pixel by its own teacher confidence (the paper).
+    ``'batch_mean'`` is the released code's arithmetic: ``loss_ce`` [B, H, W] times
+    ``teacher_conf`` [B, 1, H, W] broadcasts to [B, B, H, W], so each pixel is weighted by the
+    confidence at that position averaged over the batch of views (visinf/da-sac
+    models/sac.py:148, 159, 357-360).
 
     Args:
         logits: [B, C, H, W] student scores.
         labels: [B, H, W] pseudo-labels (``ignore_index`` where unreliable).
         confidence: [B, H, W] teacher confidence per pixel.
         prior: [C] running class prior.
+        confidence_form: ``'pixel'`` or ``'batch_mean'`` (see above).
     """
+    if confidence_form == 'batch_mean':
+        confidence = confidence.mean(0, keepdim=True).expand_as(confidence)
+    elif confidence_form != 'pixel':
+        raise ValueError(
+            f"sac_loss(confidence_form={confidence_form!r}): use 'pixel' (the paper) or "
+            "'batch_mean' (the released code's broadcast)."
+        )
     return cross_entropy(
         logits.float(),
         labels,
@@ -266,6 +281,8 @@ class SACSelfTraining(Term):
             graph is held (memory, issue 16). The loss and its gradient are the same sum;
             BN statistics come from each chunk (uda only: the reference has one pass). None:
             all views in one pass.
+        confidence_form: ``'pixel'`` (each pixel its own teacher confidence, the paper) or
+            ``'batch_mean'`` (the released code's broadcast, see :func:`sac_loss`).
     """
 
     needs_teacher = True
@@ -283,8 +300,15 @@ class SACSelfTraining(Term):
         focal_power: float = 3.0,
         log_per_class: bool = True,
         views_per_pass: Optional[int] = None,
+        confidence_form: str = 'pixel',
     ) -> None:
         super().__init__(weight)
+        if confidence_form not in ('pixel', 'batch_mean'):
+            raise ValueError(
+                f"SACSelfTraining(confidence_form={confidence_form!r}): use 'pixel' or "
+                "'batch_mean'."
+            )
+        self.confidence_form = confidence_form
         if views_per_pass is not None and views_per_pass < 1:
             raise ValueError(f'SACSelfTraining: views_per_pass must be >= 1, got {views_per_pass}.')
         self.views_per_pass = views_per_pass
@@ -348,7 +372,13 @@ class SACSelfTraining(Term):
             part = slice(start, min(start + step, n))
             logits = ctx.student_forward(noisy[part])['logits']
             loss = sac_loss(
-                logits, labels[part], conf[part], prior, self.focal_power, ctx.ignore_index
+                logits,
+                labels[part],
+                conf[part],
+                prior,
+                self.focal_power,
+                ctx.ignore_index,
+                self.confidence_form,
             )
             loss = self.weight * loss * (len(logits) / n)
             if part.stop < n and ctx.backward_now(loss):

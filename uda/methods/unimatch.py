@@ -2,8 +2,11 @@
 CVPR 2023, arXiv:2208.09910), and its special cases FixMatch and the mean teacher.
 
 Reference: LiheYoung/UniMatch@0324f3d ``unimatch.py`` (and ``fixmatch.py``, the same step with
-one strong view and no feature perturbation). Per step, for an unlabelled batch ``u`` and an
-independently drawn second unlabelled batch ``m`` (the CutMix partner):
+one strong view and no feature perturbation). Per step, for an unlabelled batch ``u`` and a
+second unlabelled batch ``m`` (the CutMix partner: in UniMatch another crop of the same images,
+``zip(trainloader_l, trainloader_u, trainloader_u)``, unimatch.py:121; uda's semi dataset
+bases give the ``unlabeled_mix`` branch ``follow=dict(unlabeled_mix='unlabeled')`` in
+:class:`uda.data.MultiBranchInfiniteSampler` for that):
 
 * pseudo-labels of the weak view ``u`` (UniMatch: the student's training-mode forward,
   detached) and of ``m`` (UniMatch: the student in eval mode), kept where the confidence
@@ -22,11 +25,14 @@ this term with ``weight=0.5``, ``strong_weights=(0.25, 0.25)``, ``fp_weight=0.5`
 (``configs/_base_/methods/unimatch.py``). FixMatch (``fixmatch.py``): ``strong_weights=(1.0,)``,
 ``fp_weight=0``; the mean teacher (UniMatch-V2): the same with teacher labellers.
 
-Deliberate differences: UniMatch forwards the labelled and weak batches in one concatenated
-pass (one BatchNorm batch) and decodes clean and dropped features together; uda forwards the
-labelled branch in ``SourceCE`` and the weak branch here (BatchNorm statistics per batch), and
-decodes the dropped features separately. Strong views are made on the device (kornia,
-per-image parameters) from the weak crops instead of PIL in the workers.
+BatchNorm batches as the reference: with ``joint_branch='labeled'`` the labelled and weak
+batches go through the student as one batch (``model(torch.cat((img_x, img_u_w)))``,
+unimatch.py:151, fixmatch.py:146), and with ``fp_decode='joint'`` the clean and dropped
+features of that batch are decoded together (model/semseg/deeplabv3plus.py:44-50), so the
+decoder's BatchNorm sees both; ``joint_branch=None`` / ``fp_decode='separate'`` forward each
+branch and decode the dropped features on their own (BatchNorm statistics per batch). Strong
+views are made on the device (kornia, per-image parameters) from the weak crops instead of PIL
+in the workers (docs/fidelity.md).
 """
 
 from __future__ import annotations
@@ -114,8 +120,8 @@ class UniMatch(Term):
         mix_labeller: Labeller of the CutMix partner (UniMatch: ``source='student'``, eval
             mode; mean teacher: the teacher).
         weak_branch: Branch of the weak views [B, 3, H, W] (``'unlabeled'``).
-        mix_branch: Branch of the CutMix partners, drawn by an independent sampler stream
-            (``'unlabeled_mix'``); None disables CutMix.
+        mix_branch: Branch of the CutMix partners (``'unlabeled_mix'``: other crops of the weak
+            branch's images when the sampler's ``follow`` says so); None disables CutMix.
         cutmix_p: Probability that a strong view gets a box (0.5; ``dataset/transform.py``
             ``obtain_cutmix_box``).
         cutmix_area: Box area range as a share of the image (0.02, 0.4).
@@ -128,6 +134,10 @@ class UniMatch(Term):
         blur_p: Probability of the blur (0.5).
         blur_kernel: Odd blur kernel size (13 px = 3 sigma_max either side) or ``'relative'``.
         prefix: Key prefix of the losses (``'unl'``).
+        joint_branch: Labelled branch forwarded with the weak branch as one batch (UniMatch /
+            FixMatch: ``'labeled'``); None forwards them separately.
+        fp_decode: ``'joint'``: decode the clean and the dropped features as one batch
+            (UniMatch); ``'separate'``: decode the dropped features on their own.
     """
 
     def __init__(
@@ -151,8 +161,16 @@ class UniMatch(Term):
         blur_p: float = 0.5,
         blur_kernel: Union[int, str] = 13,
         prefix: str = 'unl',
+        joint_branch: Optional[str] = None,
+        fp_decode: str = 'joint',
     ) -> None:
         super().__init__(weight)
+        if fp_decode not in ('joint', 'separate'):
+            raise ValueError(
+                f"UniMatch(fp_decode={fp_decode!r}): use 'joint' (clean and dropped features "
+                "decoded as one batch, as UniMatch) or 'separate'."
+            )
+        self.joint_branch, self.fp_decode = joint_branch, fp_decode
         self.strong_weights = [float(w) for w in strong_weights]
         if not self.strong_weights and fp_weight <= 0:
             raise ValueError(
@@ -186,6 +204,15 @@ class UniMatch(Term):
         # Teacher labellers (mean teacher): the term starts with the teacher.
         names = [self.labeller] + ([self.mix_labeller] if self.mix_branch else [])
         self.needs_teacher = any(adapter.labeller(n).needs_teacher for n in names)
+        group = ((self.joint_branch,) if self.joint_branch else ()) + (self.weak_branch,)
+        joint_fp = self.fp_weight > 0 and self.fp_decode == 'joint'
+        if len(group) > 1 or joint_fp:
+            adapter.forward_together(
+                group, self._perturb if joint_fp else None, owner=self.term_name
+            )
+
+    def _perturb(self, features: list[Tensor]) -> list[Tensor]:
+        return feature_dropout(features, self.fp_p, self.fp_stages)
 
     @torch.no_grad()
     def strong_view(self, ctx: StepContext, x: Tensor, valid: Tensor) -> Tensor:
@@ -251,9 +278,11 @@ class UniMatch(Term):
                 loss = masked_consistency_loss(lg, lbl, w, v, ctx.ignore_index)
                 out[f'{self.prefix}.loss_s{k + 1}'] = self.weight * wk * loss
         if self.fp_weight > 0:
-            feats = ctx.student(self.weak_branch)['features']
-            dropped = feature_dropout(feats, self.fp_p, self.fp_stages)
-            fp_logits = ctx.student_decode(dropped, x.shape[-2:])
+            fp_logits = ctx.student_perturbed(self.weak_branch)
+            if fp_logits is None:  # fp_decode='separate'
+                feats = ctx.student(self.weak_branch)['features']
+                dropped = feature_dropout(feats, self.fp_p, self.fp_stages)
+                fp_logits = ctx.student_decode(dropped, x.shape[-2:])
             loss = masked_consistency_loss(fp_logits, pl.labels, pl.weight, valid, ctx.ignore_index)
             out[f'{self.prefix}.loss_fp'] = self.weight * self.fp_weight * loss
         kept = (pl.weight * valid).sum() / valid.sum().clamp(min=1)

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import Any, Optional
+from contextlib import contextmanager
+from typing import Any, Iterator, Optional
 
 import torch
 import torch.nn as nn
@@ -25,8 +26,19 @@ class MomentumTeacher(nn.Module):
     The update runs over parameters and floating-point buffers (BN statistics, as SAC's
     visinf/da-sac ``models/sac.py`` ``_momentum_update``); integer buffers
     (``num_batches_tracked``) are copied. With ``ramp=True`` the momentum of the ``t``-th update
-    (t = 0, 1, ...) is ``min(1 - 1 / (t + 1), momentum)`` (DACS / DAFormer ``_update_ema``,
-    UniMatch-V2), so early teachers follow the student quickly.
+    (t = 0, 1, ...) is ``min(1 - 1 / (t + 1 + ramp_offset), momentum)``, so early teachers
+    follow the student quickly: with ``ramp_offset=1`` the teacher after ``i`` optimiser steps
+    is the mean of the students S0..Si, as DACS / DAFormer / MIC, whose update at iteration
+    ``i`` uses ``min(1 - 1 / (i + 1), alpha)`` (lhoyer/MIC seg/mmseg/models/uda/dacs.py:122-135,
+    316-321); with ``ramp_offset=0`` the first update copies S1 and S0 is lost.
+
+    ``bn_mode`` chooses how the teacher's BatchNorm layers normalise: ``'eval'`` with their
+    running statistics (the EMA of the student's, as SAC: visinf/da-sac models/sac.py), or
+    ``'batch'`` with the statistics of the batch the teacher sees, as the DACS / DAFormer / MIC
+    EMA model, which stays in train mode (only its dropout and drop-path are switched off
+    before the pseudo-label forward: lhoyer/MIC seg/mmseg/models/uda/dacs.py:376-384). In
+    ``'batch'`` mode the running statistics are left untouched (the reference's teacher updates
+    its own; they are not read by its pseudo-labels). Dropout stays off in both modes.
 
     Args:
         network: The student network to copy (deep-copied; the teacher holds no reference).
@@ -40,7 +52,12 @@ class MomentumTeacher(nn.Module):
             schedule 0.996 -> 1 (facebookresearch/dino main_dino.py ``momentum_schedule =
             cosine_scheduler(args.momentum_teacher, 1, epochs, len(data_loader))``).
         cosine_updates: T, the number of updates of the cosine schedule (0: constant momentum).
+        ramp_offset: With ``ramp``, 1 counts the initial copy as a student (DACS / MIC), 0 not.
+        bn_mode: ``'eval'`` (running statistics) or ``'batch'`` (each forward's batch
+            statistics, DACS / MIC).
     """
+
+    BN_MODES = ('eval', 'batch')
 
     ready: Tensor
     updates: Tensor
@@ -54,8 +71,16 @@ class MomentumTeacher(nn.Module):
         ramp: bool = False,
         momentum_end: Optional[float] = None,
         cosine_updates: int = 0,
+        ramp_offset: int = 0,
+        bn_mode: str = 'eval',
     ) -> None:
         super().__init__()
+        if bn_mode not in self.BN_MODES or int(ramp_offset) < 0:
+            raise ValueError(
+                f'MomentumTeacher(bn_mode={bn_mode!r}, ramp_offset={ramp_offset}): bn_mode must '
+                f"be one of {self.BN_MODES} ('batch': DACS / MIC) and ramp_offset >= 0."
+            )
+        self.bn_mode, self.ramp_offset = bn_mode, int(ramp_offset)
         if int(cosine_updates) < 0 or (
             int(cosine_updates) > 0
             and (momentum_end is None or not 0.0 <= float(momentum_end) <= 1.0)
@@ -89,8 +114,26 @@ class MomentumTeacher(nn.Module):
         return super().train(False)
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
-        with torch.no_grad():
+        with torch.no_grad(), self._bn_context():
             return self.net(*args, **kwargs)
+
+    @contextmanager
+    def _bn_context(self) -> Iterator[None]:
+        """In ``'batch'`` mode, BatchNorm layers normalise with batch statistics for the
+        duration of one forward, without updating their running statistics."""
+        if self.bn_mode == 'eval':
+            yield
+            return
+        bns = [m for m in self.net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        saved = [(m.training, m.track_running_stats) for m in bns]
+        for m in bns:
+            # training + no tracking: batch statistics, running buffers neither read nor written
+            m.training, m.track_running_stats = True, False
+        try:
+            yield
+        finally:
+            for m, (training, track) in zip(bns, saved):
+                m.training, m.track_running_stats = training, track
 
     def due(self, iteration: int) -> bool:
         """Whether the optimiser step of ``iteration`` is followed by an update."""
@@ -114,7 +157,7 @@ class MomentumTeacher(nn.Module):
             end = self.momentum_end
             m = end - (end - m) * (1.0 + math.cos(math.pi * t / self.cosine_updates)) / 2.0
         if self.ramp:
-            m = min(1.0 - 1.0 / (int(self.updates) + 1), m)
+            m = min(1.0 - 1.0 / (int(self.updates) + 1 + self.ramp_offset), m)
         return m
 
     @torch.no_grad()

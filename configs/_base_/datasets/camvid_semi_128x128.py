@@ -7,8 +7,8 @@
 # Weak view as UniMatch (dataset/semi.py, dataset/transform.py): random rescale 0.5-2.0, a
 # 128x128 crop (padded where the rescaled frame is smaller: image 0, mask 255 = ignore, so the
 # unlabelled losses leave padding out), horizontal flip. The labelled branch uses the same.
-# Branches: labeled / unlabeled / unlabeled_mix (the CutMix partners); MultiBranchInfiniteSampler
-# draws each from its own index stream, and seed_offset gives each its own augmentation RNG.
+# Branches: labeled / unlabeled / unlabeled_mix (the CutMix partners: the unlabelled images again,
+# see `follow` below); seed_offset gives each branch its own augmentation RNG.
 # The data root is the CAMVID_ROOT environment variable (default: data/camvid).
 data_root = '{{$CAMVID_ROOT:data/camvid}}'
 num_classes = 11
@@ -44,7 +44,12 @@ train_dataloader = dict(
     batch_size=4,
     num_workers=1,
     persistent_workers=True,
-    sampler=dict(type='MultiBranchInfiniteSampler', shuffle=True),
+    # The CutMix partner of unlabelled image i is another crop of the same image i (its own
+    # augmentation draw, seed_offset 2), as UniMatch's zip(loader_u, loader_u) over one sampler
+    # (LiheYoung/UniMatch unimatch.py:121); drop `follow` for independently drawn partners.
+    sampler=dict(
+        type='MultiBranchInfiniteSampler', shuffle=True, follow=dict(unlabeled_mix='unlabeled')
+    ),
     collate_fn=dict(type='uda_collate'),
     dataset=dict(
         type='MultiBranchDataset',

@@ -35,7 +35,12 @@ train_dataloader = dict(
     batch_size=4,
     num_workers=1,
     persistent_workers=True,
-    sampler=dict(type='MultiBranchInfiniteSampler', shuffle=True),
+    # The CutMix partner of unlabelled image i is another crop of the same image i (its own
+    # augmentation draw, seed_offset 2), as UniMatch's zip(loader_u, loader_u) over one sampler
+    # (LiheYoung/UniMatch unimatch.py:121); drop `follow` for independently drawn partners.
+    sampler=dict(
+        type='MultiBranchInfiniteSampler', shuffle=True, follow=dict(unlabeled_mix='unlabeled')
+    ),
     collate_fn=dict(type='uda_collate'),
     dataset=dict(
         type='MultiBranchDataset',

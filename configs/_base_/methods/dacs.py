@@ -12,8 +12,14 @@ _base_ = ['./class_mix_term.py']
 model = dict(
     type='Adapter',
     # EMA teacher updated after every optimiser step with alpha_t = min(1 - 1/(t+1), 0.999)
-    # (DAFormer alpha 0.999; DACS 0.99), initialised from the student at iteration 0.
-    teacher=dict(momentum=0.999, interval=1, start_iter=0, ramp=True),
+    # (DAFormer alpha 0.999; DACS 0.99), t = optimiser steps since its initialisation from the
+    # student, so it is the mean of the students S0..St while 1 - 1/(t+1) < alpha (ramp_offset
+    # 1; lhoyer/MIC seg/mmseg/models/uda/dacs.py:122-135, 316-321). Its BatchNorm normalises
+    # each target batch with that batch's statistics: the reference EMA model is never put in
+    # eval mode (dacs.py:376-384). bn_mode='eval' uses the EMA running statistics instead.
+    teacher=dict(
+        momentum=0.999, interval=1, start_iter=0, ramp=True, ramp_offset=1, bn_mode='batch'
+    ),
     labellers=dict(teacher_quality=_base_.teacher_quality),
     terms=dict(src=dict(type='SourceCE', weight=1.0, branch='source'), mix=_base_.class_mix),
 )

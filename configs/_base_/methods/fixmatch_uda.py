@@ -6,7 +6,8 @@
 model = dict(
     type='Adapter',
     # Mean teacher: EMA of the student after every step with momentum
-    # min(1 - 1/(t+1), 0.999) (ramp; DAFormer mmseg/models/uda/dacs.py `_update_ema`).
+    # min(1 - 1/(t+1), 0.999), t = updates so far (ramp; DAFormer's `_update_ema` formula, but
+    # DAFormer also counts the initial copy, ramp_offset=1: docs/fidelity.md).
     teacher=dict(momentum=0.999, interval=1, start_iter=0, ramp=True),
     labellers=dict(
         # FixMatch / UniMatch (Pascal) threshold; source='student' = UniMatch's model.eval().

@@ -17,4 +17,5 @@ masked_consistency = dict(
     jitter_p=0.8,  # 1 - color_jitter_probability 0.2
     blur_p=0.5,
     blur_sigma=(0.15, 1.15),
+    coins='batch',  # one jitter / blur coin per batch (masking_consistency_module.py:119-130)
 )

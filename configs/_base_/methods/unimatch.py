@@ -1,5 +1,6 @@
 # UniMatch (Yang et al., CVPR 2023; LiheYoung/UniMatch unimatch.py): two strong views, each with
-# its own CutMix box from a second, independently drawn unlabelled batch, plus the feature
+# its own CutMix box from another crop of the same unlabelled batch (the `unlabeled_mix` branch,
+# which the semi dataset bases' sampler makes follow `unlabeled`: unimatch.py:121), plus the feature
 # perturbation (Dropout2d(0.5) on the encoder features of the weak view's forward, decoded
 # again). Targets: the student's predictions on the weak view (training-mode forward, detached)
 # and, in the boxes, on the partner (eval mode), kept where confidence >= 0.95
@@ -36,6 +37,10 @@ model = dict(
             blur_p=0.5,
             blur_kernel=13,
             prefix='unl',
+            # BatchNorm batches as unimatch.py:151 and deeplabv3plus.py:44-50: labelled + weak
+            # images forwarded as one batch, clean + dropped features decoded as one batch.
+            joint_branch='labeled',
+            fp_decode='joint',
         ),
     ),
     bn_policy='train',
