@@ -9,6 +9,7 @@ import difflib
 import inspect
 import os
 import os.path as osp
+import re
 import sys
 import textwrap
 from typing import Any, Callable, Optional, Sequence
@@ -591,11 +592,51 @@ def _close_process_group() -> None:
         dist.destroy_process_group()
 
 
+_WORKER_HEADER = re.compile(r'^Caught \w+ in DataLoader worker process (\d+)\.\nOriginal ', re.S)
+
+
+def unwrap_worker_error(message: str) -> str:
+    """The original message of an error raised inside a DataLoader worker.
+
+    torch re-raises a worker's exception in the main process with the same type and the
+    message ``Caught OSError in DataLoader worker process 0.\nOriginal Traceback ...`` (torch
+    ``torch/_utils.py`` ``ExceptionWrapper.reraise``): about 40 lines of worker traceback with
+    the real message, which names the file and the fix, at the end. This returns that message
+    (of the last exception of a chain), so a worker error reads like a main-process one;
+    any other message is returned unchanged.
+    """
+    if not _WORKER_HEADER.match(message):
+        return message
+    lines = message.splitlines()
+    starts = [
+        i for i, line in enumerate(lines) if line.endswith('Traceback (most recent call last):')
+    ]
+    if not starts:
+        return message
+    # After the last traceback header: indented frame lines, then `module.Type: message`.
+    body = lines[starts[-1] + 1 :]
+    first = next((i for i, line in enumerate(body) if line and not line[0].isspace()), None)
+    if first is None:
+        return message
+    text = '\n'.join(body[first:]).rstrip()
+    head, sep, rest = text.partition(': ')
+    if sep and re.fullmatch(r'[\w.]+', head):
+        text = rest
+    if len(text) > 1 and text[0] == text[-1] and text[0] in '"\'':  # KeyError reprs its key
+        try:
+            text = str(ast.literal_eval(text))
+        except (ValueError, SyntaxError):
+            pass
+    return text
+
+
 def run_tool(main: Callable[[], Any]) -> None:
     """Run a tool's ``main``; print a known error as ``error: <message>`` and exit 2.
 
-    The messages name the file or key and the fix, so a traceback only hides them. Set the
-    environment variable ``UDA_DEBUG=1`` to get the traceback instead.
+    The messages name the file or key and the fix, so a traceback only hides them; an error
+    raised in a DataLoader worker is printed as its original message
+    (:func:`unwrap_worker_error`). Set the environment variable ``UDA_DEBUG=1`` to get the
+    traceback instead.
     """
     if os.environ.get('UDA_DEBUG', '') not in ('', '0'):
         main()
@@ -606,6 +647,7 @@ def run_tool(main: Callable[[], Any]) -> None:
         _close_process_group()
     except TOOL_ERRORS as err:
         msg = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
+        msg = unwrap_worker_error(str(msg))
         print(
             f'error: {msg}\n(UDA_DEBUG=1 shows the traceback of this {type(err).__name__})',
             file=sys.stderr,
