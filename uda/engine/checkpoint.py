@@ -8,9 +8,11 @@ those types, rather than unpickling arbitrary code from a checkpoint.
 
 from __future__ import annotations
 
+import errno
 import os
 import os.path as osp
 import pickle
+import shutil
 import zipfile
 from typing import Any, Optional
 
@@ -169,11 +171,61 @@ def commit_file(tmp_path: str, path: str) -> None:
 
 
 def write_text_atomic(path: str, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and :func:`commit_file`."""
+    """Write ``text`` to ``path`` through a temporary file and :func:`commit_file`; a failed
+    write leaves ``path`` as it was and no temporary file behind."""
     tmp_path = f'{path}.tmp'
-    with open(tmp_path, 'w') as f:
-        f.write(text)
-    commit_file(tmp_path, path)
+    try:
+        with open(tmp_path, 'w') as f:
+            f.write(text)
+        commit_file(tmp_path, path)
+    except BaseException:
+        if osp.exists(tmp_path):
+            os.remove(tmp_path)
+        raise
+
+
+class CheckpointSaveError(OSError):
+    """A checkpoint could not be written (full or read-only disk, quota): the message names
+    the folder, its free space and the checkpoint that is still valid."""
+
+
+# Errors of the disk, not of the checkpoint: the save can succeed once there is room.
+DISK_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG, errno.EACCES, errno.EPERM}
+
+
+def _size(nbytes: float) -> str:
+    for unit in ('B', 'KiB', 'MiB', 'GiB', 'TiB'):
+        if nbytes < 1024 or unit == 'TiB':
+            return f'{nbytes:.1f} {unit}' if unit != 'B' else f'{int(nbytes)} B'
+        nbytes /= 1024
+    return f'{nbytes:.1f} TiB'  # pragma: no cover
+
+
+def save_failure(err: OSError, path: str, previous: Optional[str]) -> CheckpointSaveError:
+    """The error to raise when writing checkpoint ``path`` failed with ``err``.
+
+    Names the folder, its free space (``shutil.disk_usage``), the cause, and the checkpoint
+    that ``last_checkpoint`` still names, so the user knows that ``--resume`` works once there
+    is room.
+    """
+    folder = osp.dirname(osp.abspath(path))
+    try:
+        usage = shutil.disk_usage(folder)
+        space = f'{_size(usage.free)} free of {_size(usage.total)}'
+    except OSError:
+        space = 'free space unknown'
+    cause = os.strerror(err.errno) if err.errno else str(err)
+    kept = (
+        f'The previous checkpoint {previous} and last_checkpoint are unchanged: free space (or '
+        'make the folder writable) and continue with tools/train.py CONFIG --resume.'
+        if previous
+        else 'No earlier checkpoint was written; free space (or make the folder writable) and '
+        'start again.'
+    )
+    return CheckpointSaveError(
+        err.errno or errno.EIO,
+        f'Cannot write checkpoint {osp.basename(path)} to {folder} ({cause}; {space}). {kept}',
+    )
 
 
 def install_checkpoint_loader() -> None:
