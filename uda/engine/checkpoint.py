@@ -12,6 +12,7 @@ import errno
 import os
 import os.path as osp
 import pickle
+import re
 import shutil
 import zipfile
 from typing import Any, Optional
@@ -23,6 +24,24 @@ from mmengine.runner.checkpoint import CheckpointLoader
 
 class CheckpointError(RuntimeError):
     """A checkpoint file that cannot be used: truncated, corrupt, or holding foreign objects."""
+
+
+_URL = re.compile(r'^[A-Za-z][A-Za-z0-9+.-]*://')
+
+
+def refuse_url(path: Any, what: str) -> None:
+    """Fail when ``path`` is a URL (``https://``, ``s3://``, ``open-mmlab://`` ...).
+
+    A config is Python and runs when loaded; a checkpoint is unpickled (with the allow-list of
+    :func:`load_checkpoint_file`, but mmengine's own ``http`` loader bypasses it). The tools
+    therefore read both only from local files that the user fetched and checked.
+    """
+    if isinstance(path, str) and _URL.match(path):
+        raise ValueError(
+            f'{what} {path} is a URL; the tools load configs and checkpoints only from local '
+            'files (a config is Python code that runs when it is loaded, a checkpoint is '
+            'unpickled). Download it yourself from a source you trust and give the local path.'
+        )
 
 
 # The statistics methods HistoryBuffer (mmengine's logging buffer, in every checkpoint's
@@ -104,6 +123,7 @@ def load_checkpoint_file(filename: str, map_location: Optional[Any] = None) -> A
         CheckpointError: The file is truncated or corrupt, or holds objects outside the
             allow-list (:func:`_safe_types`); nothing in it was run.
     """
+    refuse_url(filename, 'Checkpoint')
     filename = osp.expanduser(filename)
     if not osp.isfile(filename):
         raise FileNotFoundError(

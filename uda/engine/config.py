@@ -18,6 +18,7 @@ from mmengine.config import Config, DictAction
 from mmengine.optim import DefaultOptimWrapperConstructor
 from torch.utils.data import DataLoader
 
+from uda.engine.checkpoint import refuse_url
 from uda.registry import (
     DATA_SAMPLERS,
     DATASETS,
@@ -141,6 +142,7 @@ def training_parser(description: str, work_dir_help: str) -> argparse.ArgumentPa
 def load_training_config(args: argparse.Namespace) -> Config:
     """:func:`load_config` from :func:`training_parser` arguments, with ``--resume`` applied."""
     cfg = load_config(args.config, args.cfg_options, args.work_dir, args.seed, args.launcher)
+    refuse_url(args.resume, '--resume')
     if args.resume == 'auto':
         cfg.resume, cfg.load_from = True, None
     elif args.resume is not None:
@@ -155,7 +157,12 @@ def load_config(
     seed: Optional[int] = None,
     launcher: str = 'none',
 ) -> Config:
-    """Read a config, apply overrides, and set the work dir and metrics file."""
+    """Read a config, apply overrides, and set the work dir and metrics file.
+
+    A config is Python and runs when it is read (as in every mmengine project), so only local
+    files are read, and a ``load_from`` URL is refused (:func:`refuse_url`).
+    """
+    refuse_url(config, 'Config')
     if not osp.isfile(config):
         raise FileNotFoundError(
             f'Config file not found: {config}. Configs live under configs/, '
@@ -165,6 +172,7 @@ def load_config(
     if cfg_options:
         check_cfg_options(cfg, cfg_options, config)
         cfg.merge_from_dict(cfg_options)
+    refuse_url(cfg.get('load_from'), f'load_from of {config}:')
     cfg.launcher = launcher
     if work_dir is not None:
         cfg.work_dir = work_dir
