@@ -19,6 +19,7 @@ from mmengine.optim import DefaultOptimWrapperConstructor
 from torch.utils.data import DataLoader
 
 from uda.engine.checkpoint import refuse_url
+from uda.engine.determinism import after_runner_built, apply_determinism, determinism_message
 from uda.registry import (
     DATA_SAMPLERS,
     DATASETS,
@@ -567,7 +568,9 @@ def build_checked_runner(
     from mmengine.runner import Runner
 
     check_config_keys(cfg, config_path)
+    apply_determinism(cfg)  # randomness.deterministic: cuBLAS workspace, no cuDNN autotuner
     runner = Runner.from_cfg(cfg)
+    after_runner_built(cfg)  # deterministic='warn'
     check_class_counts(runner, stages, config_path)
     check_label_sizes(runner, stages)
     return runner
@@ -656,6 +659,7 @@ def run_tool(main: Callable[[], Any]) -> None:
     except TOOL_ERRORS as err:
         msg = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
         msg = unwrap_worker_error(str(msg))
+        msg = determinism_message(msg) or msg
         print(
             f'error: {msg}\n(UDA_DEBUG=1 shows the traceback of this {type(err).__name__})',
             file=sys.stderr,
