@@ -92,8 +92,9 @@ def test_predictor_switches_to_windows_above_max_pixels(capsys):
 
 @pytest.mark.slow
 def test_8000x6000_photo_in_bounded_memory(tmp_path):
-    """The full size in a fresh process: the peak resident memory stays far below the 3.6 GB
-    that one float32 score map of 19 classes at 8000x6000 would take."""
+    """The full size in a fresh process: what prediction adds to the peak resident memory
+    stays far below the 4.2 GB that ``slide_inference`` needs at 8000x6000 (a float32 score
+    map of 19 classes, 3.6 GB, and the normalised image, 0.6 GB)."""
     script = textwrap.dedent(f"""
         import resource, sys
         sys.path.insert(0, {ROOT!r})
@@ -103,13 +104,14 @@ def test_8000x6000_photo_in_bounded_memory(tmp_path):
         net = torch.nn.Conv2d(3, 19, 1)
         image = np.zeros((6000, 8000, 3), np.uint8)
         image[:, :, 0] = np.arange(8000, dtype=np.uint8)[None]
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
         pred = ImagePredictor(net, (0, 0, 0), (255, 255, 255), 8, [str(i) for i in range(19)],
                               [(0, 0, 0)] * 19, test_cfg=dict(mode='slide',
                               crop_size=(512, 512), stride=(512, 512)))
         with torch.no_grad():
             ids = pred(image, 'photo')
         assert ids.shape == (6000, 8000)
-        print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+        print(before, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
     """)
     out = subprocess.run(
         [sys.executable, '-c', script],
@@ -119,5 +121,6 @@ def test_8000x6000_photo_in_bounded_memory(tmp_path):
         env=dict(os.environ, OMP_NUM_THREADS='1'),
     )
     assert out.returncode == 0, out.stderr[-2000:]
-    peak_mib = int(out.stdout.split()[-1])
-    assert peak_mib < 1500, peak_mib
+    before, peak = (int(v) for v in out.stdout.split()[-2:])
+    print(f'peak RSS {peak} MiB, {peak - before} MiB above the loaded image')
+    assert peak - before < 800, (before, peak)

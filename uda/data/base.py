@@ -97,9 +97,10 @@ def read_image(path: str, exif_transpose: bool = False) -> np.ndarray:
     if not os.path.isfile(path):
         raise FileNotFoundError(f'Image not found: {path}. Check the data root and list file.')
     try:
-        with Image.open(path) as im:
+        with Image.open(path) as opened:
+            im: Image.Image = opened
             if exif_transpose:
-                im = ImageOps.exif_transpose(im)
+                im = ImageOps.exif_transpose(opened)
             return to_rgb(im, path)
     except Image.DecompressionBombError as err:
         raise ValueError(

@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader
 
 from uda.engine.checkpoint import refuse_url
 from uda.engine.determinism import after_runner_built, apply_determinism, determinism_message
+from uda.engine.rank_failure import describe_rank_failure, is_collective_failure
 from uda.registry import (
     DATA_SAMPLERS,
     DATASETS,
@@ -646,8 +647,9 @@ def run_tool(main: Callable[[], Any]) -> None:
 
     The messages name the file or key and the fix, so a traceback only hides them; an error
     raised in a DataLoader worker is printed as its original message
-    (:func:`unwrap_worker_error`). Set the environment variable ``UDA_DEBUG=1`` to get the
-    traceback instead.
+    (:func:`unwrap_worker_error`), a failed collective names the rank that died or hangs
+    (:func:`uda.engine.rank_failure.describe_rank_failure`). Set the environment variable
+    ``UDA_DEBUG=1`` to get the traceback instead.
     """
     if os.environ.get('UDA_DEBUG', '') not in ('', '0'):
         main()
@@ -657,6 +659,12 @@ def run_tool(main: Callable[[], Any]) -> None:
         main()
         _close_process_group()
     except TOOL_ERRORS as err:
+        if is_collective_failure(err):  # another rank died or hangs: name it
+            print(f'error: {describe_rank_failure(err)}', file=sys.stderr, flush=True)
+            sys.stdout.flush()
+            # A gloo group with a dead peer aborts the interpreter at exit ("terminate called
+            # without an active exception"); leave at once with the tool's exit code.
+            os._exit(2)
         msg = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
         msg = unwrap_worker_error(str(msg))
         msg = determinism_message(msg) or msg

@@ -260,12 +260,12 @@ def banded_slide(
     for i, y in enumerate(rows):
         y2 = min(y + ch, h)
         if y > top:  # the buffer moves down to this row's top: rows above it are done
-            shift = y - top
-            band = torch.roll(band, -shift, dims=1) if band is not None else None
-            count = torch.roll(count, -shift, dims=0)
-            if band is not None:
-                band[:, -shift:] = 0
-            count[-shift:] = 0
+            shift, keep = y - top, min(ch, h) - (y - top)
+            if band is not None:  # copy only the rows that later windows still add to
+                band[:, :keep] = band[:, shift:].clone()
+                band[:, keep:] = 0
+            count[:keep] = count[shift:].clone()
+            count[keep:] = 0
             top = y
         for x in cols:
             x2 = min(x + cw, w)
@@ -276,8 +276,11 @@ def banded_slide(
             count[: y2 - top, x:x2] += 1
         nxt = rows[i + 1] if i + 1 < len(rows) else h
         assert band is not None and bool((count[: nxt - top] > 0).all())
-        done = band[:, : nxt - top] / count[: nxt - top].to(band.device)
-        out[top:nxt] = done.argmax(0).to(torch.uint8).cpu().numpy()
+        for x in range(0, w, 1024):  # the mean logits of 1024 columns at a time
+            done = band[:, : nxt - top, x : x + 1024] / count[: nxt - top, x : x + 1024].to(
+                band.device
+            )
+            out[top:nxt, x : x + 1024] = done.argmax(0).to(torch.uint8).cpu().numpy()
         bar.update(1)
     bar.close()
     return out
