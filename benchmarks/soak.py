@@ -122,6 +122,7 @@ def soak_training(
     batch: int,
     work: str,
     progress: Optional[str] = None,
+    scene_cache: bool = False,
 ) -> dict:
     """Train ``method`` for ``iters`` iterations, sampling RSS every ``every``; the samples so
     far are rewritten to ``progress`` (JSON) at each sample, for ``--report`` on a run cut
@@ -151,6 +152,10 @@ def soak_training(
     for branch in branches.values():
         scenes = branch.get('dataset', branch)  # SemiSplit wraps the scenes
         scenes['size'] = size
+        # The scene cache holds num_samples * H * W * 4 bytes per worker by design
+        # (uda/data/synthetic.py); it fills over the first few thousand draws and would show
+        # as growth until every scene has been drawn. Off unless --scene-cache.
+        scenes['cache'] = scene_cache
         for t in scenes.get('pipeline') or []:
             if t.get('type') == 'RandomCrop':  # UniMatch's square crop, at the scene height
                 t['height'] = t['width'] = size[0]
@@ -191,6 +196,7 @@ def soak_training(
         warmup=warmup,
         size=list(size),
         batch=batch,
+        scene_cache=scene_cache,
         workers=loader.num_workers,
         threads=torch.get_num_threads(),
         wall_s=round(wall, 1),
@@ -263,6 +269,9 @@ def main() -> None:
     parser.add_argument('--every', type=int, default=50, help='sample RSS every N iterations')
     parser.add_argument('--size', type=int, nargs=2, default=[32, 64], help='scene H W')
     parser.add_argument('--batch', type=int, default=2, help='images per branch')
+    parser.add_argument(
+        '--scene-cache', action='store_true', help="keep the synthetic scenes' cache on"
+    )
     parser.add_argument('--images', type=int, default=2000, help='tools/infer.py images (0: skip)')
     parser.add_argument('--image-warmup', type=int, default=200)
     parser.add_argument('--work-dir', default=None, help='default: a temporary folder')
@@ -309,6 +318,7 @@ def main() -> None:
                 args.batch,
                 work,
                 f'{args.out}.{method}.progress.json' if args.out else None,
+                args.scene_cache,
             )
         )
         print(json.dumps({k: v for k, v in results[-1].items() if k != 'points'}), flush=True)
