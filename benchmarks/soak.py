@@ -104,11 +104,17 @@ def growth(points: list[tuple[int, dict[str, float]]], warmup: int) -> dict[str,
             continue
         ys = np.array([s[key] for _, s in after], float)
         slope = float(np.polyfit(xs, ys, 1)[0]) * 1000
+        # Theil-Sen: the median of the pairwise slopes, robust to the allocator's transient
+        # steps of 9-36 MiB that dominate a least-squares line over a few hundred steps.
+        i, j = np.triu_indices(len(xs), 1)
+        robust = float(np.median((ys[j] - ys[i]) / (xs[j] - xs[i]))) * 1000
         out[key] = dict(
             at_warmup_mib=round(float(ys[0]), 1),
             at_end_mib=round(float(ys[-1]), 1),
             growth_mib_per_1000=round(slope, 2),
             growth_pct_per_1000=round(100 * slope / ys[0], 3) if ys[0] else None,
+            robust_mib_per_1000=round(robust, 2),
+            robust_pct_per_1000=round(100 * robust / ys[0], 3) if ys[0] else None,
         )
     return out
 

@@ -26,6 +26,12 @@ def test_growth_is_the_slope_after_the_warm_up():
     assert fit['samples'] == 19 and fit['first_step'] == 100
     assert fit['total']['growth_mib_per_1000'] == pytest.approx(2.0, abs=0.01)
     assert fit['total']['growth_pct_per_1000'] == pytest.approx(100 * 2.0 / 500.2, abs=0.01)
+    assert fit['total']['robust_mib_per_1000'] == pytest.approx(2.0, abs=0.01)
+    # One transient allocator step moves the least-squares line, not the robust slope.
+    points[10][1]['total'] += 30
+    fit = soak.growth(points, warmup=100)
+    assert abs(fit['total']['growth_mib_per_1000'] - 2.0) > 1
+    assert fit['total']['robust_mib_per_1000'] == pytest.approx(2.0, abs=0.01)
     with pytest.raises(ValueError, match='samples after the warm-up'):
         soak.growth(points, warmup=960)
 
