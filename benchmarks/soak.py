@@ -269,7 +269,7 @@ def soak_infer(images: int, warmup: int, work: str) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--methods', nargs='+', default=['sac', 'unimatch'], choices=list(CONFIGS))
+    parser.add_argument('--methods', nargs='*', default=['sac', 'unimatch'], choices=list(CONFIGS))
     parser.add_argument('--iters', type=int, default=3000)
     parser.add_argument('--warmup', type=int, default=500, help='iterations before the fit')
     parser.add_argument('--every', type=int, default=50, help='sample RSS every N iterations')
