@@ -19,6 +19,7 @@ from uda.engine.config import (
     training_parser,
 )
 from uda.engine.dist import prepare_distributed
+from uda.engine.work_dir_lock import work_dir_lock
 
 
 def parse_args() -> argparse.Namespace:
@@ -47,9 +48,10 @@ def build_runner(cfg: Config, config_path: str) -> Runner:
 def main() -> None:
     args = parse_args()
     cfg = load_training_config(args)
-    prepare_distributed(cfg)
-    runner = build_runner(cfg, args.config)
-    runner.train()
+    with work_dir_lock(cfg.work_dir):  # one run per work folder (uda/engine/work_dir_lock.py)
+        prepare_distributed(cfg)
+        runner = build_runner(cfg, args.config)
+        runner.train()
     encoder = osp.join(cfg.work_dir, 'encoder.pth')
     if runner.rank == 0 and osp.isfile(encoder):
         print(f'pretrained encoder -> {encoder}')

@@ -16,6 +16,7 @@ from uda.engine.config import (
     training_parser,
 )
 from uda.engine.dist import prepare_distributed
+from uda.engine.work_dir_lock import work_dir_lock
 from uda.models.layouts import check_load_from
 
 
@@ -48,9 +49,12 @@ def main() -> None:
     cfg = load_training_config(args)
     check_load_from(cfg)  # a foreign warm start: the config builds the authors' network
     apply_amp(cfg, args.amp)  # --amp, else the config's `amp` key
-    prepare_distributed(cfg)  # the adapter's DDP wrapper; gloo when there is no CUDA
-    runner = preflight(cfg, args.config)
-    runner.train()
+    # One run per work folder: a second one stops with an error naming the first; the lock
+    # goes with this run (exit, exception, SIGTERM), a killed run's is taken over.
+    with work_dir_lock(cfg.work_dir):
+        prepare_distributed(cfg)  # the adapter's DDP wrapper; gloo when there is no CUDA
+        runner = preflight(cfg, args.config)
+        runner.train()
     metrics = osp.join(cfg.work_dir, 'metrics.json')
     if runner.rank == 0 and osp.isfile(metrics):
         with open(metrics) as f:

@@ -6,7 +6,9 @@ default_scope = 'uda'
 env_cfg = dict(
     cudnn_benchmark=False,
     mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
-    dist_cfg=dict(backend='nccl'),
+    # timeout: seconds a collective waits for the other ranks; a rank that died or hangs then
+    # stops the others with an error naming it (uda/engine/rank_failure.py).
+    dist_cfg=dict(backend='nccl', timeout=1800),
 )
 vis_backends = [dict(type='LocalVisBackend'), dict(type='TensorboardVisBackend')]
 visualizer = dict(type='Visualizer', vis_backends=vis_backends, name='visualizer')
@@ -17,9 +19,12 @@ resume = False
 # Reproducibility. A seeded CPU run is bit-identical from run to run (and across --resume: the
 # schedules' default_hooks hold RNGStateHook, which saves the RNG states in checkpoints, and
 # CPUThreadsHook, which pins 1 CPU thread because CPU results depend on the thread count).
-# deterministic=True would call torch.use_deterministic_algorithms(True): it changes nothing on
-# the CPU and makes CUDA training raise (bilinear upsampling backward has no deterministic CUDA
-# kernel), so it stays off; GPU runs are reproducible only up to atomics in such kernels.
+# GPU runs are reproducible only up to atomics in some kernels and cuDNN's autotuner, unless
+# deterministic=True (uda/engine/determinism.py): torch.use_deterministic_algorithms(True),
+# cudnn.deterministic=True, cudnn.benchmark=False, CUBLAS_WORKSPACE_CONFIG=:4096:8. It is off
+# by default: it is slower, and an op without a deterministic CUDA kernel (bilinear upsampling's
+# backward, in most segmentors) then stops training with an error naming it;
+# deterministic='warn' runs such ops with a warning instead. It changes nothing on the CPU.
 randomness = dict(seed=0, deterministic=False)
 # Mixed precision of every optimiser wrapper: None (fp32), 'bf16' or 'fp16' (uda.engine.amp;
 # `tools/train.py CONFIG --amp bf16` or `--cfg-options amp=bf16`; docs/speed_and_scale.md).

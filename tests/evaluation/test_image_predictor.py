@@ -102,14 +102,17 @@ def test_infer_tool_checkpoint_and_onnx_agree(tmp_path) -> None:
         assert ov.size == a.size and ov.mode == 'RGB'
 
 
-def test_infer_tool_errors(tmp_path) -> None:
+def test_infer_tool_errors(tmp_path, capsys, monkeypatch) -> None:
+    monkeypatch.delenv('UDA_DEBUG', raising=False)
     make_images(tmp_path / 'imgs')
-    with pytest.raises(ValueError, match='needs --config'):
+    with pytest.raises(SystemExit) as code:
         run_tool(
             'tools/infer.py',
             [str(tmp_path / 'imgs'), '--model', 'x.pth', '--out-dir', str(tmp_path / 'o')],
         )
-    with pytest.raises(FileNotFoundError, match='No sidecar'):
+    assert code.value.code == 2
+    assert capsys.readouterr().err.startswith('error: A .pth checkpoint needs --config')
+    with pytest.raises(SystemExit):
         (tmp_path / 'm.onnx').write_bytes(b'')
         run_tool(
             'tools/infer.py',
@@ -121,3 +124,5 @@ def test_infer_tool_errors(tmp_path) -> None:
                 str(tmp_path / 'o'),
             ],
         )
+    err = capsys.readouterr().err
+    assert err.startswith('error: No sidecar') and 'Traceback' not in err

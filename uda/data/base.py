@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 import torch
 from mmengine.logging import print_log
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 from torch.utils.data import Dataset
 
 from uda.data.classes import ClassProtocol, LabelMap, get_protocol, resolve_label_map
@@ -29,14 +29,84 @@ from uda.data.image_labels import (
 )
 from uda.data.pipelines import apply_pipeline, build_pipeline
 
+# PIL modes of 16- and 32-bit integer grey images (16-bit PNG and TIFF decode to these).
+_WIDE_GREY = ('I;16', 'I;16L', 'I;16B', 'I;16N', 'I')
+# EXIF orientations (tag 0x0112) that swap width and height: 5-8 (transpose, 90 / 270 degrees).
+_EXIF_ORIENTATION, _SWAPS_AXES = 0x0112, (5, 6, 7, 8)
 
-def read_image(path: str) -> np.ndarray:
-    """Read an RGB image as uint8 [H, W, 3], with an error that names the file."""
+
+def exif_orientation(path: str) -> int:
+    """The EXIF orientation of an image file (1 = as stored; 0 when it cannot be read)."""
+    try:
+        with Image.open(path) as im:
+            return int(im.getexif().get(_EXIF_ORIENTATION, 1) or 1)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, TypeError):
+        return 0
+
+
+def to_rgb(im: Image.Image, path: str) -> np.ndarray:
+    """An opened image as RGB uint8 [H, W, 3], by the rule of :func:`read_image`."""
+    mode = im.mode
+    if mode == 'RGB':
+        return np.asarray(im)
+    if mode in _WIDE_GREY:
+        grey = np.asarray(im).astype(np.int64)
+        if grey.size and (grey.min() < 0 or grey.max() > 65535):
+            raise ValueError(
+                f'Image {path} is a {mode} image with values outside 0-65535; convert it to '
+                '8-bit RGB (or 16-bit grey) before using it.'
+            )
+        # 16 -> 8 bits by scaling (0 -> 0, 65535 -> 255), not by clipping at 255 as PIL's
+        # convert('RGB') does, which turns a 16-bit photo white.
+        grey8 = ((grey + 128) // 257).astype(np.uint8)
+        return np.repeat(grey8[..., None], 3, axis=2)
+    if mode == 'F':
+        raise ValueError(
+            f'Image {path} holds 32-bit floating-point pixels (mode F): their range is not '
+            'known. Convert it to 8-bit RGB (or 16-bit grey) before using it.'
+        )
+    if mode in ('P', 'PA'):  # through RGBA so a transparency entry is read, then dropped
+        im = im.convert('RGBA')
+    # L, LA, 1, RGBA, RGBa, RGBX, CMYK, YCbCr, LAB, HSV: PIL's conversion (alpha dropped).
+    return np.asarray(im.convert('RGB'))
+
+
+def read_image(path: str, exif_transpose: bool = False) -> np.ndarray:
+    """Read an image file as RGB uint8 [H, W, 3], with an error that names the file.
+
+    The one image reader of every dataset and of ``tools/infer.py`` (issue 25). The rule:
+
+    - 8-bit RGB as stored; grey (L, 1), grey + alpha, RGBA, palette (P, with or without
+      transparency), CMYK and YCbCr through PIL's conversion to RGB, the alpha channel
+      dropped (the stored colours are used, not composited on a background);
+    - 16-bit grey (PNG, TIFF) scaled to 8 bits (``(v + 128) // 257``); 16-bit RGB PNGs
+      keep their 8 high bits (PIL's decoder); 32-bit float images are an error;
+    - JPEG, PNG, WebP, TIFF, BMP and what else PIL opens; of a multi-page file the first page;
+    - EXIF orientation: ``exif_transpose=True`` (the inference tools) applies it
+      (``PIL.ImageOps.exif_transpose``), so a phone photo is predicted as a person sees it.
+      Datasets keep the default False: pixels as stored, like their label files, which have
+      no EXIF; a dataset never rotates an image without its label
+      (:func:`check_pair_size` names the orientation when a label fits only the rotated
+      image).
+
+    Raises:
+        FileNotFoundError: No such file.
+        OSError: The file is truncated or not an image.
+        ValueError: Pixels without a defined 8-bit meaning (float).
+    """
     if not os.path.isfile(path):
         raise FileNotFoundError(f'Image not found: {path}. Check the data root and list file.')
     try:
-        with Image.open(path) as im:
-            return np.asarray(im.convert('RGB'))
+        with Image.open(path) as opened:
+            im: Image.Image = opened
+            if exif_transpose:
+                im = ImageOps.exif_transpose(opened)
+            return to_rgb(im, path)
+    except Image.DecompressionBombError as err:
+        raise ValueError(
+            f'Image {path} is too large for PIL ({err}). If you trust the file, raise the '
+            'limit first: PIL.Image.MAX_IMAGE_PIXELS = None.'
+        ) from err
     except (UnidentifiedImageError, OSError, SyntaxError) as err:
         raise OSError(
             f'Cannot read image {path} ({err}); the file is truncated or not an image. '
@@ -45,11 +115,24 @@ def read_image(path: str) -> np.ndarray:
 
 
 def read_label(path: str) -> np.ndarray:
-    """Read a label map as an integer array [H, W] (8- or 16-bit PNG, first channel if RGB)."""
+    """Read a label map as an integer array [H, W] of raw ids.
+
+    Single-channel files hold the ids: 8-bit grey (L), palette PNGs (P: the palette *index*
+    is the id, as Pascal VOC and GTA5 store them; the colours are only for viewing), 16-bit
+    grey PNGs (ids 0-65535, brought to train ids by the dataset's ``label_map``). An RGB(A)
+    file is accepted only when its three channels are equal (grey saved as RGB); a colour
+    label is an error that names the file, since its first channel is not an id.
+    """
     if not os.path.isfile(path):
         raise FileNotFoundError(f'Label not found: {path}. Check the data root and list file.')
     try:
         with Image.open(path) as im:
+            mode = im.mode
+            if mode == 'F':
+                raise ValueError(
+                    f'Label {path} holds floating-point values (mode F); labels are integer '
+                    'ids in 8-bit, palette or 16-bit PNGs. Save the ids as a 16-bit PNG.'
+                )
             arr = np.asarray(im)
     except (UnidentifiedImageError, OSError, SyntaxError) as err:
         raise OSError(
@@ -57,7 +140,18 @@ def read_label(path: str) -> np.ndarray:
             'Re-export it or remove it from the list.'
         ) from err
     if arr.ndim == 3:
+        rgb = arr[..., :3]
+        if rgb.shape[-1] == 3 and not (
+            np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 0], rgb[..., 2])
+        ):
+            raise ValueError(
+                f'Label {path} is a colour ({mode}) image: labels hold one class id per pixel '
+                '(8-bit grey, palette or 16-bit PNG). Convert the colours to ids first, or '
+                'save it as a palette PNG whose indices are the ids.'
+            )
         arr = arr[..., 0]
+    if arr.dtype == bool:
+        arr = arr.astype(np.uint8)
     return arr
 
 
@@ -153,12 +247,26 @@ def check_pair_size(image: np.ndarray, label: np.ndarray, info: dict) -> None:
         info: ``img_path`` / ``label_path`` of the pair, named in the error.
     """
     if label.shape[:2] != image.shape[:2]:
+        rotated = ''
+        img_path = info.get('img_path')
+        if (
+            img_path
+            and label.shape[:2] == image.shape[1::-1]
+            and exif_orientation(str(img_path)) in _SWAPS_AXES
+        ):
+            rotated = (
+                f' The image has EXIF orientation {exif_orientation(str(img_path))} (shown '
+                'rotated by 90 degrees) and the label fits the rotated view: datasets read '
+                'pixels as stored and never rotate an image without its label, so store the '
+                'image upright (e.g. PIL.ImageOps.exif_transpose, then save without EXIF) or '
+                'the label as stored.'
+            )
         raise ValueError(
             f'Label {info.get("label_path")} is {label.shape[1]}x{label.shape[0]} but image '
             f'{info.get("img_path")} is {image.shape[1]}x{image.shape[0]} (WxH), as decoded '
             '(before `resize`). Pair each image with its own label (check the list file / '
             'folders), or bring the label to its image size with nearest-neighbour '
-            'interpolation before training.'
+            'interpolation before training.' + rotated
         )
 
 

@@ -8,9 +8,12 @@ those types, rather than unpickling arbitrary code from a checkpoint.
 
 from __future__ import annotations
 
+import errno
 import os
 import os.path as osp
 import pickle
+import re
+import shutil
 import zipfile
 from typing import Any, Optional
 
@@ -21,6 +24,24 @@ from mmengine.runner.checkpoint import CheckpointLoader
 
 class CheckpointError(RuntimeError):
     """A checkpoint file that cannot be used: truncated, corrupt, or holding foreign objects."""
+
+
+_URL = re.compile(r'^[A-Za-z][A-Za-z0-9+.-]*://')
+
+
+def refuse_url(path: Any, what: str) -> None:
+    """Fail when ``path`` is a URL (``https://``, ``s3://``, ``open-mmlab://`` ...).
+
+    A config is Python and runs when loaded; a checkpoint is unpickled (with the allow-list of
+    :func:`load_checkpoint_file`, but mmengine's own ``http`` loader bypasses it). The tools
+    therefore read both only from local files that the user fetched and checked.
+    """
+    if isinstance(path, str) and _URL.match(path):
+        raise ValueError(
+            f'{what} {path} is a URL; the tools load configs and checkpoints only from local '
+            'files (a config is Python code that runs when it is loaded, a checkpoint is '
+            'unpickled). Download it yourself from a source you trust and give the local path.'
+        )
 
 
 # The statistics methods HistoryBuffer (mmengine's logging buffer, in every checkpoint's
@@ -102,6 +123,7 @@ def load_checkpoint_file(filename: str, map_location: Optional[Any] = None) -> A
         CheckpointError: The file is truncated or corrupt, or holds objects outside the
             allow-list (:func:`_safe_types`); nothing in it was run.
     """
+    refuse_url(filename, 'Checkpoint')
     filename = osp.expanduser(filename)
     if not osp.isfile(filename):
         raise FileNotFoundError(
@@ -169,11 +191,61 @@ def commit_file(tmp_path: str, path: str) -> None:
 
 
 def write_text_atomic(path: str, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and :func:`commit_file`."""
+    """Write ``text`` to ``path`` through a temporary file and :func:`commit_file`; a failed
+    write leaves ``path`` as it was and no temporary file behind."""
     tmp_path = f'{path}.tmp'
-    with open(tmp_path, 'w') as f:
-        f.write(text)
-    commit_file(tmp_path, path)
+    try:
+        with open(tmp_path, 'w') as f:
+            f.write(text)
+        commit_file(tmp_path, path)
+    except BaseException:
+        if osp.exists(tmp_path):
+            os.remove(tmp_path)
+        raise
+
+
+class CheckpointSaveError(OSError):
+    """A checkpoint could not be written (full or read-only disk, quota): the message names
+    the folder, its free space and the checkpoint that is still valid."""
+
+
+# Errors of the disk, not of the checkpoint: the save can succeed once there is room.
+DISK_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG, errno.EACCES, errno.EPERM}
+
+
+def _size(nbytes: float) -> str:
+    for unit in ('B', 'KiB', 'MiB', 'GiB', 'TiB'):
+        if nbytes < 1024 or unit == 'TiB':
+            return f'{nbytes:.1f} {unit}' if unit != 'B' else f'{int(nbytes)} B'
+        nbytes /= 1024
+    return f'{nbytes:.1f} TiB'  # pragma: no cover
+
+
+def save_failure(err: OSError, path: str, previous: Optional[str]) -> CheckpointSaveError:
+    """The error to raise when writing checkpoint ``path`` failed with ``err``.
+
+    Names the folder, its free space (``shutil.disk_usage``), the cause, and the checkpoint
+    that ``last_checkpoint`` still names, so the user knows that ``--resume`` works once there
+    is room.
+    """
+    folder = osp.dirname(osp.abspath(path))
+    try:
+        usage = shutil.disk_usage(folder)
+        space = f'{_size(usage.free)} free of {_size(usage.total)}'
+    except OSError:
+        space = 'free space unknown'
+    cause = os.strerror(err.errno) if err.errno else str(err)
+    kept = (
+        f'The previous checkpoint {previous} and last_checkpoint are unchanged: free space (or '
+        'make the folder writable) and continue with tools/train.py CONFIG --resume.'
+        if previous
+        else 'No earlier checkpoint was written; free space (or make the folder writable) and '
+        'start again.'
+    )
+    return CheckpointSaveError(
+        err.errno or errno.EIO,
+        f'Cannot write checkpoint {osp.basename(path)} to {folder} ({cause}; {space}). {kept}',
+    )
 
 
 def load_any_checkpoint(filename: str, map_location: Optional[Any] = None) -> Any:

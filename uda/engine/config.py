@@ -9,6 +9,7 @@ import difflib
 import inspect
 import os
 import os.path as osp
+import re
 import sys
 import textwrap
 from typing import Any, Callable, Optional, Sequence
@@ -17,6 +18,9 @@ from mmengine.config import Config, DictAction
 from mmengine.optim import DefaultOptimWrapperConstructor
 from torch.utils.data import DataLoader
 
+from uda.engine.checkpoint import refuse_url
+from uda.engine.determinism import after_runner_built, apply_determinism, determinism_message
+from uda.engine.rank_failure import describe_rank_failure, is_collective_failure
 from uda.models.weights import skip_init_for_warm_start
 from uda.registry import (
     DATA_SAMPLERS,
@@ -141,6 +145,7 @@ def training_parser(description: str, work_dir_help: str) -> argparse.ArgumentPa
 def load_training_config(args: argparse.Namespace) -> Config:
     """:func:`load_config` from :func:`training_parser` arguments, with ``--resume`` applied."""
     cfg = load_config(args.config, args.cfg_options, args.work_dir, args.seed, args.launcher)
+    refuse_url(args.resume, '--resume')
     if args.resume == 'auto':
         cfg.resume, cfg.load_from = True, None
     elif args.resume is not None:
@@ -156,7 +161,12 @@ def load_config(
     seed: Optional[int] = None,
     launcher: str = 'none',
 ) -> Config:
-    """Read a config, apply overrides, and set the work dir and metrics file."""
+    """Read a config, apply overrides, and set the work dir and metrics file.
+
+    A config is Python and runs when it is read (as in every mmengine project), so only local
+    files are read, and a ``load_from`` URL is refused (:func:`refuse_url`).
+    """
+    refuse_url(config, 'Config')
     if not osp.isfile(config):
         raise FileNotFoundError(
             f'Config file not found: {config}. Configs live under configs/, '
@@ -166,6 +176,7 @@ def load_config(
     if cfg_options:
         check_cfg_options(cfg, cfg_options, config)
         cfg.merge_from_dict(cfg_options)
+    refuse_url(cfg.get('load_from'), f'load_from of {config}:')
     cfg.launcher = launcher
     if work_dir is not None:
         cfg.work_dir = work_dir
@@ -560,7 +571,9 @@ def build_checked_runner(
     from mmengine.runner import Runner
 
     check_config_keys(cfg, config_path)
+    apply_determinism(cfg)  # randomness.deterministic: cuBLAS workspace, no cuDNN autotuner
     runner = Runner.from_cfg(cfg)
+    after_runner_built(cfg)  # deterministic='warn'
     check_class_counts(runner, stages, config_path)
     check_label_sizes(runner, stages)
     return runner
@@ -593,11 +606,52 @@ def _close_process_group() -> None:
         dist.destroy_process_group()
 
 
+_WORKER_HEADER = re.compile(r'^Caught \w+ in DataLoader worker process (\d+)\.\nOriginal ', re.S)
+
+
+def unwrap_worker_error(message: str) -> str:
+    """The original message of an error raised inside a DataLoader worker.
+
+    torch re-raises a worker's exception in the main process with the same type and the
+    message ``Caught OSError in DataLoader worker process 0.\nOriginal Traceback ...`` (torch
+    ``torch/_utils.py`` ``ExceptionWrapper.reraise``): about 40 lines of worker traceback with
+    the real message, which names the file and the fix, at the end. This returns that message
+    (of the last exception of a chain), so a worker error reads like a main-process one;
+    any other message is returned unchanged.
+    """
+    if not _WORKER_HEADER.match(message):
+        return message
+    lines = message.splitlines()
+    starts = [
+        i for i, line in enumerate(lines) if line.endswith('Traceback (most recent call last):')
+    ]
+    if not starts:
+        return message
+    # After the last traceback header: indented frame lines, then `module.Type: message`.
+    body = lines[starts[-1] + 1 :]
+    first = next((i for i, line in enumerate(body) if line and not line[0].isspace()), None)
+    if first is None:
+        return message
+    text = '\n'.join(body[first:]).rstrip()
+    head, sep, rest = text.partition(': ')
+    if sep and re.fullmatch(r'[\w.]+', head):
+        text = rest
+    if len(text) > 1 and text[0] == text[-1] and text[0] in '"\'':  # KeyError reprs its key
+        try:
+            text = str(ast.literal_eval(text))
+        except (ValueError, SyntaxError):
+            pass
+    return text
+
+
 def run_tool(main: Callable[[], Any]) -> None:
     """Run a tool's ``main``; print a known error as ``error: <message>`` and exit 2.
 
-    The messages name the file or key and the fix, so a traceback only hides them. Set the
-    environment variable ``UDA_DEBUG=1`` to get the traceback instead.
+    The messages name the file or key and the fix, so a traceback only hides them; an error
+    raised in a DataLoader worker is printed as its original message
+    (:func:`unwrap_worker_error`), a failed collective names the rank that died or hangs
+    (:func:`uda.engine.rank_failure.describe_rank_failure`). Set the environment variable
+    ``UDA_DEBUG=1`` to get the traceback instead.
     """
     if os.environ.get('UDA_DEBUG', '') not in ('', '0'):
         main()
@@ -607,7 +661,15 @@ def run_tool(main: Callable[[], Any]) -> None:
         main()
         _close_process_group()
     except TOOL_ERRORS as err:
+        if is_collective_failure(err):  # another rank died or hangs: name it
+            print(f'error: {describe_rank_failure(err)}', file=sys.stderr, flush=True)
+            sys.stdout.flush()
+            # A gloo group with a dead peer aborts the interpreter at exit ("terminate called
+            # without an active exception"); leave at once with the tool's exit code.
+            os._exit(2)
         msg = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
+        msg = unwrap_worker_error(str(msg))
+        msg = determinism_message(msg) or msg
         print(
             f'error: {msg}\n(UDA_DEBUG=1 shows the traceback of this {type(err).__name__})',
             file=sys.stderr,

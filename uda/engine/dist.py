@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import os
+from datetime import timedelta
 from typing import Any, Callable, Iterable, Iterator, Optional, cast
 
 import torch
@@ -230,10 +231,15 @@ def prepare_distributed(cfg: Config) -> None:
         wrapper.setdefault('type', 'AdapterDataParallel')
     if launcher == 'pytorch' and not torch.cuda.is_available():
         if not dist.is_initialized():
+            # Every collective waits at most env_cfg.dist_cfg.timeout seconds (mmengine's key,
+            # which its NCCL path reads too): a rank that hangs stops the others with an error
+            # naming it (uda.engine.rank_failure) instead of blocking them for gloo's 30 minutes.
+            timeout = ((cfg.get('env_cfg') or {}).get('dist_cfg') or {}).get('timeout')
             dist.init_process_group(
                 backend='gloo',
                 rank=int(os.environ['RANK']),
                 world_size=int(os.environ['WORLD_SIZE']),
+                timeout=None if timeout is None else timedelta(seconds=float(timeout)),
             )
         wrapper.setdefault('type', 'MMDistributedDataParallel')
         if issubclass(MODEL_WRAPPERS.get(wrapper['type']) or object, DistributedDataParallel):

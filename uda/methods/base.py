@@ -456,12 +456,9 @@ class Labeller(nn.Module):
         ``source='student_train'`` from the cached training forward
         (:meth:`StepContext.student`)."""
         if self.source == 'student_train':
-            # Labellers run under no_grad, but this forward is cached for the terms that
-            # back-propagate through it (UniMatch's feature perturbation reaches the encoder
-            # through the weak view's features), so it keeps its graph.
-            with torch.enable_grad():
-                out = ctx.student(branch)
-            return out['logits'].detach().float().softmax(1)
+            # StepContext.student keeps the cached forward's graph although labellers run
+            # under no_grad: UniMatch's feature perturbation back-propagates through it.
+            return ctx.student(branch)['logits'].detach().float().softmax(1)
         return self.predict(ctx, ctx.inputs(branch))
 
     def forward(self, ctx: StepContext, branch: str) -> PseudoLabels:

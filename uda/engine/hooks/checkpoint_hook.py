@@ -5,16 +5,25 @@ from __future__ import annotations
 import glob
 import os
 import os.path as osp
-from typing import Any
+from typing import Any, Optional
 
 from mmengine.dist import is_main_process
 from mmengine.fileio import LocalBackend
 from mmengine.hooks import CheckpointHook
 
-from uda.engine.checkpoint import commit_file, write_text_atomic
+from uda.engine.checkpoint import DISK_ERRNOS, commit_file, save_failure, write_text_atomic
 from uda.registry import HOOKS
 
 TMP_SUFFIX = '.tmp'
+
+
+def _read_last_checkpoint(work_dir: str) -> Optional[str]:
+    """The checkpoint ``work_dir/last_checkpoint`` names, or None."""
+    try:
+        with open(osp.join(work_dir, 'last_checkpoint')) as f:
+            return f.read().strip() or None
+    except OSError:
+        return None
 
 
 @HOOKS.register_module()
@@ -32,9 +41,13 @@ class SafeCheckpointHook(CheckpointHook):
     4. only then are checkpoints beyond ``max_keep_ckpts`` deleted.
 
     ``--resume`` (``resume='auto'``) reads ``last_checkpoint``, which therefore always names a
-    complete file. An ``iter_N.pth.tmp`` left by a killed save is deleted when the next run
-    starts. Takes the arguments of ``CheckpointHook``; checkpoints on remote backends
-    (``backend_args``) and ``save_best`` copies (never resumed from) keep mmengine's order.
+    complete file. A full or read-only disk (``ENOSPC``, ``EDQUOT``, ``EROFS`` ...) during
+    steps 1-3 stops training with one error naming the folder and its free space
+    (:func:`uda.engine.checkpoint.save_failure`); the previous checkpoint and
+    ``last_checkpoint`` stay as they were, so ``--resume`` continues from there. An
+    ``iter_N.pth.tmp`` left by a killed save is deleted when the next run starts. Takes the
+    arguments of ``CheckpointHook``; checkpoints on remote backends (``backend_args``) and
+    ``save_best`` copies (never resumed from) keep mmengine's order.
     """
 
     def before_train(self, runner: Any) -> None:
@@ -61,6 +74,7 @@ class SafeCheckpointHook(CheckpointHook):
             runner.message_hub.update_info('keep_ckpt_ids', list(self.keep_ckpt_ids))
 
         filename = self.filename_tmpl.format(step)
+        previous = _read_last_checkpoint(runner.work_dir)
         self.last_ckpt = osp.join(self.out_dir, filename)
         runner.message_hub.update_info('last_ckpt', self.last_ckpt)
         tmp_path = self.last_ckpt + TMP_SUFFIX
@@ -79,11 +93,19 @@ class SafeCheckpointHook(CheckpointHook):
             if not is_main_process():  # Runner.save_checkpoint writes on the main process only
                 return
             commit_file(tmp_path, self.last_ckpt)
-        except BaseException:
+        except BaseException as err:
             if is_main_process() and osp.exists(tmp_path):
                 os.remove(tmp_path)
+            if isinstance(err, OSError) and err.errno in DISK_ERRNOS:
+                raise save_failure(err, self.last_ckpt, previous) from err
             raise
-        write_text_atomic(osp.join(runner.work_dir, 'last_checkpoint'), self.last_ckpt)
+        try:
+            write_text_atomic(osp.join(runner.work_dir, 'last_checkpoint'), self.last_ckpt)
+        except OSError as err:  # last_checkpoint still names `previous`, a complete file
+            if err.errno in DISK_ERRNOS:
+                pointer = osp.join(runner.work_dir, 'last_checkpoint')
+                raise save_failure(err, pointer, previous) from err
+            raise
         for old in outdated:
             path = osp.join(self.out_dir, self.filename_tmpl.format(old))
             if old != step and osp.isfile(path):
