@@ -244,3 +244,87 @@ def test_sync_bn_conversion_keeps_the_bn_policy_on_the_new_layers():
             ctx.student('target')
     assert not torch.equal(bn.running_mean, mean0), 'the target forward must update them'
     assert bn.momentum == 0.1
+
+
+def _launches_in_backward(monkeypatch):
+    """Record, per bucket launch, whether it ran inside the autograd engine's backward."""
+    from uda.engine import dist as dist_mod
+
+    where = []
+    launch = dist_mod._Bucket.launch
+
+    def record(self, all_reduce):
+        where.append(torch._C._current_graph_task_id() != -1)
+        return launch(self, all_reduce)
+
+    monkeypatch.setattr(dist_mod._Bucket, 'launch', record)
+    return where
+
+
+@pytest.mark.parametrize('overlap', [True, False])
+def test_overlapped_all_reduce_launches_from_gradient_hooks(one_rank_group, monkeypatch, overlap):
+    torch.manual_seed(0)
+    model, ref = _adapter(), _adapter()
+    ref.load_state_dict(model.state_dict())
+    where = _launches_in_backward(monkeypatch)
+    # Tiny buckets: one per parameter; the first ones launch while backward still runs.
+    wrapped = AdapterDataParallel(model, overlap=overlap, bucket_cap_mb=1e-6)
+    ow, ref_ow = _wrappers(model, accumulative_counts=2), _wrappers(ref, accumulative_counts=2)
+    ow.initialize_count_status(model, 0, 4)
+    ref_ow.initialize_count_status(ref, 0, 4)
+    n_student = sum(1 for p in model.student.parameters())
+    n_disc = sum(1 for p in model.terms['ent'].discriminator.parameters())
+    for step in range(2):
+        wrapped.train_step(toy_batch(seed=step), ow)
+        ref.train_step(toy_batch(seed=step), ref_ow)
+        if step == 0:  # accumulating: nothing is communicated
+            assert where == []
+    if overlap:
+        # Student phase, then discriminator phase: all but the last bucket of each can only
+        # have launched from a gradient hook, inside backward.
+        assert len(where) == n_student + n_disc and sum(where) >= n_student + n_disc - 2
+    else:
+        assert where == []  # average_gradients after the backward pass
+    # One rank: the averaged gradients are the gradients; the steps equal unwrapped ones.
+    for (name, p), q in zip(model.named_parameters(), ref.parameters()):
+        assert torch.allclose(p, q, atol=1e-6), name
+
+
+def test_buffers_sync_at_the_interval_and_before_validation_and_checkpoints(one_rank_group):
+    from types import SimpleNamespace
+
+    from uda.engine.hooks import SyncBuffersHook
+
+    torch.manual_seed(0)
+    model = _adapter()
+    wrapped = AdapterDataParallel(model, buffer_sync_interval=3)
+    calls = []
+    sync = wrapped.sync_buffers
+    wrapped.sync_buffers = lambda: (calls.append(1), sync())[1]
+    ow = _wrappers(model)
+    for step in range(4):
+        wrapped.train_step(toy_batch(seed=step), ow)
+        assert len(calls) == (1 if step >= 2 else 0), step
+    assert wrapped.buffers_stale  # step 4 changed them after the sync of step 3
+    runner = SimpleNamespace(model=wrapped)
+    hook = SyncBuffersHook()
+    checkpoint = dict(state_dict={})
+    hook.before_save_checkpoint(runner, checkpoint)
+    assert len(calls) == 2 and not wrapped.buffers_stale
+    # The Runner read state_dict before the hook: it is read again after the sync.
+    assert set(checkpoint['state_dict']) == set(model.state_dict())
+    hook.before_val(runner)  # nothing changed since: no collective
+    assert len(calls) == 2
+    wrapped.train_step(toy_batch(seed=5), ow)
+    hook.before_val(runner)
+    assert len(calls) == 3
+    with pytest.raises(ValueError, match='buffer_sync_interval'):
+        AdapterDataParallel(model, buffer_sync_interval=0)
+
+
+def test_prepare_distributed_adds_the_buffer_sync_hook(one_rank_group):
+    cfg = Config(dict(launcher='pytorch', model=dict(type='Adapter')))
+    prepare_distributed(cfg)
+    assert cfg.custom_hooks == [dict(type='SyncBuffersHook')]
+    prepare_distributed(cfg)  # not twice
+    assert cfg.custom_hooks == [dict(type='SyncBuffersHook')]

@@ -18,6 +18,17 @@ from torch import Tensor
 from uda.registry import MODELS
 
 
+def shared_frozen_tensors(network: nn.Module) -> list[Tensor]:
+    """Tensors of ``network`` that never change in training: parameters with
+    ``requires_grad=False`` and the buffers of the BatchNorm layers it keeps in eval mode
+    because their parameters are frozen (``SMPSegmentor._frozen_norms``)."""
+    out: list[Tensor] = [p for p in network.parameters() if not p.requires_grad]
+    frozen_norms = getattr(network, '_frozen_norms', None)
+    if callable(frozen_norms):
+        out += [b for m in frozen_norms() for b in m.buffers()]
+    return out
+
+
 @MODELS.register_module()
 class MomentumTeacher(nn.Module):
     """A frozen, eval-mode copy of ``network`` updated as ``m * teacher + (1 - m) * student``.
@@ -40,6 +51,11 @@ class MomentumTeacher(nn.Module):
             schedule 0.996 -> 1 (facebookresearch/dino main_dino.py ``momentum_schedule =
             cosine_scheduler(args.momentum_teacher, 1, epochs, len(data_loader))``).
         cosine_updates: T, the number of updates of the cosine schedule (0: constant momentum).
+        share_frozen: The student's frozen parameters (``requires_grad=False``, e.g.
+            ``segmentor.freeze=dict(encoder=True)`` or ``dict(stages=N)``) and the statistics
+            of its frozen BatchNorm layers are not copied: the teacher holds the same tensors
+            (:func:`shared_frozen_tensors`), which the EMA leaves alone. An EMA of a constant is
+            the constant, so only the memory of a second copy changes.
     """
 
     ready: Tensor
@@ -54,6 +70,7 @@ class MomentumTeacher(nn.Module):
         ramp: bool = False,
         momentum_end: Optional[float] = None,
         cosine_updates: int = 0,
+        share_frozen: bool = True,
     ) -> None:
         super().__init__()
         if int(cosine_updates) < 0 or (
@@ -75,7 +92,10 @@ class MomentumTeacher(nn.Module):
             )
         self.momentum, self.interval = float(momentum), int(interval)
         self.start_iter, self.ramp = int(start_iter), bool(ramp)
-        self.net = copy.deepcopy(network)
+        shared = shared_frozen_tensors(network) if share_frozen else []
+        # deepcopy's memo maps an object to its copy: the frozen tensors map to themselves.
+        self.net = copy.deepcopy(network, memo={id(t): t for t in shared})
+        self.shared_frozen = len(shared)
         for p in self.net.parameters():
             p.requires_grad_(False)
         self.train(False)
@@ -129,6 +149,8 @@ class MomentumTeacher(nn.Module):
         source = network.state_dict()
         for name, t in self.net.state_dict().items():
             s = source[name]
+            if t.data_ptr() == s.data_ptr():  # a shared frozen tensor
+                continue
             if t.dtype.is_floating_point:
                 t.mul_(m).add_(s.detach().to(t.dtype), alpha=1.0 - m)
             else:
