@@ -191,8 +191,8 @@ def run(args: argparse.Namespace) -> dict:
     size = tuple(args.size)
     classes = model.num_classes
 
-    def step(i: int) -> None:
-        model.train_step(random_batch(branches, batch, size, i, classes), wrapper)
+    def step(i: int, at: tuple = size) -> None:
+        model.train_step(random_batch(branches, batch, at, i, classes), wrapper)
 
     out: dict[str, Any] = dict(
         config=args.config,
@@ -206,7 +206,9 @@ def run(args: argparse.Namespace) -> dict:
     )
     if args.memory:
         if args.memory_steps > 0:
-            step(0)  # optimiser state exists from here on
+            # Optimiser state and gradients exist from here on; --warmup-size makes this
+            # untimed, unmeasured step cheap (its activations are freed before the next).
+            step(0, tuple(args.warmup_size or size))
         # --memory-steps 0: the first step itself (its peak includes creating the optimiser
         # state), so held + peak is the process's peak RSS at the cost of one step.
         steps = range(int(args.memory_steps > 0), 1 + args.memory_steps)
@@ -254,6 +256,14 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
         type=int,
         default=2,
         help='steps measured by --memory after an unmeasured one (0: the first step alone)',
+    )
+    parser.add_argument(
+        '--warmup-size',
+        type=int,
+        nargs=2,
+        default=None,
+        metavar=('H', 'W'),
+        help='input size of the unmeasured first step of --memory (default --size)',
     )
     parser.add_argument(
         '--segmentor',

@@ -111,6 +111,8 @@ def matrix_cell(method: str, encoder: str, variant: str, args: argparse.Namespac
         '--memory',
         '--memory-steps',
         str(args.memory_steps),
+        '--warmup-size',
+        *map(str, args.warmup_size or args.size),
         '--device',
         args.device,
         '--size',
@@ -231,6 +233,9 @@ def main() -> None:
     parser.add_argument('--variants', nargs='+', default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument('--batch', type=int, default=None, help='images per branch (--matrix)')
     parser.add_argument('--memory-steps', type=int, default=1, help='measured steps (--matrix)')
+    parser.add_argument(
+        '--warmup-size', type=int, nargs=2, default=None, help='size of the unmeasured step'
+    )
     parser.add_argument('--jsonl', default=None, help='--matrix results, appended and reused')
     parser.add_argument(
         '--skip', nargs='*', default=[], help='ENCODER:METHOD cells to leave out (--matrix)'

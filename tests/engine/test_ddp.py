@@ -33,6 +33,8 @@ from uda.registry import HOOKS
 class RankStateHook(Hook):
     def _save(self, runner, when):
         torch.save(dict(wrapper=type(runner.model).__name__,
+                        batch=runner.train_dataloader.batch_size,
+                        world=runner.world_size,
                         state=runner.model.module.state_dict()),
                    os.path.join(runner.work_dir, f'{{when}}_rank{{runner.rank}}.pt'))
 
@@ -510,3 +512,38 @@ def test_two_process_step_matches_a_single_process_reference(tmp_path, method):
     alone = _method_reference(method, average=False)[0].state_dict()
     k = 'student.classifier.weight'
     assert not torch.allclose(alone[k], ref[k], atol=1e-4), 'the comparison is not sensitive'
+
+
+# ------------------------------------------------- world-size-invariant batch and lr
+def _total_batch_cfg(tmp_path) -> dict:
+    cfg = toy_runner_cfg(str(tmp_path / 'ddp'), max_iters=2, val_interval=2)
+    cfg.pop('work_dir')
+    cfg['val_evaluator'].pop('out_file')
+    cfg['total_batch_size'] = 4  # images per branch over all processes; lr 0.01 is for 4
+    return cfg
+
+
+def test_total_batch_on_one_process(tmp_path):
+    from mmengine.runner import Runner
+
+    from uda.engine.dist import prepare_distributed
+
+    cfg = Config(_total_batch_cfg(tmp_path))
+    cfg.work_dir = str(tmp_path / 'one')
+    prepare_distributed(cfg)
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    assert runner.train_dataloader.batch_size == 4
+    ckpt = torch.load(tmp_path / 'one' / 'iter_2.pth', weights_only=False)
+    assert ckpt['optimizer']['param_groups'][0]['lr'] == pytest.approx(0.01)
+
+
+@pytest.mark.slow
+def test_total_batch_on_two_processes(tmp_path):
+    """The same config on 2 processes: 2 images per branch each (4 in all), the reference lr."""
+    states = _torchrun(tmp_path, Config(_total_batch_cfg(tmp_path)), 29567)
+    assert [states[f'before{r}']['batch'] for r in (0, 1)] == [2, 2]
+    assert states['before0']['world'] == 2
+    ckpt = torch.load(tmp_path / 'ddp' / 'iter_2.pth', weights_only=False)
+    assert ckpt['optimizer']['param_groups'][0]['lr'] == pytest.approx(0.01)
+    _assert_ranks_equal(states)

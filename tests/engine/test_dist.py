@@ -11,7 +11,7 @@ from mmengine.registry import MODEL_WRAPPERS as ROOT_MODEL_WRAPPERS
 
 from tests.conftest import toy_batch
 from uda.engine import AdapterDataParallel, AdapterOptimWrapperConstructor, average_gradients
-from uda.engine.dist import prepare_distributed
+from uda.engine.dist import apply_total_batch, prepare_distributed
 from uda.registry import MODELS
 
 
@@ -328,3 +328,44 @@ def test_prepare_distributed_adds_the_buffer_sync_hook(one_rank_group):
     assert cfg.custom_hooks == [dict(type='SyncBuffersHook')]
     prepare_distributed(cfg)  # not twice
     assert cfg.custom_hooks == [dict(type='SyncBuffersHook')]
+
+
+@pytest.mark.parametrize(
+    'world, per_process, factor', [(1, 8, 1.0), (2, 4, 1.0), (8, 1, 1.0), (3, 3, 9 / 8), (16, 1, 2.0)]
+)
+def test_total_batch_gives_the_per_process_batch_and_the_linear_lr(world, per_process, factor):
+    cfg = Config(dict(total_batch_size=8, train_dataloader=dict(batch_size=2)))
+    applied = apply_total_batch(cfg, world)
+    assert cfg.train_dataloader.batch_size == per_process
+    assert cfg.auto_scale_lr == dict(enable=True, base_batch_size=8)
+    # mmengine's Runner.scale_lr: lr x world * batch_size / base_batch_size
+    assert world * per_process / 8 == pytest.approx(factor) == applied['lr_factor']
+    assert applied['effective_batch'] == world * per_process
+
+
+def test_total_batch_rejects_bad_values_and_a_conflicting_auto_scale_lr():
+    with pytest.raises(ValueError, match='total_batch_size'):
+        apply_total_batch(Config(dict(total_batch_size=0, train_dataloader={})), 1)
+    cfg = Config(
+        dict(
+            total_batch_size=8,
+            train_dataloader={},
+            auto_scale_lr=dict(enable=True, base_batch_size=16),
+        )
+    )
+    with pytest.raises(ValueError, match='drop auto_scale_lr'):
+        apply_total_batch(cfg, 2)
+    assert apply_total_batch(Config(dict(train_dataloader={})), 2) is None
+
+
+def test_total_batch_reads_the_launchers_world_size(monkeypatch):
+    monkeypatch.setenv('WORLD_SIZE', '2')
+    cfg = Config(
+        dict(launcher='pytorch', total_batch_size=4, train_dataloader=dict(batch_size=1))
+    )
+    monkeypatch.setattr(dist, 'is_initialized', lambda: True)  # no process group needed
+    prepare_distributed(cfg)
+    assert cfg.train_dataloader.batch_size == 2
+    monkeypatch.delenv('WORLD_SIZE')
+    with pytest.raises(RuntimeError, match='WORLD_SIZE'):
+        prepare_distributed(Config(dict(launcher='pytorch', total_batch_size=4, train_dataloader={})))

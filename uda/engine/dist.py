@@ -406,6 +406,76 @@ class AdapterDataParallel(nn.Module):
         return self.module(*args, **kwargs)
 
 
+# The environment variable holding the number of processes under each mmengine launcher.
+WORLD_SIZE_ENV = dict(pytorch='WORLD_SIZE', slurm='SLURM_NTASKS', mpi='OMPI_COMM_WORLD_SIZE')
+
+
+def launcher_world_size(launcher: str) -> int:
+    """The number of training processes the launcher starts (1 without a launcher)."""
+    if launcher == 'none':
+        return 1
+    var = WORLD_SIZE_ENV.get(launcher)
+    if var is None or var not in os.environ:
+        raise RuntimeError(
+            f'launcher={launcher!r}: cannot read the number of processes '
+            f'({var or "unknown launcher"} is not set); start the run with torchrun, srun or '
+            'mpirun, or use --launcher none.'
+        )
+    return int(os.environ[var])
+
+
+def apply_total_batch(cfg: Config, world_size: int) -> Optional[dict]:
+    """Derive the per-process batch and the learning rate from ``total_batch_size``.
+
+    A config that sets ``total_batch_size = N`` states the batch *per branch over all
+    processes* for which its optimisers' learning rates are the reference. Each of ``W``
+    processes then loads ``ceil(N / W)`` images per branch, and the learning rate follows the
+    linear scaling rule (Goyal et al., arXiv:1706.02677) from the effective batch
+    ``W * ceil(N / W)``: ``lr = lr_ref * W * ceil(N / W) / N``, through mmengine's
+    ``auto_scale_lr`` with ``base_batch_size = N`` (``Runner.scale_lr``, which scales every
+    optimiser wrapper). When ``W`` divides ``N`` the effective batch is ``N`` and the learning
+    rate the reference one, so 1, 2 or 8 GPUs train the same recipe; otherwise the batch is
+    rounded up and the learning rate scaled with it (logged). The schedule's iterations are
+    unchanged. Returns what was applied, or None without ``total_batch_size``.
+    """
+    total = cfg.get('total_batch_size')
+    if total is None:
+        return None
+    if isinstance(total, bool) or not isinstance(total, int) or total < 1:
+        raise ValueError(
+            f'total_batch_size={total!r}: give the images per branch over all processes, an '
+            'integer >= 1 (e.g. total_batch_size=8).'
+        )
+    scale = cfg.get('auto_scale_lr') or {}
+    if scale.get('enable') and scale.get('base_batch_size') != total:
+        raise ValueError(
+            f'total_batch_size={total} and auto_scale_lr={dict(scale)} disagree: '
+            'total_batch_size sets auto_scale_lr itself; drop auto_scale_lr.'
+        )
+    per_process = -(-total // int(world_size))
+    effective = per_process * int(world_size)
+    cfg.train_dataloader.batch_size = per_process
+    cfg.auto_scale_lr = dict(enable=True, base_batch_size=total)
+    applied = dict(
+        total_batch_size=total,
+        world_size=int(world_size),
+        batch_per_process=per_process,
+        effective_batch=effective,
+        lr_factor=effective / total,
+    )
+    if effective != total:
+        from mmengine.logging import print_log
+
+        print_log(
+            f'total_batch_size={total} is not a multiple of the {world_size} processes: '
+            f'{per_process} images per branch and process, effective batch {effective}, '
+            f'learning rates x {effective / total:g} (linear rule).',
+            logger='current',
+            level=30,
+        )
+    return applied
+
+
 def prepare_distributed(cfg: Config) -> None:
     """Choose the model wrapper of a distributed run and initialise gloo without CUDA.
 
@@ -415,11 +485,16 @@ def prepare_distributed(cfg: Config) -> None:
     own initialisation when a process group exists, so initialising gloo first is enough (a
     torch DDP wrapper then needs ``device_ids=None``, a CPU module).
 
+    A config's ``total_batch_size`` sets the per-process batch and the learning-rate scaling
+    for the launcher's number of processes (:func:`apply_total_batch`).
+
     ``sync_bn='torch'`` (read by the Runner, which converts the model's BatchNorm layers to
     ``torch.nn.SyncBatchNorm`` before wrapping it in a distributed run) is checked here: it
     needs CUDA.
     """
     launcher = cfg.get('launcher', 'none')
+    if cfg.get('total_batch_size') is not None and 'train_dataloader' in cfg:
+        apply_total_batch(cfg, launcher_world_size(launcher))
     sync_bn = cfg.get('sync_bn')
     if sync_bn is not None and sync_bn != 'torch':
         raise ValueError(
