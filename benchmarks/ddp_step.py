@@ -37,9 +37,9 @@ from torch.nn.parallel import DistributedDataParallel
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from benchmarks.step_bench import random_batch  # noqa: E402
 from mmengine.optim import OptimWrapper  # noqa: E402
 
+from benchmarks.step_bench import random_batch  # noqa: E402
 from uda.engine import AdapterDataParallel  # noqa: E402
 from uda.registry import MODELS  # noqa: E402
 

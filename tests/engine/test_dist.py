@@ -331,7 +331,8 @@ def test_prepare_distributed_adds_the_buffer_sync_hook(one_rank_group):
 
 
 @pytest.mark.parametrize(
-    'world, per_process, factor', [(1, 8, 1.0), (2, 4, 1.0), (8, 1, 1.0), (3, 3, 9 / 8), (16, 1, 2.0)]
+    'world, per_process, factor',
+    [(1, 8, 1.0), (2, 4, 1.0), (8, 1, 1.0), (3, 3, 9 / 8), (16, 1, 2.0)],
 )
 def test_total_batch_gives_the_per_process_batch_and_the_linear_lr(world, per_process, factor):
     cfg = Config(dict(total_batch_size=8, train_dataloader=dict(batch_size=2)))
@@ -360,12 +361,12 @@ def test_total_batch_rejects_bad_values_and_a_conflicting_auto_scale_lr():
 
 def test_total_batch_reads_the_launchers_world_size(monkeypatch):
     monkeypatch.setenv('WORLD_SIZE', '2')
-    cfg = Config(
-        dict(launcher='pytorch', total_batch_size=4, train_dataloader=dict(batch_size=1))
-    )
+    cfg = Config(dict(launcher='pytorch', total_batch_size=4, train_dataloader=dict(batch_size=1)))
     monkeypatch.setattr(dist, 'is_initialized', lambda: True)  # no process group needed
     prepare_distributed(cfg)
     assert cfg.train_dataloader.batch_size == 2
     monkeypatch.delenv('WORLD_SIZE')
     with pytest.raises(RuntimeError, match='WORLD_SIZE'):
-        prepare_distributed(Config(dict(launcher='pytorch', total_batch_size=4, train_dataloader={})))
+        prepare_distributed(
+            Config(dict(launcher='pytorch', total_batch_size=4, train_dataloader={}))
+        )
