@@ -12,7 +12,7 @@ UNet-``--encoder``, SGD) is taken by three data-parallel implementations, from i
 
 Each process runs at ``OMP_NUM_THREADS`` (1 by default) threads; the variants alternate in
 ``--rounds`` rounds of ``--steps`` steps (after one warm-up step each), so a change in the load
-of a shared machine hits all three alike. Rank 0 prints the median wall time per step (both
+of a shared machine hits all three alike (one step of each in turn). Rank 0 prints the median wall time per step (both
 ranks start each step together) and the ratios::
 
     OMP_NUM_THREADS=1 python benchmarks/ddp_step.py [--size 128 128] [--batch 2] [--steps 5]
@@ -83,9 +83,9 @@ def _worker(rank: int, init_file: str, args: argparse.Namespace, out: str) -> No
         for v in VARIANTS:  # warm-up
             steps[v](random_batch(['source'], args.batch, size, rank), wrappers[v])
         for r in range(args.rounds):
-            for v in VARIANTS:
-                for i in range(args.steps):
-                    batch = random_batch(['source'], args.batch, size, 1000 * r + 10 * i + rank)
+            for i in range(args.steps):
+                batch = random_batch(['source'], args.batch, size, 1000 * r + 10 * i + rank)
+                for v in VARIANTS:  # alternate step by step: load changes hit all alike
                     dist.barrier()
                     t0 = time.perf_counter()
                     steps[v](batch, wrappers[v])

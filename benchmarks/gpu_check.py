@@ -105,9 +105,6 @@ def step_cell(method: str, arch: str, precision: str, args: argparse.Namespace) 
     times = time_steps(lambda i: step(i + args.warmup), args.steps, 0, args.device, 'wall')
     peak = (torch.cuda.max_memory_allocated() - held) / 2**20 if cuda else None
     images = batch * len(branches)
-    del model, wrapper
-    if cuda:
-        torch.cuda.empty_cache()
     return dict(
         method=method,
         arch=arch,
