@@ -10,10 +10,10 @@ UNet-``--encoder``, SGD) is taken by three data-parallel implementations, from i
 - ``torch.nn.parallel.DistributedDataParallel`` around the student (its C++ reducer, 25 MiB
   buckets, ``broadcast_buffers=True``), the adapter's step otherwise unchanged.
 
-Each process runs at ``OMP_NUM_THREADS`` (1 by default) threads; the variants alternate in
-``--rounds`` rounds of ``--steps`` steps (after one warm-up step each), so a change in the load
-of a shared machine hits all three alike (one step of each in turn). Rank 0 prints the median wall time per step (both
-ranks start each step together) and the ratios::
+Each process runs at ``OMP_NUM_THREADS`` (1 by default) threads; after one warm-up step each,
+the variants take one step each in turn, ``--rounds`` x ``--steps`` times, so a change in the
+load of a shared machine hits all three alike. Rank 0 prints the median wall time per step
+(both ranks start each step together) and the ratios::
 
     OMP_NUM_THREADS=1 python benchmarks/ddp_step.py [--size 128 128] [--batch 2] [--steps 5]
 """
