@@ -151,7 +151,7 @@ def verify_int8(
             raise ExportVerificationError(
                 f'{what}: output shape {out.shape} != PyTorch {ref.shape} for input {x.shape}.'
             )
-        rel = float(np.linalg.norm(out - ref) / max(np.linalg.norm(ref), 1e-12))
+        rel = float(np.linalg.norm(out - ref)) / max(float(np.linalg.norm(ref)), 1e-12)
         agree = float((out.argmax(1) == ref.argmax(1)).mean())
         records.append(
             dict(

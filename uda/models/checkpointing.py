@@ -45,7 +45,7 @@ def _full_recompute_class(cls: type) -> type:
 
         def forward(self: nn.Module, *args: Any, **kwargs: Any) -> Any:
             with set_checkpoint_early_stop(False):
-                return super(new, self).forward(*args, **kwargs)  # type: ignore[misc]
+                return super(new, self).forward(*args, **kwargs)  # type: ignore[arg-type]
 
         new = type(cls.__name__, (cls,), {'forward': forward})
         new.__module__ = cls.__module__
@@ -61,7 +61,7 @@ def _checkpointed_class(cls: type) -> type:
     if cls not in _CLASSES:
 
         def forward(self: nn.Module, *args: Any, **kwargs: Any) -> Any:
-            run = super(new, self).forward  # type: ignore[misc]
+            run = super(new, self).forward  # type: ignore[arg-type]
             if not torch.is_grad_enabled():
                 return run(*args, **kwargs)
             return checkpoint(run, *args, use_reentrant=False, **kwargs)
