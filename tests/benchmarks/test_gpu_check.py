@@ -46,3 +46,19 @@ def test_gpu_check_sh_writes_its_output_file(tmp_path):
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
     text = out_file.read_text()
     assert '| SegFormer MiT-B5 | ABN | fp32 | ' in text and 'date: ' in text
+
+
+@pytest.mark.slow
+def test_ddp_step_benchmark_times_the_three_wrappers():
+    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=ROOT)
+    res = subprocess.run(
+        [sys.executable, os.path.join(ROOT, 'benchmarks', 'ddp_step.py')]
+        + ['--size', '32', '32', '--batch', '1', '--steps', '1', '--rounds', '1'],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    for row in ('| old wrapper | ', '| new wrapper | ', '| torch DDP | '):
+        assert row in res.stdout
