@@ -300,17 +300,20 @@ def test_buffers_sync_at_the_interval_and_before_validation_and_checkpoints(one_
     wrapped = AdapterDataParallel(model, buffer_sync_interval=3)
     calls = []
     sync = wrapped.sync_buffers
-    wrapped.sync_buffers = lambda: (calls.append(1), sync())[1]
+    wrapped.sync_buffers = lambda floats_only=False: (
+        calls.append(floats_only),
+        sync(floats_only),
+    )[1]
     ow = _wrappers(model)
     for step in range(4):
         wrapped.train_step(toy_batch(seed=step), ow)
-        assert len(calls) == (1 if step >= 2 else 0), step
-    assert wrapped.buffers_stale  # step 4 changed them after the sync of step 3
+        assert calls == ([True] if step >= 2 else []), step  # floats only at the interval
+    assert wrapped.buffers_stale  # counters not synced; step 4 changed the statistics
     runner = SimpleNamespace(model=wrapped)
     hook = SyncBuffersHook()
     checkpoint = dict(state_dict={})
     hook.before_save_checkpoint(runner, checkpoint)
-    assert len(calls) == 2 and not wrapped.buffers_stale
+    assert calls == [True, False] and not wrapped.buffers_stale  # the full sync
     # The Runner read state_dict before the hook: it is read again after the sync.
     assert set(checkpoint['state_dict']) == set(model.state_dict())
     hook.before_val(runner)  # nothing changed since: no collective

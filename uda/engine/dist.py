@@ -223,9 +223,9 @@ class AdapterDataParallel(nn.Module):
     ranks counts as zero there; one without a gradient on every rank keeps ``grad=None``.
 
     Floating-point buffers (BatchNorm running statistics, SAC's class prior) are averaged over
-    the ranks and the others (counters) copied from rank 0 every ``buffer_sync_interval``
-    steps, and always before validation, testing and checkpoints (:class:`SyncBuffersHook`,
-    which ``prepare_distributed`` adds), so every rank validates and saves the same model.
+    the ranks every ``buffer_sync_interval`` steps; before validation, testing and checkpoints
+    (:class:`SyncBuffersHook`, which ``prepare_distributed`` adds) they are averaged and the
+    others (counters) copied from rank 0, so every rank validates and saves the same model.
     BatchNorm's running statistics are linear in their past values, so averaging them every
     N steps gives the statistics of averaging every step; buffers that the step itself reads
     (a class prior, or the teacher's statistics between syncs) differ between the ranks until
@@ -372,11 +372,18 @@ class AdapterDataParallel(nn.Module):
         phase.reset()
 
     @torch.no_grad()
-    def sync_buffers(self) -> None:
-        """Average float buffers over the ranks; copy the others from rank 0."""
+    def sync_buffers(self, floats_only: bool = False) -> None:
+        """Average float buffers over the ranks; copy the others from rank 0.
+
+        ``floats_only`` (the per-step sync): the integer buffers (BatchNorm's
+        ``num_batches_tracked``, counters), which every rank advances alike, wait for the full
+        sync before validation and checkpoints; one collective per step instead of two.
+        """
         buffers = self._synced_buffers(teacher=self.buffer_sync_interval > 1)
         floats = [b for b in buffers if b.dtype.is_floating_point]
         _coalesced(floats, dist.all_reduce, self.bucket_cap_mb, scale=1.0 / self.world_size)
+        if floats_only:
+            return
         self._broadcast([b for b in buffers if not b.dtype.is_floating_point])
         self.buffers_stale = False
 
@@ -393,7 +400,7 @@ class AdapterDataParallel(nn.Module):
         self._steps += 1
         self.buffers_stale = True
         if self.average_buffers and self._steps % self.buffer_sync_interval == 0:
-            self.sync_buffers()
+            self.sync_buffers(floats_only=True)
         return log_vars
 
     def val_step(self, data: Any) -> list:
