@@ -786,19 +786,19 @@ class Adapter(BaseModel):
                 p.requires_grad_(True)
 
     @staticmethod
-    def _backward(
-        ow: OptimWrapper,
-        loss: Tensor,
-        grad_sync: Optional[GradSync] = None,
-        last: bool = False,
-    ) -> None:
+    def _backward(ow: OptimWrapper, loss: Tensor) -> None:
         """Backward without counting it as a step: mmengine counts backward calls for
         gradient accumulation, and one step is one count however many backward passes (term
-        groups) it takes (:meth:`_student_phase` counts once).
+        groups) it takes (:meth:`_student_phase` counts once)."""
+        ow.backward(ow.scale_loss(loss))
+        ow._inner_count -= 1
 
-        ``last``: the phase's last backward pass. When the wrapper then steps and ``grad_sync``
-        can overlap (``uda.engine.GradientSync.launch_during``), the gradient averaging over
-        data-parallel ranks starts during this pass."""
+    def _backward_phase(
+        self, ow: OptimWrapper, loss: Tensor, grad_sync: Optional[GradSync], last: bool
+    ) -> None:
+        """:meth:`_backward`; for the phase's ``last`` backward pass, when the wrapper then
+        steps and ``grad_sync`` can overlap (``uda.engine.GradientSync.launch_during``), the
+        gradient averaging over data-parallel ranks starts during this pass."""
         launch = getattr(grad_sync, 'launch_during', None) if last else None
         if launch is not None:
             ow._inner_count += 1  # the count this step will have
@@ -806,11 +806,9 @@ class Adapter(BaseModel):
             ow._inner_count -= 1
             if steps:
                 with launch(ow):
-                    ow.backward(ow.scale_loss(loss))
-                ow._inner_count -= 1
+                    self._backward(ow, loss)
                 return
-        ow.backward(ow.scale_loss(loss))
-        ow._inner_count -= 1
+        self._backward(ow, loss)
 
     @staticmethod
     def _step(ow: OptimWrapper, grad_sync: Optional[GradSync]) -> None:
@@ -890,7 +888,7 @@ class Adapter(BaseModel):
                 continue
             parsed, p_log = self.parse_losses(losses)
             self._check_finite(parsed, losses, ctx.iter)
-            self._backward(ow, parsed, grad_sync, last=True)
+            self._backward_phase(ow, parsed, grad_sync, last=True)
             ow._inner_count += 1
             self._step(ow, grad_sync)
             p_log.pop('loss')
@@ -913,7 +911,7 @@ class Adapter(BaseModel):
                     parsed, _ = self.parse_losses(losses)
                     self._check_finite(parsed, losses, ctx.iter)
                     if parsed.requires_grad:
-                        self._backward(ow, parsed, grad_sync, last=i == len(groups) - 1)
+                        self._backward_phase(ow, parsed, grad_sync, last=i == len(groups) - 1)
                         backward_done = True
                 all_losses.update({k: v.detach() for k, v in losses.items()})
                 if i < len(groups) - 1:
