@@ -5,7 +5,7 @@ UNet-``--encoder``, SGD) is taken by three data-parallel implementations, from i
 
 - ``AdapterDataParallel(overlap=False)``: every gradient averaged after the whole backward
   pass (the wrapper before issue 26);
-- ``AdapterDataParallel()`` (``overlap=True``): bucketed asynchronous all-reduces launched
+- ``AdapterDataParallel(overlap=True)``: bucketed asynchronous all-reduces launched
   from the gradient hooks during the backward pass, awaited before the step;
 - ``torch.nn.parallel.DistributedDataParallel`` around the student (its C++ reducer, 25 MiB
   buckets, ``broadcast_buffers=True``), the adapter's step otherwise unchanged.
@@ -69,7 +69,7 @@ def _worker(rank: int, init_file: str, args: argparse.Namespace, out: str) -> No
             m.load_state_dict(state)
         steps = {
             'old wrapper': AdapterDataParallel(models['old wrapper'], overlap=False).train_step,
-            'new wrapper': AdapterDataParallel(models['new wrapper']).train_step,
+            'new wrapper': AdapterDataParallel(models['new wrapper'], overlap=True).train_step,
         }
         torch_ddp = models['torch DDP']
         torch_ddp.student = DistributedDataParallel(torch_ddp.student, device_ids=None)
