@@ -53,7 +53,7 @@ def test_ddp_step_benchmark_times_the_three_wrappers():
     env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=ROOT)
     res = subprocess.run(
         [sys.executable, os.path.join(ROOT, 'benchmarks', 'ddp_step.py')]
-        + ['--size', '32', '32', '--batch', '1', '--steps', '1', '--rounds', '1'],
+        + ['--size', '64', '64', '--batch', '2', '--steps', '1', '--rounds', '1'],
         env=env,
         capture_output=True,
         text=True,
