@@ -58,17 +58,25 @@ def calibrate_bn(net: torch.nn.Module, size: tuple[int, int], forward: Callable)
         m.reset_running_stats()
         m.momentum = None  # cumulative average
         m.train()
+    device = next(net.parameters()).device
     for _ in range(2):
-        forward(torch.randn(2, 3, *size, generator=g))
+        forward(torch.randn(2, 3, *size, generator=g).to(device))
     for m, (momentum, training) in zip(bns, saved):
         m.momentum = momentum
         m.train(training)
 
 
-def uda_cfg(method: str, amp: str | None) -> Any:
+def _autocast(amp: str | None, device: str) -> Any:
+    """bf16 autocast on the device's type, or nothing."""
+    if amp != 'bf16':
+        return contextlib.nullcontext()
+    return torch.autocast(torch.device(device).type, dtype=torch.bfloat16)
+
+
+def uda_cfg(method: str, amp: str | None, device: str = 'cpu') -> Any:
     """The reference SAC config at 1 target image x 4 views (ABN: its source term alone with
     target-only BatchNorm statistics, no teacher)."""
-    cfg = load(os.path.join(ROOT, SAC_CONFIG), amp=amp)
+    cfg = load(os.path.join(ROOT, SAC_CONFIG), amp=amp, device=device)
     cfg.model.labellers.sac.num_images = 1
     cfg.model.terms.sac.log_per_class = False
     if method == 'abn':
@@ -81,7 +89,7 @@ def uda_cfg(method: str, amp: str | None) -> Any:
 
 def time_uda(method: str, amp: str | None, args: argparse.Namespace) -> dict[str, float]:
     torch.manual_seed(0)
-    model, wrapper, _ = build(uda_cfg(method, amp))
+    model, wrapper, _ = build(uda_cfg(method, amp, args.device), args.device)
     size = tuple(args.size)
     calibrate_bn(model.student, size, model.student)
     if model.teacher is not None:
@@ -91,7 +99,7 @@ def time_uda(method: str, amp: str | None, args: argparse.Namespace) -> dict[str
         lambda i: model.train_step(random_batch(['source', 'target'], 2, size, i), wrapper),
         args.steps,
         args.warmup,
-        'cpu',
+        args.device,
         args.clock,
     )
     out = dict(step_s=statistics.median(times))
@@ -104,11 +112,12 @@ def uda_passes(model: Any, amp: str | None, args: argparse.Namespace) -> dict[st
     """The unavoidable passes of the SAC step on uda's network, timed alone."""
     h, w = args.size
     g = torch.Generator().manual_seed(0)
-    src = torch.randn(2, 3, h, w, generator=g)
-    views = torch.randn(4, 3, h, w, generator=g)
-    gt = torch.randint(0, 19, (2, h, w), generator=g)
-    pl = torch.randint(0, 19, (4, h, w), generator=g)
-    ctx = torch.autocast('cpu', dtype=torch.bfloat16) if amp == 'bf16' else contextlib.nullcontext()
+    dev = args.device
+    src = torch.randn(2, 3, h, w, generator=g).to(dev)
+    views = torch.randn(4, 3, h, w, generator=g).to(dev)
+    gt = torch.randint(0, 19, (2, h, w), generator=g).to(dev)
+    pl = torch.randint(0, 19, (4, h, w), generator=g).to(dev)
+    ctx = _autocast(amp, dev)
 
     def fwd_bwd(x: torch.Tensor, y: torch.Tensor) -> None:
         with ctx:
@@ -125,7 +134,7 @@ def uda_passes(model: Any, amp: str | None, args: argparse.Namespace) -> dict[st
     res = {}
     for name, fn in parts.items():
         res[name] = statistics.median(
-            time_steps(lambda i, fn=fn: fn(), args.steps, 1, 'cpu', args.clock)
+            time_steps(lambda i, fn=fn: fn(), args.steps, 1, args.device, args.clock)
         )
         model.student.zero_grad(set_to_none=True)
     res['passes_s'] = res['src_fb'] + res['views_fb'] + res['teacher_f']
@@ -180,11 +189,13 @@ def reference_model(path: str) -> tuple[Any, Any, SimpleNamespace]:
 def time_reference(path: str, amp: str | None, args: argparse.Namespace) -> dict[str, float]:
     torch.manual_seed(0)
     net, optim, cfg = reference_model(path)
+    dev = args.device
+    net.to(dev)
     h, w = args.size
     calibrate_bn(net.backbone, (h, w), net.backbone)  # the slow net copies it at step 1
     T = 4  # GROUP_SIZE (views per target image), 1 group
-    eye = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]).expand(T, 2, 3).contiguous()
-    ctx = torch.autocast('cpu', dtype=torch.bfloat16) if amp == 'bf16' else contextlib.nullcontext()
+    eye = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]).expand(T, 2, 3).contiguous().to(dev)
+    ctx = _autocast(amp, dev)
 
     def step(i: int) -> None:
         g = torch.Generator().manual_seed(i)
@@ -197,6 +208,9 @@ def time_reference(path: str, amp: str | None, args: argparse.Namespace) -> dict
             torch.randn(T, 3, h, w, generator=g),
         )
         frames_gt = torch.zeros(T, h, w, dtype=torch.long)
+        image, gt, frames1, frames2, frames_gt = (
+            t.to(dev) for t in (image, gt, frames1, frames2, frames_gt)
+        )
         optim.zero_grad()
         with ctx:  # Trainer.step (source, no optimiser step when not BASELINE)
             losses, _ = net(image, gt)
@@ -207,7 +221,7 @@ def time_reference(path: str, amp: str | None, args: argparse.Namespace) -> dict
         optim.step()
 
     with contextlib.redirect_stdout(sys.stderr):
-        times = time_steps(step, args.steps, args.warmup, 'cpu', args.clock)
+        times = time_steps(step, args.steps, args.warmup, args.device, args.clock)
     return dict(step_s=statistics.median(times))
 
 
@@ -224,6 +238,9 @@ def main() -> None:
         'models/sac.py _update_running_conf mixes fp32 and bf16; reported, then skipped)',
     )
     parser.add_argument('--skip-abn', action='store_true')
+    parser.add_argument(
+        '--device', default='cpu', help="'cuda' on a GPU (benchmarks/gpu_check.sh; --clock wall)"
+    )
     parser.add_argument(
         '--clock',
         choices=['wall', 'cpu'],

@@ -28,7 +28,7 @@ import torch
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.config import Config, ConfigDict, DictAction  # noqa: E402
 from mmengine.logging import MessageHub  # noqa: E402
 from mmengine.optim import build_optim_wrapper  # noqa: E402
 from mmengine.registry import init_default_scope  # noqa: E402
@@ -46,9 +46,17 @@ def load(
     compile_: bool = False,
     backward_groups: Optional[str] = None,
     device: str = 'cpu',
+    segmentor: Optional[str] = None,
 ) -> Config:
-    """The config with the switches applied (``backward_groups='per-term'``: one group per term)."""
+    """The config with the switches applied (``backward_groups='per-term'``: one group per term;
+    ``segmentor``: a model base config, e.g. ``configs/_base_/models/deeplabv2_resnet101.py``,
+    whose ``segmentor`` replaces the config's, with the config's class count)."""
     cfg = Config.fromfile(config)
+    if segmentor:
+        base = Config.fromfile(segmentor)
+        net = dict(base.segmentor, num_classes=cfg.model.segmentor.get('num_classes', 19))
+        cfg.model.segmentor = ConfigDict(net)  # replaced, not merged
+        cfg.model.data_preprocessor.size_divisor = base.data_preprocessor.size_divisor
     if options:
         cfg.merge_from_dict(options)
     if channels_last:
@@ -175,6 +183,7 @@ def run(args: argparse.Namespace) -> dict:
         args.compile,
         args.backward_groups,
         args.device,
+        args.segmentor,
     )
     model, wrapper, _ = build(cfg, args.device)
     branches = branches_of(cfg)
@@ -182,8 +191,8 @@ def run(args: argparse.Namespace) -> dict:
     size = tuple(args.size)
     classes = model.num_classes
 
-    def step(i: int) -> None:
-        model.train_step(random_batch(branches, batch, size, i, classes), wrapper)
+    def step(i: int, at: tuple = size) -> None:
+        model.train_step(random_batch(branches, batch, at, i, classes), wrapper)
 
     out: dict[str, Any] = dict(
         config=args.config,
@@ -196,8 +205,23 @@ def run(args: argparse.Namespace) -> dict:
         size=list(size),
     )
     if args.memory:
-        step(0)  # optimiser state exists from here on
-        out['peak_mib'] = peak_during(lambda: [step(i) for i in range(1, 3)], args.device)
+        if args.memory_steps > 0:
+            # Optimiser state and gradients exist from here on; --warmup-size makes this
+            # untimed, unmeasured step cheap (its activations are freed before the next).
+            step(0, tuple(args.warmup_size or size))
+        # --memory-steps 0: the first step itself (its peak includes creating the optimiser
+        # state), so held + peak is the process's peak RSS at the cost of one step.
+        steps = range(int(args.memory_steps > 0), 1 + args.memory_steps)
+        # Held between steps (weights, teacher, optimiser state, allocator); CPU only.
+        out['held_mib'] = None if args.device.startswith('cuda') else rss_mib()
+        out['peak_mib'] = peak_during(lambda: [step(i) for i in steps], args.device)
+        out['params_mib'] = (
+            sum(
+                t.numel() * t.element_size()
+                for t in {id(t): t for t in [*model.parameters(), *model.buffers()]}.values()
+            )
+            / 2**20
+        )
         return out
     t0 = time.perf_counter()
     step(0)  # the first step: compilation, allocator warm-up
@@ -227,6 +251,25 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
         help='one backward pass per term (model.backward_groups)',
     )
     parser.add_argument('--memory', action='store_true', help='peak memory instead of time')
+    parser.add_argument(
+        '--memory-steps',
+        type=int,
+        default=2,
+        help='steps measured by --memory after an unmeasured one (0: the first step alone)',
+    )
+    parser.add_argument(
+        '--warmup-size',
+        type=int,
+        nargs=2,
+        default=None,
+        metavar=('H', 'W'),
+        help='input size of the unmeasured first step of --memory (default --size)',
+    )
+    parser.add_argument(
+        '--segmentor',
+        default=None,
+        help="a model base config whose segmentor replaces the config's",
+    )
     parser.add_argument(
         '--clock',
         choices=['wall', 'cpu'],

@@ -66,3 +66,47 @@ def test_reference_settings_are_read_from_its_files(tmp_path):
     assert not hasattr(cfg, 'GROUP_SIZE')
     with pytest.raises(SystemExit, match='da-sac'):
         reference_step.reference_model(str(tmp_path))
+
+
+def test_segmentor_option_replaces_the_network():
+    base = os.path.join(ROOT, 'configs/_base_/models/deeplabv2_resnet101.py')
+    cfg = step_bench.load(SAC, segmentor=base)
+    seg = cfg.model.segmentor
+    assert seg.arch == 'DeepLabV2' and seg.encoder_name == 'resnet101'
+    assert 'decoder_channels' not in seg  # replaced, not merged with the UNet's
+    assert seg.num_classes == 19 and cfg.model.data_preprocessor.size_divisor == 8
+
+
+def test_memory_matrix_appends_cells_and_skips_done_ones(tmp_path, monkeypatch, capsys):
+    step_memory = _load('step_memory')
+    runs = []
+
+    def fake_cell(method, encoder, variant, args):
+        runs.append((method, encoder, variant))
+        return dict(
+            method=method, encoder=encoder, variant=variant, held_mib=1000.0, peak_mib=100.0
+        )
+
+    monkeypatch.setattr(step_memory, 'matrix_cell', fake_cell)
+    jsonl = str(tmp_path / 'm.jsonl')
+    argv = ['step_memory.py', '--matrix', '--methods', 'ABN', 'SAC', '--encoders', 'ViT-S']
+    argv += ['--variants', 'plain', 'checkpointing', '--jsonl', jsonl, '--skip', 'ViT-S:SAC']
+    monkeypatch.setattr(sys, 'argv', argv)
+    step_memory.main()
+    assert runs == [('ABN', 'ViT-S', 'plain'), ('ABN', 'ViT-S', 'checkpointing')]
+    out = capsys.readouterr().out
+    assert '| ABN | ViT-S | 1100 (1000 + 100) | 1100 (1000 + 100) |' in out
+    assert '| SAC | ViT-S | not run | not run |' in out
+    runs.clear()
+    step_memory.main()  # the cells in the file are not measured again
+    assert runs == []
+
+
+def test_matrix_encoders_are_dinov2_sizes():
+    step_memory = _load('step_memory')
+    large = step_memory.ENCODERS['ViT-L'][1]
+    assert large['model.segmentor.encoder_name'] == 'tu-vit_large_patch14_dinov2'
+    assert large['model.segmentor.encoder_kwargs.patch_size'] == 16
+    assert step_memory.VARIANTS['checkpointing'] == {
+        'model.segmentor.activation_checkpointing': True
+    }

@@ -11,6 +11,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 from mmengine.config import Config
+from mmengine.optim import OptimWrapper
 
 from tests.conftest import toy_batch, toy_runner_cfg
 from uda.engine import AdapterDataParallel, AdapterOptimWrapperConstructor
@@ -32,6 +33,8 @@ from uda.registry import HOOKS
 class RankStateHook(Hook):
     def _save(self, runner, when):
         torch.save(dict(wrapper=type(runner.model).__name__,
+                        batch=runner.train_dataloader.batch_size,
+                        world=runner.world_size,
                         state=runner.model.module.state_dict()),
                    os.path.join(runner.work_dir, f'{{when}}_rank{{runner.rank}}.pt'))
 
@@ -242,12 +245,12 @@ def _batch(step: int, rank: int) -> dict:
     return toy_batch(seed=100 * step + rank)
 
 
-def _worker(rank: int, init_file: str, out_dir: str) -> None:
+def _worker(rank: int, init_file: str, out_dir: str, overlap: bool = True) -> None:
     dist.init_process_group('gloo', init_method=f'file://{init_file}', rank=rank, world_size=2)
     try:
         torch.manual_seed(rank)  # rank 1 starts elsewhere: the wrapper broadcasts rank 0's
         model = _toy_adversarial_adapter()
-        ddp = AdapterDataParallel(model)
+        ddp = AdapterDataParallel(model, overlap=overlap, bucket_cap_mb=1e-6 if overlap else 25)
         ddp.train()
         ow = _wrappers(model)
         for step in range(STEPS):
@@ -308,9 +311,10 @@ def _reference(average: bool = True) -> list:
 
 
 @pytest.mark.slow
-def test_two_process_adversarial_step_matches_a_single_process_reference(tmp_path):
+@pytest.mark.parametrize('overlap', [True, False], ids=['overlapped', 'after-backward'])
+def test_two_process_adversarial_step_matches_a_single_process_reference(tmp_path, overlap):
     os.environ.setdefault('OMP_NUM_THREADS', '1')
-    mp.spawn(_worker, args=(str(tmp_path / 'store'), str(tmp_path)), nprocs=2)
+    mp.spawn(_worker, args=(str(tmp_path / 'store'), str(tmp_path), overlap), nprocs=2)
     ranks = [torch.load(tmp_path / f'rank{r}.pt') for r in (0, 1)]
     ref = _reference()[0].state_dict()
     torch.manual_seed(0)
@@ -380,3 +384,166 @@ def test_two_node_torchrun_rendezvous_with_linear_lr_scaling(tmp_path):
     _assert_ranks_equal(states)
     ckpt = torch.load(work_dir / 'iter_2.pth', weights_only=False)
     assert ckpt['optimizer']['param_groups'][0]['lr'] == pytest.approx(0.02)  # 0.01 x 4 / 2
+
+
+# ------------------------------------------- SAC and UniMatch against a single process
+def _sac_adapter():
+    # Chunked views and one backward pass per term: several backward passes per step, of
+    # which only the last may launch the overlapped all-reduce.
+    return MODELS.build(
+        dict(
+            type='Adapter',
+            segmentor=dict(type='ToySegmentor'),
+            data_preprocessor=dict(type='SegDataPreprocessor', size_divisor=1),
+            teacher=dict(momentum=0.5, interval=1),
+            labellers=dict(sac=dict(type='SACLabeller', num_views=2, num_images=1)),
+            terms=dict(
+                src=dict(type='SourceCE'),
+                sac=dict(type='SACSelfTraining', log_per_class=False, views_per_pass=1),
+            ),
+            backward_groups=[['src'], ['sac']],
+            bn_policy='train',
+        )
+    )
+
+
+def _unimatch_adapter():
+    cfg = Config.fromfile(os.path.join(ROOT, 'configs', '_base_', 'methods', 'unimatch.py'))
+    model = cfg.model.to_dict()
+    model.update(
+        segmentor=dict(type='ToySegmentor'),
+        data_preprocessor=dict(type='SegDataPreprocessor', size_divisor=1),
+    )
+    for labeller in model['labellers'].values():
+        labeller['threshold'] = 0.0  # every pixel counts, so every loss has a gradient
+    return MODELS.build(model)
+
+
+METHODS = {
+    'sac': (_sac_adapter, ('source', 'target'), ('source',)),
+    'unimatch': (_unimatch_adapter, ('labeled', 'unlabeled', 'unlabeled_mix'), ('labeled',)),
+}
+
+
+def _method_batch(method: str, step: int, rank: int) -> dict:
+    _, branches, labelled = METHODS[method]
+    return toy_batch(branches, labelled=labelled, seed=100 * step + rank)
+
+
+def _sgd(model):
+    return OptimWrapper(torch.optim.SGD(model.student.parameters(), lr=0.5))
+
+
+def _method_worker(rank: int, init_file: str, out_dir: str, method: str, overlap: bool) -> None:
+    dist.init_process_group('gloo', init_method=f'file://{init_file}', rank=rank, world_size=2)
+    try:
+        torch.manual_seed(rank)  # rank 1 starts elsewhere: the wrapper broadcasts rank 0's
+        model = METHODS[method][0]()
+        # Tiny buckets: one per parameter, so several all-reduces overlap the backward pass.
+        ddp = AdapterDataParallel(model, overlap=overlap, bucket_cap_mb=1e-6)
+        ddp.train()
+        if model.teacher is not None:
+            model.teacher.init_from(model.student)
+        ow = _sgd(model)
+        torch.manual_seed(1000 + rank)  # the augmentation draws of this rank
+        for step in range(STEPS):
+            ddp.train_step(_method_batch(method, step, rank), ow)
+            if model.teacher is not None:
+                model.teacher.update(model.student)
+        torch.save(model.state_dict(), os.path.join(out_dir, f'rank{rank}.pt'))
+    finally:
+        dist.destroy_process_group()
+
+
+def _method_reference(method: str, average: bool = True) -> list:
+    """Two copies (one per rank), each with the random stream of its rank, stepped by hand
+    with the mean of their gradients; float buffers averaged after each step, then the EMA."""
+    models = []
+    for _ in range(2):
+        torch.manual_seed(0)
+        models.append(METHODS[method][0]().train())
+    for m in models:
+        if m.teacher is not None:
+            m.teacher.init_from(m.student)
+    opts = [_sgd(m) for m in models]
+    rng = []
+    for rank in range(2):
+        torch.manual_seed(1000 + rank)
+        rng.append(torch.get_rng_state())
+    for step in range(STEPS):
+        for rank, m in enumerate(models):
+            torch.set_rng_state(rng[rank])
+            data = m.data_preprocessor(_method_batch(method, step, rank), True)
+            loss, _ = m.parse_losses(m.loss(data['inputs'], data['data_samples']))
+            loss.backward()
+            rng[rank] = torch.get_rng_state()
+        if average:
+            _average_grads([list(m.student.parameters()) for m in models])
+        for o in opts:
+            o.optimizer.step()
+            o.optimizer.zero_grad()
+        with torch.no_grad():
+            if average:
+                named = [dict(m.named_buffers()) for m in models]
+                for name, b0 in named[0].items():
+                    if b0.is_floating_point() and not name.startswith('teacher.'):
+                        mean = sum(n[name] for n in named) / 2
+                        for n in named:
+                            n[name].copy_(mean)
+            for m in models:
+                if m.teacher is not None:
+                    m.teacher.update(m.student)
+    return models
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('method', ['sac', 'unimatch'])
+def test_two_process_step_matches_a_single_process_reference(tmp_path, method):
+    """Overlapped bucketed all-reduce (several backward passes per SAC step, UniMatch's
+    feature perturbation and CutMix partner): the weights after 3 steps on 2 gloo processes
+    equal those of two copies stepped with the mean of their gradients."""
+    os.environ.setdefault('OMP_NUM_THREADS', '1')
+    mp.spawn(_method_worker, args=(str(tmp_path / 'store'), str(tmp_path), method, True), nprocs=2)
+    ranks = [torch.load(tmp_path / f'rank{r}.pt') for r in (0, 1)]
+    ref = _method_reference(method)[0].state_dict()
+    for k, v in ref.items():
+        assert torch.equal(ranks[0][k], ranks[1][k]), f'{k} differs between the ranks'
+        assert torch.allclose(ranks[0][k].float(), v.float(), atol=1e-5), k
+    alone = _method_reference(method, average=False)[0].state_dict()
+    k = 'student.classifier.weight'
+    assert not torch.allclose(alone[k], ref[k], atol=1e-4), 'the comparison is not sensitive'
+
+
+# ------------------------------------------------- world-size-invariant batch and lr
+def _total_batch_cfg(tmp_path) -> dict:
+    cfg = toy_runner_cfg(str(tmp_path / 'ddp'), max_iters=2, val_interval=2)
+    cfg.pop('work_dir')
+    cfg['val_evaluator'].pop('out_file')
+    cfg['total_batch_size'] = 4  # images per branch over all processes; lr 0.01 is for 4
+    return cfg
+
+
+def test_total_batch_on_one_process(tmp_path):
+    from mmengine.runner import Runner
+
+    from uda.engine.dist import prepare_distributed
+
+    cfg = Config(_total_batch_cfg(tmp_path))
+    cfg.work_dir = str(tmp_path / 'one')
+    prepare_distributed(cfg)
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    assert runner.train_dataloader.batch_size == 4
+    ckpt = torch.load(tmp_path / 'one' / 'iter_2.pth', weights_only=False)
+    assert ckpt['optimizer']['param_groups'][0]['lr'] == pytest.approx(0.01)
+
+
+@pytest.mark.slow
+def test_total_batch_on_two_processes(tmp_path):
+    """The same config on 2 processes: 2 images per branch each (4 in all), the reference lr."""
+    states = _torchrun(tmp_path, Config(_total_batch_cfg(tmp_path)), 29567)
+    assert [states[f'before{r}']['batch'] for r in (0, 1)] == [2, 2]
+    assert states['before0']['world'] == 2
+    ckpt = torch.load(tmp_path / 'ddp' / 'iter_2.pth', weights_only=False)
+    assert ckpt['optimizer']['param_groups'][0]['lr'] == pytest.approx(0.01)
+    _assert_ranks_equal(states)

@@ -11,7 +11,7 @@ from mmengine.registry import MODEL_WRAPPERS as ROOT_MODEL_WRAPPERS
 
 from tests.conftest import toy_batch
 from uda.engine import AdapterDataParallel, AdapterOptimWrapperConstructor, average_gradients
-from uda.engine.dist import prepare_distributed
+from uda.engine.dist import apply_total_batch, prepare_distributed
 from uda.registry import MODELS
 
 
@@ -244,3 +244,135 @@ def test_sync_bn_conversion_keeps_the_bn_policy_on_the_new_layers():
             ctx.student('target')
     assert not torch.equal(bn.running_mean, mean0), 'the target forward must update them'
     assert bn.momentum == 0.1
+
+
+def _launches_in_backward(monkeypatch):
+    """Record, per bucket launch, whether it ran inside the autograd engine's backward."""
+    from uda.engine import dist as dist_mod
+
+    where = []
+    launch = dist_mod._Bucket.launch
+
+    def record(self, all_reduce):
+        where.append(torch._C._current_graph_task_id() != -1)
+        return launch(self, all_reduce)
+
+    monkeypatch.setattr(dist_mod._Bucket, 'launch', record)
+    return where
+
+
+@pytest.mark.parametrize('overlap', [True, False])
+def test_overlapped_all_reduce_launches_from_gradient_hooks(one_rank_group, monkeypatch, overlap):
+    torch.manual_seed(0)
+    model, ref = _adapter(), _adapter()
+    ref.load_state_dict(model.state_dict())
+    where = _launches_in_backward(monkeypatch)
+    # Tiny buckets: one per parameter; the first ones launch while backward still runs.
+    wrapped = AdapterDataParallel(model, overlap=overlap, bucket_cap_mb=1e-6)
+    ow, ref_ow = _wrappers(model, accumulative_counts=2), _wrappers(ref, accumulative_counts=2)
+    ow.initialize_count_status(model, 0, 4)
+    ref_ow.initialize_count_status(ref, 0, 4)
+    n_student = sum(1 for p in model.student.parameters())
+    n_disc = sum(1 for p in model.terms['ent'].discriminator.parameters())
+    for step in range(2):
+        wrapped.train_step(toy_batch(seed=step), ow)
+        ref.train_step(toy_batch(seed=step), ref_ow)
+        if step == 0:  # accumulating: nothing is communicated
+            assert where == []
+    if overlap:
+        # Student phase, then discriminator phase: all but the last bucket of each can only
+        # have launched from a gradient hook, inside backward.
+        assert len(where) == n_student + n_disc and sum(where) >= n_student + n_disc - 2
+    else:
+        assert where == []  # average_gradients after the backward pass
+    # One rank: the averaged gradients are the gradients; the steps equal unwrapped ones.
+    for (name, p), q in zip(model.named_parameters(), ref.parameters()):
+        assert torch.allclose(p, q, atol=1e-6), name
+
+
+def test_buffers_sync_at_the_interval_and_before_validation_and_checkpoints(one_rank_group):
+    from types import SimpleNamespace
+
+    from uda.engine.hooks import SyncBuffersHook
+
+    torch.manual_seed(0)
+    model = _adapter()
+    wrapped = AdapterDataParallel(model, buffer_sync_interval=3)
+    calls = []
+    sync = wrapped.sync_buffers
+    wrapped.sync_buffers = lambda floats_only=False: (
+        calls.append(floats_only),
+        sync(floats_only),
+    )[1]
+    ow = _wrappers(model)
+    for step in range(4):
+        wrapped.train_step(toy_batch(seed=step), ow)
+        assert calls == ([True] if step >= 2 else []), step  # floats only at the interval
+    assert wrapped.buffers_stale  # counters not synced; step 4 changed the statistics
+    from mmengine.hooks import CheckpointHook
+
+    ckpt = CheckpointHook(interval=5, by_epoch=False)
+    runner = SimpleNamespace(model=wrapped, hooks=[ckpt], iter=2, max_iters=10)
+    hook = SyncBuffersHook()
+    hook.after_train_iter(runner, 0)  # iteration 3: no checkpoint, no sync
+    assert calls == [True]
+    runner.iter = 4  # iteration 5 saves a checkpoint (on rank 0 only): every rank syncs first
+    hook.after_train_iter(runner, 0)
+    assert calls == [True, False] and not wrapped.buffers_stale  # the full sync
+    hook.before_val(runner)  # nothing changed since: no collective
+    assert len(calls) == 2
+    wrapped.train_step(toy_batch(seed=5), ow)
+    hook.before_val(runner)
+    assert len(calls) == 3 and calls[-1] is False
+    with pytest.raises(ValueError, match='buffer_sync_interval'):
+        AdapterDataParallel(model, buffer_sync_interval=0)
+
+
+def test_prepare_distributed_adds_the_buffer_sync_hook(one_rank_group):
+    cfg = Config(dict(launcher='pytorch', model=dict(type='Adapter')))
+    prepare_distributed(cfg)
+    assert cfg.custom_hooks == [dict(type='SyncBuffersHook')]
+    prepare_distributed(cfg)  # not twice
+    assert cfg.custom_hooks == [dict(type='SyncBuffersHook')]
+
+
+@pytest.mark.parametrize(
+    'world, per_process, factor',
+    [(1, 8, 1.0), (2, 4, 1.0), (8, 1, 1.0), (3, 3, 9 / 8), (16, 1, 2.0)],
+)
+def test_total_batch_gives_the_per_process_batch_and_the_linear_lr(world, per_process, factor):
+    cfg = Config(dict(total_batch_size=8, train_dataloader=dict(batch_size=2)))
+    applied = apply_total_batch(cfg, world)
+    assert cfg.train_dataloader.batch_size == per_process
+    assert cfg.auto_scale_lr == dict(enable=True, base_batch_size=8)
+    # mmengine's Runner.scale_lr: lr x world * batch_size / base_batch_size
+    assert world * per_process / 8 == pytest.approx(factor) == applied['lr_factor']
+    assert applied['effective_batch'] == world * per_process
+
+
+def test_total_batch_rejects_bad_values_and_a_conflicting_auto_scale_lr():
+    with pytest.raises(ValueError, match='total_batch_size'):
+        apply_total_batch(Config(dict(total_batch_size=0, train_dataloader={})), 1)
+    cfg = Config(
+        dict(
+            total_batch_size=8,
+            train_dataloader={},
+            auto_scale_lr=dict(enable=True, base_batch_size=16),
+        )
+    )
+    with pytest.raises(ValueError, match='drop auto_scale_lr'):
+        apply_total_batch(cfg, 2)
+    assert apply_total_batch(Config(dict(train_dataloader={})), 2) is None
+
+
+def test_total_batch_reads_the_launchers_world_size(monkeypatch):
+    monkeypatch.setenv('WORLD_SIZE', '2')
+    cfg = Config(dict(launcher='pytorch', total_batch_size=4, train_dataloader=dict(batch_size=1)))
+    monkeypatch.setattr(dist, 'is_initialized', lambda: True)  # no process group needed
+    prepare_distributed(cfg)
+    assert cfg.train_dataloader.batch_size == 2
+    monkeypatch.delenv('WORLD_SIZE')
+    with pytest.raises(RuntimeError, match='WORLD_SIZE'):
+        prepare_distributed(
+            Config(dict(launcher='pytorch', total_batch_size=4, train_dataloader={}))
+        )

@@ -3,7 +3,12 @@ import)."""
 
 from uda.engine import checkpoint  # noqa: F401  (installs the safe checkpoint loader)
 from uda.engine.amp import CPUAmpOptimWrapper, apply_amp
-from uda.engine.dist import AdapterDataParallel, average_gradients, prepare_distributed
+from uda.engine.dist import (
+    AdapterDataParallel,
+    GradientSync,
+    average_gradients,
+    prepare_distributed,
+)
 from uda.engine.hooks import SegVisualizationHook
 from uda.engine.optim_constructor import (
     AdapterOptimWrapperConstructor,
@@ -21,6 +26,7 @@ __all__ = [
     'AdapterOptimWrapperConstructor',
     'CPUAmpOptimWrapper',
     'CollapseGuard',
+    'GradientSync',
     'LayerDecayOptimWrapperConstructor',
     'SegVisualizationHook',
     'TestTimeAdaptLoop',

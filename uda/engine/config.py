@@ -68,8 +68,9 @@ RUNNER_KEYS = {
     'model_wrapper_cfg',
     'sync_bn',
 }
-# Keys uda's tools read from a config besides the Runner's (uda.engine.amp.apply_amp).
-TOOL_KEYS = {'amp'}
+# Keys uda's tools read from a config besides the Runner's (uda.engine.amp.apply_amp,
+# uda.engine.dist.apply_total_batch).
+TOOL_KEYS = {'amp', 'total_batch_size'}
 
 
 def check_cfg_options(cfg: Config, options: Optional[dict], config_path: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import os
 from datetime import timedelta
+from contextlib import contextmanager
 from typing import Any, Callable, Iterable, Iterator, Optional, cast
 
 import torch
@@ -104,6 +105,106 @@ def average_gradients(
     _coalesced(grads, all_reduce, bucket_cap_mb, scale=1.0 / world_size)
 
 
+# torch DDP's first bucket is small, so the first all-reduce starts early in the backward pass
+# (torch/nn/parallel/distributed.py, dist._DEFAULT_FIRST_BUCKET_BYTES).
+FIRST_BUCKET_MB = 1.0
+
+
+class _Bucket:
+    """Gradients of some parameters, flattened and all-reduced together."""
+
+    def __init__(self, params: list[Tensor]) -> None:
+        self.params = params
+        self.pending = len(params)  # gradients not yet final in this backward pass
+        self.flat: Optional[Tensor] = None
+        self.work: Any = None
+        self.late = False  # a gradient changed after the bucket was launched
+
+    def reset(self) -> None:
+        self.pending, self.flat, self.work, self.late = len(self.params), None, None, False
+
+    def launch(self, all_reduce: Callable[..., Any]) -> None:
+        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self.params]
+        self.flat = _flatten_dense_tensors(grads)
+        self.work = all_reduce(self.flat, async_op=True)
+
+
+class _PhaseBuckets:
+    """The buckets of one optimiser wrapper's parameters, in reverse registration order (the
+    order in which the backward pass roughly finishes their gradients, as torch DDP's reducer
+    assumes), launched strictly in index order so every rank issues the same collectives."""
+
+    def __init__(self, params: list[Tensor], cap_mb: float) -> None:
+        self.key = tuple(id(p) for p in params)
+        self.params = params
+        order = list(reversed(params))
+        first_mb = min(FIRST_BUCKET_MB, cap_mb)
+        first = next(_buckets(order, int(first_mb * 2**20)), []) if order else []
+        taken = {id(p) for p in first}
+        rest = [p for p in order if id(p) not in taken]
+        groups = ([first] if first else []) + list(_buckets(rest, int(cap_mb * 2**20)))
+        self.buckets = [_Bucket(g) for g in groups]
+        self.bucket_of = {id(p): i for i, g in enumerate(groups) for p in g}
+        self.launched = 0
+        self.fired: set[int] = set()
+
+    def reset(self) -> None:
+        for b in self.buckets:
+            b.reset()
+        self.launched = 0
+        self.fired = set()
+
+    def ready(self, p: Tensor, all_reduce: Callable[..., Any]) -> None:
+        """``p``'s gradient is final for this backward pass: launch what is complete."""
+        i = self.bucket_of.get(id(p))
+        if i is None:
+            return
+        if id(p) in self.fired:  # accumulated again (e.g. a reentrant checkpoint)
+            if i < self.launched:
+                self.buckets[i].late = True
+            return
+        self.fired.add(id(p))
+        self.buckets[i].pending -= 1
+        while self.launched < len(self.buckets) and self.buckets[self.launched].pending == 0:
+            self.buckets[self.launched].launch(all_reduce)
+            self.launched += 1
+
+
+class GradientSync:
+    """What :class:`AdapterDataParallel` gives ``Adapter.train_step`` as ``grad_sync``.
+
+    Called with an optimiser wrapper before its step, it averages that wrapper's gradients over
+    the ranks. The adapter runs the last backward pass of a phase that steps inside
+    :meth:`launch_during`: then every parameter's post-accumulate-gradient hook marks its
+    gradient final, and each bucket whose gradients are all final is all-reduced
+    asynchronously while the backward pass goes on (torch DDP's overlap of communication with
+    computation, pytorch/pytorch ``torch/csrc/distributed/c10d/reducer.cpp``
+    ``mark_variable_ready`` / ``mark_bucket_ready``). ``__call__`` launches the rest and waits
+    for all, so AMP's inf check and gradient clipping see the averaged gradients.
+    """
+
+    def __init__(self, wrapper: 'AdapterDataParallel') -> None:
+        self.wrapper = wrapper
+
+    def __call__(self, optim_wrapper: OptimWrapper) -> None:
+        self.wrapper.sync_gradients(optim_wrapper)
+
+    @contextmanager
+    def launch_during(self, optim_wrapper: OptimWrapper) -> Iterator[None]:
+        """Launch the all-reduce of each bucket as soon as its gradients are final."""
+        wrapper = self.wrapper
+        if not wrapper.overlap:
+            yield
+            return
+        phase = wrapper._phase(optim_wrapper)
+        phase.reset()
+        wrapper._armed = phase
+        try:
+            yield
+        finally:
+            wrapper._armed = None
+
+
 @MODEL_WRAPPERS.register_module()
 class AdapterDataParallel(nn.Module):
     """Data-parallel training of an :class:`uda.methods.Adapter` with its own train step.
@@ -112,32 +213,51 @@ class AdapterDataParallel(nn.Module):
     ``update_params`` of its own and bypasses ``Adapter.train_step``, so the two-optimiser
     step of adversarial terms fails, and torch's DDP reducer expects one forward of the
     wrapped module per backward while terms call the student several times per step (source,
-    target, adaptive BN). This wrapper uses no reducer. On every rank it runs
-    ``Adapter.train_step(data, optim_wrapper, grad_sync=...)``; each optimiser wrapper (the
-    student's, then the discriminators') averages the gradients of the parameters it holds over
-    the ranks between its backward pass and its step, and only when it steps (gradient
-    accumulation), so AMP's inf check and gradient clipping see the averaged gradients and
-    agree on every rank. After the step the floating-point buffers (BatchNorm running
-    statistics, SAC's class prior) are averaged over the ranks and the others (counters) are
-    copied from rank 0, so every rank validates and checkpoints the same model. Parameters and
-    buffers are broadcast from rank 0 when wrapping.
+    target, adaptive BN). This wrapper has its own reducer. On every rank it runs
+    ``Adapter.train_step(data, optim_wrapper, grad_sync=GradientSync(self))``; each optimiser
+    wrapper (the student's, then the discriminators') averages the gradients of the parameters
+    it holds over the ranks between its backward pass and its step, and only when it steps
+    (gradient accumulation). With ``overlap`` (the default) the averaging starts during the
+    phase's last backward pass: bucketed asynchronous all-reduces launched from the
+    parameters' gradient hooks (:class:`GradientSync`), awaited before the step; without it
+    all buckets are reduced after the backward pass. A parameter without a gradient on some
+    ranks counts as zero there; one without a gradient on every rank keeps ``grad=None``.
+
+    Floating-point buffers (BatchNorm running statistics, SAC's class prior) are averaged over
+    the ranks every ``buffer_sync_interval`` steps; before validation, testing and checkpoints
+    (:class:`SyncBuffersHook`, which ``prepare_distributed`` adds) they are averaged and the
+    others (counters) copied from rank 0, so every rank validates and saves the same model.
+    BatchNorm's running statistics are linear in their past values, so averaging them every
+    N steps gives the statistics of averaging every step; buffers that the step itself reads
+    (a class prior, or the teacher's statistics between syncs) differ between the ranks until
+    the next sync. With an interval above 1 the teacher's float buffers are averaged too, as
+    the teacher's BatchNorm EMA follows each rank's own statistics between syncs.
+    Parameters and buffers are broadcast from rank 0 when wrapping.
 
     Names listed in the module's ``_ddp_params_and_buffers_to_ignore`` (the momentum teacher)
-    are never communicated: ``EMATeacherHook`` updates the teacher identically on every rank
-    from the identical student.
+    are not communicated otherwise: ``EMATeacherHook`` updates the teacher identically on every
+    rank from the identical student.
 
     Args:
         module: The adapter; its ``train_step`` must accept ``grad_sync``.
-        bucket_cap_mb: Tensors are flattened into buckets of this size, one collective each.
-        average_buffers: Average float buffers (and copy the rest from rank 0) after every
-            step; False leaves each rank with its own BatchNorm statistics, like
+        bucket_cap_mb: Gradients are flattened into buckets of this size, one collective each
+            (the first bucket of a phase 1 MiB, as torch DDP's).
+        average_buffers: Average float buffers (and copy the rest from rank 0); False leaves
+            each rank with its own BatchNorm statistics, like
             ``MMDistributedDataParallel(broadcast_buffers=False)``.
+        overlap: Launch the all-reduces from gradient hooks during the backward pass.
+        buffer_sync_interval: Average the buffers after every N-th training step.
     """
 
     module: Any  # the adapter (its own train_step with grad_sync)
 
     def __init__(
-        self, module: nn.Module, bucket_cap_mb: float = 25.0, average_buffers: bool = True
+        self,
+        module: nn.Module,
+        bucket_cap_mb: float = 25.0,
+        average_buffers: bool = True,
+        overlap: bool = True,
+        buffer_sync_interval: int = 1,
     ) -> None:
         super().__init__()
         if not (dist.is_available() and dist.is_initialized()):
@@ -152,41 +272,136 @@ class AdapterDataParallel(nn.Module):
                 f'{type(module).__name__} has none: use model_wrapper_cfg='
                 "dict(type='MMDistributedDataParallel')."
             )
+        if int(buffer_sync_interval) < 1:
+            raise ValueError(
+                f'AdapterDataParallel(buffer_sync_interval={buffer_sync_interval}): give 1 '
+                '(every step) or more.'
+            )
         self.module = module
         self.bucket_cap_mb = float(bucket_cap_mb)
         self.average_buffers = average_buffers
+        self.overlap = bool(overlap)
+        self.buffer_sync_interval = int(buffer_sync_interval)
         self.world_size = dist.get_world_size()
         self._ignore = set(getattr(module, '_ddp_params_and_buffers_to_ignore', ()))
+        self._phases: dict[int, _PhaseBuckets] = {}
+        self._armed: Optional[_PhaseBuckets] = None
+        self._steps = 0
+        self.buffers_stale = False
+        self.grad_sync = GradientSync(self)
         with torch.no_grad():
             self._broadcast(
                 [p.data for n, p in module.named_parameters() if n not in self._ignore]
                 + self._synced_buffers()
             )
+        if self.overlap:
+            for n, p in module.named_parameters():
+                if p.requires_grad and n not in self._ignore:
+                    p.register_post_accumulate_grad_hook(self._grad_ready)
 
-    def _synced_buffers(self) -> list[Tensor]:
+    def _grad_ready(self, p: Tensor) -> None:
+        if self._armed is not None:
+            self._armed.ready(p, dist.all_reduce)
+
+    def _phase(self, optim_wrapper: OptimWrapper) -> _PhaseBuckets:
+        """The buckets of ``optim_wrapper``'s trainable parameters (rebuilt when the set of
+        trainable parameters changes, e.g. a stage unfrozen)."""
+        seen: set[int] = set()
+        params = []
+        for group in optim_wrapper.optimizer.param_groups:
+            for p in group['params']:
+                if p.requires_grad and id(p) not in seen:
+                    seen.add(id(p))
+                    params.append(p)
+        phase = self._phases.get(id(optim_wrapper))
+        if phase is None or phase.key != tuple(id(p) for p in params):
+            phase = self._phases[id(optim_wrapper)] = _PhaseBuckets(params, self.bucket_cap_mb)
+        return phase
+
+    def _synced_buffers(self, teacher: bool = False) -> list[Tensor]:
         # Looked up every time: adaptive BN swaps in new buffer tensors.
-        return [b for n, b in self.module.named_buffers() if n not in self._ignore]
+        return [
+            b
+            for n, b in self.module.named_buffers()
+            if n not in self._ignore or (teacher and b.dtype.is_floating_point)
+        ]
 
     def _broadcast(self, tensors: list[Tensor]) -> None:
         _coalesced(tensors, lambda t: dist.broadcast(t, src=0), self.bucket_cap_mb)
 
     def sync_gradients(self, optim_wrapper: OptimWrapper) -> None:
         """Average the gradients of every parameter ``optim_wrapper`` steps over the ranks."""
-        params = [p for group in optim_wrapper.optimizer.param_groups for p in group['params']]
-        average_gradients(params, self.world_size, bucket_cap_mb=self.bucket_cap_mb)
+        if not self.overlap:
+            params = [p for group in optim_wrapper.optimizer.param_groups for p in group['params']]
+            average_gradients(params, self.world_size, bucket_cap_mb=self.bucket_cap_mb)
+            return
+        phase = self._phase(optim_wrapper)
+        if not phase.buckets:
+            return
+        for b in phase.buckets[phase.launched :]:
+            b.launch(dist.all_reduce)
+        # One small collective: which parameters have a gradient on any rank, and which
+        # buckets changed after their launch on any rank (those are reduced again).
+        flags = torch.tensor(
+            [float(p.grad is not None) for p in phase.params]
+            + [float(b.late) for b in phase.buckets],
+            device=phase.params[0].device,
+        )
+        dist.all_reduce(flags)
+        has_grad = dict(zip((id(p) for p in phase.params), flags.tolist()))
+        late = flags[len(phase.params) :].tolist()
+        scale = 1.0 / self.world_size
+        for b, again in zip(phase.buckets, late):
+            b.work.wait()
+            if again:
+                b.launch(dist.all_reduce)
+                b.work.wait()
+            assert b.flat is not None
+            b.flat.mul_(scale)
+            for p, synced in zip(b.params, _unflatten_dense_tensors(b.flat, b.params)):
+                if has_grad[id(p)] == 0:
+                    continue  # no gradient anywhere: the optimiser skips it
+                if p.grad is None:
+                    p.grad = synced.clone()
+                elif p.grad.is_sparse:
+                    raise TypeError(
+                        'AdapterDataParallel: sparse gradients are not supported; use dense '
+                        'embeddings (sparse=False).'
+                    )
+                else:
+                    p.grad.copy_(synced)
+        phase.reset()
 
     @torch.no_grad()
-    def sync_buffers(self) -> None:
-        """Average float buffers over the ranks; copy the others from rank 0."""
-        buffers = self._synced_buffers()
+    def sync_buffers(self, floats_only: bool = False) -> None:
+        """Average float buffers over the ranks; copy the others from rank 0.
+
+        ``floats_only`` (the per-step sync): the integer buffers (BatchNorm's
+        ``num_batches_tracked``, counters), which every rank advances alike, wait for the full
+        sync before validation and checkpoints; one collective per step instead of two.
+        """
+        buffers = self._synced_buffers(teacher=self.buffer_sync_interval > 1)
         floats = [b for b in buffers if b.dtype.is_floating_point]
         _coalesced(floats, dist.all_reduce, self.bucket_cap_mb, scale=1.0 / self.world_size)
+        if floats_only:
+            return
         self._broadcast([b for b in buffers if not b.dtype.is_floating_point])
+        self.buffers_stale = False
+
+    def sync_buffers_if_stale(self) -> bool:
+        """Sync the buffers when a training step changed them since the last sync (before
+        validation and checkpoints); returns whether it did."""
+        if not (self.average_buffers and self.buffers_stale):
+            return False
+        self.sync_buffers()
+        return True
 
     def train_step(self, data: Any, optim_wrapper: Any) -> dict[str, Tensor]:
-        log_vars = self.module.train_step(data, optim_wrapper, grad_sync=self.sync_gradients)
-        if self.average_buffers:
-            self.sync_buffers()
+        log_vars = self.module.train_step(data, optim_wrapper, grad_sync=self.grad_sync)
+        self._steps += 1
+        self.buffers_stale = True
+        if self.average_buffers and self._steps % self.buffer_sync_interval == 0:
+            self.sync_buffers(floats_only=True)
         return log_vars
 
     def val_step(self, data: Any) -> list:
@@ -199,6 +414,76 @@ class AdapterDataParallel(nn.Module):
         return self.module(*args, **kwargs)
 
 
+# The environment variable holding the number of processes under each mmengine launcher.
+WORLD_SIZE_ENV = dict(pytorch='WORLD_SIZE', slurm='SLURM_NTASKS', mpi='OMPI_COMM_WORLD_SIZE')
+
+
+def launcher_world_size(launcher: str) -> int:
+    """The number of training processes the launcher starts (1 without a launcher)."""
+    if launcher == 'none':
+        return 1
+    var = WORLD_SIZE_ENV.get(launcher)
+    if var is None or var not in os.environ:
+        raise RuntimeError(
+            f'launcher={launcher!r}: cannot read the number of processes '
+            f'({var or "unknown launcher"} is not set); start the run with torchrun, srun or '
+            'mpirun, or use --launcher none.'
+        )
+    return int(os.environ[var])
+
+
+def apply_total_batch(cfg: Config, world_size: int) -> Optional[dict]:
+    """Derive the per-process batch and the learning rate from ``total_batch_size``.
+
+    A config that sets ``total_batch_size = N`` states the batch *per branch over all
+    processes* for which its optimisers' learning rates are the reference. Each of ``W``
+    processes then loads ``ceil(N / W)`` images per branch, and the learning rate follows the
+    linear scaling rule (Goyal et al., arXiv:1706.02677) from the effective batch
+    ``W * ceil(N / W)``: ``lr = lr_ref * W * ceil(N / W) / N``, through mmengine's
+    ``auto_scale_lr`` with ``base_batch_size = N`` (``Runner.scale_lr``, which scales every
+    optimiser wrapper). When ``W`` divides ``N`` the effective batch is ``N`` and the learning
+    rate the reference one, so 1, 2 or 8 GPUs train the same recipe; otherwise the batch is
+    rounded up and the learning rate scaled with it (logged). The schedule's iterations are
+    unchanged. Returns what was applied, or None without ``total_batch_size``.
+    """
+    total = cfg.get('total_batch_size')
+    if total is None:
+        return None
+    if isinstance(total, bool) or not isinstance(total, int) or total < 1:
+        raise ValueError(
+            f'total_batch_size={total!r}: give the images per branch over all processes, an '
+            'integer >= 1 (e.g. total_batch_size=8).'
+        )
+    scale = cfg.get('auto_scale_lr') or {}
+    if scale.get('enable') and scale.get('base_batch_size') != total:
+        raise ValueError(
+            f'total_batch_size={total} and auto_scale_lr={dict(scale)} disagree: '
+            'total_batch_size sets auto_scale_lr itself; drop auto_scale_lr.'
+        )
+    per_process = -(-total // int(world_size))
+    effective = per_process * int(world_size)
+    cfg.train_dataloader.batch_size = per_process
+    cfg.auto_scale_lr = dict(enable=True, base_batch_size=total)
+    applied = dict(
+        total_batch_size=total,
+        world_size=int(world_size),
+        batch_per_process=per_process,
+        effective_batch=effective,
+        lr_factor=effective / total,
+    )
+    if effective != total:
+        from mmengine.logging import print_log
+
+        print_log(
+            f'total_batch_size={total} is not a multiple of the {world_size} processes: '
+            f'{per_process} images per branch and process, effective batch {effective}, '
+            f'learning rates x {effective / total:g} (linear rule).',
+            logger='current',
+            level=30,
+        )
+    return applied
+
+
 def prepare_distributed(cfg: Config) -> None:
     """Choose the model wrapper of a distributed run and initialise gloo without CUDA.
 
@@ -208,11 +493,16 @@ def prepare_distributed(cfg: Config) -> None:
     own initialisation when a process group exists, so initialising gloo first is enough (a
     torch DDP wrapper then needs ``device_ids=None``, a CPU module).
 
+    A config's ``total_batch_size`` sets the per-process batch and the learning-rate scaling
+    for the launcher's number of processes (:func:`apply_total_batch`).
+
     ``sync_bn='torch'`` (read by the Runner, which converts the model's BatchNorm layers to
     ``torch.nn.SyncBatchNorm`` before wrapping it in a distributed run) is checked here: it
     needs CUDA.
     """
     launcher = cfg.get('launcher', 'none')
+    if cfg.get('total_batch_size') is not None and 'train_dataloader' in cfg:
+        apply_total_batch(cfg, launcher_world_size(launcher))
     sync_bn = cfg.get('sync_bn')
     if sync_bn is not None and sync_bn != 'torch':
         raise ValueError(
@@ -251,3 +541,9 @@ def prepare_distributed(cfg: Config) -> None:
         wrapper['type'] = f'uda.{name}'
     if wrapper:
         cfg.model_wrapper_cfg = wrapper
+    if str(wrapper.get('type', '')).endswith('AdapterDataParallel'):
+        hooks = list(cfg.get('custom_hooks') or [])
+        if not any(str(h.get('type', '')).endswith('SyncBuffersHook') for h in hooks):
+            # Buffers synced every buffer_sync_interval steps are synced again before
+            # validation and checkpoints (uda.engine.hooks.SyncBuffersHook).
+            cfg.custom_hooks = hooks + [dict(type='SyncBuffersHook')]

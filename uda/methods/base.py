@@ -910,6 +910,23 @@ class Adapter(BaseModel):
         ow.backward(ow.scale_loss(loss))
         ow._inner_count -= 1
 
+    def _backward_phase(
+        self, ow: OptimWrapper, loss: Tensor, grad_sync: Optional[GradSync], last: bool
+    ) -> None:
+        """:meth:`_backward`; for the phase's ``last`` backward pass, when the wrapper then
+        steps and ``grad_sync`` can overlap (``uda.engine.GradientSync.launch_during``), the
+        gradient averaging over data-parallel ranks starts during this pass."""
+        launch = getattr(grad_sync, 'launch_during', None) if last else None
+        if launch is not None:
+            ow._inner_count += 1  # the count this step will have
+            steps = ow.should_update()
+            ow._inner_count -= 1
+            if steps:
+                with launch(ow):
+                    self._backward(ow, loss)
+                return
+        self._backward(ow, loss)
+
     @staticmethod
     def _step(ow: OptimWrapper, grad_sync: Optional[GradSync]) -> None:
         """Step when the wrapper's accumulation says so; ``grad_sync`` first (DDP averages
@@ -988,7 +1005,7 @@ class Adapter(BaseModel):
                 continue
             parsed, p_log = self.parse_losses(losses)
             self._check_finite(parsed, losses, ctx.iter)
-            self._backward(ow, parsed)
+            self._backward_phase(ow, parsed, grad_sync, last=True)
             ow._inner_count += 1
             self._step(ow, grad_sync)
             p_log.pop('loss')
@@ -1011,7 +1028,7 @@ class Adapter(BaseModel):
                     parsed, _ = self.parse_losses(losses)
                     self._check_finite(parsed, losses, ctx.iter)
                     if parsed.requires_grad:
-                        self._backward(ow, parsed)
+                        self._backward_phase(ow, parsed, grad_sync, last=i == len(groups) - 1)
                         backward_done = True
                 all_losses.update({k: v.detach() for k, v in losses.items()})
                 if i < len(groups) - 1:

@@ -20,6 +20,7 @@ from segmentation_models_pytorch.encoders.timm_vit import TimmViTEncoder
 from torch import Tensor
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from uda.models.checkpointing import enable_activation_checkpointing
 from uda.models.deeplabv2 import ASPPv2
 from uda.models.encoder_checkpoint import EncoderLoadReport, load_encoder_checkpoint
 from uda.models.encoder_stages import encoder_stage_ids
@@ -166,6 +167,10 @@ class SMPSegmentor(nn.Module):
             :class:`StochasticGate` before the segmentation head (random in training,
             ``(1 - psi) * deep + psi * shallow`` in eval mode). Single-stage CAM's SG + GCI
             (visinf/1-stage-wseg ``models/stage_net.py``, ``SG_PSI`` = 0.3).
+        activation_checkpointing: Recompute the encoder's activations in the backward pass
+            instead of keeping them (timm ``set_grad_checkpointing``; smp ResNet stages, MiT
+            blocks: :func:`uda.models.checkpointing.enable_activation_checkpointing`): less
+            memory for more compute, same gradients and BatchNorm statistics.
         **smp_kwargs: Passed to ``smp.create_model`` (e.g. ``decoder_channels``; ``aux_params``
             builds head ``cls``).
     """
@@ -185,6 +190,7 @@ class SMPSegmentor(nn.Module):
         constant_logit: Optional[dict] = None,
         stochastic_gate: Optional[dict] = None,
         train_only: Optional[Union[list, dict]] = None,
+        activation_checkpointing: bool = False,
         **smp_kwargs: Any,
     ) -> None:
         super().__init__()
@@ -284,6 +290,9 @@ class SMPSegmentor(nn.Module):
         if train_only is not None:
             frozen = set(self.frozen_names) | set(apply_train_only(self, train_only))
             self.frozen_names = sorted(frozen)
+        self.checkpointed: list[str] = []
+        if activation_checkpointing:
+            self.checkpointed = enable_activation_checkpointing(self.net.encoder)
 
     def _check_vit(self, encoder_name: str) -> None:
         """Drop what a ViT encoder never runs, and refuse patch sizes DPT cannot decode."""

@@ -19,6 +19,17 @@ from torch import Tensor
 from uda.registry import MODELS
 
 
+def shared_frozen_tensors(network: nn.Module) -> list[Tensor]:
+    """Tensors of ``network`` that never change in training: parameters with
+    ``requires_grad=False`` and the buffers of the BatchNorm layers it keeps in eval mode
+    because their parameters are frozen (``SMPSegmentor._frozen_norms``)."""
+    out: list[Tensor] = [p for p in network.parameters() if not p.requires_grad]
+    frozen_norms = getattr(network, '_frozen_norms', None)
+    if callable(frozen_norms):
+        out += [b for m in frozen_norms() for b in m.buffers()]
+    return out
+
+
 @MODELS.register_module()
 class MomentumTeacher(nn.Module):
     """A frozen, eval-mode copy of ``network`` updated as ``m * teacher + (1 - m) * student``.
@@ -55,6 +66,11 @@ class MomentumTeacher(nn.Module):
         ramp_offset: With ``ramp``, 1 counts the initial copy as a student (DACS / MIC), 0 not.
         bn_mode: ``'eval'`` (running statistics) or ``'batch'`` (each forward's batch
             statistics, DACS / MIC).
+        share_frozen: The student's frozen parameters (``requires_grad=False``, e.g.
+            ``segmentor.freeze=dict(encoder=True)`` or ``dict(stages=N)``) and the statistics
+            of its frozen BatchNorm layers are not copied: the teacher holds the same tensors
+            (:func:`shared_frozen_tensors`), which the EMA leaves alone. An EMA of a constant is
+            the constant, so only the memory of a second copy changes.
     """
 
     BN_MODES = ('eval', 'batch')
@@ -73,6 +89,7 @@ class MomentumTeacher(nn.Module):
         cosine_updates: int = 0,
         ramp_offset: int = 0,
         bn_mode: str = 'eval',
+        share_frozen: bool = True,
     ) -> None:
         super().__init__()
         if bn_mode not in self.BN_MODES or int(ramp_offset) < 0:
@@ -100,7 +117,10 @@ class MomentumTeacher(nn.Module):
             )
         self.momentum, self.interval = float(momentum), int(interval)
         self.start_iter, self.ramp = int(start_iter), bool(ramp)
-        self.net = copy.deepcopy(network)
+        shared = shared_frozen_tensors(network) if share_frozen else []
+        # deepcopy's memo maps an object to its copy: the frozen tensors map to themselves.
+        self.net = copy.deepcopy(network, memo={id(t): t for t in shared})
+        self.shared_frozen = len(shared)
         for p in self.net.parameters():
             p.requires_grad_(False)
         self.train(False)
@@ -172,6 +192,8 @@ class MomentumTeacher(nn.Module):
         source = network.state_dict()
         for name, t in self.net.state_dict().items():
             s = source[name]
+            if t.data_ptr() == s.data_ptr():  # a shared frozen tensor
+                continue
             if t.dtype.is_floating_point:
                 t.mul_(m).add_(s.detach().to(t.dtype), alpha=1.0 - m)
             else:
