@@ -20,8 +20,8 @@ from mmengine.config import Config
 import uda.engine  # noqa: F401  (torch>=2.6 checkpoint loader)
 from uda.engine.checkpoint import CheckpointError
 from uda.export import FORMATS, ExportVerificationError, export
-from uda.models.layouts import ForeignCheckpointError, read_checkpoint
 from uda.export.precision import PRECISIONS
+from uda.models.layouts import ForeignCheckpointError, read_checkpoint
 
 
 def parse_args() -> argparse.Namespace:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import inspect
 import os
-from datetime import timedelta
 from contextlib import contextmanager
+from datetime import timedelta
 from typing import Any, Callable, Iterable, Iterator, Optional, cast
 
 import torch

@@ -626,12 +626,13 @@ class Adapter(BaseModel):
             'ramp',
             'ramp_offset',
             'bn_mode',
+            'share_frozen',
         }
         if unknown:
             raise KeyError(
                 f'Adapter(teacher=...) got unknown keys {sorted(unknown)}; use '
                 'dict(momentum=0.99, interval=100, start_iter=0, ramp=False, ramp_offset=0, '
-                "bn_mode='eval')."
+                "bn_mode='eval', share_frozen=True)."
             )
         self.teacher = MomentumTeacher(self.student, **cfg)
         # DDP: EMATeacherHook updates the teacher identically on every rank; keep its
