@@ -67,6 +67,8 @@ def main() -> None:
     if osp.isfile(args.out_dir):
         raise NotADirectoryError(f'--out-dir {args.out_dir} is a file; give a folder.')
     refuse_url(args.model, '--model')
+    if args.config:
+        refuse_url(args.config, '--config')
     images = list_images(args.source)
     mode = {'mode': args.mode} if args.mode else None
     if args.model.endswith('.pth'):
