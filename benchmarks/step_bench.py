@@ -35,6 +35,7 @@ from mmengine.registry import init_default_scope  # noqa: E402
 
 import uda.engine  # noqa: E402,F401  (registers the optimiser wrappers)
 from uda.engine.amp import apply_amp  # noqa: E402
+from uda.models.segmentor import architecture_only  # noqa: E402
 from uda.registry import MODELS  # noqa: E402
 
 
@@ -59,6 +60,9 @@ def load(
         cfg.model.data_preprocessor.size_divisor = base.data_preprocessor.size_divisor
     if options:
         cfg.merge_from_dict(options)
+    # Speed and memory do not depend on the initial weights: never read or download a paper
+    # config's init file (docs/weights.md), so the benchmarks run offline.
+    cfg.model.segmentor = ConfigDict(architecture_only(cfg.model.segmentor))
     if channels_last:
         cfg.model.channels_last = True
     if compile_:
