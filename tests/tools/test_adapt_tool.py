@@ -123,3 +123,18 @@ def test_every_method_base_composes_with_a_trained_network(tmp_path, method):
     assert cfg.model.segmentor.type == 'ToySegmentor' and 'test_dataloader' in cfg
     model = MODELS.build(cfg.model.to_dict())
     assert (model.teacher is not None) == (method in ('cotta', 'sac'))
+
+
+def test_image_stream_reads_photos_upright_in_any_format(tmp_path) -> None:
+    from PIL import Image
+
+    from uda.engine.adapt import image_stream
+
+    rotated = Image.new('RGB', (40, 20), (200, 10, 10))
+    exif = rotated.getexif()
+    exif[0x0112] = 6  # orientation: rotate 90 degrees to view
+    rotated.save(tmp_path / 'a.jpg', exif=exif)
+    Image.new('LA', (8, 6)).save(tmp_path / 'b.png')  # grey + alpha
+    batches = list(image_stream([str(tmp_path / 'a.jpg'), str(tmp_path / 'b.png')], 1))
+    assert batches[0]['inputs'][0].shape == (3, 40, 20)  # upright: 20 wide, 40 high
+    assert batches[1]['inputs'][0].shape == (3, 6, 8)

@@ -79,7 +79,7 @@ def image_stream(paths: list[str], batch_size: int) -> Iterator[dict]:
     for i in range(0, len(paths), batch_size):
         inputs, samples = [], []
         for p in paths[i : i + batch_size]:
-            img = read_image(p)
+            img = read_image(p, exif_transpose=True)  # as a person sees the photo (issue 25)
             inputs.append(torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))))
             samples.append(dict(img_path=p, ori_shape=img.shape[:2], img_shape=img.shape[:2]))
         yield dict(inputs=inputs, data_samples=samples)
