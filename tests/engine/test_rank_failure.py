@@ -11,8 +11,10 @@ import sys
 import time
 
 import pytest
+import torch
 import torch.distributed as dist
 from mmengine.config import Config
+from mmengine.hooks import Hook
 
 from tests.conftest import toy_runner_cfg
 
@@ -114,24 +116,59 @@ def test_survivor_exits_with_an_error_naming_the_dead_rank(tmp_path, how):
 def test_resume_on_another_number_of_processes(tmp_path):
     """2 processes (torchrun, gloo) to iteration 2, then --resume on 1 process to iteration 4.
 
-    The batch per process is the config's, so the global batch halves with the processes
-    (the world-size-invariant batch is issue 26's); what holds here: the checkpoint of a
-    2-process run resumes on 1 process at its iteration, with its optimiser and schedule.
+    With ``total_batch_size`` (issue 26) the recipe is the same on any number of processes:
+    the 2-process run loads 2 images per branch and process, the 1-process resume 4, and both
+    train at the config's learning rate; the resumed run continues at the checkpoint's
+    iteration with its optimiser state and schedule.
     """
     from mmengine.runner import Runner
 
     from tests.engine.test_ddp import _torchrun
+    from uda.engine.dist import prepare_distributed
 
     cfg = toy_runner_cfg(str(tmp_path / 'ddp'), max_iters=2, val_interval=2)
     cfg.pop('work_dir')
     cfg['val_evaluator'].pop('out_file')
-    _torchrun(tmp_path, Config(cfg), _free_port())
+    cfg['total_batch_size'] = 4
+    states = _torchrun(tmp_path, Config(cfg), _free_port())
+    assert {s['batch'] for s in states.values()} == {2}, states.keys()
     assert (tmp_path / 'ddp' / 'iter_2.pth').is_file()
+    saved = torch.load(tmp_path / 'ddp' / 'iter_2.pth', map_location='cpu', weights_only=False)
+    momentum = saved['optimizer']['state']
+
     single = toy_runner_cfg(str(tmp_path / 'ddp'), max_iters=4, val_interval=2)
-    single.update(resume=True, load_from=None)
-    runner = Runner.from_cfg(Config(single))
+    single.update(resume=True, load_from=None, total_batch_size=4)
+    single_cfg = Config(single)
+    prepare_distributed(single_cfg)
+    assert single_cfg.train_dataloader.batch_size == 4
+    runner = Runner.from_cfg(single_cfg)
+    seen = {}
+
+    def record(*_args, **_kwargs):
+        if 'lr' not in seen:
+            optimizer = runner.optim_wrapper.optimizer
+            seen['lr'] = optimizer.param_groups[0]['lr']
+            seen['momentum'] = {k: v['momentum_buffer'].clone() for k, v in optimizer.state.items()}
+
+    runner.register_hook(_Call(record), priority='VERY_HIGH')
     runner.train()
     assert runner.iter == 4
+    assert runner.train_dataloader.batch_size == 4
+    assert seen['lr'] == pytest.approx(0.01)  # the reference lr: no scaling at 4 = 1 x 4
+    # The optimiser state of the 2-process run is what the resumed run starts from.
+    assert len(seen['momentum']) == len(momentum)
+    for buf, saved_state in zip(seen['momentum'].values(), momentum.values()):
+        assert torch.equal(buf, saved_state['momentum_buffer'])
     assert (tmp_path / 'ddp' / 'iter_4.pth').is_file()
     text = (tmp_path / 'ddp' / 'last_checkpoint').read_text()
     assert text.strip().endswith('iter_4.pth')
+
+
+class _Call(Hook):
+    """Calls ``fn`` before each training iteration (after the resume has loaded the state)."""
+
+    def __init__(self, fn):
+        self.fn = fn
+
+    def before_train_iter(self, runner, batch_idx, data_batch=None):
+        self.fn()
