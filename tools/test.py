@@ -68,8 +68,15 @@ def parse_args() -> argparse.Namespace:
         help="layout of a foreign checkpoint (da-sac, ADVENT ... files; default 'auto'), "
         'see docs/converting_checkpoints.md',
     )
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
-    parser.add_argument('--local-rank', '--local_rank', type=int, default=0)
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher (pytorch = torchrun)',
+    )
+    parser.add_argument(
+        '--local-rank', '--local_rank', type=int, default=0, help='set by the launcher'
+    )
     return parser.parse_args()
 
 

@@ -26,9 +26,9 @@ from uda.registry import MODELS  # noqa: E402
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('config')
-    parser.add_argument('old')
-    parser.add_argument('new')
+    parser.add_argument('config', help='config the checkpoint was trained with')
+    parser.add_argument('old', help='checkpoint written before terms had names')
+    parser.add_argument('new', help='upgraded checkpoint to write')
     args = parser.parse_args(argv)
     cfg = Config.fromfile(args.config)
     ckpt = load_checkpoint_file(args.old, 'cpu')

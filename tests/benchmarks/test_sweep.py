@@ -16,8 +16,8 @@ _spec = importlib.util.spec_from_file_location(
 sweep = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(sweep)
 
-ABN = 'configs/demo/abn_unet-resnet18_400it_synthetic-96x192.py'
-SAC = 'configs/demo/sac_unet-resnet18_400it_synthetic-96x192.py'
+ABN = 'configs/demo/abn_unet-resnet18_400_synthetic-96x192.py'
+SAC = 'configs/demo/sac_unet-resnet18_400_synthetic-96x192.py'
 
 
 def test_commands_seeds_outer_options_in_order(tmp_path) -> None:

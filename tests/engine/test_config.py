@@ -113,7 +113,7 @@ def test_leaf_config_names_its_terms(path):
 
 
 def test_cfg_options_address_a_term_by_name():
-    path = os.path.join(ROOT, 'configs/demo/sac_unet-resnet18_400it_synthetic-96x192.py')
+    path = os.path.join(ROOT, 'configs/demo/sac_unet-resnet18_400_synthetic-96x192.py')
     cfg = Config.fromfile(path)
     check_cfg_options(cfg, {'model.terms.sac.weight': 2.0}, path)
     cfg.merge_from_dict({'model.terms.sac.weight': 2.0})
@@ -131,17 +131,17 @@ def test_feature_adversarial_numbers_agree_across_configs():
     base = 'configs/_base_/methods/feature-adversarial_sac.py'
     for path in (
         base,
-        'configs/sac/feature-adversarial-sac_unet-resnet18_400it_synthetic-96x192.py',
+        'configs/sac/feature-adversarial-sac_unet-resnet18_400_synthetic-96x192.py',
         'configs/sac/feature-adversarial-sac_deeplabv2-resnet101_40k_gta2cityscapes-512x512.py',
     ):
         assert _terms(path)['FeatureAdversarial'] == method, path
     # The synthetic leaf is the SAC demo plus the feature term, in the base's order.
     demo = Config.fromfile(
-        os.path.join(ROOT, 'configs/demo/sac_unet-resnet18_400it_synthetic-96x192.py')
+        os.path.join(ROOT, 'configs/demo/sac_unet-resnet18_400_synthetic-96x192.py')
     ).model
     leaf = Config.fromfile(
         os.path.join(
-            ROOT, 'configs/sac/feature-adversarial-sac_unet-resnet18_400it_synthetic-96x192.py'
+            ROOT, 'configs/sac/feature-adversarial-sac_unet-resnet18_400_synthetic-96x192.py'
         )
     ).model
     assert {k: t for k, t in leaf.terms.items() if k != 'feat'} == demo.terms

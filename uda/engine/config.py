@@ -139,8 +139,42 @@ def training_parser(description: str, work_dir_help: str) -> argparse.ArgumentPa
         default='none',
         help='job launcher (pytorch = torchrun, DDP)',
     )
-    parser.add_argument('--local-rank', '--local_rank', type=int, default=0)
+    parser.add_argument(
+        '--local-rank', '--local_rank', type=int, default=0, help='set by the launcher'
+    )
     return parser
+
+
+_DEVICE = re.compile(r'^(auto|cpu|mps|cuda(:\d+)?)$')
+
+
+def resolve_device(name: str) -> str:
+    """The torch device of a ``--device`` value: ``auto`` is ``cuda`` when CUDA is available,
+    else ``cpu``; other names are checked and kept. The argparse ``type`` of ``--device``
+    (argparse converts a string default too, so ``args.device`` is always a device)."""
+    if not _DEVICE.match(name):
+        raise argparse.ArgumentTypeError(
+            f"{name!r} is not a torch device: give 'auto', 'cpu', 'cuda' or 'cuda:N'"
+        )
+    if name != 'auto':
+        return name
+    import torch
+
+    return 'cuda' if torch.cuda.is_available() else 'cpu'
+
+
+def add_device_argument(parser: argparse.ArgumentParser, default: str = 'auto') -> None:
+    """``--device`` with one meaning in every tool and benchmark script: a torch device name
+    (``cpu``, ``cuda``, ``cuda:N``) or ``auto``, the GPU when CUDA is available, else the CPU
+    (the device mmengine's Runner picks for ``tools/train.py`` / ``tools/test.py``). Benchmark
+    scripts keep ``cpu`` as their default so that a timing names the device it ran on."""
+    parser.add_argument(
+        '--device',
+        type=resolve_device,
+        default=default,
+        help="torch device: 'cpu', 'cuda', 'cuda:N', or 'auto' (the GPU when CUDA is "
+        f"available, else the CPU); default '{default}'",
+    )
 
 
 def load_training_config(args: argparse.Namespace) -> Config:
@@ -171,7 +205,7 @@ def load_config(
     if not osp.isfile(config):
         raise FileNotFoundError(
             f'Config file not found: {config}. Configs live under configs/, '
-            'e.g. configs/demo/abn_unet-resnet18_400it_synthetic-96x192.py.'
+            'e.g. configs/demo/abn_unet-resnet18_400_synthetic-96x192.py.'
         )
     cfg = Config.fromfile(config)
     if cfg_options:

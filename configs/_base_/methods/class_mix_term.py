@@ -1,6 +1,6 @@
 # DACS's ClassMix term and its quality labeller alone, as variables and without `model`, so
-# that configs which already inherit another method's `model` (the mission pipeline on top of
-# SAC: mission.py) can add them by name: two bases may not both define `model`. dacs.py builds
+# that configs which already inherit another method's `model` (the full pipeline on top of
+# SAC: full_pipeline.py) can add them by name: two bases may not both define `model`. dacs.py builds
 # DACS from these; the numbers are documented there.
 # Quality-weighted pseudo-labels: arg-max of the teacher, weight q = share of the batch's pixels
 # with max softmax >= 0.968 (pseudo_threshold; one weight for the batch, as lhoyer/MIC

@@ -7,7 +7,7 @@
 # quality labeller (teacher_quality: threshold 0.968, margins 15 / 120 rows) and the ClassMix
 # term (class_mix) with their numbers are variables of class_mix_term.py, so that methods
 # built on DACS reuse them by name: MIC (dacs_mic.py, which inherits this file) and the
-# mission pipeline (mission.py, which cannot: it inherits SAC's `model`).
+# full pipeline (full_pipeline.py, which cannot: it inherits SAC's `model`).
 _base_ = ['./class_mix_term.py']
 model = dict(
     type='Adapter',

@@ -1,4 +1,4 @@
-# The mission's combined pipeline: source cross-entropy + DANN-style feature alignment + SAC
+# The combined pipeline: source cross-entropy + DANN-style feature alignment + SAC
 # self-training, trained in one two-phase step (student, then the feature discriminators;
 # needs a schedule with optim_wrapper.discriminators, e.g. sgd-adam_poly_40k_sac.py). The SAC
 # term, labeller, teacher and numbers are those of sac.py; FeatureAdversarial is that of
