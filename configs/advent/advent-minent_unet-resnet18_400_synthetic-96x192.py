@@ -1,6 +1,5 @@
 # ADVENT's AdvEnt+MinEnt on the built-in synthetic shift, at the demo budget.
 _base_ = [
-    '../_base_/default_runtime.py',
     '../_base_/models/unet_resnet18.py',  # segmentor + data_preprocessor
     '../_base_/datasets/synthetic_shift.py',  # source/target branches, target val
     '../_base_/methods/advent_minent.py',  # SourceCE + EntropyAdversarial + MinEnt

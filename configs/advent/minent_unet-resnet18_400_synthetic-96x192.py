@@ -1,7 +1,6 @@
 # ADVENT's MinEnt (target entropy minimisation, one optimiser) on the built-in synthetic
 # shift, at the demo budget.
 _base_ = [
-    '../_base_/default_runtime.py',
     '../_base_/models/unet_resnet18.py',  # segmentor + data_preprocessor
     '../_base_/datasets/synthetic_shift.py',  # source/target branches, target val
     '../_base_/methods/minent.py',  # SourceCE + MinEnt

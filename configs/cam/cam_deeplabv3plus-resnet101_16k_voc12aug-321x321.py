@@ -6,7 +6,6 @@
 # ImageNet ResNet-101 (the file da-sac uses; visinf/da-sac README.md; docs/weights.md).
 # Reported: VOC12 val 59.7 mIoU (62.7 with CRF).
 _base_ = [
-    '../_base_/default_runtime.py',
     '../_base_/datasets/voc12aug_321x321.py',
     '../_base_/methods/cam.py',
     '../_base_/schedules/sgd_const_16k_cam.py',

@@ -3,7 +3,6 @@
 # scenes like the synthetic oracle (configs/demo/oracle_...), which has their pixel labels.
 # 400 iterations, the first 83 classification-only (5 of the reference's 24 epochs).
 _base_ = [
-    '../_base_/default_runtime.py',
     '../_base_/models/unet_resnet18.py',  # segmentor + data_preprocessor
     '../_base_/datasets/synthetic_weak.py',  # branch 'weak': image labels from the masks
     '../_base_/methods/cam.py',  # SingleStageCAM

@@ -1,6 +1,5 @@
 # The README's main job: ABN on the built-in synthetic shift, minutes on a 2-core CPU.
 _base_ = [
-    '../_base_/default_runtime.py',
     '../_base_/models/unet_resnet18.py',  # segmentor + data_preprocessor
     '../_base_/datasets/synthetic_shift.py',  # source/target branches, target val
     '../_base_/methods/abn.py',  # SourceCE + target-only BN statistics

@@ -2,7 +2,6 @@
 # bound that adaptation methods are compared with (the labelled branch is named 'source' because
 # SourceCE reads it; its images are target-style).
 _base_ = [
-    '../_base_/default_runtime.py',
     '../_base_/models/unet_resnet18.py',
     '../_base_/datasets/synthetic_shift.py',
     '../_base_/methods/source_only.py',

@@ -3,7 +3,6 @@
 # initialised at iteration 200. `python tools/train.py` on this file prints the final
 # (adapted) target mIoU; the log shows the ABN one at iteration 200.
 _base_ = [
-    '../_base_/default_runtime.py',
     '../_base_/models/unet_resnet18.py',  # segmentor + data_preprocessor
     '../_base_/datasets/synthetic_shift.py',  # source/target branches, target val
     '../_base_/methods/sac.py',  # SourceCE + SACSelfTraining + teacher hook

@@ -1,6 +1,5 @@
 # Source-only on the built-in shift: no target data at all (BN statistics from source).
 _base_ = [
-    '../_base_/default_runtime.py',
     '../_base_/models/unet_resnet18.py',
     '../_base_/datasets/synthetic_shift.py',
     '../_base_/methods/source_only.py',

@@ -3,7 +3,6 @@
 # configs/sac/sac_unet-resnet18_200_camvidday2dusk-128x128.py: 100 warm-up iterations, then 100
 # iterations of SAC, ClassMix and MIC from the shared teacher initialised at iteration 100.
 _base_ = [
-    '../_base_/default_runtime.py',
     '../_base_/models/unet_resnet18.py',  # segmentor + data_preprocessor
     '../_base_/datasets/camvidday2dusk_128x128.py',  # day source, dusk target, dusk test
     '../_base_/methods/full_pipeline.py',  # SourceCE + FeatureAdversarial + SAC + ClassMix + MIC

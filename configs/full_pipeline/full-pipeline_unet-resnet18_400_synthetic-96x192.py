@@ -5,7 +5,6 @@
 # 200), then SAC, ClassMix and MIC from the shared teacher initialised at iteration 200 (all
 # three start with it because they read it).
 _base_ = [
-    '../_base_/default_runtime.py',
     '../_base_/models/unet_resnet18.py',  # segmentor + data_preprocessor
     '../_base_/datasets/synthetic_shift.py',  # source/target branches, target val
     '../_base_/methods/full_pipeline.py',  # SourceCE + FeatureAdversarial + SAC + ClassMix + MIC

@@ -2,7 +2,6 @@
 # iterations, then ClassMix from a teacher initialised at iteration 200) plus MIC's masked
 # consistency on the same teacher pseudo-labels, starting with the teacher too.
 _base_ = [
-    '../_base_/default_runtime.py',
     '../_base_/models/unet_resnet18.py',  # segmentor + data_preprocessor
     '../_base_/datasets/synthetic_shift.py',  # source/target branches, target val
     '../_base_/methods/dacs_mic.py',  # SourceCE + ClassMix + MaskedConsistency + teacher hook

@@ -2,7 +2,6 @@
 # + target training scenes of the built-in synthetic shift (~5-6 min of CPU, estimated). Writes
 # work_dirs/<this name>/encoder.pth, the encoder of configs/_base_/models/unet_resnet18.py.
 _base_ = [
-    '../_base_/default_runtime.py',
     '../_base_/models/unet_resnet18.py',  # segmentor + data_preprocessor (normalisation)
     '../_base_/datasets/pretrain_synthetic-shift_96x192.py',  # 2000 scenes, two 96x96 views
     '../_base_/pretrain/densecl.py',  # DenseCL, small-data queues and momentum

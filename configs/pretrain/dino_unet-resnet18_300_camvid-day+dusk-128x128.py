@@ -2,7 +2,6 @@
 # images: 2 global 128x128 crops + 2 local 64x64 crops per frame, batch 16 (~11.5 min of CPU
 # time at one thread, measured). Writes work_dirs/<this name>/encoder.pth.
 _base_ = [
-    '../_base_/default_runtime.py',
     '../_base_/models/unet_resnet18.py',  # segmentor + data_preprocessor (normalisation)
     '../_base_/datasets/pretrain_camvid-day+dusk_128x128.py',  # 367 frames
     '../_base_/pretrain/dino.py',  # DINO, small-data prototypes and momentum

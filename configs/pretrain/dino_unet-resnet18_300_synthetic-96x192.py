@@ -2,7 +2,6 @@
 # scenes of the built-in shift: 2 global 96x96 crops + 2 local 64x64 crops, batch 16
 # (~7 min of CPU time at one thread, estimated). Writes work_dirs/<this name>/encoder.pth.
 _base_ = [
-    '../_base_/default_runtime.py',
     '../_base_/models/unet_resnet18.py',  # segmentor + data_preprocessor (normalisation)
     '../_base_/datasets/pretrain_synthetic-shift_96x192.py',  # 2000 scenes
     '../_base_/pretrain/dino.py',  # DINO, small-data prototypes and momentum

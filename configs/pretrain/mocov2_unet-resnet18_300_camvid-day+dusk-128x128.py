@@ -2,7 +2,6 @@
 # images (~7 min of CPU time at one thread, measured). Writes work_dirs/<this name>/encoder.pth,
 # the encoder of configs/_base_/models/unet_resnet18.py; cached by benchmarks/pretrained_encoder.py.
 _base_ = [
-    '../_base_/default_runtime.py',
     '../_base_/models/unet_resnet18.py',  # segmentor + data_preprocessor (normalisation)
     '../_base_/datasets/pretrain_camvid-day+dusk_128x128.py',  # 367 frames, two 128x128 views
     '../_base_/pretrain/mocov2.py',  # MoCo v2, small-data queue and momentum

@@ -2,7 +2,6 @@
 # scenes of the built-in synthetic shift (~4-5 min of CPU time at one thread, estimated). Writes
 # work_dirs/<this name>/encoder.pth, the encoder of configs/_base_/models/unet_resnet18.py.
 _base_ = [
-    '../_base_/default_runtime.py',
     '../_base_/models/unet_resnet18.py',  # segmentor + data_preprocessor (normalisation)
     '../_base_/datasets/pretrain_synthetic-shift_96x192.py',  # 2000 scenes, two 96x96 views
     '../_base_/pretrain/mocov2.py',  # MoCo v2, small-data queue and momentum

@@ -4,7 +4,7 @@
 # an optimiser for its discriminators.
 _base_ = [
     '../demo/sac_unet-resnet18_400_synthetic-96x192.py',  # the SAC demo, as it is
-    '../_base_/methods/feature_adversarial_term.py',  # the FeatureAdversarial term
+    '../_base_/methods/feature_adversarial.py',  # the FeatureAdversarial term (a variable)
 ]
 # The demo's terms (src, sac) plus FeatureAdversarial, merged by name.
 model = dict(terms=dict(feat=_base_.feature_adversarial))

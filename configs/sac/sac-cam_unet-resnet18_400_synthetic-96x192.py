@@ -2,7 +2,6 @@
 # (configs/demo/sac_unet-resnet18_400_synthetic-96x192.py) plus the target CAM term from
 # the start and SAC's pseudo-labels filtered by the image labels.
 _base_ = [
-    '../_base_/default_runtime.py',
     '../_base_/models/unet_resnet18.py',
     '../_base_/datasets/synthetic_shift_weak_target.py',  # target img_labels from masks
     '../_base_/methods/sac_cam.py',  # SourceCE + SAC (filtered labels) + target CAM

@@ -1,7 +1,6 @@
 # Semi-supervised on the built-in synthetic scenes, 1/16 labelled: two strong CutMix views +
 # feature perturbation (UniMatch unimatch.py).
 _base_ = [
-    '../_base_/default_runtime.py',
     '../_base_/models/unet_resnet18.py',
     '../_base_/datasets/synthetic_semi.py',
     '../_base_/methods/unimatch.py',

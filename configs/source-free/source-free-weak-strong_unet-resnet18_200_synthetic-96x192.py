@@ -2,7 +2,6 @@
 # target scenes only (no source data is read). Train the source model first:
 #   python tools/train.py configs/demo/source-only_unet-resnet18_400_synthetic-96x192.py
 _base_ = [
-    '../_base_/default_runtime.py',
     '../_base_/models/unet_resnet18.py',  # segmentor + data_preprocessor
     '../_base_/datasets/synthetic_target-only.py',  # target branch only
     '../_base_/methods/source-free_weak-strong.py',

@@ -1,6 +1,5 @@
 # Virtual adversarial training on the target branch of the built-in synthetic shift.
 _base_ = [
-    '../_base_/default_runtime.py',
     '../_base_/models/unet_resnet18.py',  # segmentor + data_preprocessor
     '../_base_/datasets/synthetic_shift.py',  # source/target branches, target val
     '../_base_/methods/vat.py',  # SourceCE + VirtualAdversarial

@@ -1,7 +1,6 @@
 # Weak/strong consistency on the built-in synthetic shift: a mean teacher's confident target
 # predictions (weak view) train the student on an on-device strong view of the same images.
 _base_ = [
-    '../_base_/default_runtime.py',
     '../_base_/models/unet_resnet18.py',  # segmentor + data_preprocessor
     '../_base_/datasets/synthetic_shift.py',  # source/target branches, target val
     '../_base_/methods/fixmatch_uda.py',  # SourceCE + WeakStrongConsistency + teacher hook

@@ -207,7 +207,7 @@ def load_config(
             f'Config file not found: {config}. Configs live under configs/, '
             'e.g. configs/demo/abn_unet-resnet18_400_synthetic-96x192.py.'
         )
-    cfg = Config.fromfile(config)
+    cfg = read_config(config)
     if cfg_options:
         check_cfg_options(cfg, cfg_options, config)
         cfg.merge_from_dict(cfg_options)
@@ -230,6 +230,30 @@ def load_config(
 
 class ConfigError(ValueError):
     """A config or its data does not fit: the message names the key or file and the fix."""
+
+
+def read_config(config: str) -> Config:
+    """``Config.fromfile``, with mmengine's error for two bases that define one key turned
+    into one that names the fix. The common case: the schedules inherit
+    ``configs/_base_/default_runtime.py`` (it holds the one ``default_hooks`` block they
+    adjust), so a config that lists both gets every runtime key twice."""
+    try:
+        return Config.fromfile(config)
+    except KeyError as err:
+        message = str(err)
+        if 'Duplicate key is not allowed among bases' not in message:
+            raise
+        keys = message[message.find('Duplicate keys:') :].rstrip('"\'')
+        if 'default_scope' in message:
+            raise ConfigError(
+                f'{config}: two of its bases define the runtime ({keys}). The schedules '
+                '(configs/_base_/schedules/*) inherit default_runtime.py: remove '
+                "'../_base_/default_runtime.py' from _base_ and keep the schedule."
+            ) from None
+        raise ConfigError(
+            f'{config}: two of its bases define the same top-level keys ({keys}); a key '
+            'may come from one base only: keep one, or import the other as a variable.'
+        ) from None
 
 
 def _var_kw_target(init: Any, var_kw: str) -> str:

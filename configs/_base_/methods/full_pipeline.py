@@ -4,8 +4,8 @@
 # optim_wrapper.discriminators, e.g. sgd-adam_poly_40k_sac.py or adamw-adam_poly_400.py).
 # Every term and number comes from its method's file, merged by name:
 #   src, sac, feat, the SAC labeller, teacher, bn_policy and hook: feature-adversarial_sac.py
-#     (sac.py + feature_adversarial_term.py);
-#   mix and the teacher_quality labeller: class_mix_term.py (DACS, as dacs.py);
+#     (sac.py + feature_adversarial.py);
+#   mix and the teacher_quality labeller: dacs.py (DACS's variables class_mix, teacher_quality);
 #   mic: mic.py (MIC's masked consistency on the same teacher_quality labels, as dacs_mic.py).
 # ONE momentum teacher, with SAC's settings (momentum 0.99, update every 100 steps, no ramp),
 # not DACS's (0.999 every step, ramped): the Adapter holds a single MomentumTeacher
@@ -15,7 +15,7 @@
 # ClassMix and MIC share its labels (two teacher forwards per step: SAC's views, the target).
 _base_ = [
     './feature-adversarial_sac.py',  # model (src, feat, sac; teacher; SAC labeller) + hook
-    './class_mix_term.py',  # variables teacher_quality, class_mix
+    './dacs.py',  # variables teacher_quality, class_mix (and dacs_teacher, dacs_source)
     './mic.py',  # variable masked_consistency
 ]
 model = dict(

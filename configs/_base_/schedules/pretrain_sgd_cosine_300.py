@@ -6,17 +6,15 @@
 # 300 iterations x 32 images: ~26 passes over the 367 CamVid day+dusk frames, ~7 min of CPU
 # time at one thread for MoCo v2 (docs/pretraining.md). No validation: the encoder is
 # evaluated downstream.
+_base_ = ['../default_runtime.py']  # registry scope, logging, the default_hooks block
 optim_wrapper = dict(
     type='OptimWrapper', optimizer=dict(type='SGD', lr=0.03, momentum=0.9, weight_decay=1e-4)
 )
 param_scheduler = [dict(type='CosineAnnealingLR', T_max=300, eta_min=0.0, by_epoch=False)]
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=300, val_interval=10**9)
+# No validation, so no image panels (interval 0: never).
 default_hooks = dict(
-    timer=dict(type='IterTimerHook'),
-    logger=dict(type='LoggerHook', interval=10, log_metric_by_epoch=False),
-    param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(type='SafeCheckpointHook', by_epoch=False, interval=100, max_keep_ckpts=1),
-    sampler_seed=dict(type='DistSamplerSeedHook'),
-    rng_state=dict(type='RNGStateHook'),  # RNG states in checkpoints: exact --resume
-    cpu_threads=dict(type='CPUThreadsHook', num_threads=1),  # same numbers on any CPU
+    logger=dict(interval=10),
+    checkpoint=dict(interval=100, max_keep_ckpts=1),
+    visualization=dict(interval=0, draw_val=False),
 )
