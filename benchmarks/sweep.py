@@ -433,6 +433,17 @@ def miou_of(work_dir: str) -> Optional[float]:
         return json.load(f)['mIoU']
 
 
+def domain_mious_of(work_dir: str) -> dict[str, Optional[float]]:
+    """``{domain: mIoU}`` of a run validated on several domains (uda/evaluation/domains.py),
+    ``{}`` for a single-dataset run or one without metrics.json."""
+    path = osp.join(work_dir, 'metrics.json')
+    if not osp.isfile(path):
+        return {}
+    with open(path) as f:
+        domains = json.load(f).get('domains') or {}
+    return {d: rep.get('mIoU') for d, rep in domains.items()}
+
+
 def summarize(
     jobs: Sequence[Job],
     results: dict[tuple[str, int], dict],
@@ -450,6 +461,11 @@ def summarize(
     by_key = {(j.name, j.seed): j for j in jobs}
     miou = {(n, s): miou_of(by_key[(n, s)].work_dir) for n in names for s in seeds}
     head = ['run', 'target mIoU', f'per seed ({", ".join(map(str, seeds))})']
+    # Runs validated on several domains: one more column per domain, '<domain>/mIoU'; the
+    # 'target mIoU' column is the first (primary) domain's.
+    per_domain = {(n, s): domain_mious_of(by_key[(n, s)].work_dir) for n in names for s in seeds}
+    domains = list(dict.fromkeys(d for v in per_domain.values() for d in v))
+    head += [f'{d}/mIoU' for d in domains]
     if baseline:
         head.append(f'Δ vs {baseline} (paired)')
     if baseline and oracle:
@@ -464,6 +480,12 @@ def summarize(
         m, sd, n = mean_std(vals)
         entry: dict[str, Any] = dict(mIoU=dict(mean=m, std=sd, n=n), per_seed=vals)
         cells = [name, _fmt(vals), ' / '.join('n/a' if v is None else f'{v:.2f}' for v in vals)]
+        if domains:
+            entry['domains'] = {}
+        for d in domains:
+            dvals = [per_domain[(name, s)].get(d) for s in seeds]
+            entry['domains'][d] = dict(zip(('mean', 'std', 'n'), mean_std(dvals)), per_seed=dvals)
+            cells.append(_fmt(dvals))
         if baseline:
             delta = [
                 None if v is None or miou[(baseline, s)] is None else v - miou[(baseline, s)]

@@ -21,8 +21,11 @@ segmentor = dict(
         layout='torchvision',
     ),
     num_classes=_base_.num_classes,
-    constant_logit=dict(index=0, value=1.0),  # background = constant logit 1
-    stochastic_gate=dict(psi=0.3, in_index=2, channels=256),  # SG_PSI; GCI on stride-4 features
+    insertions=dict(
+        background=dict(type='ConstantLogit', index=0, value=1.0),  # background = logit 1
+        # SG_PSI; GCI on stride-4 features.
+        gate=dict(type='ShallowGate', psi=0.3, in_index=2, channels=256),
+    ),
 )
 model = dict(
     segmentor=segmentor,

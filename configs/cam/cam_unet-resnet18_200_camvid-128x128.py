@@ -14,7 +14,7 @@ model = dict(
     segmentor=dict(
         _base_.segmentor,
         num_classes=_base_.num_classes,
-        stochastic_gate=dict(psi=0.3, in_index=2, channels=64),
+        insertions=dict(gate=dict(type='ShallowGate', psi=0.3, in_index=2, channels=64)),
     ),
     data_preprocessor=_base_.data_preprocessor,
     # Every CamVid pixel has a class (void aside): no background channel (bg_logit=None).

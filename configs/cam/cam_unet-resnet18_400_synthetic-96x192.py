@@ -10,7 +10,10 @@ _base_ = [
 ]
 model = dict(
     # The stochastic gate mixes GCI-modulated stride-4 encoder features into the decoder output.
-    segmentor=dict(_base_.segmentor, stochastic_gate=dict(psi=0.3, in_index=2, channels=64)),
+    segmentor=dict(
+        _base_.segmentor,
+        insertions=dict(gate=dict(type='ShallowGate', psi=0.3, in_index=2, channels=64)),
+    ),
     data_preprocessor=_base_.data_preprocessor,
     test_cfg=_base_.inference_cfg,
     # Every pixel of the scenes has a class: no background channel (bg_logit=None). Masks and

@@ -12,7 +12,7 @@ from mmengine.registry import DefaultScope
 
 from uda.engine.config import ConfigError, check_cfg_options, load_config
 from uda.models.segmentor import architecture_only
-from uda.registry import DATASETS, METRICS, MODELS
+from uda.registry import DATASETS, EVALUATOR, METRICS, MODELS
 
 ROOT = os.path.join(os.path.dirname(__file__), '..', '..')
 # Segmentation / adaptation leaves; configs/pretrain (tools/pretrain.py, no terms, no
@@ -50,12 +50,20 @@ def test_leaf_config_builds_with_toy_segmentor(path):
         type='ToySegmentor',
         num_classes=model_cfg['segmentor'].get('num_classes', 19),
         # Single-stage CAM with a background class needs the constant background logit.
-        constant_logit=model_cfg['segmentor'].get('constant_logit'),
+        constant_logit=next(
+            (
+                i
+                for i in (model_cfg['segmentor'].get('insertions') or {}).values()
+                if i['type'] == 'ConstantLogit'
+            ),
+            None,
+        ),
     )
     with DefaultScope.overwrite_default_scope('uda'):
         model = MODELS.build(model_cfg)
         assert model.terms
-        METRICS.build(cfg.val_evaluator)
+        # A metric, or an evaluator holding one (DomainEvaluator: one per validation domain).
+        (EVALUATOR if 'metrics' in cfg.val_evaluator else METRICS).build(cfg.val_evaluator)
         # Every `type` in the dataloaders names a registered class.
         for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
             for t in _types(cfg.get(key, {}), set()):

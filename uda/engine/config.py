@@ -222,7 +222,12 @@ def load_config(
     metrics_file = osp.join(cfg.work_dir, 'metrics.json')
     for key in ('val_evaluator', 'test_evaluator'):
         ev = cfg.get(key)
-        if isinstance(ev, dict) and ev.get('type') == 'IoUMetric' and not ev.get('out_file'):
+        # One metrics.json per run; a DomainEvaluator writes every domain's into it.
+        if (
+            isinstance(ev, dict)
+            and ev.get('type') in ('IoUMetric', 'DomainEvaluator')
+            and not ev.get('out_file')
+        ):
             ev['out_file'] = metrics_file
     os.makedirs(cfg.work_dir, exist_ok=True)
     return cfg
@@ -500,6 +505,8 @@ def check_config_keys(cfg: Any, config_path: str = 'the config') -> None:
             _check_keys(metric, METRICS, f'{split}_evaluator[{i}]', issues)
         if isinstance(evaluator, dict):
             _check_keys(evaluator, METRICS, f'{split}_evaluator', issues)
+            if isinstance(evaluator.get('metrics'), dict):  # DomainEvaluator's one metric
+                _check_keys(evaluator['metrics'], METRICS, f'{split}_evaluator.metrics', issues)
     for name, hook in (cfg.get('default_hooks') or {}).items():
         # The Runner reads `priority` itself when registering a hook.
         _check_keys(hook, HOOKS, f'default_hooks.{name}', issues, extra=('priority',))

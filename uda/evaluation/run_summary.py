@@ -47,26 +47,40 @@ def training_summary(work_dir: str, log_dir: str, model_cfg: Any) -> list[str]:
     """The report lines of a finished run in ``work_dir`` (empty without ``metrics.json``).
 
     ``model_cfg`` is the run's ``cfg.model``: its ``teacher.start_iter`` is where
-    self-training starts.
+    self-training starts. A run with several validation domains (``metrics.json`` with
+    ``domains``) gets the lines of each domain, its numbers named ``<domain>/mIoU``.
     """
     metrics = osp.join(work_dir, 'metrics.json')
     if not osp.isfile(metrics):
         return []
     with open(metrics) as f:
         report = json.load(f)
+    scalars = osp.join(log_dir, 'vis_data', 'scalars.json')
+    start = (model_cfg.get('teacher') or {}).get('start_iter', 0)
+    domains = report.get('domains')
+    if not domains:  # one validation dataset: its numbers are 'mIoU', ...
+        return _lines(validation_history(scalars), 'mIoU', 'target', start) + [
+            f'target mIoU ({report["protocol"]}, {report["num_images"]} images): '
+            f'{report["mIoU"]:.2f}  -> {metrics}'
+        ]
+    lines = []  # several domains (uda.evaluation.domains): '<domain>/mIoU', ...
+    for name, rep in domains.items():
+        key = f'{name}/mIoU'
+        lines += _lines(validation_history(scalars, key), key, name, start)
+        miou = 'n/a' if rep.get('mIoU') is None else f'{rep["mIoU"]:.2f}'
+        lines.append(f'{name} mIoU ({rep.get("protocol")}, {rep.get("num_images")} images): {miou}')
+    return lines + [f'-> {metrics}']
+
+
+def _lines(history: list[dict[str, Any]], key: str, label: str, start: int) -> list[str]:
+    """The validation history and the warm-up line of one metric name."""
     lines = []
-    history = validation_history(osp.join(log_dir, 'vis_data', 'scalars.json'))
     if len(history) > 1:
         lines.append(
-            'target mIoU by iteration: '
-            + ', '.join(f'{h["step"]}: {h["mIoU"]:.2f}' for h in history)
+            f'{label} mIoU by iteration: '
+            + ', '.join(f'{h["step"]}: {h[key]:.2f}' for h in history)
         )
-    start = (model_cfg.get('teacher') or {}).get('start_iter', 0)
-    warm_up = warm_up_line(history, start) if history else None
+    warm_up = warm_up_line(history, start, key) if history else None
     if warm_up:
         lines.append(warm_up)
-    lines.append(
-        f'target mIoU ({report["protocol"]}, {report["num_images"]} images): '
-        f'{report["mIoU"]:.2f}  -> {metrics}'
-    )
     return lines
