@@ -5,7 +5,8 @@
 
 Each WORK_DIR is a work dir holding one metrics.json (searched recursively) or the file itself.
 Runs validated on several domains (``cityscapes/mIoU``, ``camvid-dusk/mIoU``, ...:
-uda/evaluation/domains.py) get one table per domain.
+uda/evaluation/domains.py) get one table and one ``report_curves_<domain>.png`` per domain (the
+delta picture compares the first domain's classes).
 With ``--out report.md`` the pictures go beside it: ``report_curves.png`` (validation mIoU
 against the iteration, mean ± std band over the runs, from their logged validations) and, with
 ``--baseline`` (one work dir per run, same seed order), ``report_delta.png`` (per-class IoU
@@ -55,7 +56,13 @@ def main() -> None:
     if args.out:
         stem = osp.splitext(args.out)[0]
         name = args.title or 'runs'
-        pictures = [plot_curves({name: args.work_dirs}, f'{stem}_curves.png')]
+        if domains:  # one curve picture per domain, of its '<domain>/mIoU'
+            pictures = [
+                plot_curves({name: args.work_dirs}, f'{stem}_curves_{d}.png', key=f'{d}/mIoU')
+                for d in domains
+            ]
+        else:
+            pictures = [plot_curves({name: args.work_dirs}, f'{stem}_curves.png')]
         if args.baseline:
             pictures.append(
                 plot_class_deltas({name: args.work_dirs}, args.baseline, f'{stem}_delta.png')

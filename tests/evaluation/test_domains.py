@@ -115,3 +115,31 @@ def test_evaluator_without_domain_dataset_is_one_clear_error():
     ev.dataset_meta = dict(classes=('a',))
     with pytest.raises(ValueError, match='needs a DomainDatasets'):
         ev.evaluate(1)
+
+
+def test_report_tool_writes_a_table_and_a_curve_per_domain(tmp_path, monkeypatch, capsys):
+    import runpy
+    import sys
+
+    runs = []
+    for seed in range(2):
+        work = tmp_path / f'seed{seed}'
+        (work / '20260101_000000' / 'vis_data').mkdir(parents=True)
+        rep = dict(
+            IoU={'road': 10.0 + seed}, Acc={}, mIoU=10.0 + seed, aAcc=1, mAcc=1, protocol='p'
+        )
+        (work / 'metrics.json').write_text(
+            json.dumps(domain_report(dict(city=rep, dusk=dict(rep, mIoU=30.0 + seed))))
+        )
+        rows = [{'city/mIoU': 5.0 + s, 'dusk/mIoU': 6.0 + s, 'step': s} for s in (1, 2)]
+        (work / '20260101_000000' / 'vis_data' / 'scalars.json').write_text(
+            '\n'.join(json.dumps(r) for r in rows)
+        )
+        runs.append(str(work))
+    out = tmp_path / 'r.md'
+    monkeypatch.setattr(sys, 'argv', ['report.py', *runs, '--title', 'T', '--out', str(out)])
+    runpy.run_path(os.path.join(ROOT, 'tools', 'report.py'), run_name='__main__')
+    text = out.read_text()
+    assert '### T: city' in text and '### T: dusk' in text
+    assert '| **mIoU** | 30.50 ± 0.71 |' in text  # the dusk table
+    assert (tmp_path / 'r_curves_city.png').is_file() and (tmp_path / 'r_curves_dusk.png').is_file()
