@@ -22,19 +22,19 @@ from tests.conftest import toy_batch
 from uda.registry import MODELS
 
 RUNS = {
-    'ABN': ('configs/demo/abn_unet-resnet18_400it_synthetic-96x192.py', False),
-    'MinEnt': ('configs/advent/minent_unet-resnet18_400it_synthetic-96x192.py', False),
+    'ABN': ('configs/demo/abn_unet-resnet18_400_synthetic-96x192.py', False),
+    'MinEnt': ('configs/advent/minent_unet-resnet18_400_synthetic-96x192.py', False),
     'AdvEnt (main level only)': (
-        'configs/advent/advent_unet-resnet18_400it_synthetic-96x192.py',
+        'configs/advent/advent_unet-resnet18_400_synthetic-96x192.py',
         True,
     ),
-    'AdvEnt': ('configs/advent/advent_unet-resnet18_400it_synthetic-96x192.py', False),
+    'AdvEnt': ('configs/advent/advent_unet-resnet18_400_synthetic-96x192.py', False),
     'AdvEnt+MinEnt': (
-        'configs/advent/advent-minent_unet-resnet18_400it_synthetic-96x192.py',
+        'configs/advent/advent-minent_unet-resnet18_400_synthetic-96x192.py',
         False,
     ),
     'FeatureGRL': (
-        'configs/feature_adversarial/feature-adversarial_unet-resnet18_400it_synthetic-96x192.py',
+        'configs/feature_adversarial/feature-adversarial_unet-resnet18_400_synthetic-96x192.py',
         False,
     ),
 }
@@ -65,8 +65,8 @@ def step_cost(path: str, main_only: bool, steps: int, warmup: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--steps', type=int, default=5)
-    parser.add_argument('--warmup', type=int, default=2)
+    parser.add_argument('--steps', type=int, default=5, help='timed train steps per method')
+    parser.add_argument('--warmup', type=int, default=2, help='untimed steps before them')
     args = parser.parse_args()
     torch.set_num_threads(1)
     costs = {name: step_cost(p, m, args.steps, args.warmup) for name, (p, m) in RUNS.items()}

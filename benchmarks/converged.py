@@ -132,7 +132,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument('--only', nargs='+', choices=sorted(RUNS), help=f'runs (default {DEFAULT})')
-    p.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
+    p.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2], help='training seeds')
     p.add_argument('--jobs', type=int, default=2, help='runs in parallel (1 thread each)')
     p.add_argument('--out', default=CACHE, help='cache and report folder')
     p.add_argument(

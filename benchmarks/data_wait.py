@@ -31,8 +31,8 @@ ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 CONFIGS = {
-    ('demo', 'abn'): 'configs/demo/abn_unet-resnet18_400it_synthetic-96x192.py',
-    ('demo', 'sac'): 'configs/demo/sac_unet-resnet18_400it_synthetic-96x192.py',
+    ('demo', 'abn'): 'configs/demo/abn_unet-resnet18_400_synthetic-96x192.py',
+    ('demo', 'sac'): 'configs/demo/sac_unet-resnet18_400_synthetic-96x192.py',
     ('camvid', 'abn'): 'configs/abn/abn_unet-resnet18_200_camvidday2dusk-128x128.py',
     ('camvid', 'sac'): 'configs/sac/sac_unet-resnet18_200_camvidday2dusk-128x128.py',
     ('cityscapes512', 'abn'): 'configs/abn/abn_unet-resnet18_1k_gta2cityscapes-512x512.py',
@@ -136,15 +136,34 @@ def measure(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--setting', choices=['demo', 'camvid', 'cityscapes512'], default='demo')
-    parser.add_argument('--method', choices=['abn', 'sac'], default='abn')
-    parser.add_argument('--iters', type=int, default=12)
+    parser.add_argument(
+        '--setting',
+        choices=['demo', 'camvid', 'cityscapes512'],
+        default='demo',
+        help='data setting (see the module docstring)',
+    )
+    parser.add_argument(
+        '--method', choices=['abn', 'sac'], default='abn', help='method config of the setting'
+    )
+    parser.add_argument('--iters', type=int, default=12, help='training iterations per run')
     parser.add_argument('--skip', type=int, default=2, help='first iterations left out')
-    parser.add_argument('--workers', type=int, nargs='+', default=[0, 1, 2])
-    parser.add_argument('--pin-memory', action='store_true')
-    parser.add_argument('--no-persistent', action='store_true')
-    parser.add_argument('--fake-root', default='work_dirs/fake_cityscapes_gta5')
-    parser.add_argument('--work-dir', default='work_dirs/data_wait')
+    parser.add_argument(
+        '--workers',
+        type=int,
+        nargs='+',
+        default=[0, 1, 2],
+        help='DataLoader worker counts to compare',
+    )
+    parser.add_argument('--pin-memory', action='store_true', help='DataLoader pin_memory=True')
+    parser.add_argument(
+        '--no-persistent', action='store_true', help='DataLoader persistent_workers=False'
+    )
+    parser.add_argument(
+        '--fake-root',
+        default='work_dirs/fake_cityscapes_gta5',
+        help='cityscapes512: folder of the random full-size images (written once)',
+    )
+    parser.add_argument('--work-dir', default='work_dirs/data_wait', help='folder of the runs')
     args = parser.parse_args()
     if (args.setting, args.method) not in CONFIGS:
         raise SystemExit(f'No {args.method} config for {args.setting}; use --method abn.')

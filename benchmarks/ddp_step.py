@@ -99,11 +99,13 @@ def _worker(rank: int, init_file: str, args: argparse.Namespace, out: str) -> No
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--encoder', default='resnet18')
-    parser.add_argument('--size', type=int, nargs=2, default=(128, 128), metavar=('H', 'W'))
+    parser.add_argument('--encoder', default='resnet18', help='UNet encoder (smp name)')
+    parser.add_argument(
+        '--size', type=int, nargs=2, default=(128, 128), metavar=('H', 'W'), help='crop size'
+    )
     parser.add_argument('--batch', type=int, default=2, help='images per rank')
     parser.add_argument('--steps', type=int, default=5, help='timed steps per round')
-    parser.add_argument('--rounds', type=int, default=3)
+    parser.add_argument('--rounds', type=int, default=3, help='timed rounds per variant')
     args = parser.parse_args()
     os.environ.setdefault('OMP_NUM_THREADS', '1')
     with tempfile.TemporaryDirectory() as tmp:

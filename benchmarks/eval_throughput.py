@@ -110,11 +110,13 @@ def time_onnx(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--images', type=int, default=30)
-    parser.add_argument('--warmup', type=int, default=2)
-    parser.add_argument('--threads', type=int, default=2)
-    parser.add_argument('--camvid', default=CAMVID)
-    parser.add_argument('--modes', nargs='+', default=list(MODES), choices=list(MODES))
+    parser.add_argument('--images', type=int, default=30, help='CamVid test images timed')
+    parser.add_argument('--warmup', type=int, default=2, help='untimed images first')
+    parser.add_argument('--threads', type=int, default=2, help='torch CPU threads')
+    parser.add_argument('--camvid', default=CAMVID, help='CamVid folder (default: CAMVID_ROOT)')
+    parser.add_argument(
+        '--modes', nargs='+', default=list(MODES), choices=list(MODES), help='inference modes'
+    )
     parser.add_argument('--onnx', action='store_true', help='also whole-image onnxruntime')
     args = parser.parse_args()
     torch.set_num_threads(args.threads)

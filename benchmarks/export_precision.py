@@ -73,12 +73,14 @@ def evaluate(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('config')
-    parser.add_argument('checkpoint')
+    parser.add_argument('config', help='config the checkpoint was trained with')
+    parser.add_argument('checkpoint', help='checkpoint file (.pth)')
     parser.add_argument('--calibration', type=int, default=16, help='int8 target images')
-    parser.add_argument('--threads', type=int, default=1)
+    parser.add_argument('--threads', type=int, default=1, help='torch / onnxruntime CPU threads')
     parser.add_argument('--images', type=int, default=10**9, help='validation images to use')
-    parser.add_argument('--clock', choices=['cpu', 'wall'], default='cpu')
+    parser.add_argument(
+        '--clock', choices=['cpu', 'wall'], default='cpu', help='process CPU time or elapsed time'
+    )
     parser.add_argument('--out-dir', default=None, help='keep the exports here')
     args = parser.parse_args()
     torch.set_num_threads(args.threads)

@@ -41,6 +41,8 @@ sys.path.insert(0, os.path.join(ROOT, 'benchmarks'))
 
 from step_bench import branches_of, build, load, random_batch, time_steps  # noqa: E402
 
+from uda.engine.config import add_device_argument  # noqa: E402
+
 MODELS_DIR = os.path.join(ROOT, 'configs', '_base_', 'models')
 ARCHS = {
     'DeepLab-v2 R101': (os.path.join(MODELS_DIR, 'deeplabv2_resnet101.py'), 'resnet18'),
@@ -176,17 +178,35 @@ def reference_sac(args: argparse.Namespace) -> Optional[str]:
 
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
-    parser.add_argument('--size', type=int, nargs=2, default=(512, 512), metavar=('H', 'W'))
+    add_device_argument(parser)
+    parser.add_argument(
+        '--size', type=int, nargs=2, default=(512, 512), metavar=('H', 'W'), help='crop size'
+    )
     parser.add_argument('--batch', type=int, default=None, help="default: the config's")
-    parser.add_argument('--steps', type=int, default=3)
-    parser.add_argument('--warmup', type=int, default=1)
-    parser.add_argument('--methods', nargs='+', default=list(METHODS), choices=list(METHODS))
-    parser.add_argument('--archs', nargs='+', default=list(ARCHS), choices=list(ARCHS))
-    parser.add_argument('--precisions', nargs='+', default=list(PRECISIONS), choices=PRECISIONS)
+    parser.add_argument('--steps', type=int, default=3, help='timed steps per cell')
+    parser.add_argument('--warmup', type=int, default=1, help='untimed steps first')
+    parser.add_argument(
+        '--methods',
+        nargs='+',
+        default=list(METHODS),
+        choices=list(METHODS),
+        help='methods measured',
+    )
+    parser.add_argument(
+        '--archs', nargs='+', default=list(ARCHS), choices=list(ARCHS), help='networks measured'
+    )
+    parser.add_argument(
+        '--precisions',
+        nargs='+',
+        default=list(PRECISIONS),
+        choices=PRECISIONS,
+        help='precisions measured',
+    )
     parser.add_argument('--reference', default=None, help='checkout of visinf/da-sac')
     parser.add_argument('--data-root', default=None, help='folder with gta5/ and cityscapes/')
-    parser.add_argument('--pipeline-batches', type=int, default=16)
+    parser.add_argument(
+        '--pipeline-batches', type=int, default=16, help='batches timed through the data pipeline'
+    )
     parser.add_argument('--budget-s', type=float, default=420.0, help='skip cells after this')
     parser.add_argument(
         '--reduced',

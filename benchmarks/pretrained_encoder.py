@@ -4,7 +4,7 @@ One command gives the benchmarks a network that has learnt something (issue 12, 
 
     python benchmarks/pretrained_encoder.py            # MoCo v2 on CamVid day + dusk, seed 0
     python benchmarks/pretrained_encoder.py \
-        configs/pretrain/dino_unet-resnet18_300it_synthetic-96x192.py --seed 1
+        configs/pretrain/dino_unet-resnet18_300_synthetic-96x192.py --seed 1
     ENCODER=$(python benchmarks/pretrained_encoder.py | tail -n 1)
 
 The cache is ``work_dirs/pretrained/<config name>_seed<k>[_<options hash>]/encoder.pth`` (never
@@ -27,7 +27,7 @@ import sys
 from typing import Callable, Optional, Sequence
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-DEFAULT_CONFIG = 'configs/pretrain/mocov2_unet-resnet18_300it_camvid-day+dusk-128x128.py'
+DEFAULT_CONFIG = 'configs/pretrain/mocov2_unet-resnet18_300_camvid-day+dusk-128x128.py'
 CACHE = osp.join('work_dirs', 'pretrained')
 
 
@@ -50,7 +50,7 @@ def expected_iterations(config: str, options: Sequence[str] = ()) -> int:
     cfg = Config.fromfile(osp.join(ROOT, config))
     if options:
         parser = argparse.ArgumentParser()
-        parser.add_argument('--o', nargs='+', action=DictAction, default={})
+        parser.add_argument('--o', nargs='+', action=DictAction, default={}, help='config options')
         cfg.merge_from_dict(parser.parse_args(['--o', *options]).o)
     return int(cfg.train_cfg.max_iters)
 
@@ -153,7 +153,7 @@ def main(argv: Optional[Sequence[str]] = None) -> str:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument('config', nargs='?', default=DEFAULT_CONFIG, help='a configs/pretrain config')
-    p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--seed', type=int, default=0, help='pretraining seed')
     p.add_argument('--cfg-options', nargs='+', default=[], help='passed to tools/pretrain.py')
     p.add_argument('--force', action='store_true', help='pretrain again even if cached')
     p.add_argument('--dry-run', action='store_true', help='print the cache path and command')

@@ -43,6 +43,8 @@ sys.path.insert(0, os.path.join(ROOT, 'benchmarks'))
 
 from step_bench import build, load, random_batch, time_steps  # noqa: E402
 
+from uda.engine.config import add_device_argument  # noqa: E402
+
 SAC_CONFIG = 'configs/sac/sac_deeplabv2-resnet101_40k_gta2cityscapes-512x512.py'
 
 
@@ -228,19 +230,19 @@ def time_reference(path: str, amp: str | None, args: argparse.Namespace) -> dict
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--reference', required=True, help='local checkout of visinf/da-sac')
-    parser.add_argument('--steps', type=int, default=3)
-    parser.add_argument('--warmup', type=int, default=1)
-    parser.add_argument('--size', type=int, nargs=2, default=(128, 256), metavar=('H', 'W'))
+    parser.add_argument('--steps', type=int, default=3, help='timed steps')
+    parser.add_argument('--warmup', type=int, default=1, help='untimed steps first')
+    parser.add_argument(
+        '--size', type=int, nargs=2, default=(128, 256), metavar=('H', 'W'), help='crop size'
+    )
     parser.add_argument(
         '--reference-bf16',
         action='store_true',
         help='also the reference under CPU autocast (its code is not autocast-safe: '
         'models/sac.py _update_running_conf mixes fp32 and bf16; reported, then skipped)',
     )
-    parser.add_argument('--skip-abn', action='store_true')
-    parser.add_argument(
-        '--device', default='cpu', help="'cuda' on a GPU (benchmarks/gpu_check.sh; --clock wall)"
-    )
+    parser.add_argument('--skip-abn', action='store_true', help='time the SAC step only')
+    add_device_argument(parser, default='cpu')  # 'cuda' on a GPU (gpu_check.sh; --clock wall)
     parser.add_argument(
         '--clock',
         choices=['wall', 'cpu'],

@@ -28,6 +28,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from uda.augment.views import fuse_views  # noqa: E402
+from uda.engine.config import add_device_argument  # noqa: E402
 from uda.methods.sac import adaptive_thresholds, pseudo_labels  # noqa: E402
 from uda.registry import MODELS  # noqa: E402
 
@@ -244,13 +245,13 @@ def peak_memory(method: str, args: argparse.Namespace) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--steps', type=int, default=10)
-    parser.add_argument('--warmup', type=int, default=2)
+    parser.add_argument('--steps', type=int, default=10, help='timed steps')
+    parser.add_argument('--warmup', type=int, default=2, help='untimed steps first')
     parser.add_argument('--batch', type=int, default=4, help='source (and loaded target) images')
-    parser.add_argument('--target-images', type=int, default=2)
-    parser.add_argument('--views', type=int, default=4)
-    parser.add_argument('--size', type=int, nargs=2, default=(96, 192))
-    parser.add_argument('--device', default='cpu')
+    parser.add_argument('--target-images', type=int, default=2, help='target images per batch')
+    parser.add_argument('--views', type=int, default=4, help="SAC's views per target image")
+    parser.add_argument('--size', type=int, nargs=2, default=(96, 192), help='crop H W')
+    add_device_argument(parser, default='cpu')
     parser.add_argument(
         '--abn-during-sac',
         action='store_true',

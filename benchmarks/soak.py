@@ -40,8 +40,8 @@ ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 CONFIGS = {
-    'sac': 'configs/demo/sac_unet-resnet18_400it_synthetic-96x192.py',
-    'unimatch': 'configs/semi/unimatch_unet-resnet18_400it_synthetic-1of16-96x96.py',
+    'sac': 'configs/demo/sac_unet-resnet18_400_synthetic-96x192.py',
+    'unimatch': 'configs/semi/unimatch_unet-resnet18_400_synthetic-1of16-96x96.py',
 }
 PAGE = os.sysconf('SC_PAGE_SIZE') if hasattr(os, 'sysconf') else 4096
 
@@ -269,8 +269,14 @@ def soak_infer(images: int, warmup: int, work: str) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--methods', nargs='*', default=['sac', 'unimatch'], choices=list(CONFIGS))
-    parser.add_argument('--iters', type=int, default=3000)
+    parser.add_argument(
+        '--methods',
+        nargs='*',
+        default=['sac', 'unimatch'],
+        choices=list(CONFIGS),
+        help='methods trained',
+    )
+    parser.add_argument('--iters', type=int, default=3000, help='training iterations per method')
     parser.add_argument('--warmup', type=int, default=500, help='iterations before the fit')
     parser.add_argument('--every', type=int, default=50, help='sample RSS every N iterations')
     parser.add_argument('--size', type=int, nargs=2, default=[32, 64], help='scene H W')
@@ -279,7 +285,9 @@ def main() -> None:
         '--scene-cache', action='store_true', help="keep the synthetic scenes' cache on"
     )
     parser.add_argument('--images', type=int, default=2000, help='tools/infer.py images (0: skip)')
-    parser.add_argument('--image-warmup', type=int, default=200)
+    parser.add_argument(
+        '--image-warmup', type=int, default=200, help='tools/infer.py images before the fit'
+    )
     parser.add_argument('--work-dir', default=None, help='default: a temporary folder')
     parser.add_argument('--out', default=None, help='write the report as JSON here')
     parser.add_argument(

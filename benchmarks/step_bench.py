@@ -8,7 +8,7 @@ on every branch) of ``--size``, ``--batch`` images per branch, so only compute i
 data pipeline is benchmarks/data_wait.py's). Used by benchmarks/step_memory.py and
 benchmarks/reference_step.py.
 
-    python benchmarks/step_bench.py configs/demo/sac_unet-resnet18_400it_synthetic-96x192.py \
+    python benchmarks/step_bench.py configs/demo/sac_unet-resnet18_400_synthetic-96x192.py \
         --steps 5 [--amp bf16] [--channels-last] [--compile] [--memory]
 """
 
@@ -35,6 +35,7 @@ from mmengine.registry import init_default_scope  # noqa: E402
 
 import uda.engine  # noqa: E402,F401  (registers the optimiser wrappers)
 from uda.engine.amp import apply_amp  # noqa: E402
+from uda.engine.config import add_device_argument  # noqa: E402
 from uda.models.segmentor import architecture_only  # noqa: E402
 from uda.registry import MODELS  # noqa: E402
 
@@ -239,14 +240,16 @@ def run(args: argparse.Namespace) -> dict:
 
 def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('config')
-    parser.add_argument('--steps', type=int, default=5)
+    parser.add_argument('config', help='training config')
+    parser.add_argument('--steps', type=int, default=5, help='timed steps')
     parser.add_argument('--warmup', type=int, default=1, help='untimed steps after the first')
     parser.add_argument('--batch', type=int, default=None, help='images per branch')
-    parser.add_argument('--size', type=int, nargs=2, default=(96, 192), metavar=('H', 'W'))
-    parser.add_argument('--device', default='cpu')
-    parser.add_argument('--amp', choices=['bf16', 'fp16'], default=None)
-    parser.add_argument('--channels-last', action='store_true')
+    parser.add_argument(
+        '--size', type=int, nargs=2, default=(96, 192), metavar=('H', 'W'), help='crop size'
+    )
+    add_device_argument(parser, default='cpu')
+    parser.add_argument('--amp', choices=['bf16', 'fp16'], default=None, help='mixed precision')
+    parser.add_argument('--channels-last', action='store_true', help='channels_last memory format')
     parser.add_argument('--compile', action='store_true', help='torch.compile the networks')
     parser.add_argument(
         '--backward-groups',
@@ -280,7 +283,9 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
         default='wall',
         help='cpu: process CPU time (the compute time at 1 thread on a shared CPU)',
     )
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={})
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction, default={}, help='override config keys'
+    )
     return parser.parse_args(argv)
 
 

@@ -34,8 +34,8 @@ import sys
 from typing import Any, Optional
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SYN = '_unet-resnet18_400it_synthetic-96x192.py'
-SEMI = '_unet-resnet18_400it_synthetic-1of16-96x96.py'
+SYN = '_unet-resnet18_400_synthetic-96x192.py'
+SEMI = '_unet-resnet18_400_synthetic-1of16-96x96.py'
 # Every method on the built-in synthetic shift (UNet-ResNet18, 4 images per branch, random
 # images of --size): name -> (config, cfg-options).
 METHODS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -55,7 +55,7 @@ METHODS: dict[str, tuple[str, dict[str, Any]]] = {
     'AdaptSegNet': ('configs/adaptsegnet/adaptsegnet' + SYN, {}),
     'FeatureGRL': ('configs/feature_adversarial/feature-adversarial' + SYN, {}),
     'FeatureAdv+SAC': ('configs/sac/feature-adversarial-sac' + SYN, {}),
-    'mission': ('configs/mission/mission' + SYN, {}),
+    'full_pipeline': ('configs/full_pipeline/full-pipeline' + SYN, {}),
     # Semi-supervised (labelled + unlabelled branches) and image-label methods.
     'supervised (semi)': ('configs/semi/supervised' + SEMI, {}),
     'mean teacher': ('configs/semi/mean-teacher' + SEMI, {}),
@@ -220,17 +220,40 @@ def bench(method: str, groups: Optional[str], args: argparse.Namespace, memory: 
 
 
 def main() -> None:
+    sys.path.insert(0, ROOT)
+    from uda.engine.config import add_device_argument
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--methods', nargs='+', default=list(METHODS), choices=list(METHODS))
-    parser.add_argument('--repeat', type=int, default=3)
-    parser.add_argument('--size', type=int, nargs=2, default=(96, 192), metavar=('H', 'W'))
-    parser.add_argument('--device', default='cpu')
-    parser.add_argument('--amp', choices=['bf16', 'fp16'], default=None)
+    parser.add_argument(
+        '--methods',
+        nargs='+',
+        default=list(METHODS),
+        choices=list(METHODS),
+        help='methods measured',
+    )
+    parser.add_argument('--repeat', type=int, default=3, help='processes per figure')
+    parser.add_argument(
+        '--size', type=int, nargs=2, default=(96, 192), metavar=('H', 'W'), help='crop size'
+    )
+    add_device_argument(parser, default='cpu')
+    parser.add_argument('--amp', choices=['bf16', 'fp16'], default=None, help='mixed precision')
     parser.add_argument('--time', action='store_true', help='also the CPU time of a step')
     parser.add_argument('--steps', type=int, default=3, help='timed steps per process')
     parser.add_argument('--matrix', action='store_true', help='methods x encoders x variants')
-    parser.add_argument('--encoders', nargs='+', default=list(ENCODERS), choices=list(ENCODERS))
-    parser.add_argument('--variants', nargs='+', default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument(
+        '--encoders',
+        nargs='+',
+        default=list(ENCODERS),
+        choices=list(ENCODERS),
+        help='encoders (--matrix)',
+    )
+    parser.add_argument(
+        '--variants',
+        nargs='+',
+        default=list(VARIANTS),
+        choices=list(VARIANTS),
+        help='memory options (--matrix)',
+    )
     parser.add_argument('--batch', type=int, default=None, help='images per branch (--matrix)')
     parser.add_argument('--memory-steps', type=int, default=1, help='measured steps (--matrix)')
     parser.add_argument(

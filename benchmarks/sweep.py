@@ -15,8 +15,8 @@ the baseline -> oracle gap each run closes, the last-quarter mean of logged scal
 ``--scalars`` (e.g. the discriminators' ``disc.acc``), and the wall time per run.
 
     python benchmarks/sweep.py --preset synthetic-gap --seeds 0 1 2 --jobs 2
-    python benchmarks/sweep.py --run ABN configs/demo/abn_unet-resnet18_400it_synthetic-96x192.py \
-        --run SAC-w2 configs/demo/sac_unet-resnet18_400it_synthetic-96x192.py \
+    python benchmarks/sweep.py --run ABN configs/demo/abn_unet-resnet18_400_synthetic-96x192.py \
+        --run SAC-w2 configs/demo/sac_unet-resnet18_400_synthetic-96x192.py \
         model.terms.sac.weight=2.0 --baseline ABN --seeds 0 1 2 --out work_dirs/bench_sac_w2
 
 Option values may use ``{seed}`` and ``{out}`` (e.g. ``load_from={out}/abn_seed{seed}/
@@ -50,10 +50,10 @@ from uda.evaluation.seed_plots import (  # noqa: E402
 )
 from uda.evaluation.seed_report import mean_std, seed_report  # noqa: E402
 
-SYN = 'configs/demo/{}_unet-resnet18_400it_synthetic-96x192.py'
+SYN = 'configs/demo/{}_unet-resnet18_400_synthetic-96x192.py'
 CAMVID = 'configs/{}_unet-resnet18_200_camvidday2dusk-128x128.py'
 SEMI_CAMVID = 'configs/semi/{}_unet-resnet18_200_camvid-{}-128x128.py'
-SEMI_SYN = 'configs/semi/{}_unet-resnet18_400it_synthetic-1of16-96x96.py'
+SEMI_SYN = 'configs/semi/{}_unet-resnet18_400_synthetic-1of16-96x96.py'
 SEMI_METHODS = [
     ('supervised', 'supervised'),
     ('mean-teacher', 'mean-teacher'),
@@ -88,28 +88,28 @@ PRESETS: dict[str, dict[str, Any]] = {
     'adversarial-synthetic': dict(
         runs=[
             ('ABN', SYN.format('abn'), []),
-            ('AdvEnt', 'configs/advent/advent_unet-resnet18_400it_synthetic-96x192.py', []),
-            ('MinEnt', 'configs/advent/minent_unet-resnet18_400it_synthetic-96x192.py', []),
+            ('AdvEnt', 'configs/advent/advent_unet-resnet18_400_synthetic-96x192.py', []),
+            ('MinEnt', 'configs/advent/minent_unet-resnet18_400_synthetic-96x192.py', []),
             (
                 'AdvEnt+MinEnt',
-                'configs/advent/advent-minent_unet-resnet18_400it_synthetic-96x192.py',
+                'configs/advent/advent-minent_unet-resnet18_400_synthetic-96x192.py',
                 [],
             ),
             # SourceCE + FeatureAdversarial + SAC self-training in one two-phase step.
             (
                 'Combined',
-                'configs/sac/feature-adversarial-sac_unet-resnet18_400it_synthetic-96x192.py',
+                'configs/sac/feature-adversarial-sac_unet-resnet18_400_synthetic-96x192.py',
                 [],
             ),
             (
                 'AdaptSegNet',
-                'configs/adaptsegnet/adaptsegnet_unet-resnet18_400it_synthetic-96x192.py',
+                'configs/adaptsegnet/adaptsegnet_unet-resnet18_400_synthetic-96x192.py',
                 [],
             ),
             (
                 'FeatureGRL',
                 'configs/feature_adversarial/'
-                'feature-adversarial_unet-resnet18_400it_synthetic-96x192.py',
+                'feature-adversarial_unet-resnet18_400_synthetic-96x192.py',
                 [],
             ),
             ('SAC', SYN.format('sac'), []),
@@ -216,7 +216,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     'cam-vs-supervised-synthetic': dict(
         runs=[
             ('supervised', SYN.format('oracle'), []),
-            ('CAM', 'configs/cam/cam_unet-resnet18_400it_synthetic-96x192.py', []),
+            ('CAM', 'configs/cam/cam_unet-resnet18_400_synthetic-96x192.py', []),
         ],
         baseline='supervised',
         scalars=['cam.mask_images', 'cam.pseudo_ratio'],
@@ -227,7 +227,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         runs=[
             ('ABN', SYN.format('abn'), []),
             ('SAC', SYN.format('sac'), []),
-            ('SAC+weak', 'configs/sac/sac-cam_unet-resnet18_400it_synthetic-96x192.py', []),
+            ('SAC+weak', 'configs/sac/sac-cam_unet-resnet18_400_synthetic-96x192.py', []),
             ('oracle', SYN.format('oracle'), []),
         ],
         default=['SAC', 'SAC+weak'],
@@ -265,7 +265,7 @@ PRESETS: dict[str, dict[str, Any]] = {
                 ('MIC', CAMVID.format('mic/mic'), True),
                 ('AdvEnt+MinEnt', CAMVID.format('advent/advent-minent'), False),
                 ('weak/strong', CAMVID.format('weak_strong/weak-strong'), True),
-                ('full pipeline', CAMVID.format('mission/mission'), True),
+                ('full pipeline', CAMVID.format('full_pipeline/full-pipeline'), True),
                 ('SAC+weak', CAMVID.format('sac/sac-cam'), True),
             ]
         ],
@@ -433,6 +433,17 @@ def miou_of(work_dir: str) -> Optional[float]:
         return json.load(f)['mIoU']
 
 
+def domain_mious_of(work_dir: str) -> dict[str, Optional[float]]:
+    """``{domain: mIoU}`` of a run validated on several domains (uda/evaluation/domains.py),
+    ``{}`` for a single-dataset run or one without metrics.json."""
+    path = osp.join(work_dir, 'metrics.json')
+    if not osp.isfile(path):
+        return {}
+    with open(path) as f:
+        domains = json.load(f).get('domains') or {}
+    return {d: rep.get('mIoU') for d, rep in domains.items()}
+
+
 def summarize(
     jobs: Sequence[Job],
     results: dict[tuple[str, int], dict],
@@ -450,6 +461,11 @@ def summarize(
     by_key = {(j.name, j.seed): j for j in jobs}
     miou = {(n, s): miou_of(by_key[(n, s)].work_dir) for n in names for s in seeds}
     head = ['run', 'target mIoU', f'per seed ({", ".join(map(str, seeds))})']
+    # Runs validated on several domains: one more column per domain, '<domain>/mIoU'; the
+    # 'target mIoU' column is the first (primary) domain's.
+    per_domain = {(n, s): domain_mious_of(by_key[(n, s)].work_dir) for n in names for s in seeds}
+    domains = list(dict.fromkeys(d for v in per_domain.values() for d in v))
+    head += [f'{d}/mIoU' for d in domains]
     if baseline:
         head.append(f'Δ vs {baseline} (paired)')
     if baseline and oracle:
@@ -464,6 +480,12 @@ def summarize(
         m, sd, n = mean_std(vals)
         entry: dict[str, Any] = dict(mIoU=dict(mean=m, std=sd, n=n), per_seed=vals)
         cells = [name, _fmt(vals), ' / '.join('n/a' if v is None else f'{v:.2f}' for v in vals)]
+        if domains:
+            entry['domains'] = {}
+        for d in domains:
+            dvals = [per_domain[(name, s)].get(d) for s in seeds]
+            entry['domains'][d] = dict(zip(('mean', 'std', 'n'), mean_std(dvals)), per_seed=dvals)
+            cells.append(_fmt(dvals))
         if baseline:
             delta = [
                 None if v is None or miou[(baseline, s)] is None else v - miou[(baseline, s)]
@@ -516,7 +538,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         metavar=('NAME', 'CONFIG [KEY=VALUE]'),
         help='a run: name, config, its own --cfg-options (repeatable)',
     )
-    p.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
+    p.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2], help='training seeds per run')
     p.add_argument('--jobs', type=int, default=1, help='runs in parallel (1 thread each)')
     p.add_argument('--out', help="output folder (default: the preset's, else work_dirs/sweep)")
     p.add_argument('--baseline', help='run name the deltas are paired against')

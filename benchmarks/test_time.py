@@ -53,7 +53,7 @@ NETS = {'resnet18': 'unet-resnet18', 'mit_b0': 'unet-mit-b0'}
 SCENARIOS = {
     'synthetic': dict(
         leaf='configs/tta/{}_unet-resnet18_online_synthetic-96x192.py',
-        train='configs/demo/source-only_unet-resnet18_400it_synthetic-96x192.py',
+        train='configs/demo/source-only_unet-resnet18_400_synthetic-96x192.py',
         budget=[
             'train_cfg.max_iters=200',
             'train_cfg.val_interval=200',
@@ -298,15 +298,29 @@ def summarize(records: list[dict], out: str) -> str:
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    p.add_argument('--out', default='work_dirs/test_time')
-    p.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
-    p.add_argument('--scenarios', nargs='+', default=list(SCENARIOS), choices=list(SCENARIOS))
-    p.add_argument('--nets', nargs='+', default=list(NETS), choices=list(NETS))
-    p.add_argument('--methods', nargs='+', default=list(METHODS), choices=list(METHODS))
+    p.add_argument('--out', default='work_dirs/test_time', help='output folder')
+    p.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2], help='source-model seeds')
+    p.add_argument(
+        '--scenarios',
+        nargs='+',
+        default=list(SCENARIOS),
+        choices=list(SCENARIOS),
+        help='test streams',
+    )
+    p.add_argument(
+        '--nets', nargs='+', default=list(NETS), choices=list(NETS), help='source networks'
+    )
+    p.add_argument(
+        '--methods',
+        nargs='+',
+        default=list(METHODS),
+        choices=list(METHODS),
+        help='test-time methods',
+    )
     p.add_argument('--per-condition', type=int, default=6, help='synthetic images per condition')
     p.add_argument('--day', type=int, default=6, help='CamVid day frames')
     p.add_argument('--dusk', type=int, default=14, help='CamVid dusk frames')
-    p.add_argument('--batch', type=int, default=4)
+    p.add_argument('--batch', type=int, default=4, help='images per adaptation step')
     p.add_argument(
         '--cotta-scales',
         type=float,

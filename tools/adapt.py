@@ -38,7 +38,7 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Test-time adaptation of a trained model.')
     parser.add_argument('model', help='checkpoint (.pth) or config (.py, with --checkpoint)')
     parser.add_argument('source', help="image folder / glob / file, or 'test' / 'val'")
-    parser.add_argument('--method', required=True, choices=METHODS)
+    parser.add_argument('--method', required=True, choices=METHODS, help='test-time method')
     parser.add_argument('--out', required=True, help='output folder')
     parser.add_argument('--episodic', action='store_true', help='reset after every batch')
     parser.add_argument('--config', help='config of the checkpoint (default: the saved one)')

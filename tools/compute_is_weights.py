@@ -17,7 +17,7 @@ from mmengine.config import DictAction
 import uda.engine  # noqa: F401  (torch>=2.6 checkpoint loader)
 from uda.data.multi_branch import uda_collate
 from uda.engine.checkpoint import load_segmentor_weights
-from uda.engine.config import load_config
+from uda.engine.config import add_device_argument, load_config
 from uda.models.segmentor import architecture_only
 from uda.registry import DATASETS, MODELS
 
@@ -28,10 +28,17 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('checkpoint', help='checkpoint whose predictions give the statistics')
     parser.add_argument('--out', required=True, help='output JSON file')
     parser.add_argument('--branch', default='target', help='training branch to analyse')
-    parser.add_argument('--which', default='student', choices=['student', 'teacher'])
-    parser.add_argument('--batch-size', type=int, default=4)
-    parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={})
+    parser.add_argument(
+        '--which',
+        default='student',
+        choices=['student', 'teacher'],
+        help='network of the checkpoint',
+    )
+    parser.add_argument('--batch-size', type=int, default=4, help='images per forward')
+    add_device_argument(parser)
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction, default={}, help='override config keys'
+    )
     return parser.parse_args()
 
 

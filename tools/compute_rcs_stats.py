@@ -39,7 +39,9 @@ def parse_args() -> argparse.Namespace:
         default='file',
         help="count at the label files' resolution (DAFormer / MIC) or after the dataset's resize",
     )
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={})
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction, default={}, help='override config keys'
+    )
     return parser.parse_args()
 
 

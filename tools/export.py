@@ -15,10 +15,9 @@ import json
 import os.path as osp
 import sys
 
-from mmengine.config import Config
-
 import uda.engine  # noqa: F401  (torch>=2.6 checkpoint loader)
 from uda.engine.checkpoint import CheckpointError
+from uda.engine.config import read_config
 from uda.export import FORMATS, ExportVerificationError, export
 from uda.export.precision import PRECISIONS
 from uda.models.layouts import ForeignCheckpointError, read_checkpoint
@@ -58,7 +57,7 @@ def main() -> None:
     args = parse_args()
     if not osp.isfile(args.config):
         raise FileNotFoundError(f'Config file not found: {args.config}.')
-    cfg = Config.fromfile(args.config)
+    cfg = read_config(args.config)
     try:
         read_checkpoint(args.checkpoint, args.layout)  # a foreign file: converted (and reused)
         meta = export(

@@ -22,7 +22,7 @@ from tqdm import tqdm
 import uda.engine  # noqa: F401  (torch>=2.6 checkpoint loader)
 from uda.data.base import read_image
 from uda.engine.checkpoint import refuse_url
-from uda.engine.config import run_tool
+from uda.engine.config import add_device_argument, run_tool
 from uda.evaluation.image_predictor import ImagePredictor, list_images, save_prediction
 from uda.models.layouts import read_checkpoint
 
@@ -48,7 +48,7 @@ def parse_args() -> argparse.Namespace:
         choices=['whole', 'slide', 'aug'],
         help='inference mode (default: the config test_cfg, else whole)',
     )
-    parser.add_argument('--device', default='cpu', help="torch device, e.g. 'cuda'")
+    add_device_argument(parser)
     parser.add_argument(
         '--layout', default='auto', help='layout of a foreign .pth (default: auto-detect)'
     )

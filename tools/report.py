@@ -4,6 +4,9 @@
 [--baseline BASE_DIR ...]``
 
 Each WORK_DIR is a work dir holding one metrics.json (searched recursively) or the file itself.
+Runs validated on several domains (``cityscapes/mIoU``, ``camvid-dusk/mIoU``, ...:
+uda/evaluation/domains.py) get one table and one ``report_curves_<domain>.png`` per domain (the
+delta picture compares the first domain's classes).
 With ``--out report.md`` the pictures go beside it: ``report_curves.png`` (validation mIoU
 against the iteration, mean ± std band over the runs, from their logged validations) and, with
 ``--baseline`` (one work dir per run, same seed order), ``report_delta.png`` (per-class IoU
@@ -11,10 +14,12 @@ change paired by seed).
 """
 
 import argparse
+import json
 import os.path as osp
 
+from uda.evaluation.domains import domain_names
 from uda.evaluation.seed_plots import plot_class_deltas, plot_curves
-from uda.evaluation.seed_report import seed_report
+from uda.evaluation.seed_report import find_metrics, seed_report
 
 
 def parse_args() -> argparse.Namespace:
@@ -40,11 +45,24 @@ def main() -> None:
             f'--out {args.out} is a directory; give a file name such as '
             f'{osp.join(args.out, "report.md")}.'
         )
-    markdown, _ = seed_report(args.work_dirs, args.title)
+    with open(find_metrics(args.work_dirs[0])) as f:
+        domains = domain_names(json.load(f))
+    if domains:  # one table per validation domain, named by it
+        markdown = '\n'.join(
+            seed_report(args.work_dirs, f'{args.title or "runs"}: {d}', d)[0] for d in domains
+        )
+    else:
+        markdown, _ = seed_report(args.work_dirs, args.title)
     if args.out:
         stem = osp.splitext(args.out)[0]
         name = args.title or 'runs'
-        pictures = [plot_curves({name: args.work_dirs}, f'{stem}_curves.png')]
+        if domains:  # one curve picture per domain, of its '<domain>/mIoU'
+            pictures = [
+                plot_curves({name: args.work_dirs}, f'{stem}_curves_{d}.png', key=f'{d}/mIoU')
+                for d in domains
+            ]
+        else:
+            pictures = [plot_curves({name: args.work_dirs}, f'{stem}_curves.png')]
         if args.baseline:
             pictures.append(
                 plot_class_deltas({name: args.work_dirs}, args.baseline, f'{stem}_delta.png')

@@ -68,8 +68,15 @@ def parse_args() -> argparse.Namespace:
         help="layout of a foreign checkpoint (da-sac, ADVENT ... files; default 'auto'), "
         'see docs/converting_checkpoints.md',
     )
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
-    parser.add_argument('--local-rank', '--local_rank', type=int, default=0)
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher (pytorch = torchrun)',
+    )
+    parser.add_argument(
+        '--local-rank', '--local_rank', type=int, default=0, help='set by the launcher'
+    )
     return parser.parse_args()
 
 
@@ -93,7 +100,9 @@ def main() -> None:
     # The checkpoint holds every weight: no SSL encoder file or download is read first.
     if 'segmentor' in cfg.model:
         cfg.model['segmentor'] = architecture_only(cfg.model['segmentor'])
-    protocol = cfg.test_evaluator.get('protocol', 'cityscapes19')
+    # The metric's protocol; a DomainEvaluator (several domains) holds it in its `metrics`.
+    metric_cfg = cfg.test_evaluator.get('metrics') or cfg.test_evaluator
+    protocol = metric_cfg.get('protocol', 'cityscapes19')
     cfg.custom_hooks = list(cfg.get('custom_hooks') or []) + [
         dict(
             type='PredictionWriterHook',

@@ -1,8 +1,6 @@
 """Train a model from a config: ``python tools/train.py CONFIG [--work-dir DIR] ...``."""
 
 import argparse
-import json
-import os.path as osp
 
 from mmengine.config import Config
 from mmengine.runner import Runner
@@ -17,6 +15,7 @@ from uda.engine.config import (
 )
 from uda.engine.dist import prepare_distributed
 from uda.engine.work_dir_lock import work_dir_lock
+from uda.evaluation.run_summary import training_summary
 from uda.models.layouts import check_load_from
 
 
@@ -55,35 +54,9 @@ def main() -> None:
         prepare_distributed(cfg)  # the adapter's DDP wrapper; gloo when there is no CUDA
         runner = preflight(cfg, args.config)
         runner.train()
-    metrics = osp.join(cfg.work_dir, 'metrics.json')
-    if runner.rank == 0 and osp.isfile(metrics):
-        with open(metrics) as f:
-            report = json.load(f)
-        # Every validation of this run, e.g. the ABN starting point and the adapted model of a
-        # run with a warm-up phase (read from the local scalars log of this run).
-        scalars = osp.join(runner.log_dir, 'vis_data', 'scalars.json')
-        if osp.isfile(scalars):
-            with open(scalars) as f:
-                history = [json.loads(line) for line in f if '"mIoU"' in line]
-            if len(history) > 1:
-                print(
-                    'target mIoU by iteration: '
-                    + ', '.join(f'{h["step"]}: {h["mIoU"]:.2f}' for h in history)
-                )
-            # A self-training run with a warm-up phase: its starting point vs the adapted model.
-            start = (cfg.model.get('teacher') or {}).get('start_iter', 0)
-            before = [h for h in history if h['step'] <= start]
-            if start and before and history[-1]['step'] > start:
-                first, last = before[-1], history[-1]
-                print(
-                    f'warm-up (before self-training, iteration {first["step"]}): '
-                    f'{first["mIoU"]:.2f} -> adapted (iteration {last["step"]}): '
-                    f'{last["mIoU"]:.2f} mIoU ({last["mIoU"] - first["mIoU"]:+.2f})'
-                )
-        print(
-            f'target mIoU ({report["protocol"]}, {report["num_images"]} images): '
-            f'{report["mIoU"]:.2f}  -> {metrics}'
-        )
+    if runner.rank == 0:  # every validation, the warm-up start vs the adapted model, metrics
+        for line in training_summary(cfg.work_dir, runner.log_dir, cfg.model):
+            print(line)
 
 
 if __name__ == '__main__':

@@ -14,23 +14,23 @@ import os
 import sys
 
 import torch
-from mmengine.config import Config
 from mmengine.registry import DefaultScope
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from uda.engine.checkpoint import load_checkpoint_file, upgrade_state_dict  # noqa: E402
+from uda.engine.config import read_config  # noqa: E402
 from uda.models.segmentor import architecture_only  # noqa: E402
 from uda.registry import MODELS  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('config')
-    parser.add_argument('old')
-    parser.add_argument('new')
+    parser.add_argument('config', help='config the checkpoint was trained with')
+    parser.add_argument('old', help='checkpoint written before terms had names')
+    parser.add_argument('new', help='upgraded checkpoint to write')
     args = parser.parse_args(argv)
-    cfg = Config.fromfile(args.config)
+    cfg = read_config(args.config)
     ckpt = load_checkpoint_file(args.old, 'cpu')
     state = ckpt['state_dict'] if 'state_dict' in ckpt else ckpt
     new_state = upgrade_state_dict(state, dict(cfg.model.terms), cfg.model.get('labellers'))

@@ -13,6 +13,7 @@ from typing import Any, Optional
 
 from mmengine.registry import DATA_SAMPLERS as MMENGINE_DATA_SAMPLERS
 from mmengine.registry import DATASETS as MMENGINE_DATASETS
+from mmengine.registry import EVALUATOR as MMENGINE_EVALUATOR
 from mmengine.registry import FUNCTIONS as MMENGINE_FUNCTIONS
 from mmengine.registry import HOOKS as MMENGINE_HOOKS
 from mmengine.registry import LOG_PROCESSORS as MMENGINE_LOG_PROCESSORS
@@ -91,6 +92,11 @@ DATA_SAMPLERS = UdaRegistry(
 FUNCTIONS = MMENGINE_FUNCTIONS
 HOOKS = UdaRegistry('hook', parent=MMENGINE_HOOKS, scope='uda', locations=['uda.engine'])
 METRICS = UdaRegistry('metric', parent=MMENGINE_METRICS, scope='uda', locations=['uda.evaluation'])
+# Evaluators that hold metrics (DomainEvaluator: one metric per validation domain); the Runner
+# builds a val_evaluator with a `metrics` key through this registry.
+EVALUATOR = UdaRegistry(
+    'evaluator', parent=MMENGINE_EVALUATOR, scope='uda', locations=['uda.evaluation']
+)
 OPTIM_WRAPPER_CONSTRUCTORS = UdaRegistry(
     'optimizer wrapper constructor',
     parent=MMENGINE_OPTIM_WRAPPER_CONSTRUCTORS,

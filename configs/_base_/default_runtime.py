@@ -1,7 +1,9 @@
-# Runtime shared by every config: registry scope, logging, TensorBoard. The image-panel hook
-# (SegVisualizationHook) is default_hooks['visualization'] of each root schedule, since the
-# schedules own default_hooks and two bases may not define one key; custom_hooks is left to
-# the method bases (e.g. the EMA teacher hook).
+# Runtime shared by every config: registry scope, logging, TensorBoard, and the one
+# default_hooks block. The schedules inherit this file and adjust fields of default_hooks to
+# their budget (checkpoint interval, log interval): a leaf lists a schedule and not this file
+# (two bases may not define one key), and adjusts fields, never the block
+# (`default_hooks = dict(checkpoint=dict(interval=500))`). custom_hooks is left to the method
+# bases (e.g. the EMA teacher hook).
 default_scope = 'uda'
 env_cfg = dict(
     cudnn_benchmark=False,
@@ -11,13 +13,25 @@ env_cfg = dict(
     dist_cfg=dict(backend='nccl', timeout=1800),
 )
 vis_backends = [dict(type='LocalVisBackend'), dict(type='TensorboardVisBackend')]
+default_hooks = dict(
+    timer=dict(type='IterTimerHook'),
+    logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=False),
+    param_scheduler=dict(type='ParamSchedulerHook'),
+    # Written to a temporary file and renamed: a crash while saving never truncates one.
+    checkpoint=dict(type='SafeCheckpointHook', by_epoch=False, interval=2000, max_keep_ckpts=3),
+    sampler_seed=dict(type='DistSamplerSeedHook'),
+    # Image panels (input | ground truth | prediction, and the terms' panels) for TensorBoard.
+    visualization=dict(type='SegVisualizationHook', interval=100),
+    rng_state=dict(type='RNGStateHook'),  # RNG states in checkpoints: exact --resume
+    cpu_threads=dict(type='CPUThreadsHook', num_threads=1),  # same numbers on any CPU
+)
 visualizer = dict(type='Visualizer', vis_backends=vis_backends, name='visualizer')
 log_processor = dict(by_epoch=False, window_size=10)
 log_level = 'INFO'
 load_from = None
 resume = False
 # Reproducibility. A seeded CPU run is bit-identical from run to run (and across --resume: the
-# schedules' default_hooks hold RNGStateHook, which saves the RNG states in checkpoints, and
+# default_hooks hold RNGStateHook, which saves the RNG states in checkpoints, and
 # CPUThreadsHook, which pins 1 CPU thread because CPU results depend on the thread count).
 # GPU runs are reproducible only up to atomics in some kernels and cuDNN's autotuner, unless
 # deterministic=True (uda/engine/determinism.py): torch.use_deterministic_algorithms(True),

@@ -8,7 +8,6 @@
 # (docs/converting_checkpoints.md; the initial weights come from the model base, docs/weights.md).
 # Needs the data (GTA5_ROOT, CITYSCAPES_ROOT) and a GPU; not runnable on the CPU here.
 _base_ = [
-    '../_base_/default_runtime.py',
     '../_base_/models/deeplabv2_resnet101.py',  # segmentor + data_preprocessor
     '../_base_/datasets/gta2cityscapes_512x512.py',  # GTA5 source, Cityscapes target/val
     '../_base_/methods/abn.py',  # SourceCE, BN statistics from the target

@@ -4,7 +4,6 @@
 # From random weights a ViT trains worse than the U-Net ResNet-18 on 200 iterations; this leaf
 # is the starting point for the self-supervised encoders, not a from-scratch baseline.
 _base_ = [
-    '../_base_/default_runtime.py',
     '../_base_/models/dpt_vit-small-p16.py',  # segmentor + data_preprocessor (size_divisor 32)
     '../_base_/datasets/camvidday2dusk_128x128.py',  # day->dusk, dusk test, 11 classes
     '../_base_/methods/abn.py',  # SourceCE + target-only BN statistics

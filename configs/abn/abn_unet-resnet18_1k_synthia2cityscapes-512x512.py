@@ -1,6 +1,5 @@
 # ABN baseline, synthia -> cityscapes: source cross-entropy, BatchNorm statistics from the target.
 _base_ = [
-    '../_base_/default_runtime.py',
     '../_base_/models/unet_resnet18.py',  # segmentor + data_preprocessor
     '../_base_/datasets/synthia2cityscapes_512x512.py',
     '../_base_/methods/abn.py',  # SourceCE + target-only BN statistics

@@ -3,7 +3,6 @@
 # it per seed, scores the dusk test frames once and caches the checkpoint that the adaptation
 # methods warm-start from.
 _base_ = [
-    '../_base_/default_runtime.py',
     '../_base_/models/unet_resnet18.py',  # segmentor + data_preprocessor
     '../_base_/datasets/camvidday2dusk-valsplit_128x128.py',  # day->dusk, val split, dusk test
     '../_base_/methods/abn.py',  # SourceCE + target-only BN statistics

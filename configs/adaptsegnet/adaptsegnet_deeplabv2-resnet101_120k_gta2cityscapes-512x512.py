@@ -7,7 +7,6 @@
 # Starts from AdaptSegNet's ImageNet+COCO DeepLab init (init_adaptsegnet of the model base;
 # docs/weights.md). Needs the data (GTA5_ROOT, CITYSCAPES_ROOT) and a GPU.
 _base_ = [
-    '../_base_/default_runtime.py',
     '../_base_/models/deeplabv2_resnet101.py',  # segmentor + data_preprocessor
     '../_base_/datasets/gta2cityscapes_512x512.py',  # GTA5 source, Cityscapes target/val
     '../_base_/methods/adaptsegnet.py',  # SourceCE (+0.1 aux) + OutputAdversarial

@@ -2,7 +2,6 @@
 # configs/abn/abn_unet-resnet18_200_camvidday2dusk-128x128.py (UNet-ResNet-18, 128x128 crops,
 # 200 iterations), to compare with ABN (benchmarks/sweep.py --preset adversarial-camvid).
 _base_ = [
-    '../_base_/default_runtime.py',
     '../_base_/models/unet_resnet18.py',  # segmentor + data_preprocessor
     '../_base_/datasets/camvidday2dusk_128x128.py',  # day source, dusk target, dusk test
     '../_base_/methods/adaptsegnet.py',  # SourceCE + OutputAdversarial

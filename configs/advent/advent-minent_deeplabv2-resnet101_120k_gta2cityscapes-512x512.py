@@ -6,7 +6,6 @@
 # Starts from ADVENT's ImageNet DeepLab init (init_advent of the model base; docs/weights.md).
 # Needs the data (GTA5_ROOT, CITYSCAPES_ROOT) and a GPU.
 _base_ = [
-    '../_base_/default_runtime.py',
     '../_base_/models/deeplabv2_resnet101.py',  # segmentor + data_preprocessor
     '../_base_/datasets/gta2cityscapes_512x512.py',  # GTA5 source, Cityscapes target/val
     '../_base_/methods/advent_minent.py',  # SourceCE + EntropyAdversarial + MinEnt

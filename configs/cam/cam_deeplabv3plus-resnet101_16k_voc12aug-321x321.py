@@ -6,7 +6,6 @@
 # ImageNet ResNet-101 (the file da-sac uses; visinf/da-sac README.md; docs/weights.md).
 # Reported: VOC12 val 59.7 mIoU (62.7 with CRF).
 _base_ = [
-    '../_base_/default_runtime.py',
     '../_base_/datasets/voc12aug_321x321.py',
     '../_base_/methods/cam.py',
     '../_base_/schedules/sgd_const_16k_cam.py',
@@ -22,8 +21,11 @@ segmentor = dict(
         layout='torchvision',
     ),
     num_classes=_base_.num_classes,
-    constant_logit=dict(index=0, value=1.0),  # background = constant logit 1
-    stochastic_gate=dict(psi=0.3, in_index=2, channels=256),  # SG_PSI; GCI on stride-4 features
+    insertions=dict(
+        background=dict(type='ConstantLogit', index=0, value=1.0),  # background = logit 1
+        # SG_PSI; GCI on stride-4 features.
+        gate=dict(type='ShallowGate', psi=0.3, in_index=2, channels=256),
+    ),
 )
 model = dict(
     segmentor=segmentor,

@@ -5,7 +5,6 @@
 # first 42 classification-only (5 of the reference's 24 epochs). Random initialisation; the
 # issue asks for the SSL-pretrained encoder (segmentor.encoder_checkpoint) once it exists.
 _base_ = [
-    '../_base_/default_runtime.py',
     '../_base_/models/unet_resnet18.py',
     '../_base_/datasets/camvid_weak_128x128.py',  # branch 'weak': image labels from the masks
     '../_base_/methods/cam.py',
@@ -15,7 +14,7 @@ model = dict(
     segmentor=dict(
         _base_.segmentor,
         num_classes=_base_.num_classes,
-        stochastic_gate=dict(psi=0.3, in_index=2, channels=64),
+        insertions=dict(gate=dict(type='ShallowGate', psi=0.3, in_index=2, channels=64)),
     ),
     data_preprocessor=_base_.data_preprocessor,
     # Every CamVid pixel has a class (void aside): no background channel (bg_logit=None).

@@ -9,13 +9,18 @@
 #   python tools/train.py configs/dacs/dacs_deeplabv2-resnet101_40k_gta2cityscapes-512x512.py
 # Needs the data (GTA5_ROOT, CITYSCAPES_ROOT) and a GPU; not runnable on the CPU here.
 _base_ = [
-    '../_base_/default_runtime.py',
     '../_base_/models/deeplabv2_resnet101.py',  # segmentor + data_preprocessor
     '../_base_/datasets/gta2cityscapes_512x512.py',  # GTA5 source, Cityscapes target/val
-    '../_base_/methods/dacs.py',  # SourceCE + ClassMix, 0.968 quality, margins 15 / 120
+    '../_base_/methods/dacs.py',  # DACS's teacher, quality labeller, ClassMix
     '../_base_/schedules/adamw_poly_40k_warmup.py',  # DAFormer's AdamW + warm-up poly, 40k
 ]
 model = dict(
+    type='Adapter',
+    teacher=_base_.dacs_teacher,
+    labellers=dict(teacher_quality=_base_.teacher_quality),
+    terms=dict(src=_base_.dacs_source, mix=_base_.class_mix),
     segmentor=dict(_base_.segmentor, encoder_checkpoint=_base_.init_dacs),
     data_preprocessor=_base_.data_preprocessor,
 )
+# The teacher's initialisation and momentum update (after the optimiser step).
+custom_hooks = [dict(type='EMATeacherHook')]

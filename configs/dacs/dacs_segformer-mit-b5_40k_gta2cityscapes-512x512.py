@@ -9,13 +9,16 @@
 #   python tools/train.py configs/dacs/dacs_segformer-mit-b5_40k_gta2cityscapes-512x512.py
 # Needs the data (GTA5_ROOT, CITYSCAPES_ROOT) and a GPU; not runnable on the CPU here.
 _base_ = [
-    '../_base_/default_runtime.py',
     '../_base_/models/daformer_mit-b5.py',  # DAFormer segmentor + data_preprocessor
     '../_base_/datasets/gta2cityscapes_512x512.py',  # GTA5 source, Cityscapes target/val
-    '../_base_/methods/dacs.py',  # SourceCE + ClassMix, 0.968 quality, margins 15 / 120
+    '../_base_/methods/dacs.py',  # DACS's teacher, quality labeller, ClassMix
     '../_base_/schedules/adamw_poly_40k_warmup.py',  # DAFormer's AdamW + warm-up poly, 40k
 ]
 model = dict(
+    type='Adapter',
+    teacher=_base_.dacs_teacher,
+    labellers=dict(teacher_quality=_base_.teacher_quality),
+    terms=dict(src=_base_.dacs_source, mix=_base_.class_mix),
     segmentor=_base_.segmentor,  # init_mit_b5
     data_preprocessor=_base_.data_preprocessor,
 )
@@ -23,6 +26,8 @@ model = dict(
 # + the 1x1 classifier conv_seg in net.segmentation_head) at 10x the learning rate, the MiT
 # LayerNorms without weight decay (DAFormer's pos_block key has no counterpart in MiT). Merged
 # into the schedule's custom_keys.
+# The teacher's initialisation and momentum update (after the optimiser step).
+custom_hooks = [dict(type='EMATeacherHook')]
 optim_wrapper = dict(
     paramwise_cfg=dict(
         custom_keys={

@@ -8,7 +8,6 @@
 # runs start from mmcv's deep-stem resnet101_v1c, which this torchvision-style ResNet cannot
 # take; docs/weights.md). Needs the data (GTA5_ROOT, CITYSCAPES_ROOT) and a GPU.
 _base_ = [
-    '../_base_/default_runtime.py',
     '../_base_/models/deeplabv2_resnet101.py',  # segmentor + data_preprocessor
     '../_base_/datasets/gta2cityscapes_512x512.py',  # GTA5 source, Cityscapes target/val
     '../_base_/methods/dacs_mic.py',  # SourceCE + ClassMix + MaskedConsistency

@@ -10,7 +10,6 @@
 #   python tools/train.py configs/mic/mic_dpt-vit-small-dinov2_40k_gta2cityscapes-512x512.py
 # Needs the data (GTA5_ROOT, CITYSCAPES_ROOT) and a GPU; not runnable on the CPU here.
 _base_ = [
-    '../_base_/default_runtime.py',
     '../_base_/models/dpt_vit-small-p16.py',  # segmentor + data_preprocessor + DINOv2 inits
     '../_base_/datasets/gta2cityscapes_512x512.py',  # GTA5 source, Cityscapes target/val
     '../_base_/methods/dacs_mic.py',  # SourceCE + ClassMix + MaskedConsistency

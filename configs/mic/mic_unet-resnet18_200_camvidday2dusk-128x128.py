@@ -3,7 +3,6 @@
 # a teacher initialised at iteration 100) plus MIC's masked consistency on the same teacher
 # pseudo-labels, starting with the teacher too.
 _base_ = [
-    '../_base_/default_runtime.py',
     '../_base_/models/unet_resnet18.py',  # segmentor + data_preprocessor
     '../_base_/datasets/camvidday2dusk_128x128.py',  # day source, dusk target, dusk test
     '../_base_/methods/dacs_mic.py',  # SourceCE + ClassMix + MaskedConsistency + teacher hook

@@ -2,7 +2,6 @@
 # dusk frames (train 0001TP), evaluated on test 0001TP like ABN. The labelled branch is named
 # 'source' because SourceCE reads it; its frames are the target's.
 _base_ = [
-    '../_base_/default_runtime.py',
     '../_base_/models/unet_resnet18.py',
     '../_base_/datasets/camvidday2dusk_128x128.py',
     '../_base_/methods/source_only.py',

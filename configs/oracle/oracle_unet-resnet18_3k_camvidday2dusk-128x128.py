@@ -2,7 +2,6 @@
 # (0001TP) instead of the day frames, everything else as the converged ABN leaf
 # (configs/abn/abn_unet-resnet18_3k_camvidday2dusk-128x128.py).
 _base_ = [
-    '../_base_/default_runtime.py',
     '../_base_/models/unet_resnet18.py',
     '../_base_/datasets/camvidday2dusk-valsplit_128x128.py',
     '../_base_/methods/source_only.py',

@@ -4,7 +4,6 @@
 #   python benchmarks/pretrained_encoder.py \
 #       configs/pretrain/mocov2_unet-resnet18_10k_camvid-day+dusk-128x128.py
 _base_ = [
-    '../_base_/default_runtime.py',
     '../_base_/models/unet_resnet18.py',  # segmentor + data_preprocessor (normalisation)
     '../_base_/datasets/pretrain_camvid-day+dusk_128x128.py',  # 367 frames, two 128x128 views
     '../_base_/pretrain/mocov2.py',  # MoCo v2, small-data queue and momentum

@@ -2,7 +2,6 @@
 # (sac_unet-resnet18_200_camvidday2dusk-128x128.py) plus the target CAM term from the start
 # and SAC's pseudo-labels filtered by the image labels of the dusk frames.
 _base_ = [
-    '../_base_/default_runtime.py',
     '../_base_/models/unet_resnet18.py',
     '../_base_/datasets/camvidday2dusk_weak_target_128x128.py',
     '../_base_/methods/sac_cam.py',

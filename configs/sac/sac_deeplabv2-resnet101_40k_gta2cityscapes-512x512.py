@@ -7,7 +7,6 @@
 #       train_dataloader.sampler.weights_file=work_dirs/is_weights.json
 # Needs the data (GTA5_ROOT, CITYSCAPES_ROOT) and a GPU; not runnable on the CPU here.
 _base_ = [
-    '../_base_/default_runtime.py',
     '../_base_/models/deeplabv2_resnet101.py',  # segmentor + data_preprocessor
     '../_base_/datasets/gta2cityscapes_512x512.py',  # GTA5 source, Cityscapes target/val
     '../_base_/methods/sac.py',  # SourceCE + SACSelfTraining (weight 5)

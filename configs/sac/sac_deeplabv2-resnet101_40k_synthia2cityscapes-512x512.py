@@ -4,7 +4,6 @@
 #       --cfg-options load_from=work_dirs/abn_deeplabv2-r101_synthia/iter_N.pth
 # Needs the data (SYNTHIA_ROOT, CITYSCAPES_ROOT) and a GPU; not runnable on the CPU here.
 _base_ = [
-    '../_base_/default_runtime.py',
     '../_base_/models/deeplabv2_resnet101.py',  # segmentor + data_preprocessor
     '../_base_/datasets/synthia2cityscapes_512x512.py',  # SYNTHIA source, Cityscapes target
     '../_base_/methods/sac.py',  # SourceCE + SACSelfTraining (weight 5)

@@ -6,7 +6,6 @@
 #   python tools/train.py configs/sac/sac_unet-resnet18_1k_camvidday2dusk-128x128.py \
 #       --cfg-options load_from=$CKPT
 _base_ = [
-    '../_base_/default_runtime.py',
     '../_base_/models/unet_resnet18.py',  # segmentor + data_preprocessor
     '../_base_/datasets/camvidday2dusk_128x128.py',  # day source, dusk target, dusk test
     '../_base_/methods/sac.py',  # SourceCE + SACSelfTraining + teacher hook

@@ -2,7 +2,6 @@
 # 200 iterations): one run, 100 ABN warm-up iterations, then 100 SAC iterations from a teacher
 # initialised at iteration 100 (per-step EMA, the run is short), 2 target images x 4 views.
 _base_ = [
-    '../_base_/default_runtime.py',
     '../_base_/models/unet_resnet18.py',  # segmentor + data_preprocessor
     '../_base_/datasets/camvidday2dusk_128x128.py',  # day source, dusk target, dusk test
     '../_base_/methods/sac.py',  # SourceCE + SACSelfTraining + teacher hook

@@ -3,7 +3,6 @@
 # UNet-ResNet-18, 128x128 crops, 200 iterations, the CamVid benchmark budget; random-init
 # encoder (the SSL-pretrained encoder of the pretraining issue is wired in separately).
 _base_ = [
-    '../_base_/default_runtime.py',
     '../_base_/models/unet_resnet18.py',  # segmentor + data_preprocessor
     '../_base_/datasets/camvid_semi_128x128.py',  # labeled / unlabeled / unlabeled_mix
     '../_base_/methods/fixmatch.py',

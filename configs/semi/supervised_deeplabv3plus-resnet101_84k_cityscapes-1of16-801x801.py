@@ -5,7 +5,6 @@
 # checkpoint, not the best epoch. Other splits: split_dir=.../cityscapes/1_8 (and the iterations
 # in the schedule base).
 _base_ = [
-    '../_base_/default_runtime.py',
     '../_base_/models/deeplabv3plus-unimatch_resnet101.py',  # UniMatch's network + init
     '../_base_/datasets/cityscapes_semi_801x801.py',
     '../_base_/methods/supervised.py',

@@ -3,7 +3,6 @@
 # iterations; benchmarks/converged.py scores the test frames once and caches the checkpoint that
 # the semi-supervised methods warm-start from.
 _base_ = [
-    '../_base_/default_runtime.py',
     '../_base_/models/unet_resnet18.py',  # segmentor + data_preprocessor
     '../_base_/datasets/camvid_semi-valsplit_128x128.py',  # labeled / unlabeled, val split
     '../_base_/methods/supervised.py',

@@ -3,7 +3,6 @@
 # (LiheYoung/UniMatch configs/pascal.yaml, threshold 0.95). Difference: the last checkpoint is
 # reported, not the best epoch.
 _base_ = [
-    '../_base_/default_runtime.py',
     '../_base_/models/deeplabv3plus-unimatch_resnet101.py',  # UniMatch's network + init
     '../_base_/datasets/voc_semi_321x321.py',
     '../_base_/methods/unimatch.py',

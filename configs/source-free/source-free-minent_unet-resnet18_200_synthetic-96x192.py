@@ -1,8 +1,7 @@
 # Source-free minent on the built-in shift: adapt the source-only demo model with unlabelled
 # target scenes only (no source data is read). Train the source model first:
-#   python tools/train.py configs/demo/source-only_unet-resnet18_400it_synthetic-96x192.py
+#   python tools/train.py configs/demo/source-only_unet-resnet18_400_synthetic-96x192.py
 _base_ = [
-    '../_base_/default_runtime.py',
     '../_base_/models/unet_resnet18.py',  # segmentor + data_preprocessor
     '../_base_/datasets/synthetic_target-only.py',  # target branch only
     '../_base_/methods/source-free_minent.py',
@@ -14,4 +13,4 @@ model = dict(
     test_cfg=_base_.inference_cfg,
 )
 # The trained source model (tools/train.py's default work dir of the source-only demo).
-load_from = 'work_dirs/source-only_unet-resnet18_400it_synthetic-96x192/iter_400.pth'
+load_from = 'work_dirs/source-only_unet-resnet18_400_synthetic-96x192/iter_400.pth'

@@ -3,7 +3,6 @@
 #   python tools/train.py \
 #       configs/source-only/source-only_unet-resnet18_200_camvidday2dusk-128x128.py
 _base_ = [
-    '../_base_/default_runtime.py',
     '../_base_/models/unet_resnet18.py',  # segmentor + data_preprocessor
     '../_base_/datasets/camvid-dusk_target-only_128x128.py',  # dusk branch only
     '../_base_/methods/source-free_weak-strong.py',

@@ -2,7 +2,6 @@
 # test frames, at the budget of the weak-only CAM run
 # (configs/cam/cam_unet-resnet18_200_camvid-128x128.py) that it is compared with.
 _base_ = [
-    '../_base_/default_runtime.py',
     '../_base_/models/unet_resnet18.py',
     '../_base_/datasets/camvid_128x128.py',
     '../_base_/methods/source_only.py',

@@ -1,7 +1,6 @@
 # Source-only on CamVid day -> dusk: the ABN setting without target batches (BatchNorm
 # statistics from day frames), to show what the BN adaptation of ABN contributes.
 _base_ = [
-    '../_base_/default_runtime.py',
     '../_base_/models/unet_resnet18.py',
     '../_base_/datasets/camvidday2dusk_128x128.py',
     '../_base_/methods/source_only.py',

@@ -2,7 +2,6 @@
 # warm-started from a converged ABN checkpoint like configs/sac/sac_unet-resnet18_1k_*:
 #   --cfg-options load_from=$(python benchmarks/converged.py --checkpoint ABN --seeds 0 | tail -n 1)
 _base_ = [
-    '../_base_/default_runtime.py',
     '../_base_/models/unet_resnet18.py',
     '../_base_/datasets/camvidday2dusk-ssda_128x128.py',  # + target_labeled branch
     '../_base_/methods/sac_ssda.py',  # SAC + CE on the labelled dusk frames

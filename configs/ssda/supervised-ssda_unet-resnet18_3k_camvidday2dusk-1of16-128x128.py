@@ -2,7 +2,6 @@
 # label-only baseline of semi-supervised domain adaptation (issue 21), at the converged budget of
 # the CamVid baselines (3k iterations, bf16), scored once on the dusk test frames.
 _base_ = [
-    '../_base_/default_runtime.py',
     '../_base_/models/unet_resnet18.py',
     '../_base_/datasets/camvidday2dusk-ssda_128x128.py',
     '../_base_/methods/source_only.py',

@@ -2,7 +2,6 @@
 # (configs/source-only/source-only_unet-resnet18_200_camvidday2dusk-128x128.py), on the dusk
 # test stream (tools/adapt.py, or tools/test.py THIS CHECKPOINT).
 _base_ = [
-    '../_base_/default_runtime.py',
     '../_base_/models/unet_resnet18.py',  # segmentor + data_preprocessor
     '../_base_/datasets/camvid-dusk_target-only_128x128.py',  # dusk stream; no day data
     '../_base_/schedules/test_time.py',  # hooks of a test run, one CPU thread

@@ -2,7 +2,6 @@
 # stream of target scenes (tools/adapt.py CONFIG_OR_CHECKPOINT ... --method, or
 # tools/test.py THIS CHECKPOINT: the test loop adapts batch by batch, then predicts).
 _base_ = [
-    '../_base_/default_runtime.py',
     '../_base_/models/unet_resnet18.py',  # segmentor + data_preprocessor
     '../_base_/datasets/synthetic_target-only.py',  # target stream; no source data
     '../_base_/schedules/test_time.py',  # hooks of a test run, one CPU thread

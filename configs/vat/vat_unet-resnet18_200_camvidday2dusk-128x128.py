@@ -2,7 +2,6 @@
 # benchmark's budget (UNet-ResNet-18, 128x128 crops, 200 iterations). No teacher: VAT runs
 # from iteration 0 (eps 8.0, the paper's and the synthetic leaf's value).
 _base_ = [
-    '../_base_/default_runtime.py',
     '../_base_/models/unet_resnet18.py',  # segmentor + data_preprocessor
     '../_base_/datasets/camvidday2dusk_128x128.py',  # day source, dusk target, dusk test
     '../_base_/methods/vat.py',  # SourceCE + VirtualAdversarial

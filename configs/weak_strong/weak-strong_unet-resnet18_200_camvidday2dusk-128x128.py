@@ -2,7 +2,6 @@
 # 128x128 crops, 200 iterations), as the SAC CamVid leaf: 100 ABN warm-up iterations, then the
 # mean teacher's confident weak-view predictions train the student on strong views.
 _base_ = [
-    '../_base_/default_runtime.py',
     '../_base_/models/unet_resnet18.py',  # segmentor + data_preprocessor
     '../_base_/datasets/camvidday2dusk_128x128.py',  # day source, dusk target, dusk test
     '../_base_/methods/fixmatch_uda.py',  # SourceCE + WeakStrongConsistency + teacher hook

@@ -113,5 +113,5 @@ def test_batch_coins_jitter_all_images_or_none():
 def test_dacs_and_mic_strong_views_use_batch_coins_in_the_paper_leaves():
     from mmengine.config import Config
 
-    model = Config.fromfile('configs/mic/mic_unet-resnet18_400it_synthetic-96x192.py').model
+    model = Config.fromfile('configs/mic/mic_unet-resnet18_400_synthetic-96x192.py').model
     assert model.terms.mix.coins == 'batch' and model.terms.mic.coins == 'batch'

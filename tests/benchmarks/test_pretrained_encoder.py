@@ -25,7 +25,7 @@ def _load(name: str):
 
 
 pe = _load('pretrained_encoder')
-SYN = 'configs/pretrain/mocov2_unet-resnet18_300it_synthetic-96x192.py'
+SYN = 'configs/pretrain/mocov2_unet-resnet18_300_synthetic-96x192.py'
 
 
 def _write(path, **meta):
@@ -38,7 +38,7 @@ def _write(path, **meta):
 def test_cache_dir_names_config_seed_and_options():
     a = pe.cache_dir(SYN, 0)
     assert a.endswith(
-        os.path.join('work_dirs', 'pretrained', 'mocov2_unet-resnet18_300it_synthetic-96x192_seed0')
+        os.path.join('work_dirs', 'pretrained', 'mocov2_unet-resnet18_300_synthetic-96x192_seed0')
     )
     b = pe.cache_dir(SYN, 0, ['train_cfg.max_iters=10'])
     assert b != a and b.startswith(a + '_')

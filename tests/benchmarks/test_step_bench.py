@@ -25,7 +25,7 @@ def _load(name):
 
 
 step_bench = _load('step_bench')
-SAC = os.path.join(ROOT, 'configs/demo/sac_unet-resnet18_400it_synthetic-96x192.py')
+SAC = os.path.join(ROOT, 'configs/demo/sac_unet-resnet18_400_synthetic-96x192.py')
 
 
 def test_switches_reach_the_model_and_the_wrappers():

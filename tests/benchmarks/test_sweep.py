@@ -16,8 +16,8 @@ _spec = importlib.util.spec_from_file_location(
 sweep = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(sweep)
 
-ABN = 'configs/demo/abn_unet-resnet18_400it_synthetic-96x192.py'
-SAC = 'configs/demo/sac_unet-resnet18_400it_synthetic-96x192.py'
+ABN = 'configs/demo/abn_unet-resnet18_400_synthetic-96x192.py'
+SAC = 'configs/demo/sac_unet-resnet18_400_synthetic-96x192.py'
 
 
 def test_commands_seeds_outer_options_in_order(tmp_path) -> None:
@@ -204,3 +204,20 @@ def test_converged_placeholders_name_the_seeds_cached_baseline(monkeypatch) -> N
     monkeypatch.setattr(converged, 'ensure', lambda *a: dict(failed='training exit code 1'))
     with pytest.raises(SystemExit, match='training exit code 1'):
         sweep.with_converged(runs, [0])
+
+
+def test_summary_has_a_column_per_validation_domain(tmp_path) -> None:
+    jobs = sweep.build_jobs([('ABN', ABN, []), ('SAC', SAC, [])], [0, 1], str(tmp_path))
+    from uda.evaluation.domains import domain_report
+
+    for j in jobs:
+        base = 10.0 * (1 + (j.name == 'SAC')) + j.seed
+        rep = dict(mIoU=base, aAcc=90.0, mAcc=base, IoU={'road': base}, Acc={}, protocol='p')
+        os.makedirs(j.work_dir, exist_ok=True)
+        with open(os.path.join(j.work_dir, 'metrics.json'), 'w') as f:
+            json.dump(domain_report(dict(city=rep, dusk=dict(rep, mIoU=base + 5))), f)
+    results = {(j.name, j.seed): dict(wall_s=1.0, failed=None) for j in jobs}
+    table, summary = sweep.summarize(jobs, results, [0, 1])
+    assert '| run | target mIoU | per seed (0, 1) | city/mIoU | dusk/mIoU |' in table
+    assert summary['SAC']['domains']['dusk']['mean'] == 25.5
+    assert summary['SAC']['mIoU']['mean'] == 20.5  # the primary (first) domain

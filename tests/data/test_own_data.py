@@ -39,8 +39,7 @@ def test_own_data_recipe_trains_and_validates(tmp_path):
     base = os.path.abspath(os.path.join(ROOT, 'configs', '_base_'))
     # The config of the README recipe, with the toy network of the tests.
     cfg_path.write_text(f"""
-_base_ = ['{base}/default_runtime.py', '{base}/methods/source_only.py',
-          '{base}/schedules/adamw_poly_400it.py']
+_base_ = ['{base}/methods/source_only.py', '{base}/schedules/adamw_poly_400.py']
 data_root = '{data}'
 protocol = data_root + '/classes.json'
 labelled = dict(type='ListFileDataset', data_root=data_root, list_file='train.txt',

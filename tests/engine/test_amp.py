@@ -150,7 +150,7 @@ def test_cfg_options_switch_on_a_demo_config(tmp_path):
     from uda.engine.config import load_config
 
     cfg = load_config(
-        'configs/demo/sac_unet-resnet18_400it_synthetic-96x192.py',
+        'configs/demo/sac_unet-resnet18_400_synthetic-96x192.py',
         {'amp': 'bf16'},
         str(tmp_path),
     )

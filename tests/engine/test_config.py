@@ -2,6 +2,7 @@
 
 import glob
 import os
+import re
 
 import pytest
 import torch
@@ -9,9 +10,9 @@ from mmengine.config import Config
 from mmengine.optim import build_optim_wrapper
 from mmengine.registry import DefaultScope
 
-from uda.engine.config import check_cfg_options, load_config
+from uda.engine.config import ConfigError, check_cfg_options, load_config
 from uda.models.segmentor import architecture_only
-from uda.registry import DATASETS, METRICS, MODELS
+from uda.registry import DATASETS, EVALUATOR, METRICS, MODELS
 
 ROOT = os.path.join(os.path.dirname(__file__), '..', '..')
 # Segmentation / adaptation leaves; configs/pretrain (tools/pretrain.py, no terms, no
@@ -49,12 +50,20 @@ def test_leaf_config_builds_with_toy_segmentor(path):
         type='ToySegmentor',
         num_classes=model_cfg['segmentor'].get('num_classes', 19),
         # Single-stage CAM with a background class needs the constant background logit.
-        constant_logit=model_cfg['segmentor'].get('constant_logit'),
+        constant_logit=next(
+            (
+                i
+                for i in (model_cfg['segmentor'].get('insertions') or {}).values()
+                if i['type'] == 'ConstantLogit'
+            ),
+            None,
+        ),
     )
     with DefaultScope.overwrite_default_scope('uda'):
         model = MODELS.build(model_cfg)
         assert model.terms
-        METRICS.build(cfg.val_evaluator)
+        # A metric, or an evaluator holding one (DomainEvaluator: one per validation domain).
+        (EVALUATOR if 'metrics' in cfg.val_evaluator else METRICS).build(cfg.val_evaluator)
         # Every `type` in the dataloaders names a registered class.
         for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
             for t in _types(cfg.get(key, {}), set()):
@@ -113,7 +122,7 @@ def test_leaf_config_names_its_terms(path):
 
 
 def test_cfg_options_address_a_term_by_name():
-    path = os.path.join(ROOT, 'configs/demo/sac_unet-resnet18_400it_synthetic-96x192.py')
+    path = os.path.join(ROOT, 'configs/demo/sac_unet-resnet18_400_synthetic-96x192.py')
     cfg = Config.fromfile(path)
     check_cfg_options(cfg, {'model.terms.sac.weight': 2.0}, path)
     cfg.merge_from_dict({'model.terms.sac.weight': 2.0})
@@ -127,21 +136,25 @@ def _terms(path):
 
 def test_feature_adversarial_numbers_agree_across_configs():
     """The combined configs add the FeatureAdversarial term of the method, not a copy of it."""
-    method = _terms('configs/_base_/methods/feature_adversarial.py')['FeatureAdversarial']
+    method = Config.fromfile(
+        os.path.join(ROOT, 'configs/_base_/methods/feature_adversarial.py')
+    ).feature_adversarial
+    leaf = 'configs/feature_adversarial/feature-adversarial_unet-resnet18_400_synthetic-96x192.py'
+    assert _terms(leaf)['FeatureAdversarial'] == method
     base = 'configs/_base_/methods/feature-adversarial_sac.py'
     for path in (
         base,
-        'configs/sac/feature-adversarial-sac_unet-resnet18_400it_synthetic-96x192.py',
+        'configs/sac/feature-adversarial-sac_unet-resnet18_400_synthetic-96x192.py',
         'configs/sac/feature-adversarial-sac_deeplabv2-resnet101_40k_gta2cityscapes-512x512.py',
     ):
         assert _terms(path)['FeatureAdversarial'] == method, path
     # The synthetic leaf is the SAC demo plus the feature term, in the base's order.
     demo = Config.fromfile(
-        os.path.join(ROOT, 'configs/demo/sac_unet-resnet18_400it_synthetic-96x192.py')
+        os.path.join(ROOT, 'configs/demo/sac_unet-resnet18_400_synthetic-96x192.py')
     ).model
     leaf = Config.fromfile(
         os.path.join(
-            ROOT, 'configs/sac/feature-adversarial-sac_unet-resnet18_400it_synthetic-96x192.py'
+            ROOT, 'configs/sac/feature-adversarial-sac_unet-resnet18_400_synthetic-96x192.py'
         )
     ).model
     assert {k: t for k, t in leaf.terms.items() if k != 'feat'} == demo.terms
@@ -186,3 +199,34 @@ def test_cfg_options_may_add_a_dict_argument_the_class_takes():
 def test_missing_config_file(tmp_path):
     with pytest.raises(FileNotFoundError, match='Config file not found'):
         load_config(str(tmp_path / 'nope.py'))
+
+
+def test_one_default_hooks_block_that_schedules_and_leaves_adjust():
+    """The hooks are declared once (default_runtime.py); every other config adjusts fields of
+    it, and every leaf gets it through its schedule."""
+    declaring = []
+    for path in BASES + LEAVES:
+        with open(path) as f:
+            text = f.read()
+        if 'default_hooks' in text and re.search(r'default_hooks\s*=\s*dict\([^#]*?type=', text):
+            declaring.append(os.path.relpath(path, ROOT))
+    assert declaring == [os.path.join('configs', '_base_', 'default_runtime.py')]
+    for path in LEAVES:
+        hooks = Config.fromfile(path).default_hooks
+        assert hooks.rng_state.type == 'RNGStateHook' and hooks.cpu_threads.num_threads == 1
+
+
+def test_runtime_listed_beside_a_schedule_is_one_clear_error(tmp_path):
+    base = os.path.abspath(os.path.join(ROOT, 'configs', '_base_'))
+    path = tmp_path / 'old_style.py'
+    path.write_text(
+        f"_base_ = ['{base}/default_runtime.py', '{base}/schedules/adamw_poly_400.py']\n"
+    )
+    with pytest.raises(ConfigError, match="remove '../_base_/default_runtime.py' from _base_"):
+        load_config(str(path))
+    other = tmp_path / 'two_models.py'
+    (tmp_path / 'a.py').write_text('model = dict(type="A")\n')
+    (tmp_path / 'b.py').write_text('model = dict(type="B")\n')
+    other.write_text("_base_ = ['./a.py', './b.py']\n")
+    with pytest.raises(ConfigError, match=r"two_models.py: two of its bases define .*'model'"):
+        load_config(str(other))

@@ -181,7 +181,7 @@ def test_two_process_sac_keeps_student_and_teacher_identical(tmp_path):
 @pytest.mark.slow
 def test_two_process_advent_config_keeps_ranks_identical(tmp_path):
     cfg = Config.fromfile(
-        os.path.join(ROOT, 'configs/advent/advent_unet-resnet18_400it_synthetic-96x192.py')
+        os.path.join(ROOT, 'configs/advent/advent_unet-resnet18_400_synthetic-96x192.py')
     )
     branches = cfg.train_dataloader.dataset.branches
     for ds in (branches.source, branches.target, cfg.val_dataloader.dataset):

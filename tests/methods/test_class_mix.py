@@ -200,7 +200,7 @@ def test_dacs_and_mic_leaves_use_the_reference_forms():
     from mmengine.config import Config
 
     for leaf in (
-        'configs/dacs/dacs_unet-resnet18_400it_synthetic-96x192.py',
+        'configs/dacs/dacs_unet-resnet18_400_synthetic-96x192.py',
         'configs/mic/mic_segformer-mit-b5_40k_gta2cityscapes-512x512.py',
         'configs/dacs/dacs_deeplabv2-resnet101_40k_gta2cityscapes-512x512.py',
     ):

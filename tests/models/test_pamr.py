@@ -93,16 +93,19 @@ def test_segmentor_constant_logit_and_gate():
         encoder_name='resnet18',
         num_classes=4,
         decoder_channels=(32, 16, 16, 16, 8),
-        constant_logit=dict(index=0, value=1.0),
-        stochastic_gate=dict(psi=0.3, in_index=2, channels=8),
+        insertions=dict(
+            background=dict(type='ConstantLogit', index=0, value=1.0),
+            gate=dict(type='ShallowGate', psi=0.3, in_index=2, channels=8),
+        ),
     )
     x = torch.randn(2, 3, 64, 64)
     out = seg(x)
     assert out.shape == (2, 4, 64, 64) and bool((out[:, 0] == 1.0).all())
     assert seg.net.segmentation_head[0].out_channels == 3
+    assert seg.constant_logit == (0, 1.0)
     seg.eval()
     assert torch.equal(seg(x), seg(x))  # the gate is deterministic in eval mode
-    with pytest.raises(ValueError, match='constant_logit'):
-        SMPSegmentor(num_classes=4, constant_logit=dict(index=4))
-    with pytest.raises(ValueError, match='stochastic_gate'):
-        SMPSegmentor(num_classes=4, stochastic_gate=dict(rate=0.3))
+    with pytest.raises(ValueError, match=r'ConstantLogit\(index=4\)'):
+        SMPSegmentor(num_classes=4, insertions=dict(bg=dict(type='ConstantLogit', index=4)))
+    with pytest.raises(TypeError, match='rate'):
+        SMPSegmentor(num_classes=4, insertions=dict(gate=dict(type='ShallowGate', rate=0.3)))

@@ -19,7 +19,7 @@ from uda.engine.config import load_config
 from uda.registry import MODELS
 
 ROOT = Path(__file__).resolve().parents[2]
-CONFIG = ROOT / 'configs/pretrain/mocov2_unet-resnet18_300it_synthetic-96x192.py'
+CONFIG = ROOT / 'configs/pretrain/mocov2_unet-resnet18_300_synthetic-96x192.py'
 
 
 def _tool():

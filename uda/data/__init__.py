@@ -4,6 +4,7 @@ from uda.data.base import FilePairDataset, SegDataset, read_image, read_label
 from uda.data.camvid import CamVidDataset
 from uda.data.cityscapes import CityscapesDataset
 from uda.data.classes import ClassProtocol, LabelMap, get_label_map, get_protocol
+from uda.data.domains import DomainDatasets
 from uda.data.gta5 import GTA5Dataset
 from uda.data.importance import ImportanceSampler
 from uda.data.list_file import ListFileDataset
@@ -17,6 +18,7 @@ from uda.data.unlabelled import UnlabelledImages
 from uda.data.voc import VOCDataset
 
 __all__ = [
+    'DomainDatasets',
     'SegDataset',
     'read_image',
     'read_label',

@@ -139,8 +139,42 @@ def training_parser(description: str, work_dir_help: str) -> argparse.ArgumentPa
         default='none',
         help='job launcher (pytorch = torchrun, DDP)',
     )
-    parser.add_argument('--local-rank', '--local_rank', type=int, default=0)
+    parser.add_argument(
+        '--local-rank', '--local_rank', type=int, default=0, help='set by the launcher'
+    )
     return parser
+
+
+_DEVICE = re.compile(r'^(auto|cpu|mps|cuda(:\d+)?)$')
+
+
+def resolve_device(name: str) -> str:
+    """The torch device of a ``--device`` value: ``auto`` is ``cuda`` when CUDA is available,
+    else ``cpu``; other names are checked and kept. The argparse ``type`` of ``--device``
+    (argparse converts a string default too, so ``args.device`` is always a device)."""
+    if not _DEVICE.match(name):
+        raise argparse.ArgumentTypeError(
+            f"{name!r} is not a torch device: give 'auto', 'cpu', 'cuda' or 'cuda:N'"
+        )
+    if name != 'auto':
+        return name
+    import torch
+
+    return 'cuda' if torch.cuda.is_available() else 'cpu'
+
+
+def add_device_argument(parser: argparse.ArgumentParser, default: str = 'auto') -> None:
+    """``--device`` with one meaning in every tool and benchmark script: a torch device name
+    (``cpu``, ``cuda``, ``cuda:N``) or ``auto``, the GPU when CUDA is available, else the CPU
+    (the device mmengine's Runner picks for ``tools/train.py`` / ``tools/test.py``). Benchmark
+    scripts keep ``cpu`` as their default so that a timing names the device it ran on."""
+    parser.add_argument(
+        '--device',
+        type=resolve_device,
+        default=default,
+        help="torch device: 'cpu', 'cuda', 'cuda:N', or 'auto' (the GPU when CUDA is "
+        f"available, else the CPU); default '{default}'",
+    )
 
 
 def load_training_config(args: argparse.Namespace) -> Config:
@@ -171,9 +205,9 @@ def load_config(
     if not osp.isfile(config):
         raise FileNotFoundError(
             f'Config file not found: {config}. Configs live under configs/, '
-            'e.g. configs/demo/abn_unet-resnet18_400it_synthetic-96x192.py.'
+            'e.g. configs/demo/abn_unet-resnet18_400_synthetic-96x192.py.'
         )
-    cfg = Config.fromfile(config)
+    cfg = read_config(config)
     if cfg_options:
         check_cfg_options(cfg, cfg_options, config)
         cfg.merge_from_dict(cfg_options)
@@ -188,7 +222,12 @@ def load_config(
     metrics_file = osp.join(cfg.work_dir, 'metrics.json')
     for key in ('val_evaluator', 'test_evaluator'):
         ev = cfg.get(key)
-        if isinstance(ev, dict) and ev.get('type') == 'IoUMetric' and not ev.get('out_file'):
+        # One metrics.json per run; a DomainEvaluator writes every domain's into it.
+        if (
+            isinstance(ev, dict)
+            and ev.get('type') in ('IoUMetric', 'DomainEvaluator')
+            and not ev.get('out_file')
+        ):
             ev['out_file'] = metrics_file
     os.makedirs(cfg.work_dir, exist_ok=True)
     return cfg
@@ -196,6 +235,30 @@ def load_config(
 
 class ConfigError(ValueError):
     """A config or its data does not fit: the message names the key or file and the fix."""
+
+
+def read_config(config: str) -> Config:
+    """``Config.fromfile``, with mmengine's error for two bases that define one key turned
+    into one that names the fix. The common case: the schedules inherit
+    ``configs/_base_/default_runtime.py`` (it holds the one ``default_hooks`` block they
+    adjust), so a config that lists both gets every runtime key twice."""
+    try:
+        return Config.fromfile(config)
+    except KeyError as err:
+        message = str(err)
+        if 'Duplicate key is not allowed among bases' not in message:
+            raise
+        keys = message[message.find('Duplicate keys:') :].rstrip('"\'')
+        if 'default_scope' in message:
+            raise ConfigError(
+                f'{config}: two of its bases define the runtime ({keys}). The schedules '
+                '(configs/_base_/schedules/*) inherit default_runtime.py: remove '
+                "'../_base_/default_runtime.py' from _base_ and keep the schedule."
+            ) from None
+        raise ConfigError(
+            f'{config}: two of its bases define the same top-level keys ({keys}); a key '
+            'may come from one base only: keep one, or import the other as a variable.'
+        ) from None
 
 
 def _var_kw_target(init: Any, var_kw: str) -> str:
@@ -442,6 +505,8 @@ def check_config_keys(cfg: Any, config_path: str = 'the config') -> None:
             _check_keys(metric, METRICS, f'{split}_evaluator[{i}]', issues)
         if isinstance(evaluator, dict):
             _check_keys(evaluator, METRICS, f'{split}_evaluator', issues)
+            if isinstance(evaluator.get('metrics'), dict):  # DomainEvaluator's one metric
+                _check_keys(evaluator['metrics'], METRICS, f'{split}_evaluator.metrics', issues)
     for name, hook in (cfg.get('default_hooks') or {}).items():
         # The Runner reads `priority` itself when registering a hook.
         _check_keys(hook, HOOKS, f'default_hooks.{name}', issues, extra=('priority',))

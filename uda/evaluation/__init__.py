@@ -1,5 +1,6 @@
 """Evaluation: confusion-matrix IoU metric, tables, and the inference modes."""
 
+from uda.evaluation.domains import DomainEvaluator
 from uda.evaluation.inference import (
     aug_inference,
     check_test_cfg,
@@ -16,6 +17,7 @@ from uda.evaluation.iou_metric import (
 )
 
 __all__ = [
+    'DomainEvaluator',
     'IoUMetric',
     'aug_inference',
     'check_test_cfg',

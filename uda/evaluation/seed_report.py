@@ -30,8 +30,12 @@ def find_metrics(path: str) -> str:
     raise ValueError(f'{path} holds several metrics.json files {found[:4]}; pass the one to use.')
 
 
-def load_runs(paths: Sequence[str]) -> list[tuple[str, dict[str, Any]]]:
-    """(name, report) per run; the runs must share protocol and classes."""
+def load_runs(
+    paths: Sequence[str], domain: Optional[str] = None
+) -> list[tuple[str, dict[str, Any]]]:
+    """(name, report) per run; the runs must share protocol and classes. ``domain``: the
+    report of that validation domain of runs with several (``metrics.json`` ``domains``,
+    :mod:`uda.evaluation.domains`); None: the top-level one (the first domain's)."""
     if not paths:
         raise ValueError('Give at least one work dir or metrics.json.')
     runs = []
@@ -42,6 +46,11 @@ def load_runs(paths: Sequence[str]) -> list[tuple[str, dict[str, Any]]]:
                 report = json.load(fh)
             except json.JSONDecodeError as err:
                 raise ValueError(f'{f} is not valid JSON ({err}).') from err
+        if domain is not None:
+            domains = report.get('domains') or {}
+            if domain not in domains:
+                raise KeyError(f"{f} has no domain '{domain}' (domains: {sorted(domains)}).")
+            report = domains[domain]
         if 'IoU' not in report or 'mIoU' not in report:
             raise KeyError(f'{f} has no IoU/mIoU entries; is it a uda metrics.json?')
         runs.append((p.rstrip('/'), report))
@@ -71,19 +80,24 @@ def _fmt(mean: float, std: float) -> str:
     return f'{mean:.2f} ± {std:.2f}' if math.isfinite(std) else f'{mean:.2f}'
 
 
-def seed_report(paths: Sequence[str], title: Optional[str] = None) -> tuple[str, dict]:
-    """Markdown table (rows: classes, then mIoU / mAcc / aAcc; mean ± std and each run).
+def seed_report(
+    paths: Sequence[str], title: Optional[str] = None, domain: Optional[str] = None
+) -> tuple[str, dict]:
+    """Markdown table (rows: classes, then mIoU / mAcc / aAcc; mean ± std and each run), of
+    one validation ``domain`` for runs with several (:func:`load_runs`).
 
     Returns:
         (markdown, summary dict with ``mean``/``std``/``n`` per row).
     """
-    runs = load_runs(paths)
+    runs = load_runs(paths, domain)
     rows = [(c, [r['IoU'][c] for _, r in runs]) for c in runs[0][1]['IoU']]
     rows += [(k, [r.get(k) for _, r in runs]) for k in ('mIoU', 'mAcc', 'aAcc')]
     n = len(runs)
     lines = [
         f'### {title}\n' if title else '',
-        f'{n} run(s), protocol {runs[0][1].get("protocol")}; mean ± sample std (ddof=1) '
+        f'{n} run(s), '
+        + (f'domain {domain}, ' if domain else '')
+        + f'protocol {runs[0][1].get("protocol")}; mean ± sample std (ddof=1) '
         'in %; std omitted for a single run.\n',
         '| | mean ± std | ' + ' | '.join(f'run {i + 1}' for i in range(n)) + ' |',
         '|---|---:|' + '---:|' * n,

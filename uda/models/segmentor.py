@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import inspect
 import re
+import warnings
 from typing import Any, Optional, Sequence, Union
 
 import segmentation_models_pytorch as smp
-import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from segmentation_models_pytorch.encoders.timm_vit import TimmViTEncoder
@@ -24,7 +24,7 @@ from uda.models.checkpointing import enable_activation_checkpointing
 from uda.models.deeplabv2 import ASPPv2
 from uda.models.encoder_checkpoint import EncoderLoadReport, load_encoder_checkpoint
 from uda.models.encoder_stages import encoder_stage_ids
-from uda.models.pamr import GlobalCueInjection, StochasticGate
+from uda.models.insertions import LEGACY_ARGUMENTS, ConstantLogit, SegmentorInsertion
 from uda.models.trainable import apply_train_only
 from uda.models.weights import SOURCE_KEYS, hub_weights_error, resolve_encoder_checkpoint
 from uda.registry import MODELS
@@ -156,17 +156,16 @@ class SMPSegmentor(nn.Module):
             frozen as by ``freeze`` (:func:`uda.models.trainable.train_only_names`): a list of
             name patterns, or ``dict(norm=True, patterns=[...])`` (``norm``: the affine
             parameters of every normalisation layer, TENT's choice).
-        constant_logit: ``dict(index=0, value=1.0)``: class ``index`` gets the constant logit
-            ``value`` instead of a learnt one (the segmentation head predicts the other
-            ``num_classes - 1``). Single-stage CAM's background (visinf/1-stage-wseg
-            ``models/stage_net.py``: ``bg = torch.ones_like(x[:, :1])``); part of ``forward``, so
-            evaluation and export see it.
-        stochastic_gate: ``dict(psi=0.3, in_index=2, channels=256)``: shallow encoder stage
-            ``in_index``, with global cues of the decoder output (:class:`GlobalCueInjection`,
-            ``channels`` hidden), is mixed into the decoder output by a
-            :class:`StochasticGate` before the segmentation head (random in training,
-            ``(1 - psi) * deep + psi * shallow`` in eval mode). Single-stage CAM's SG + GCI
-            (visinf/1-stage-wseg ``models/stage_net.py``, ``SG_PSI`` = 0.3).
+        insertions: Modules run at named places of the forward pass, by name
+            (:mod:`uda.models.insertions`): ``dict(background=dict(type='ConstantLogit',
+            index=0, value=1.0), gate=dict(type='ShallowGate', psi=0.3, in_index=2,
+            channels=256))`` (single-stage CAM's constant background and stochastic gate), or
+            any registered :class:`~uda.models.insertions.SegmentorInsertion` (adapters,
+            prompt tokens). Checkpoint keys ``insertions.<name>.*``.
+        constant_logit: Deprecated: ``insertions=dict(background=dict(type='ConstantLogit',
+            ...))``; translated, with a warning.
+        stochastic_gate: Deprecated: ``insertions=dict(gate=dict(type='ShallowGate', ...))``;
+            translated, with a warning.
         activation_checkpointing: Recompute the encoder's activations in the backward pass
             instead of keeping them (timm ``set_grad_checkpointing``; smp ResNet stages, MiT
             blocks: :func:`uda.models.checkpointing.enable_activation_checkpointing`): less
@@ -187,6 +186,7 @@ class SMPSegmentor(nn.Module):
         encoder_kwargs: Optional[dict] = None,
         encoder_checkpoint: Optional[dict] = None,
         freeze: Optional[dict] = None,
+        insertions: Optional[dict] = None,
         constant_logit: Optional[dict] = None,
         stochastic_gate: Optional[dict] = None,
         train_only: Optional[Union[list, dict]] = None,
@@ -218,14 +218,16 @@ class SMPSegmentor(nn.Module):
             )
         if arch.lower() == 'dpt':
             timm_kwargs.setdefault('dynamic_img_size', True)
-        self.constant_logit = self._check_constant(constant_logit, num_classes)
+        built = self._build_insertions(
+            insertions, dict(constant_logit=constant_logit, stochastic_gate=stochastic_gate)
+        )
         try:
             self.net = smp.create_model(
                 arch,
                 encoder_name=encoder_name,
                 encoder_weights=encoder_weights,
                 in_channels=in_channels,
-                classes=num_classes - (self.constant_logit is not None),
+                classes=num_classes - sum(m.removed_classes for m in built.values()),
                 **smp_kwargs,
                 **timm_kwargs,
             )
@@ -263,11 +265,12 @@ class SMPSegmentor(nn.Module):
         if cls_head is not None:
             self.net.classification_head = None
             self.heads['cls'] = cls_head
-        self.gate: Optional[StochasticGate] = None
-        self.gci: Optional[GlobalCueInjection] = None
-        self.gate_in_index: Optional[int] = None
-        if stochastic_gate is not None:
-            self._build_gate(dict(stochastic_gate))
+        # Registered here, after the heads (where CAM's gate was), so parameter order and
+        # the optimiser states of older checkpoints stay as they were.
+        self.insertions = nn.ModuleDict(built)
+        for insertion in self._inserted():
+            insertion.attach(self)
+        self._register_load_state_dict_pre_hook(self._legacy_insertion_keys)
         self.checkpoint_report: Optional[EncoderLoadReport] = None
         if encoder_checkpoint is not None:
             ckpt = dict(encoder_checkpoint)
@@ -365,37 +368,59 @@ class SMPSegmentor(nn.Module):
         return self
 
     @staticmethod
-    def _check_constant(cfg: Optional[dict], num_classes: int) -> Optional[tuple[int, float]]:
-        if cfg is None:
-            return None
-        unknown = sorted(set(cfg) - {'index', 'value'})
-        index = int(cfg.get('index', 0))
-        if unknown or not 0 <= index < num_classes or num_classes < 2:
-            raise ValueError(
-                f'segmentor.constant_logit={cfg!r}: give dict(index=<class id in '
-                f'0..{num_classes - 1}>, value=1.0) with num_classes >= 2.'
+    def _build_insertions(
+        insertions: Optional[dict], legacy: dict[str, Optional[dict]]
+    ) -> dict[str, SegmentorInsertion]:
+        """The insertion modules by name; the deprecated ``constant_logit`` /
+        ``stochastic_gate`` arguments become insertions, with one warning each."""
+        cfgs = dict(insertions or {})
+        for key, cfg in legacy.items():
+            if cfg is None:
+                continue
+            name, type_ = LEGACY_ARGUMENTS[key]
+            warnings.warn(
+                f'segmentor.{key} is deprecated: use segmentor.insertions=dict({name}=dict('
+                f"type='{type_}', ...)) (uda/models/insertions.py); translated.",
+                DeprecationWarning,
+                stacklevel=3,
             )
-        return index, float(cfg.get('value', 1.0))
+            if name in cfgs:
+                raise ValueError(
+                    f"segmentor.{key} and segmentor.insertions['{name}'] both given; keep "
+                    'the insertion.'
+                )
+            cfgs[name] = dict(cfg, type=type_)
+        built: dict[str, SegmentorInsertion] = {}
+        for name, cfg in cfgs.items():
+            module = cfg if isinstance(cfg, nn.Module) else MODELS.build(cfg)
+            if not isinstance(module, SegmentorInsertion):
+                raise TypeError(
+                    f"segmentor.insertions['{name}'] is a {type(module).__name__}, not a "
+                    'SegmentorInsertion (uda/models/insertions.py).'
+                )
+            built[name] = module
+        return built
 
-    def _build_gate(self, cfg: dict) -> None:
-        unknown = sorted(set(cfg) - {'psi', 'in_index', 'channels'})
-        if unknown:
-            raise ValueError(
-                f'segmentor.stochastic_gate: unknown key(s) {unknown}; use '
-                'dict(psi=0.3, in_index=2, channels=256).'
-            )
-        self.gate_in_index = int(cfg.get('in_index', 2))
-        head = self.net.segmentation_head[0]
-        if not isinstance(head, nn.Conv2d):
-            raise ValueError(
-                f'segmentor.stochastic_gate needs a convolutional segmentation head; '
-                f'{self.arch} has {type(head).__name__}.'
-            )
-        shallow = self.encoder_channels[self.gate_in_index]
-        self.gate = StochasticGate(float(cfg.get('psi', 0.3)))
-        self.gci = GlobalCueInjection(
-            shallow, head.in_channels, int(cfg.get('channels', 256)), head.in_channels
-        )
+    def _legacy_insertion_keys(self, state_dict: dict, prefix: str, *args: Any) -> None:
+        """Checkpoints from before insertions keep CAM's gate at ``gci.*``: move those keys to
+        the ``ShallowGate`` insertion (``insertions.<name>.gci.*``)."""
+        from uda.models.insertions import ShallowGate
+
+        names = [n for n, m in self.insertions.items() if isinstance(m, ShallowGate)]
+        old = prefix + 'gci.'
+        if not names:
+            return
+        for key in [k for k in state_dict if k.startswith(old)]:
+            state_dict[f'{prefix}insertions.{names[0]}.gci.{key[len(old) :]}'] = state_dict.pop(key)
+
+    @property
+    def constant_logit(self) -> Optional[tuple[int, float]]:
+        """``(index, value)`` of the :class:`ConstantLogit` insertion, if any (CAM's terms
+        check it against their background class)."""
+        for module in self.insertions.values():
+            if isinstance(module, ConstantLogit):
+                return module.index, module.value
+        return None
 
     @property
     def encoder_channels(self) -> list[int]:
@@ -417,8 +442,17 @@ class SMPSegmentor(nn.Module):
             maps, tokens = self.net.encoder(x)
             feats = EncoderFeatures(maps)
             feats.prefix_tokens = list(tokens)
-            return feats
-        return list(self.net.encoder(x))
+            return self._inserted_features(feats)
+        return self._inserted_features(list(self.net.encoder(x)))
+
+    def _inserted(self) -> list[SegmentorInsertion]:
+        """The insertions in config order (typed: ``ModuleDict`` values are plain modules)."""
+        return [m for m in self.insertions.values() if isinstance(m, SegmentorInsertion)]
+
+    def _inserted_features(self, features: list[Tensor]) -> list[Tensor]:
+        for insertion in self._inserted():
+            features = insertion.encoder(features)
+        return features
 
     def _decode(self, features: list[Tensor]) -> tuple[Tensor, Tensor]:
         if self._vit:
@@ -435,19 +469,11 @@ class SMPSegmentor(nn.Module):
             decoder = self.net.decoder(list(features), tokens)
         else:
             decoder = self.net.decoder(features)
-        if self.gate is not None and self.gci is not None and self.gate_in_index is not None:
-            shallow = features[self.gate_in_index]
-            if shallow.shape[-2:] != decoder.shape[-2:]:
-                shallow = F.interpolate(
-                    shallow, decoder.shape[-2:], mode='bilinear', align_corners=self.align_corners
-                )
-            decoder = self.gate(decoder, self.gci(shallow, decoder))
+        for insertion in self._inserted():
+            decoder = insertion.decoder(decoder, features)
         logits = self.net.segmentation_head(decoder)
-        if self.constant_logit is not None:
-            index, value = self.constant_logit
-            # zeros_like + value (not torch.full): the shape follows the input in ONNX exports.
-            const = torch.zeros_like(logits[:, :1]) + value
-            logits = torch.cat([logits[:, :index], const, logits[:, index:]], 1)
+        for insertion in self._inserted():
+            logits = insertion.logits(logits)
         return decoder, logits
 
     def _dpt_reads_tokens(self) -> bool:

@@ -3,4 +3,11 @@
 # pseudo-labels per step. MIC's reference host is HRDA (multi-resolution DAFormer); uda has no
 # HRDA, so this is MIC's DAFormer-style variant (lhoyer/MIC reports it on DAFormer as well).
 _base_ = ['./dacs.py', './mic.py']
-model = dict(terms=dict(mic=_base_.masked_consistency))
+model = dict(
+    type='Adapter',
+    teacher=_base_.dacs_teacher,
+    labellers=dict(teacher_quality=_base_.teacher_quality),
+    terms=dict(src=_base_.dacs_source, mix=_base_.class_mix, mic=_base_.masked_consistency),
+)
+# The teacher's initialisation and momentum update run in this hook (after the optimiser step).
+custom_hooks = [dict(type='EMATeacherHook')]

@@ -1,41 +1,12 @@
-# Source-free SAC: SAC's self-training (configs/_base_/methods/sac.py numbers, visinf/da-sac)
-# on unlabelled target images only, from a trained source checkpoint (`load_from`); no source
-# branch, no source data. The teacher starts as the loaded model (start_iter 0) and follows the
-# student per step (the short-run setting of the CamVid SAC leaf).
+# Source-free SAC: SAC's self-training (every number of sac.py, visinf/da-sac) on unlabelled
+# target images only, from a trained source checkpoint (`load_from`); no source branch, no
+# source data. The teacher starts as the loaded model (start_iter 0) and follows the student
+# per step (the short-run setting of the CamVid SAC leaf).
+_base_ = ['./sac.py']
 model = dict(
-    type='Adapter',
-    teacher=dict(momentum=0.99, interval=1, start_iter=0),
-    labellers=dict(
-        sac=dict(
-            type='SACLabeller',
-            num_images=None,
-            num_views=4,  # GROUP_SIZE
-            scale_range=(1.0, 1.1),
-            zoom_range=(0.5, 1.0),  # RND_ZOOM
-            flip_p=0.5,
-            prior_momentum=0.99,  # STAT_MOMENTUM
-            threshold_lower=0.2,  # RUN_CONF_LOWER
-            threshold_upper=0.75,  # RUN_CONF_UPPER
-            threshold_beta=1e-3,  # THRESHOLD_BETA
-            coverage_tolerance=0.5,
-        )
-    ),
-    terms=dict(
-        sac=dict(
-            type='SACSelfTraining',
-            weight=1.0,  # alone: no source cross-entropy to balance
-            branch='target',
-            labeller='sac',
-            blur_sigma=(0.1, 2.0),
-            jitter=0.4,
-            hue=0.1,
-            jitter_p=0.5,
-            grey_p=0.2,
-            focal_power=3.0,  # FOCAL_P
-            log_per_class=True,
-        )
-    ),
+    teacher=dict(interval=1),  # sac.py's momentum 0.99, every step
+    # SAC's term alone (no source cross-entropy to balance: weight 1), SAC's labeller.
+    terms=dict(_delete_=True, sac=dict(_base_.model.terms.sac, weight=1.0)),
     # Only target batches: training-mode BatchNorm follows the target statistics.
     bn_policy='train',
 )
-custom_hooks = [dict(type='EMATeacherHook')]

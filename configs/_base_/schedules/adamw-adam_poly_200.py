@@ -1,7 +1,7 @@
-# The two-optimiser demo schedule (adamw-adam_poly_400it.py) shortened to 200 iterations, the
+# The two-optimiser demo schedule (adamw-adam_poly_400.py) shortened to 200 iterations, the
 # CPU budget of the CamVid benchmark (as adamw_poly_200.py); validation and checkpoint only at
 # the end.
-_base_ = ['./adamw-adam_poly_400it.py']
+_base_ = ['./adamw-adam_poly_400.py']
 param_scheduler = dict(
     student=[dict(type='PolyLR', eta_min=1e-5, power=0.9, begin=0, end=200, by_epoch=False)],
     discriminators=[dict(type='PolyLR', eta_min=0.0, power=0.9, begin=0, end=200, by_epoch=False)],

@@ -8,6 +8,7 @@
 # mmseg 1.x configs write it (lr differs by < 4 %). custom_keys names the segmentor's head
 # parameters: 'net.decoder' for smp networks (DeepLab-v2 has no separate segmentation head; add
 # 'net.segmentation_head' for smp U-Net / FPN).
+_base_ = ['../default_runtime.py']  # registry scope, logging, the default_hooks block
 optim_wrapper = dict(
     type='OptimWrapper',
     optimizer=dict(type='AdamW', lr=6e-5, betas=(0.9, 0.999), weight_decay=0.01),
@@ -20,13 +21,4 @@ param_scheduler = [
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=40000, val_interval=4000)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
-default_hooks = dict(
-    timer=dict(type='IterTimerHook'),
-    logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=False),
-    param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(type='SafeCheckpointHook', by_epoch=False, interval=4000, max_keep_ckpts=3),
-    sampler_seed=dict(type='DistSamplerSeedHook'),
-    visualization=dict(type='SegVisualizationHook', interval=100),
-    rng_state=dict(type='RNGStateHook'),  # RNG states in checkpoints: exact --resume
-    cpu_threads=dict(type='CPUThreadsHook', num_threads=1),  # same numbers on any CPU
-)
+default_hooks = dict(checkpoint=dict(interval=4000))

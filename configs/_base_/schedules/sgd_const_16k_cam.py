@@ -5,6 +5,7 @@
 # learning rate (base_net._lr_mult: 1, 2, 10, 20 for old/new weights/biases; biases' 2x/20x
 # and zero decay are not reproduced). 24 epochs of 10,582 images at batch 16 = 15,873
 # iterations (NUM_EPOCHS), validation and checkpoint every 1,000.
+_base_ = ['../default_runtime.py']  # registry scope, logging, the default_hooks block
 optim_wrapper = dict(
     type='OptimWrapper',
     optimizer=dict(type='SGD', lr=1e-3, momentum=0.9, weight_decay=5e-4),
@@ -20,13 +21,4 @@ param_scheduler = [dict(type='ConstantLR', factor=1.0, begin=0, end=15873, by_ep
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=15873, val_interval=1000)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
-default_hooks = dict(
-    timer=dict(type='IterTimerHook'),
-    logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=False),
-    param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(type='SafeCheckpointHook', by_epoch=False, interval=1000, max_keep_ckpts=3),
-    sampler_seed=dict(type='DistSamplerSeedHook'),
-    visualization=dict(type='SegVisualizationHook', interval=100),
-    rng_state=dict(type='RNGStateHook'),  # RNG states in checkpoints: exact --resume
-    cpu_threads=dict(type='CPUThreadsHook', num_threads=1),  # same numbers on any CPU
-)
+default_hooks = dict(checkpoint=dict(interval=1000))

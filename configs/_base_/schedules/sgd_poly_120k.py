@@ -4,6 +4,7 @@
 # MAX_ITERS / EARLY_STOP). The reference trains the classifier heads at 10x the learning rate:
 # add optim_wrapper.paramwise_cfg=dict(custom_keys={'<head name>': dict(lr_mult=10)}) with the
 # heads' parameter names inside the segmentor. sgd-adam_poly_120k.py adds the discriminators.
+_base_ = ['../default_runtime.py']  # registry scope, logging, the default_hooks block
 optim_wrapper = dict(
     type='OptimWrapper', optimizer=dict(type='SGD', lr=2.5e-4, momentum=0.9, weight_decay=5e-4)
 )
@@ -11,13 +12,4 @@ param_scheduler = [dict(type='PolyLR', eta_min=0.0, power=0.9, begin=0, end=2500
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=120000, val_interval=2000)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
-default_hooks = dict(
-    timer=dict(type='IterTimerHook'),
-    logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=False),
-    param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(type='SafeCheckpointHook', by_epoch=False, interval=2000, max_keep_ckpts=3),
-    sampler_seed=dict(type='DistSamplerSeedHook'),
-    visualization=dict(type='SegVisualizationHook', interval=100),
-    rng_state=dict(type='RNGStateHook'),  # RNG states in checkpoints: exact --resume
-    cpu_threads=dict(type='CPUThreadsHook', num_threads=1),  # same numbers on any CPU
-)
+default_hooks = dict(checkpoint=dict(interval=2000))

@@ -5,6 +5,7 @@
 # 349 iterations per epoch, x 240 = 83760 iterations (other splits: 1/8 2603 -> 78000, 1/4
 # 2231 -> 66960, 1/2 1487 -> 44640; set train_cfg.max_iters and the PolyLR end).
 # UniMatch evaluates every epoch and reports the best; here every 4000 iterations.
+_base_ = ['../default_runtime.py']  # registry scope, logging, the default_hooks block
 optim_wrapper = dict(
     type='OptimWrapper', optimizer=dict(type='SGD', lr=0.005, momentum=0.9, weight_decay=1e-4)
 )
@@ -12,13 +13,4 @@ param_scheduler = [dict(type='PolyLR', eta_min=0.0, power=0.9, begin=0, end=8376
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=83760, val_interval=4000)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
-default_hooks = dict(
-    timer=dict(type='IterTimerHook'),
-    logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=False),
-    param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(type='SafeCheckpointHook', by_epoch=False, interval=4000, max_keep_ckpts=3),
-    sampler_seed=dict(type='DistSamplerSeedHook'),
-    visualization=dict(type='SegVisualizationHook', interval=100),
-    rng_state=dict(type='RNGStateHook'),
-    cpu_threads=dict(type='CPUThreadsHook', num_threads=1),
-)
+default_hooks = dict(checkpoint=dict(interval=4000))

@@ -25,7 +25,7 @@ class SegVisualizationHook(Hook):
     Panel names use ``_`` rather than ``/``: the local backend writes one file per name.
 
     Args:
-        interval: Training iterations between panels.
+        interval: Training iterations between panels (0: never).
         protocol: Class protocol for colours; the dataset's by default.
         draw_val: Also draw the first validation image.
     """

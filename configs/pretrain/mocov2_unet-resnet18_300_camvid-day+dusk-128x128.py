@@ -1,0 +1,10 @@
+# MoCo v2 pretraining of the UNet-ResNet-18 encoder on the unlabelled CamVid day + dusk training
+# images (~7 min of CPU time at one thread, measured). Writes work_dirs/<this name>/encoder.pth,
+# the encoder of configs/_base_/models/unet_resnet18.py; cached by benchmarks/pretrained_encoder.py.
+_base_ = [
+    '../_base_/models/unet_resnet18.py',  # segmentor + data_preprocessor (normalisation)
+    '../_base_/datasets/pretrain_camvid-day+dusk_128x128.py',  # 367 frames, two 128x128 views
+    '../_base_/pretrain/mocov2.py',  # MoCo v2, small-data queue and momentum
+    '../_base_/schedules/pretrain_sgd_cosine_300.py',
+]
+model = dict(segmentor=_base_.segmentor, data_preprocessor=_base_.data_preprocessor)
