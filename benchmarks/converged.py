@@ -42,7 +42,7 @@ from uda.evaluation.seed_plots import (  # noqa: E402
 )
 
 CACHE = osp.join('work_dirs', 'converged')
-# name -> config: the converged budget of each baseline (3k iterations, bf16 autocast).
+# name -> config: the converged budget of each baseline (3k iterations, fp32).
 RUNS = {
     'ABN': 'configs/abn/abn_unet-resnet18_3k_camvidday2dusk-128x128.py',
     'oracle': 'configs/oracle/oracle_unet-resnet18_3k_camvidday2dusk-128x128.py',

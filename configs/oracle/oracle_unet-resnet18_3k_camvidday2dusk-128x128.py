@@ -13,4 +13,3 @@ model = dict(
     segmentor=dict(_base_.segmentor, num_classes=_base_.num_classes),
     data_preprocessor=_base_.data_preprocessor,
 )
-amp = 'bf16'

@@ -17,4 +17,3 @@ model = dict(
     labellers=dict(sac=dict(num_images=2)),  # 2 target images x 4 views, as the 200-it leaf
 )
 train_cfg = dict(val_interval=1000)  # the dusk test frames once, at the end
-amp = 'bf16'

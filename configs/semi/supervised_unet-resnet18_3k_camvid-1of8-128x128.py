@@ -1,5 +1,5 @@
 # Supervised-only on CamVid with 1/8 of the train frames labelled, at the converged budget
-# (issue 21): 3k iterations under bf16 autocast, validated on CamVid's val split every 250
+# (issue 21): 3k iterations, validated on CamVid's val split every 250
 # iterations; benchmarks/converged.py scores the test frames once and caches the checkpoint that
 # the semi-supervised methods warm-start from.
 _base_ = [
@@ -12,4 +12,3 @@ model = dict(
     segmentor=dict(_base_.segmentor, num_classes=_base_.num_classes),
     data_preprocessor=_base_.data_preprocessor,
 )
-amp = 'bf16'

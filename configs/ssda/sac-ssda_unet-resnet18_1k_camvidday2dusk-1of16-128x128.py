@@ -13,4 +13,3 @@ model = dict(
     labellers=dict(sac=dict(num_images=2)),
 )
 train_cfg = dict(val_interval=1000)
-amp = 'bf16'

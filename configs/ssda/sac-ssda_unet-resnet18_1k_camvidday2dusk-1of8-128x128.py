@@ -13,7 +13,6 @@ model = dict(
     labellers=dict(sac=dict(num_images=2)),
 )
 train_cfg = dict(val_interval=1000)
-amp = 'bf16'
 # 1/8: ceil(62 / 8) = 8 labelled dusk frames (splits/camvid_dusk/1_8).
 split_dir = '{{ fileDirname }}/../../splits/camvid_dusk/1_8'
 train_dataloader = dict(

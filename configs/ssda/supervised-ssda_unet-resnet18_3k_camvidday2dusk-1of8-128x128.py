@@ -1,6 +1,6 @@
 # Supervised on the 1/8 labelled dusk train frames alone (no source, no unlabelled frames): the
 # label-only baseline of semi-supervised domain adaptation (issue 21), at the converged budget of
-# the CamVid baselines (3k iterations, bf16), scored once on the dusk test frames.
+# the CamVid baselines (3k iterations), scored once on the dusk test frames.
 _base_ = [
     '../_base_/models/unet_resnet18.py',
     '../_base_/datasets/camvidday2dusk-ssda_128x128.py',
@@ -17,4 +17,3 @@ model = dict(
     terms=dict(src=dict(branch='target_labeled')),
 )
 train_cfg = dict(val_interval=3000)
-amp = 'bf16'
