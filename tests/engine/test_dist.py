@@ -233,11 +233,11 @@ def test_sync_bn_conversion_keeps_the_bn_policy_on_the_new_layers():
     model = convert_sync_batchnorm(model, 'torch')
     bn = model.student.bn
     assert isinstance(bn, torch.nn.SyncBatchNorm)
-    assert list(model._bn_momentum) == [bn]
+    assert list(model.bn_policy.momentum(model.student)) == [bn]
     data = model.data_preprocessor(toy_batch(), True)
     ctx = model.make_context(data['inputs'], data['data_samples'])
     mean0 = bn.running_mean.clone()
-    with model._bn_policy_applied(0):
+    with model.bn_policy.applied(model.student, 0):
         ctx.student('source')  # no process group: SyncBatchNorm runs as BatchNorm
         assert torch.equal(bn.running_mean, mean0), 'a source forward moved the statistics'
         with torch.no_grad():

@@ -2,7 +2,7 @@
 
 Each term owns its discriminator(s), declares them for the ``'discriminators'`` optimiser
 (:meth:`Term.optimised_modules`) and trains in two phases driven by
-:meth:`uda.methods.base.Adapter.train_step`:
+:meth:`uda.methods.adapter.Adapter.train_step`:
 
 1. student phase (:meth:`forward`, discriminators frozen): the student is trained to make
    the discriminator score *target* inputs as *source* (GAN mode), or, in DANN's GRL mode,
@@ -33,7 +33,9 @@ from uda.losses import (
     weighted_self_information,
 )
 from uda.losses.adversarial import GAN_LOSSES
-from uda.methods.base import Adapter, StepContext, Term
+from uda.methods.adapter import Adapter
+from uda.methods.context import StepContext
+from uda.methods.term import Term
 from uda.registry import MODELS, TERMS
 
 SOURCE_LABEL = 0.0

@@ -18,8 +18,10 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from uda.losses.cam import balanced_mask_ce, focal_mask_penalty, ngwp_scores, pseudo_masks
-from uda.methods.base import Adapter, Labeller, PseudoLabels, StepContext, Term
+from uda.methods.adapter import Adapter
+from uda.methods.context import PseudoLabels, StepContext
 from uda.methods.labellers import valid_pixels
+from uda.methods.term import Labeller, Term
 from uda.models.pamr import PAMR
 from uda.registry import LABELLERS, TERMS
 

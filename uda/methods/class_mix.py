@@ -23,8 +23,10 @@ from torch import Tensor
 from uda.augment.mixing import CLASS_POOLS, class_mix_masks, mix
 from uda.augment.photometric import PhotometricAugment
 from uda.losses import cross_entropy
-from uda.methods.base import Adapter, StepContext, Term
+from uda.methods.adapter import Adapter
+from uda.methods.context import StepContext
 from uda.methods.labellers import valid_pixels
+from uda.methods.term import Term
 from uda.registry import TERMS
 
 

@@ -22,8 +22,10 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from uda.evaluation.inference import aug_inference
-from uda.methods.base import Adapter, Labeller, PseudoLabels, StepContext, Term
+from uda.methods.adapter import Adapter
+from uda.methods.context import PseudoLabels, StepContext
 from uda.methods.labellers import valid_pixels
+from uda.methods.term import Labeller, Term
 from uda.registry import LABELLERS, TERMS
 
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from uda.methods.base import Labeller, PseudoLabels, StepContext
+from uda.methods.context import PseudoLabels, StepContext
+from uda.methods.term import Labeller
 from uda.registry import LABELLERS
 
 

@@ -18,9 +18,11 @@ from torch import Tensor
 
 from uda.augment.mixing import block_masks
 from uda.losses import cross_entropy
-from uda.methods.base import Adapter, StepContext, Term
+from uda.methods.adapter import Adapter
 from uda.methods.class_mix import dacs_photometric, strong_view
+from uda.methods.context import StepContext
 from uda.methods.labellers import valid_pixels
+from uda.methods.term import Term
 from uda.registry import TERMS
 
 

@@ -8,7 +8,8 @@ from torch import Tensor
 
 from uda.losses import entropy_loss
 from uda.methods.adversarial import entropy_panel
-from uda.methods.base import StepContext, Term
+from uda.methods.context import StepContext
+from uda.methods.term import Term
 from uda.registry import TERMS
 
 

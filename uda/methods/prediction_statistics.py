@@ -14,7 +14,8 @@ import torch
 from torch import Tensor
 
 from uda.losses.entropy import pixel_entropy
-from uda.methods.base import StepContext, Term
+from uda.methods.context import StepContext
+from uda.methods.term import Term
 from uda.registry import TERMS
 
 

@@ -16,7 +16,7 @@ broadcasts view-averaged confidences.
 
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence
+from typing import Any, Generator, Optional, Sequence
 
 import torch
 from torch import Tensor
@@ -24,7 +24,9 @@ from torch import Tensor
 from uda.augment.photometric import PhotometricAugment
 from uda.augment.views import Views, cut_views, fuse_views, sample_views
 from uda.losses import cross_entropy
-from uda.methods.base import Adapter, Labeller, PseudoLabels, StepContext, Term
+from uda.methods.adapter import Adapter
+from uda.methods.context import PseudoLabels, StepContext
+from uda.methods.term import Labeller, Term
 from uda.registry import LABELLERS, TERMS
 
 
@@ -277,7 +279,7 @@ class SACSelfTraining(Term):
         focal_power: Exponent of the class weights (3).
         log_per_class: Log the class prior and mean threshold of every class.
         views_per_pass: At most this many views per student forward; each chunk but the last
-            is back-propagated at once (``StepContext.backward_now``), so only one chunk's
+            is yielded to the adapter, which back-propagates it at once, so only one chunk's
             graph is held (memory, issue 16). The loss and its gradient are the same sum;
             BN statistics come from each chunk (uda only: the reference has one pass). None:
             all views in one pass.
@@ -335,7 +337,10 @@ class SACSelfTraining(Term):
             noisy = self.photometric(rgb)
             return ctx.normalize(noisy * 255.0) * valid
 
-    def forward(self, ctx: StepContext) -> dict[str, Tensor]:
+    def forward(self, ctx: StepContext) -> Generator[dict[str, Tensor], None, dict[str, Tensor]]:
+        """Yields the loss of each chunk of ``views_per_pass`` views but the last (the adapter
+        back-propagates it at once, so one chunk's graph is held), returns the last chunk's
+        loss and the diagnostics (see :meth:`Term.forward`)."""
         pl = ctx.pseudo_labels(self.branch, self.labeller)
         if pl.inputs is None or 'prior' not in pl.extras:
             raise TypeError(
@@ -344,7 +349,25 @@ class SACSelfTraining(Term):
             )
         valid, covered, prior = pl.extras['valid'], pl.extras['covered'], pl.extras['prior']
         noisy = self.noise(ctx, pl.inputs, valid)
-        loss = self._loss(ctx, noisy, pl.labels, pl.weight, prior)
+        # ``weight * sac_loss`` over all views: the mean over all pixels is the chunks' means
+        # weighted by their share of the views.
+        n = len(noisy)
+        step = self.views_per_pass or n
+        for start in range(0, n, step):
+            part = slice(start, min(start + step, n))
+            logits = ctx.student_forward(noisy[part])['logits']
+            loss = sac_loss(
+                logits,
+                pl.labels[part],
+                pl.weight[part],
+                prior,
+                self.focal_power,
+                ctx.ignore_index,
+                self.confidence_form,
+            )
+            loss = self.weight * loss * (len(logits) / n)
+            if part.stop < n:
+                yield {'tgt.loss_sac': loss}
         kept = (pl.labels != ctx.ignore_index).float().sum() / valid.sum().clamp(min=1)
         out = {
             'tgt.loss_sac': loss,
@@ -358,33 +381,6 @@ class SACSelfTraining(Term):
                 out[f'tgt.thr_c{c:02d}'] = mean_thr[c].detach()
         self._panels = self._make_panels(ctx, pl, noisy)
         return out
-
-    def _loss(
-        self, ctx: StepContext, noisy: Tensor, labels: Tensor, conf: Tensor, prior: Tensor
-    ) -> Tensor:
-        """``weight * sac_loss`` over all views; with ``views_per_pass``, the chunks before the
-        last are back-propagated here and enter the returned value detached (the mean over all
-        pixels is the chunks' means weighted by their share of the views)."""
-        n = len(noisy)
-        step = self.views_per_pass or n
-        done = noisy.new_zeros(())
-        for start in range(0, n, step):
-            part = slice(start, min(start + step, n))
-            logits = ctx.student_forward(noisy[part])['logits']
-            loss = sac_loss(
-                logits,
-                labels[part],
-                conf[part],
-                prior,
-                self.focal_power,
-                ctx.ignore_index,
-                self.confidence_form,
-            )
-            loss = self.weight * loss * (len(logits) / n)
-            if part.stop < n and ctx.backward_now(loss):
-                loss = loss.detach()
-            done = done + loss
-        return done
 
     @staticmethod
     def _make_panels(ctx: StepContext, pl: PseudoLabels, noisy: Tensor) -> dict[str, Any]:

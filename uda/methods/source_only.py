@@ -7,7 +7,8 @@ from typing import Optional
 from torch import Tensor
 
 from uda.losses import cross_entropy, ohem_cross_entropy
-from uda.methods.base import StepContext, Term
+from uda.methods.context import StepContext
+from uda.methods.term import Term
 from uda.registry import TERMS
 
 

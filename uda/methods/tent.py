@@ -10,7 +10,8 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor
 
-from uda.methods.base import StepContext, Term
+from uda.methods.context import StepContext
+from uda.methods.term import Term
 from uda.registry import TERMS
 
 

@@ -45,8 +45,10 @@ from torch import Tensor
 
 from uda.augment.mixing import cutmix_boxes, mix
 from uda.augment.photometric import PhotometricAugment
-from uda.methods.base import Adapter, PseudoLabels, StepContext, Term
+from uda.methods.adapter import Adapter
+from uda.methods.context import PseudoLabels, StepContext
 from uda.methods.labellers import valid_pixels
+from uda.methods.term import Term
 from uda.methods.weak_strong import masked_consistency_loss
 from uda.registry import TERMS
 

@@ -10,16 +10,15 @@ iteration on the KL divergence between the clean prediction (fixed) and the pred
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-from typing import Callable, Iterator, Optional
+from typing import Callable, Optional
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from uda.methods.base import StepContext, Term, bn_layers
+from uda.methods.context import StepContext
 from uda.methods.labellers import valid_pixels
+from uda.methods.term import Term
 from uda.registry import TERMS
 
 
@@ -47,26 +46,6 @@ def pixel_kl(p_logits: Tensor, q_logits: Tensor, valid: Optional[Tensor] = None)
     if valid is None:
         return kl.mean()
     return (kl * valid).sum() / valid.sum().clamp(min=1)
-
-
-@contextmanager
-def frozen_bn_stats(module: nn.Module) -> Iterator[None]:
-    """Forwards inside leave the BN running statistics (and batch counters) of ``module`` as
-    they were; BN still normalises with batch statistics in train mode (vat_tf's
-    ``update_batch_stats=False`` for the perturbed forwards)."""
-    saved = [
-        (m, m.momentum, None if m.num_batches_tracked is None else m.num_batches_tracked.clone())
-        for m in bn_layers(module)
-    ]
-    for m, _, _ in saved:
-        m.momentum = 0.0
-    try:
-        yield
-    finally:
-        for m, momentum, count in saved:
-            m.momentum = momentum
-            if count is not None and m.num_batches_tracked is not None:
-                m.num_batches_tracked.copy_(count)
 
 
 def adversarial_perturbation(
@@ -168,18 +147,16 @@ class VirtualAdversarial(Term):
         x = ctx.inputs(self.branch)
         clean = ctx.student(self.branch)['logits'].detach()
         valid = valid_pixels(ctx, self.branch, x)
-        student = ctx._adapter.student
-        with frozen_bn_stats(student):
-            r_adv = adversarial_perturbation(
-                lambda v: ctx.student_forward(v)['logits'],
-                x,
-                clean,
-                self.eps,
-                self.xi,
-                self.power_iters,
-                valid,
-            )
-            adv = ctx.student_forward(x + r_adv)['logits']
+        r_adv = adversarial_perturbation(
+            lambda v: ctx.student_forward(v, update_bn=False)['logits'],
+            x,
+            clean,
+            self.eps,
+            self.xi,
+            self.power_iters,
+            valid,
+        )
+        adv = ctx.student_forward(x + r_adv, update_bn=False)['logits']
         loss = pixel_kl(clean, adv, valid)
         return {
             f'{self.prefix}.loss_vat': self.weight * loss,

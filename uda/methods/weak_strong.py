@@ -16,8 +16,10 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from uda.augment.photometric import PhotometricAugment
-from uda.methods.base import Adapter, StepContext, Term
+from uda.methods.adapter import Adapter
+from uda.methods.context import StepContext
 from uda.methods.labellers import valid_pixels
+from uda.methods.term import Term
 from uda.registry import TERMS
 
 

@@ -12,9 +12,8 @@ encoder; :class:`uda.engine.hooks.EncoderExportHook` writes ``encoder.pth``.
 
 from __future__ import annotations
 
-import contextlib
 import math
-from typing import Any, Iterator, Optional, Union
+from typing import Any, Optional, Union
 
 import torch
 import torch.nn as nn
@@ -23,7 +22,6 @@ from mmengine.logging import MessageHub
 from mmengine.model import BaseModel
 from mmengine.optim import OptimWrapper
 from torch import Tensor
-from torch.nn.modules.batchnorm import _BatchNorm
 
 from uda.augment.photometric import PhotometricAugment
 from uda.registry import MODELS
@@ -43,27 +41,6 @@ def embedding_std(z: Tensor) -> Tensor:
     if z.shape[0] < 2:
         return z.new_zeros(())
     return z.std(dim=0).mean() * math.sqrt(z.shape[1])
-
-
-@contextlib.contextmanager
-def batch_norm_batch_stats(module: nn.Module) -> Iterator[None]:
-    """Run the BatchNorm layers of an eval-mode ``module`` on batch statistics.
-
-    MoCo's key encoder and DINO's teacher run in train mode (facebookresearch/moco
-    moco/builder.py never calls ``encoder_k.eval()``; facebookresearch/dino main_dino.py keeps
-    the ResNet teacher in train mode): their BN normalises with the statistics of the batch
-    they see. :class:`uda.models.MomentumTeacher` stays in eval mode, whose running statistics
-    (an EMA of the student's, 0.999 per step) lag the student by thousands of steps early on.
-    """
-    bns = [m for m in module.modules() if isinstance(m, _BatchNorm)]
-    modes = [m.training for m in bns]
-    for m in bns:
-        m.train(True)
-    try:
-        yield
-    finally:
-        for m, mode in zip(bns, modes):
-            m.train(mode)
 
 
 class EncoderWithHead(nn.Module):

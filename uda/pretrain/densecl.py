@@ -13,10 +13,10 @@ from lightly.models.modules.memory_bank import MemoryBankModule
 from lightly.models.utils import select_most_similar
 from torch import Tensor
 
+from uda.models.batchnorm import batch_norm_batch_stats
 from uda.models.teacher import MomentumTeacher
 from uda.pretrain.base import (
     SelfSupervisedPretrainer,
-    batch_norm_batch_stats,
     build_encoder,
     embedding_std,
 )

@@ -12,11 +12,11 @@ from lightly.loss import DINOLoss
 from lightly.models.modules import DINOProjectionHead
 from torch import Tensor
 
+from uda.models.batchnorm import batch_norm_batch_stats
 from uda.models.teacher import MomentumTeacher
 from uda.pretrain.base import (
     EncoderWithHead,
     SelfSupervisedPretrainer,
-    batch_norm_batch_stats,
     build_encoder,
     embedding_std,
 )

@@ -1,0 +1,320 @@
+"""One training step as the terms see it: :class:`StepContext` and what it hands out.
+
+Terms and labellers read the step only through the context: the branches' images, labels and
+image labels, cached student and teacher forwards per branch, pseudo-labels computed at most
+once per step by a named labeller (:class:`PseudoLabels`), and pixel (de)normalisation. The
+adapter (:mod:`uda.methods.adapter`) builds one context per step.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from contextlib import ExitStack, nullcontext
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
+
+import torch
+from torch import Tensor
+
+from uda.models.batchnorm import frozen_bn_stats
+
+if TYPE_CHECKING:
+    from uda.methods.adapter import Adapter
+
+
+def stack_gt(data_samples: list[dict], device: Optional[torch.device] = None) -> Tensor:
+    """Stack the (padded) ``gt_sem_seg`` of a branch into [B, H, W] int64."""
+    try:
+        gts = [s['gt_sem_seg'] for s in data_samples]
+    except KeyError:
+        raise KeyError(
+            'A term needs labels (gt_sem_seg) but this branch has none; give its '
+            'dataset labels (with_label=True) or drop the term.'
+        ) from None
+    gt = torch.stack(gts, 0)
+    return gt if device is None else gt.to(device)
+
+
+@dataclass
+class PseudoLabels:
+    """What a labeller gives the terms that name it.
+
+    Attributes:
+        labels: [B, H, W] int64 class ids, ``ignore_index`` where unreliable.
+        weight: [B, H, W] per-pixel loss weight (confidence, mask or DACS quality).
+        inputs: The normalised images the labels refer to when they are not the branch's own
+            (SAC: its views, [B*N, 3, H, W]); None otherwise.
+        extras: Labeller-specific tensors (probabilities, thresholds, class prior, masks).
+    """
+
+    labels: Tensor
+    weight: Tensor
+    inputs: Optional[Tensor] = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class JointForward:
+    """Branches the student forwards as ONE batch (one set of BatchNorm statistics), as
+    UniMatch's ``model(torch.cat((img_x, img_u_w)))`` (LiheYoung/UniMatch unimatch.py:151,
+    fixmatch.py:146), registered by a term in its ``setup`` (:meth:`Adapter.forward_together`).
+
+    Attributes:
+        branches: The branches, concatenated in this order.
+        perturb: Optional encoder-feature perturbation: the decoder then runs once on the clean
+            and the perturbed features together (UniMatch's ``need_fp`` forward,
+            model/semseg/deeplabv3plus.py:44-50), and :meth:`StepContext.student_perturbed`
+            returns the perturbed logits.
+        owner: Name of the registering term: the group is used only while that term is active.
+    """
+
+    branches: tuple[str, ...]
+    perturb: Optional[Callable[[list[Tensor]], list[Tensor]]] = None
+    owner: str = ''
+
+
+def _split_output(out: Any, sizes: list[int]) -> list[Any]:
+    """Split a forward's outputs (tensors, lists of tensors) along the batch into ``sizes``."""
+    n = sum(sizes)
+    if isinstance(out, Tensor) and out.dim() > 0 and out.shape[0] == n:
+        return list(out.split(sizes))
+    if isinstance(out, dict):
+        parts = {k: _split_output(v, sizes) for k, v in out.items()}
+        return [{k: v[i] for k, v in parts.items()} for i in range(len(sizes))]
+    if isinstance(out, (list, tuple)):
+        items = [_split_output(v, sizes) for v in out]
+        return [[v[i] for v in items] for i in range(len(sizes))]
+    return [out for _ in sizes]
+
+
+class StepContext:
+    """One training step as the terms see it.
+
+    Student forwards of a branch are computed once and shared (source CE, adversarial and
+    entropy terms all read the same source / target outputs, so BatchNorm sees each batch once);
+    teacher forwards and pseudo-labels likewise, so two terms naming one labeller run the
+    teacher once. ``counts`` records the forwards run (``student``, ``teacher``) for tests and
+    benchmarks.
+
+    Args:
+        adapter: The adapter running the step.
+        inputs: Normalised images per branch, [B, 3, H, W].
+        data_samples: Per branch, one dict per image (``gt_sem_seg``, ``img_shape``, ...).
+        iteration: The training iteration (0-based).
+    """
+
+    def __init__(
+        self,
+        adapter: Adapter,
+        inputs: dict[str, Tensor],
+        data_samples: dict[str, list[dict]],
+        iteration: int,
+    ) -> None:
+        self._adapter = adapter
+        self._inputs, self._samples = inputs, data_samples
+        self.iter = int(iteration)
+        self.num_classes, self.ignore_index = adapter.num_classes, adapter.ignore_index
+        self.counts: Counter = Counter()
+        self._student: dict[str, dict[str, Any]] = {}
+        self._student_fp: dict[str, Tensor] = {}
+        self._teacher: dict[str, dict[str, Any]] = {}
+        self._pseudo: dict[tuple[str, str], PseudoLabels] = {}
+
+    # ---------------------------------------------------------------- batch
+    @property
+    def branches(self) -> list[str]:
+        return list(self._inputs)
+
+    def _check(self, branch: str) -> None:
+        if branch not in self._inputs:
+            raise KeyError(
+                f"A term reads branch '{branch}' but the batch has {self.branches}; "
+                "set the term's branch argument or the dataset's branches."
+            )
+
+    def inputs(self, branch: str) -> Tensor:
+        """Normalised images [B, 3, H, W] of ``branch``."""
+        self._check(branch)
+        return self._inputs[branch]
+
+    def samples(self, branch: str) -> list[dict]:
+        self._check(branch)
+        return self._samples.get(branch) or [{} for _ in range(len(self._inputs[branch]))]
+
+    def labels(self, branch: str) -> Tensor:
+        """Pixel labels [B, H, W] int64 (padding and unlabelled pixels = ignore index)."""
+        return stack_gt(self.samples(branch), self.inputs(branch).device)
+
+    def image_labels(self, branch: str) -> Tensor:
+        """Image-level multi-hot labels [B, num_classes] float.
+
+        From each sample's ``img_labels`` (class ids) when the dataset gives them, otherwise
+        derived from ``gt_sem_seg`` (the classes present).
+        """
+        samples = self.samples(branch)
+        out = torch.zeros(len(samples), self.num_classes, device=self.inputs(branch).device)
+        for i, s in enumerate(samples):
+            if 'img_labels' in s:
+                ids = torch.as_tensor(s['img_labels'], dtype=torch.long).flatten()
+            elif 'gt_sem_seg' in s:
+                ids = torch.unique(s['gt_sem_seg'])
+                ids = ids[(ids != self.ignore_index) & (ids >= 0)]
+            else:
+                raise KeyError(
+                    f"Branch '{branch}' has neither image labels (img_labels) nor "
+                    'pixel labels (gt_sem_seg); give its dataset one of them.'
+                )
+            if len(ids) and (int(ids.max()) >= self.num_classes or int(ids.min()) < 0):
+                raise ValueError(
+                    f"Branch '{branch}', image {s.get('img_path', i)}: image label "
+                    f'{ids.tolist()} outside 0..{self.num_classes - 1}.'
+                )
+            out[i, ids.to(out.device)] = 1.0
+        return out
+
+    # ---------------------------------------------------------------- networks
+    def student(self, branch: str) -> dict[str, Any]:
+        """Student outputs on ``branch`` (``logits``, ``features``, ``decoder``, and
+        ``aux_logits`` when a term needs the auxiliary head), with gradient, cached."""
+        out = self._student.get(branch)
+        if out is None:
+            # With gradient even when a labeller asks first, inside its no_grad (UniMatch's
+            # weak forward feeds the pseudo-labels, detached, and the feature perturbation).
+            with torch.enable_grad():
+                group = self._joint_group(branch)
+                if group is not None:
+                    self._student_joint(group)
+                    return self._student[branch]
+                with self._adapter.bn_stats_from(branch):
+                    out = self.student_forward(self.inputs(branch))
+            self._student[branch] = out
+        return out
+
+    def student_perturbed(self, branch: str) -> Optional[Tensor]:
+        """Logits [B, C, H, W] of the perturbed features of ``branch``, decoded together with
+        the clean ones by a :class:`JointForward` with ``perturb``; None when no active group
+        perturbs this branch (the term then decodes its perturbed features itself)."""
+        self.student(branch)
+        return self._student_fp.get(branch)
+
+    def _joint_group(self, branch: str) -> Optional[JointForward]:
+        groups = [g for g in self._adapter.joint_forwards if branch in g.branches]
+        if not groups:
+            return None
+        active = self._adapter.active_terms(self.iter)
+        return next((g for g in groups if not g.owner or g.owner in active), None)
+
+    def _student_joint(self, group: JointForward) -> None:
+        xs = [self.inputs(b) for b in group.branches]
+        if len({tuple(x.shape[1:]) for x in xs}) != 1:
+            raise ValueError(
+                f'Branches {list(group.branches)} are forwarded as one batch but their images '
+                f'differ in size {[tuple(x.shape[1:]) for x in xs]}; give them one crop size.'
+            )
+        sizes, x = [len(t) for t in xs], torch.cat(xs)
+        student = self._adapter.student
+        with ExitStack() as stack:
+            for b in group.branches:
+                stack.enter_context(self._adapter.bn_stats_from(b))
+            if group.perturb is None:
+                out = self.student_forward(x)
+            else:
+                if not hasattr(student, 'decode'):
+                    raise TypeError(
+                        f'{type(student).__name__} has no extract_feat / decode; a joint '
+                        'clean + perturbed decode needs uda.models.SMPSegmentor.'
+                    )
+                self.counts['student'] += 1
+                feats = student.extract_feat(x)
+                dropped = group.perturb(list(feats))
+                both = student.decode(
+                    [torch.cat((f, d)) for f, d in zip(feats, dropped)], x.shape[-2:]
+                )
+                logits, fp = both[: len(x)], both[len(x) :]
+                out = dict(logits=logits, features=list(feats))
+                if self._adapter.want_aux:
+                    out['aux_logits'] = student.head('aux', feats, x.shape[-2:])
+                self._student_fp.update(zip(group.branches, fp.split(sizes)))
+        self._student.update(zip(group.branches, _split_output(out, sizes)))
+
+    def student_forward(self, x: Tensor, update_bn: bool = True) -> dict[str, Any]:
+        """Student outputs on any normalised input (e.g. mixed or noised views), not cached.
+
+        ``update_bn=False``: the forward leaves the BatchNorm running statistics (and batch
+        counters) as they were, whatever the adapter's ``bn_policy``; BatchNorm still
+        normalises with the batch's statistics (VAT's perturbed forwards,
+        :func:`uda.models.batchnorm.frozen_bn_stats`).
+        """
+        self.counts['student'] += 1
+        student = self._adapter.student
+        with nullcontext() if update_bn else frozen_bn_stats(student):
+            return student(x, return_features=True, return_aux=self._adapter.want_aux)
+
+    def student_eval_logits(self, x: Tensor) -> Tensor:
+        """Student logits [B, C, H, W] in eval mode without gradient (labels from the model
+        itself: UniMatch's ``model.eval()`` predictions of the CutMix partner)."""
+        return self._adapter.student_eval_logits(x)
+
+    def student_decode(
+        self, features: list[Tensor], size: Optional[Sequence[int]] = None
+    ) -> Tensor:
+        """Student decoder + segmentation head on (e.g. perturbed) encoder ``features``: logits
+        [B, C, h, w], upsampled to ``size`` if given (UniMatch's feature perturbation decodes
+        dropped-out features of the weak view's encoder pass; the encoder does not run again)."""
+        self.counts['student_decode'] += 1
+        student = self._adapter.student
+        if not hasattr(student, 'decode'):
+            raise TypeError(
+                f'{type(student).__name__} has no decode(features, size); feature perturbation '
+                'needs a segmentor with extract_feat / decode (uda.models.SMPSegmentor).'
+            )
+        return student.decode(features, size)
+
+    def teacher(self, branch: str) -> dict[str, Any]:
+        """Teacher outputs (no gradient, eval mode) on ``branch``, cached."""
+        out = self._teacher.get(branch)
+        if out is None:
+            out = self._teacher[branch] = self.teacher_forward(self.inputs(branch))
+        return out
+
+    def teacher_forward(self, x: Tensor) -> dict[str, Any]:
+        """Teacher outputs on any normalised input, not cached."""
+        teacher = self._adapter.teacher
+        if teacher is None:
+            raise RuntimeError(
+                'A term or labeller reads the teacher but the adapter has none; '
+                'give Adapter(teacher=dict(momentum=..., interval=..., '
+                "start_iter=...)) or use source='student'."
+            )
+        if not bool(teacher.ready):
+            raise RuntimeError(
+                f'Iteration {self.iter}: the teacher was never initialised (teacher start_iter '
+                f"{teacher.start_iter}). Add dict(type='EMATeacherHook') to custom_hooks, or "
+                'start the term no earlier than the teacher (its start_iter).'
+            )
+        self.counts['teacher'] += 1
+        return teacher(x, return_features=True)
+
+    def pseudo_labels(self, branch: str, labeller: str) -> PseudoLabels:
+        """Pseudo-labels of ``branch`` from the adapter's labeller ``labeller``, computed at
+        most once per step however many terms ask."""
+        key = (labeller, branch)
+        if key not in self._pseudo:
+            self._pseudo[key] = self._adapter.labeller(labeller)(self, branch)
+        return self._pseudo[key]
+
+    # ---------------------------------------------------------------- pixels
+    def normalize(self, x: Tensor) -> Tensor:
+        """Pixel values (0-255) -> network input."""
+        return self._adapter.data_preprocessor.normalize(x)
+
+    def denormalize(self, x: Tensor) -> Tensor:
+        """Network input -> pixel values (0-255, float)."""
+        return self._adapter.data_preprocessor.denormalize(x)
+
+    def drop_student_cache(self) -> None:
+        """Forget cached student forwards (their graphs), between backward groups."""
+        self._student = {}
+
+
+__all__ = ['JointForward', 'PseudoLabels', 'StepContext', 'stack_gt']
