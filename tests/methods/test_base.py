@@ -351,3 +351,53 @@ def test_torch_compile_option_keeps_parameter_names():
     assert list(compiled.state_dict()) == list(plain.state_dict())
     with pytest.raises(TypeError, match='torch_compile'):
         _adapter(dict(src=dict(type='SourceCE')), torch_compile='yes')
+
+
+# ------------------------------------------------------------------ labeller arguments
+def test_start_iter_is_derived_from_the_labellers_a_term_names_and_those_they_wrap():
+    """ClassMix names a derived labeller (ImageLabelFilter) that wraps a teacher labeller:
+    the adapter builds the teacher and starts the term with it; with a student labeller the
+    term starts at 0 and no teacher is built."""
+    labellers = dict(
+        quality=dict(type='QualityLabeller'),
+        filtered=dict(type='ImageLabelFilter', labeller='quality'),
+    )
+    model = _adapter(
+        dict(src=dict(type='SourceCE'), mix=dict(type='ClassMix', labeller='filtered')),
+        labellers=labellers,
+        teacher=dict(start_iter=7),
+    )
+    assert model.terms['mix'].needs_teacher and model.phases['mix'] == (7, None)
+    labellers['quality'] = dict(type='QualityLabeller', source='student')
+    model = _adapter(
+        dict(src=dict(type='SourceCE'), mix=dict(type='ClassMix', labeller='filtered')),
+        labellers=labellers,
+    )
+    assert model.teacher is None and model.phases['mix'] == (0, None)
+
+
+def test_a_missing_or_cyclic_labeller_is_an_error_when_the_adapter_is_built():
+    terms = dict(src=dict(type='SourceCE'), mix=dict(type='ClassMix', labeller='nope'))
+    with pytest.raises(KeyError, match='model.labellers.nope'):
+        _adapter(terms)
+    cyclic = dict(
+        a=dict(type='ImageLabelFilter', labeller='b'), b=dict(type='ImageLabelFilter', labeller='a')
+    )
+    with pytest.raises(ValueError, match='cycle'):
+        _adapter(dict(src=dict(type='SourceCE')), labellers=cyclic)
+
+
+@TERMS.register_module(force=True)
+class _Undeclared(Term):
+    """Declares a labeller argument it does not keep (test only)."""
+
+    labeller_args = {'labeller': dict(type='ConfidenceLabeller')}
+
+    def __init__(self, labeller='conf', weight=1.0):
+        super().__init__(weight)
+        self.name_of_labeller = labeller
+
+
+def test_a_declared_labeller_argument_must_be_kept_under_its_name():
+    with pytest.raises(TypeError, match='self.labeller'):
+        _adapter(dict(src=dict(type='SourceCE'), u=dict(type='_Undeclared')))

@@ -35,7 +35,7 @@ from torch import Tensor
 
 from uda.evaluation.inference import check_test_cfg, run_inference
 from uda.methods.context import JointForward, StepContext
-from uda.methods.term import Labeller, Term, TermOutput
+from uda.methods.term import Labeller, Term, TermOutput, labeller_names
 from uda.models.batchnorm import BatchNormPolicy
 from uda.models.teacher import MomentumTeacher
 from uda.registry import LABELLERS, MODELS, TERMS
@@ -215,6 +215,10 @@ class Adapter(BaseModel):
         self.labellers = nn.ModuleDict(
             {n: LABELLERS.build(c) for n, c in (labellers or {}).items()}
         )
+        for term in built.values():
+            term.needs_teacher = term.reads_teacher or any(
+                self._labeller_reads_teacher(n) for n in labeller_names(term)
+            )
         self.want_aux = any(t.needs_aux for t in built.values())
         # Filled by terms' setup (forward_together): branches forwarded as one batch.
         self.joint_forwards: list[JointForward] = []
@@ -223,7 +227,7 @@ class Adapter(BaseModel):
         self.test_cfg = check_test_cfg(test_cfg)
         self.teacher: Optional[MomentumTeacher] = None
         needs = [n for n, t in built.items() if t.needs_teacher] + [
-            n for n, lab in self.labellers.items() if cast(Labeller, lab).needs_teacher
+            n for n in self.labellers if self._labeller_reads_teacher(n)
         ]
         if teacher is not None or needs:
             self._build_teacher(teacher or {})
@@ -318,6 +322,18 @@ class Adapter(BaseModel):
                 f'{list(self.labellers)}; add model.labellers.{name}=dict(type=...).'
             )
         return cast(Labeller, self.labellers[name])
+
+    def _labeller_reads_teacher(self, name: str, path: tuple[str, ...] = ()) -> bool:
+        """Labeller ``name`` reads the teacher, itself or through a labeller it wraps."""
+        if name in path:
+            raise ValueError(
+                f'model.labellers: {" -> ".join((*path, name))} wrap each other in a cycle; '
+                'a derived labeller must name another labeller.'
+            )
+        lab = self.labeller(name)
+        return lab.needs_teacher or any(
+            self._labeller_reads_teacher(n, (*path, name)) for n in labeller_names(lab)
+        )
 
     def named_terms(self) -> dict[str, Term]:
         """The terms by name, in run order."""

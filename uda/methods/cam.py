@@ -231,24 +231,22 @@ class ImageLabelFilter(Labeller):
         labeller: Name of the wrapped labeller (e.g. ``'sac'``).
     """
 
-    def __init__(self, labeller: str = 'sac') -> None:
-        super().__init__('student')
-        self.inner = labeller
+    labeller_args = {'labeller': dict(type='SACLabeller')}
 
-    @property
-    def needs_teacher(self) -> bool:
-        return False  # the wrapped labeller says so itself
+    def __init__(self, labeller: str = 'sac') -> None:
+        super().__init__('student')  # reads no network itself: the wrapped labeller does
+        self.labeller = labeller
 
     @torch.no_grad()
     def forward(self, ctx: StepContext, branch: str) -> PseudoLabels:
-        pl = ctx.pseudo_labels(branch, self.inner)
+        pl = ctx.pseudo_labels(branch, self.labeller)
         present = ctx.image_labels(branch)  # [B, C]
         views: Any = pl.extras.get('views')
         per_image = int(getattr(views, 'num_views', 1)) if pl.inputs is not None else 1
         n_img = pl.labels.shape[0] // per_image
         if n_img * per_image != pl.labels.shape[0] or n_img > present.shape[0]:
             raise ValueError(
-                f"ImageLabelFilter: labeller '{self.inner}' gives {pl.labels.shape[0]} label "
+                f"ImageLabelFilter: labeller '{self.labeller}' gives {pl.labels.shape[0]} label "
                 f'maps for {present.shape[0]} images; it must give one per image, or '
                 'extras["views"].num_views per image (SAC).'
             )

@@ -23,7 +23,6 @@ from torch import Tensor
 from uda.augment.mixing import CLASS_POOLS, class_mix_masks, mix
 from uda.augment.photometric import PhotometricAugment
 from uda.losses import cross_entropy
-from uda.methods.adapter import Adapter
 from uda.methods.context import StepContext
 from uda.methods.labellers import valid_pixels
 from uda.methods.term import Term
@@ -121,7 +120,7 @@ class ClassMix(Term):
         coins: Strong-augmentation coin flips ``'batch'`` (DACS code) or ``'image'``.
     """
 
-    needs_teacher = False  # set from the labeller in setup()
+    labeller_args = {'labeller': dict(type='QualityLabeller')}
 
     def __init__(
         self,
@@ -150,10 +149,6 @@ class ClassMix(Term):
             dacs_photometric(jitter, jitter_p, blur_p, blur_sigma, coins) if strong else None
         )
         self._panels: dict[str, Tensor] = {}
-
-    def setup(self, adapter: Adapter) -> None:
-        # Start with the teacher exactly when the labeller reads it (Adapter.phases).
-        self.needs_teacher = adapter.labeller(self.labeller).needs_teacher
 
     def mixed_batch(self, ctx: StepContext) -> MixedBatch:
         """Compose the ClassMix batch of this step (no gradient)."""

@@ -126,7 +126,8 @@ class CoTTASelfTraining(Term):
 
     ``weight * mean CE`` over the labelled (non-ignored) pixels, as mmseg's decode loss in the
     ACDC code (the student trains on the unscaled view with the hard label). Logs
-    ``tgt.unsure_ratio`` (share of pixels labelled by the averaged teacher). Needs the teacher.
+    ``tgt.unsure_ratio`` (share of pixels labelled by the averaged teacher). Starts with the
+    teacher when its labeller reads it.
 
     Args:
         weight: Loss weight.
@@ -134,7 +135,7 @@ class CoTTASelfTraining(Term):
         labeller: Name of the adapter's :class:`CoTTALabeller`.
     """
 
-    needs_teacher = True
+    labeller_args = {'labeller': dict(type='CoTTALabeller')}
 
     def __init__(
         self, weight: float = 1.0, branch: str = 'target', labeller: str = 'cotta'

@@ -18,7 +18,6 @@ from torch import Tensor
 
 from uda.augment.mixing import block_masks
 from uda.losses import cross_entropy
-from uda.methods.adapter import Adapter
 from uda.methods.class_mix import dacs_photometric, strong_view
 from uda.methods.context import StepContext
 from uda.methods.labellers import valid_pixels
@@ -59,7 +58,7 @@ class MaskedConsistency(Term):
             step, masking_consistency_module.py:119-130) or ``'image'``.
     """
 
-    needs_teacher = False  # set from the labeller in setup()
+    labeller_args = {'labeller': dict(type='QualityLabeller')}
 
     def __init__(
         self,
@@ -88,10 +87,6 @@ class MaskedConsistency(Term):
             dacs_photometric(jitter, jitter_p, blur_p, blur_sigma, coins) if strong else None
         )
         self._panels: dict[str, Tensor] = {}
-
-    def setup(self, adapter: Adapter) -> None:
-        # Start with the teacher exactly when the labeller reads it (Adapter.phases).
-        self.needs_teacher = adapter.labeller(self.labeller).needs_teacher
 
     @torch.no_grad()
     def masked_view(self, ctx: StepContext) -> tuple[Tensor, Tensor]:

@@ -263,9 +263,9 @@ class SACSelfTraining(Term):
     The labeller (:class:`SACLabeller`, shared) gives per-view pseudo-labels and the clean
     views; this term noises the views photometrically (per view: Gaussian blur, colour jitter,
     greyscale) and trains the student on them with
-    ``weight * mean(conf * (1 - prior)^focal_power * CE)`` over all view pixels. It needs the
-    teacher, so it starts with it (the teacher's ``start_iter``) unless its config says
-    otherwise.
+    ``weight * mean(conf * (1 - prior)^focal_power * CE)`` over all view pixels. Its labeller reads
+    the teacher, so the term starts with it (the teacher's ``start_iter``) unless its config
+    says otherwise.
 
     Args:
         weight: Loss weight (5 for DeepLab-v2 ResNet-101 in the reference).
@@ -287,7 +287,7 @@ class SACSelfTraining(Term):
             ``'batch_mean'`` (the released code's broadcast, see :func:`sac_loss`).
     """
 
-    needs_teacher = True
+    labeller_args = {'labeller': dict(type='SACLabeller')}
 
     def __init__(
         self,

@@ -8,7 +8,7 @@ passes and optimiser steps.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Generator, Union
+from typing import TYPE_CHECKING, ClassVar, Generator, Union
 
 import torch.nn as nn
 from torch import Tensor
@@ -22,6 +22,22 @@ if TYPE_CHECKING:
 # adapter to back-propagate at once (their graphs freed before the next part is built) and
 # returns the rest (see Term.forward).
 TermOutput = Union[dict[str, Tensor], Generator[dict[str, Tensor], None, dict[str, Tensor]]]
+
+
+def labeller_names(owner: Union[Term, Labeller]) -> list[str]:
+    """The labeller names ``owner`` (a term or a derived labeller) holds in its declared
+    ``labeller_args`` (each kept as the attribute of the same name; None: not used)."""
+    names = []
+    for arg in type(owner).labeller_args:
+        if not hasattr(owner, arg):
+            raise TypeError(
+                f'{type(owner).__name__} declares labeller argument {arg!r} in labeller_args but '
+                f'keeps no attribute of that name; store it as self.{arg}.'
+            )
+        name = getattr(owner, arg)
+        if name is not None:
+            names.append(str(name))
+    return names
 
 
 class Term(nn.Module):
@@ -41,14 +57,27 @@ class Term(nn.Module):
     :meth:`forward`). :class:`uda.engine.AdapterOptimWrapperConstructor` builds one wrapper per
     declared name.
 
+    Labellers: a term that reads pseudo-labels names the adapter's labellers in constructor
+    arguments, declared in ``labeller_args`` (argument -> the labeller config the term is made
+    for, e.g. ``{'labeller': dict(type='QualityLabeller')}``) and kept as attributes of the same
+    name. From them the adapter derives whether the term needs the teacher (a labeller it
+    names, or one such a labeller wraps, reads the teacher) and so when the term starts, and the
+    generic tests build the term with these labellers.
+
     Attributes:
-        needs_teacher: The adapter must have a momentum teacher for this term; the term starts
-            at the teacher's ``start_iter`` unless its config says otherwise.
+        labeller_args: Constructor arguments that name labellers, with their default configs.
+        reads_teacher: The term itself reads the teacher (:meth:`StepContext.teacher`), not
+            only through labellers.
+        needs_teacher: Set by the adapter: the term reads the teacher itself or through its
+            labellers, so the adapter has a momentum teacher and the term starts at the
+            teacher's ``start_iter`` unless its config says otherwise.
         needs_aux: Student forwards must also return the auxiliary head's logits (instances
             set it from their arguments).
         term_name: The config name, set by the adapter.
     """
 
+    labeller_args: ClassVar[dict[str, dict]] = {}
+    reads_teacher: ClassVar[bool] = False
     needs_teacher: bool = False
     needs_aux: bool = False
     term_name: str = ''
@@ -106,6 +135,8 @@ class Labeller(nn.Module):
     """
 
     SOURCES = ('teacher', 'student', 'student_train')
+    # Arguments naming other labellers this one reads (derived labellers), as Term's.
+    labeller_args: ClassVar[dict[str, dict]] = {}
 
     def __init__(self, source: str = 'teacher') -> None:
         super().__init__()
@@ -117,6 +148,7 @@ class Labeller(nn.Module):
 
     @property
     def needs_teacher(self) -> bool:
+        """This labeller reads the teacher itself (labellers it wraps say so themselves)."""
         return self.source == 'teacher'
 
     def setup(self, adapter: Adapter) -> None:
@@ -149,4 +181,4 @@ class Labeller(nn.Module):
         raise NotImplementedError(f'{type(self).__name__} must implement forward(ctx, branch).')
 
 
-__all__ = ['Labeller', 'Term', 'TermOutput']
+__all__ = ['Labeller', 'Term', 'TermOutput', 'labeller_names']

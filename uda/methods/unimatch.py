@@ -142,6 +142,11 @@ class UniMatch(Term):
             (UniMatch); ``'separate'``: decode the dropped features on their own.
     """
 
+    labeller_args = {
+        'labeller': dict(type='ConfidenceLabeller', threshold=0.95, source='student_train'),
+        'mix_labeller': dict(type='ConfidenceLabeller', threshold=0.95, source='student'),
+    }
+
     def __init__(
         self,
         weight: float = 0.5,
@@ -186,7 +191,9 @@ class UniMatch(Term):
             )
         self.fp_weight, self.fp_p = float(fp_weight), float(fp_p)
         self.fp_stages = None if fp_stages is None else [int(s) for s in fp_stages]
-        self.labeller, self.mix_labeller = labeller, mix_labeller
+        self.labeller = labeller
+        # The partner's labeller is read only with a CutMix branch.
+        self.mix_labeller = mix_labeller if mix_branch is not None else None
         self.weak_branch, self.mix_branch = weak_branch, mix_branch
         self.cutmix_p = float(cutmix_p)
         self.cutmix_area = (float(cutmix_area[0]), float(cutmix_area[1]))
@@ -203,9 +210,6 @@ class UniMatch(Term):
         )
 
     def setup(self, adapter: Adapter) -> None:
-        # Teacher labellers (mean teacher): the term starts with the teacher.
-        names = [self.labeller] + ([self.mix_labeller] if self.mix_branch else [])
-        self.needs_teacher = any(adapter.labeller(n).needs_teacher for n in names)
         group = ((self.joint_branch,) if self.joint_branch else ()) + (self.weak_branch,)
         joint_fp = self.fp_weight > 0 and self.fp_decode == 'joint'
         if len(group) > 1 or joint_fp:
@@ -251,7 +255,7 @@ class UniMatch(Term):
                         f"weak branch '{self.weak_branch}' is {tuple(x.shape)}; give both the "
                         'same crop size (one dataset config for both branches).'
                     )
-                pm, vm = self._labels(ctx, self.mix_branch, self.mix_labeller)
+                pm, vm = self._labels(ctx, self.mix_branch, str(self.mix_labeller))
                 partner = (pm, vm, xm)
             views, targets = [], []
             B, _, H, W = x.shape

@@ -16,7 +16,6 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from uda.augment.photometric import PhotometricAugment
-from uda.methods.adapter import Adapter
 from uda.methods.context import StepContext
 from uda.methods.labellers import valid_pixels
 from uda.methods.term import Term
@@ -82,6 +81,8 @@ class WeakStrongConsistency(Term):
         prefix: Key prefix (``'tgt'`` in UDA; e.g. ``'unl'`` for the unlabelled branch).
     """
 
+    labeller_args = {'labeller': dict(type='ConfidenceLabeller', threshold=0.95)}
+
     def __init__(
         self,
         weight: float = 1.0,
@@ -110,11 +111,6 @@ class WeakStrongConsistency(Term):
                 blur_kernel=blur_kernel,
                 order=('jitter', 'grey', 'blur'),
             )
-
-    def setup(self, adapter: Adapter) -> None:
-        # A teacher labeller: the term starts with the teacher (its start_iter), as
-        # SACSelfTraining does.
-        self.needs_teacher = adapter.labeller(self.labeller).needs_teacher
 
     @torch.no_grad()
     def strong_view(self, ctx: StepContext, x: Tensor, valid: Tensor) -> Tensor:
