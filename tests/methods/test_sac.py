@@ -7,7 +7,8 @@ import torch
 from mmengine.optim import OptimWrapper
 
 from tests.conftest import toy_batch
-from uda.methods.sac import adaptive_thresholds, focal_class_weights, pseudo_labels, sac_loss
+from uda.losses import focal_class_weights, sac_loss
+from uda.methods.sac import adaptive_thresholds, pseudo_labels
 from uda.registry import MODELS
 
 
@@ -214,8 +215,6 @@ def test_views_per_pass_must_be_positive():
 
 def test_sac_loss_batch_mean_confidence_is_the_released_codes_broadcast():
     """visinf/da-sac models/sac.py:148: (loss_ce [B,H,W] * teacher_conf [B,1,H,W]).mean()."""
-    from uda.methods.sac import focal_class_weights, sac_loss
-
     torch.manual_seed(0)
     logits = torch.randn(3, 4, 2, 5)
     labels = torch.randint(0, 4, (3, 2, 5))

@@ -13,9 +13,9 @@ import uda.methods.source_only as source_only
 import uda.methods.unimatch as unimatch
 from tests.conftest import toy_batch
 from uda.augment.mixing import cutmix_boxes
+from uda.losses import masked_consistency_loss
 from uda.methods.context import PseudoLabels
 from uda.methods.unimatch import cutmix_targets, feature_dropout
-from uda.methods.weak_strong import masked_consistency_loss
 from uda.registry import MODELS
 
 ROOT = os.path.join(os.path.dirname(__file__), '..', '..')

@@ -7,7 +7,8 @@ import torch
 import torch.nn as nn
 
 from tests.conftest import toy_batch
-from uda.methods.virtual_adversarial import adversarial_perturbation, pixel_kl
+from uda.losses import pixel_kl
+from uda.methods.virtual_adversarial import adversarial_perturbation
 from uda.registry import MODELS
 
 

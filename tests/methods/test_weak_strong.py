@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from tests.conftest import toy_batch
-from uda.methods.weak_strong import masked_consistency_loss
+from uda.losses import masked_consistency_loss
 from uda.registry import MODELS
 
 

@@ -12,7 +12,7 @@ callers denormalise before and renormalise after (see
 from __future__ import annotations
 
 import math
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Callable, Optional, Sequence, Union
 
 import kornia.augmentation as K
 import torch
@@ -177,6 +177,72 @@ class PhotometricAugment(nn.Module):
             return self._augment(x)
 
 
+def photometric_view(
+    x: Tensor,
+    augment: Callable[[Tensor], Tensor],
+    normalize: Callable[[Tensor], Tensor],
+    denormalize: Callable[[Tensor], Tensor],
+    valid: Optional[Tensor] = None,
+    outside: str = 'zero',
+    clamp: bool = True,
+) -> Tensor:
+    """The one strong-view chain: normalised images ``x`` [B, 3, H, W] -> pixel values in
+    [0, 1] -> ``augment`` -> renormalised, without gradient.
+
+    Args:
+        x: Normalised images [B, 3, H, W].
+        augment: Photometric augmentation of [0, 1] RGB (:class:`PhotometricAugment`).
+        normalize: Pixel values (0-255) -> network input (the data preprocessor's).
+        denormalize: Network input -> pixel values (0-255).
+        valid: Optional [B, H, W] or [B, 1, H, W] mask of image pixels (not padding).
+        outside: Pixels outside ``valid``: ``'zero'`` (0 in the normalised input, the mean
+            colour: DACS / MIC / SAC) or ``'input'`` (left as they were: UniMatch).
+        clamp: Clamp the pixel values to [0, 1] before augmenting (SAC's views do not).
+    """
+    if outside not in ('zero', 'input'):
+        raise ValueError(f"photometric_view(outside={outside!r}): use 'zero' or 'input'.")
+    with torch.no_grad():
+        rgb = denormalize(x) / 255.0
+        if clamp:
+            rgb = rgb.clamp(0, 1)
+        out = normalize(augment(rgb) * 255.0)
+        if valid is None:
+            return out
+        mask = valid if valid.dim() == 4 else valid[:, None]
+        if outside == 'zero':
+            return out * mask.to(out.dtype)
+        return torch.where(mask.bool(), out, x)
+
+
+def dacs_photometric(
+    jitter: float = 0.2,
+    jitter_p: float = 0.8,
+    blur_p: float = 0.5,
+    blur_sigma: Sequence[float] = (0.15, 1.15),
+    coins: str = 'batch',
+) -> PhotometricAugment:
+    """The strong augmentation of DACS / DAFormer with its numbers as arguments.
+
+    kornia 0.5 ``ColorJitter`` formulas (``ColorJiggle`` today) with brightness = contrast =
+    saturation = hue = ``jitter``, applied with probability ``jitter_p`` (the reference jitters
+    when U(0, 1) > 0.2), then a Gaussian blur with probability ``blur_p``, sigma ~
+    U(``blur_sigma``), kernel odd(ceil(0.1 H)) x odd(ceil(0.1 W)) (lhoyer/DAFormer
+    ``mmseg/models/utils/dacs_transforms.py`` ``color_jitter`` / ``gaussian_blur``;
+    :func:`dacs_strong` is this with the defaults and per-image coins). ``coins='batch'``: one
+    coin per step for the batch, as the reference (dacs.py:331-339); ``'image'``: per image.
+    """
+    return PhotometricAugment(
+        jitter=(jitter, jitter, jitter, jitter),
+        jitter_p=jitter_p,
+        jitter_formula='kornia_legacy',
+        blur_sigma=tuple(blur_sigma),
+        blur_p=blur_p,
+        blur_kernel='relative',
+        order=('jitter', 'blur'),
+        coins=coins,
+    )
+
+
 def sac_noise() -> PhotometricAugment:
     """SAC's student noise (Araslanov & Roth, CVPR 2021; visinf/da-sac datasets/tf_target.py).
 
@@ -203,7 +269,7 @@ def dacs_strong(strength: float = 0.2) -> PhotometricAugment:
     it ran on (``ColorJiggle`` today; hue = s turns, as the reference passes ``hue=s``); then a
     Gaussian blur with p 0.5, sigma ~ U(0.15, 1.15), kernel odd(ceil(0.1 H)) x odd(ceil(0.1 W)).
     The reference draws both coin flips once per batch; here each image draws its own
-    (:func:`uda.methods.class_mix.dacs_photometric` has the reference's batch coins).
+    (:func:`dacs_photometric` has the reference's batch coins).
     """
     s = float(strength)
     return PhotometricAugment(

@@ -18,7 +18,7 @@ in multi-level AdaptSegNet / ADVENT.
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import torch
 import torch.nn as nn
@@ -29,23 +29,19 @@ from uda.losses import (
     domain_accuracy,
     gan_loss,
     grad_reverse,
-    pixel_entropy,
     weighted_self_information,
 )
 from uda.losses.adversarial import GAN_LOSSES
-from uda.methods.adapter import Adapter
 from uda.methods.context import StepContext
 from uda.methods.term import Term
 from uda.registry import MODELS, TERMS
+from uda.visualization import entropy_panel
+
+if TYPE_CHECKING:
+    from uda.methods.adapter import Adapter
 
 SOURCE_LABEL = 0.0
 TARGET_LABEL = 1.0
-
-
-def entropy_panel(logits: Tensor) -> Tensor:
-    """Normalised entropy of one image's logits [1, C, H, W] as a grey uint8 [3, H, W] image."""
-    ent = pixel_entropy(logits.float())[0].clamp(0, 1)
-    return (ent * 255).round().to(torch.uint8).cpu().unsqueeze(0).repeat(3, 1, 1)
 
 
 class _AdversarialTerm(Term):

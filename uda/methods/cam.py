@@ -11,19 +11,21 @@ it drops pseudo-labels of classes that an image's labels say are absent.
 
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from uda.losses.cam import balanced_mask_ce, focal_mask_penalty, ngwp_scores, pseudo_masks
-from uda.methods.adapter import Adapter
 from uda.methods.context import PseudoLabels, StepContext
-from uda.methods.labellers import valid_pixels
 from uda.methods.term import Labeller, Term
 from uda.models.pamr import PAMR
 from uda.registry import LABELLERS, TERMS
+from uda.visualization import image_panel
+
+if TYPE_CHECKING:
+    from uda.methods.adapter import Adapter
 
 
 @TERMS.register_module()
@@ -149,7 +151,7 @@ class SingleStageCAM(Term):
         fg, ids = self.class_order(logits.shape[1])
         y = labels[:, fg]
         x_full = self.background_first(logits.float())
-        valid_full = valid_pixels(ctx, self.branch, logits)[:, None].to(x_full.dtype)
+        valid_full = ctx.valid_pixels(self.branch)[:, None].to(x_full.dtype)
         x, valid = x_full, valid_full
         if self.cam_stride > 1:
             x = F.avg_pool2d(x_full, self.cam_stride, ceil_mode=True)
@@ -207,7 +209,7 @@ class SingleStageCAM(Term):
         )
         image = ctx.denormalize(ctx.inputs(self.branch)[:1])[0]
         return {
-            f'{self._key("image")}': image.clamp(0, 255).to(torch.uint8).detach(),
+            f'{self._key("image")}': image_panel(image),
             f'{self._key("refined_cam")}': cam.detach(),
             f'{self._key("pseudo_labels")}': lbl.detach(),
         }

@@ -15,60 +15,18 @@ strong augmentation flips its coins once per batch, as the reference (``coins='b
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple, Optional, Sequence
+from typing import Any, NamedTuple, Sequence
 
 import torch
 from torch import Tensor
 
 from uda.augment.mixing import CLASS_POOLS, class_mix_masks, mix
-from uda.augment.photometric import PhotometricAugment
+from uda.augment.photometric import dacs_photometric
 from uda.losses import cross_entropy
 from uda.methods.context import StepContext
-from uda.methods.labellers import valid_pixels
 from uda.methods.term import Term
 from uda.registry import TERMS
-
-
-def dacs_photometric(
-    jitter: float = 0.2,
-    jitter_p: float = 0.8,
-    blur_p: float = 0.5,
-    blur_sigma: Sequence[float] = (0.15, 1.15),
-    coins: str = 'batch',
-) -> PhotometricAugment:
-    """The strong augmentation of DACS / DAFormer with its numbers as arguments.
-
-    kornia 0.5 ``ColorJitter`` formulas (``ColorJiggle`` today) with brightness = contrast =
-    saturation = hue = ``jitter``, applied with probability ``jitter_p`` (the reference jitters
-    when U(0, 1) > 0.2), then a Gaussian blur with probability ``blur_p``, sigma ~
-    U(``blur_sigma``), kernel odd(ceil(0.1 H)) x odd(ceil(0.1 W)) (lhoyer/DAFormer
-    ``mmseg/models/utils/dacs_transforms.py`` ``color_jitter`` / ``gaussian_blur``;
-    :func:`uda.augment.photometric.dacs_strong` is this with the defaults). ``coins='batch'``:
-    one coin per step for the batch, as the reference (dacs.py:331-339); ``'image'``: per image.
-    """
-    return PhotometricAugment(
-        jitter=(jitter, jitter, jitter, jitter),
-        jitter_p=jitter_p,
-        jitter_formula='kornia_legacy',
-        blur_sigma=tuple(blur_sigma),
-        blur_p=blur_p,
-        blur_kernel='relative',
-        order=('jitter', 'blur'),
-        coins=coins,
-    )
-
-
-def strong_view(
-    ctx: StepContext, x: Tensor, augment: Optional[PhotometricAugment], valid: Tensor
-) -> Tensor:
-    """Strongly augment normalised images ``x`` [B, 3, H, W] on [0, 1] pixel values and
-    renormalise; pixels outside ``valid`` [B, H, W] (the preprocessor's padding) stay 0."""
-    if augment is None:
-        return x
-    with torch.no_grad():
-        rgb = (ctx.denormalize(x) / 255.0).clamp(0, 1)
-        out = ctx.normalize(augment(rgb) * 255.0)
-        return out * valid[:, None].to(out.dtype)
+from uda.visualization import image_panel, mask_panel
 
 
 class MixedBatch(NamedTuple):
@@ -169,8 +127,8 @@ class ClassMix(Term):
             )
         with torch.no_grad():
             mask = class_mix_masks(src_labels, ctx.ignore_index, pool=self.class_pool)
-            valid = mask | valid_pixels(ctx, self.target_branch, tgt)
-            image = strong_view(ctx, mix(mask, src, tgt), self.augment, valid)
+            valid = mask | ctx.valid_pixels(self.target_branch)
+            image = ctx.photometric_view(mix(mask, src, tgt), self.augment, valid)
             labels = mix(mask, src_labels, pl.labels)
             weight = mix(mask, torch.ones_like(pl.weight), pl.weight)
         return MixedBatch(image, labels, weight, mask)
@@ -196,14 +154,10 @@ class ClassMix(Term):
     @staticmethod
     def _make_panels(ctx: StepContext, batch: MixedBatch) -> dict[str, Any]:
         """First image: the mixed image, its label and the pasted-pixel mask."""
-        mask = batch.mask[0].to(torch.uint8)[None].expand(3, -1, -1) * 255
         return {
-            'classmix_image': ctx.denormalize(batch.image[:1])[0]
-            .clamp(0, 255)
-            .to(torch.uint8)
-            .detach(),
+            'classmix_image': image_panel(ctx.denormalize(batch.image[:1])[0]),
             'classmix_label': batch.labels[0].detach(),
-            'classmix_mask': mask.detach(),
+            'classmix_mask': mask_panel(batch.mask[0]),
         }
 
     def vis_panels(self) -> dict[str, Tensor]:

@@ -14,12 +14,30 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 
 import torch
+import torch.nn as nn
 from torch import Tensor
 
+from uda.augment.photometric import photometric_view
+from uda.evaluation.inference import aug_inference
 from uda.models.batchnorm import frozen_bn_stats
 
 if TYPE_CHECKING:
     from uda.methods.adapter import Adapter
+
+
+def valid_pixels(samples: list[dict], like: Tensor) -> Tensor:
+    """[B, H, W] bool: the image pixels of a batch shaped like ``like`` [B, ..., H, W] (see
+    :meth:`StepContext.valid_pixels`)."""
+    valid = torch.zeros(like.shape[0], *like.shape[-2:], dtype=torch.bool, device=like.device)
+    for i, s in enumerate(samples):
+        h, w = tuple(s.get('img_shape', like.shape[-2:]))[:2]
+        valid[i, :h, :w] = True
+        vm = s.get('valid_mask')  # padding inside the image from the pipeline's crop
+        if vm is not None:
+            vm = vm.to(valid.device).bool()
+            hh, ww = min(vm.shape[0], valid.shape[1]), min(vm.shape[1], valid.shape[2])
+            valid[i, :hh, :ww] &= vm[:hh, :ww]
+    return valid
 
 
 def stack_gt(data_samples: list[dict], device: Optional[torch.device] = None) -> Tensor:
@@ -144,6 +162,13 @@ class StepContext:
     def labels(self, branch: str) -> Tensor:
         """Pixel labels [B, H, W] int64 (padding and unlabelled pixels = ignore index)."""
         return stack_gt(self.samples(branch), self.inputs(branch).device)
+
+    def valid_pixels(self, branch: str) -> Tensor:
+        """[B, H, W] bool: pixels inside each image of ``branch``: not the preprocessor's
+        padding, nor the padding of a crop larger than the image (the sample's ``valid_mask``,
+        unlabelled images; UniMatch marks it 254 -> ignore 255, LiheYoung/UniMatch
+        ``dataset/semi.py``)."""
+        return valid_pixels(self.samples(branch), self.inputs(branch))
 
     def image_labels(self, branch: str) -> Tensor:
         """Image-level multi-hot labels [B, num_classes] float.
@@ -312,9 +337,52 @@ class StepContext:
         """Network input -> pixel values (0-255, float)."""
         return self._adapter.data_preprocessor.denormalize(x)
 
+    def photometric_view(
+        self,
+        x: Tensor,
+        augment: Optional[Callable[[Tensor], Tensor]],
+        valid: Optional[Tensor] = None,
+        outside: str = 'zero',
+        clamp: bool = True,
+    ) -> Tensor:
+        """A photometric (strong) view of normalised images ``x`` [B, 3, H, W] with this
+        step's (de)normalisation: :func:`uda.augment.photometric.photometric_view`; ``x``
+        itself when ``augment`` is None."""
+        if augment is None:
+            return x
+        return photometric_view(
+            x, augment, self.normalize, self.denormalize, valid, outside=outside, clamp=clamp
+        )
+
+    def network(self, which: str) -> nn.Module:
+        """The ``'student'`` or ``'teacher'`` network itself (for labellers that run it in
+        another way, e.g. CoTTA's frozen copy of the student and its augmented passes)."""
+        if which == 'teacher':
+            if self._adapter.teacher is None:
+                raise RuntimeError('A labeller reads the teacher but the adapter has none.')
+            return self._adapter.teacher.net
+        if which != 'student':
+            raise ValueError(f"StepContext.network({which!r}): use 'student' or 'teacher'.")
+        return self._adapter.student
+
+    def augmented_probs(self, which: str, x: Tensor, scales: Sequence[float], flip: bool) -> Tensor:
+        """Softmax of the ``which`` network in eval mode, without gradient, averaged over
+        ``scales`` x (flip) (:func:`uda.evaluation.inference.aug_inference`): [B, C, H, W]."""
+        net = self.network(which)
+        was_training = net.training
+        net.eval()
+        try:
+            divisor = int(getattr(self._adapter.data_preprocessor, 'size_divisor', 1) or 1)
+            with torch.no_grad():
+                out = aug_inference(net, x, scales, flip, divisor)
+        finally:
+            net.train(was_training)
+        self.counts[f'{which}_aug'] += len(scales) * (2 if flip else 1)
+        return out
+
     def drop_student_cache(self) -> None:
         """Forget cached student forwards (their graphs), between backward groups."""
         self._student = {}
 
 
-__all__ = ['JointForward', 'PseudoLabels', 'StepContext', 'stack_gt']
+__all__ = ['JointForward', 'PseudoLabels', 'StepContext', 'stack_gt', 'valid_pixels']

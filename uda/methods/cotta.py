@@ -14,19 +14,19 @@ soft-target loss and batch-mean trigger are in qinenergy/cotta ``cifar/cotta.py:
 from __future__ import annotations
 
 import copy
-from typing import Optional, Sequence
+from typing import TYPE_CHECKING, Optional, Sequence
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from uda.evaluation.inference import aug_inference
-from uda.methods.adapter import Adapter
 from uda.methods.context import PseudoLabels, StepContext
-from uda.methods.labellers import valid_pixels
 from uda.methods.term import Labeller, Term
 from uda.registry import LABELLERS, TERMS
+
+if TYPE_CHECKING:
+    from uda.methods.adapter import Adapter
 
 
 @LABELLERS.register_module()
@@ -75,24 +75,19 @@ class CoTTALabeller(Labeller):
 
     def start_stream(self, adapter: Adapter) -> None:
         """Freeze a copy of the student (the source model) as the anchor."""
-        anchor = copy.deepcopy(adapter.student).eval()
+        self._freeze_anchor(adapter.student)
+
+    def _freeze_anchor(self, student: nn.Module) -> None:
+        anchor = copy.deepcopy(student).eval()
         for p in anchor.parameters():
             p.requires_grad_(False)
         # Outside the module tree: not saved, not moved by the EMA, not trained.
         self.__dict__['_anchor'] = anchor
 
-    def _teacher_net(self, ctx: StepContext) -> nn.Module:
-        adapter = ctx._adapter
-        if self.source == 'teacher':
-            if adapter.teacher is None:
-                raise RuntimeError("CoTTALabeller(source='teacher') needs the adapter's teacher.")
-            return adapter.teacher.net
-        return adapter.student
-
     @torch.no_grad()
     def forward(self, ctx: StepContext, branch: str) -> PseudoLabels:
         if self.anchor is None:
-            self.start_stream(ctx._adapter)
+            self._freeze_anchor(ctx.network('student'))
         anchor = self.anchor
         assert anchor is not None
         x = ctx.inputs(branch)
@@ -101,17 +96,10 @@ class CoTTALabeller(Labeller):
         labels = probs.argmax(1)
         unsure = anchor_conf <= self.confidence
         if bool(unsure.any()):
-            net = self._teacher_net(ctx)
-            was_training = net.training
-            net.eval()
-            try:
-                divisor = int(getattr(ctx._adapter.data_preprocessor, 'size_divisor', 1) or 1)
-                averaged = aug_inference(net, x, self.scales, self.flip, divisor)
-            finally:
-                net.train(was_training)
-            ctx.counts['teacher_aug'] += len(self.scales) * (2 if self.flip else 1)
+            which = 'teacher' if self.source == 'teacher' else 'student'
+            averaged = ctx.augmented_probs(which, x, self.scales, self.flip)
             labels = torch.where(unsure, averaged.argmax(1), labels)
-        valid = valid_pixels(ctx, branch, probs)
+        valid = ctx.valid_pixels(branch)
         labels = torch.where(valid, labels, torch.full_like(labels, ctx.ignore_index))
         return PseudoLabels(
             labels,

@@ -17,12 +17,12 @@ import torch
 from torch import Tensor
 
 from uda.augment.mixing import block_masks
+from uda.augment.photometric import dacs_photometric
 from uda.losses import cross_entropy
-from uda.methods.class_mix import dacs_photometric, strong_view
 from uda.methods.context import StepContext
-from uda.methods.labellers import valid_pixels
 from uda.methods.term import Term
 from uda.registry import TERMS
+from uda.visualization import image_panel, mask_panel
 
 
 @TERMS.register_module()
@@ -94,9 +94,9 @@ class MaskedConsistency(Term):
         (1 = visible)."""
         x = ctx.inputs(self.branch)
         B, _, H, W = x.shape
-        valid = valid_pixels(ctx, self.branch, x)
+        valid = ctx.valid_pixels(self.branch)
         keep = block_masks(B, H, W, self.block_size, self.mask_ratio, device=x.device)
-        return strong_view(ctx, x, self.augment, valid) * keep[:, None].to(x.dtype), keep
+        return ctx.photometric_view(x, self.augment, valid) * keep[:, None].to(x.dtype), keep
 
     def forward(self, ctx: StepContext) -> dict[str, Tensor]:
         pl = ctx.pseudo_labels(self.branch, self.labeller)
@@ -124,9 +124,10 @@ class MaskedConsistency(Term):
     @staticmethod
     def _make_panels(ctx: StepContext, view: Tensor, keep: Tensor) -> dict[str, Any]:
         """First image: the masked view and the keep mask."""
-        image = ctx.denormalize(view[:1])[0].clamp(0, 255).to(torch.uint8)
-        mask = (keep[0] > 0).to(torch.uint8)[None].expand(3, -1, -1) * 255
-        return {'mic_masked_view': image.detach(), 'mic_keep_mask': mask.detach()}
+        return {
+            'mic_masked_view': image_panel(ctx.denormalize(view[:1])[0]),
+            'mic_keep_mask': mask_panel(keep[0] > 0),
+        }
 
     def vis_panels(self) -> dict[str, Tensor]:
         return dict(self._panels)

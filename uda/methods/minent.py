@@ -7,10 +7,10 @@ from typing import Optional
 from torch import Tensor
 
 from uda.losses import entropy_loss
-from uda.methods.adversarial import entropy_panel
 from uda.methods.context import StepContext
 from uda.methods.term import Term
 from uda.registry import TERMS
+from uda.visualization import entropy_panel
 
 
 @TERMS.register_module()

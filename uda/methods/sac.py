@@ -16,18 +16,21 @@ broadcasts view-averaged confidences.
 
 from __future__ import annotations
 
-from typing import Any, Generator, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Generator, Optional, Sequence
 
 import torch
 from torch import Tensor
 
 from uda.augment.photometric import PhotometricAugment
 from uda.augment.views import Views, cut_views, fuse_views, sample_views
-from uda.losses import cross_entropy
-from uda.methods.adapter import Adapter
+from uda.losses import sac_loss
 from uda.methods.context import PseudoLabels, StepContext
 from uda.methods.term import Labeller, Term
 from uda.registry import LABELLERS, TERMS
+from uda.visualization import image_panel, mask_panel
+
+if TYPE_CHECKING:
+    from uda.methods.adapter import Adapter
 
 
 def adaptive_thresholds(
@@ -76,53 +79,6 @@ def pseudo_labels(
     thr = thresholds.gather(1, label.flatten(1)).view_as(conf)
     keep = covered & (conf > thr)
     return torch.where(keep, label, torch.full_like(label, ignore_index)), conf
-
-
-def focal_class_weights(prior: Tensor, power: float = 3.0) -> Tensor:
-    """Class weights ``(1 - prior)^power``: frequent classes weigh less."""
-    return (1.0 - prior.clamp(0, 1)) ** power
-
-
-def sac_loss(
-    logits: Tensor,
-    labels: Tensor,
-    confidence: Tensor,
-    prior: Tensor,
-    focal_power: float = 3.0,
-    ignore_index: int = 255,
-    confidence_form: str = 'pixel',
-) -> Tensor:
-    """SAC's self-training loss: ``mean(conf * (1 - prior[y])^p * CE(logits, y))`` over all
-    pixels, ignored pixels contributing 0 (the reference's ``_focal_ce_conf``).
-
-    ``confidence_form='pixel'`` weights each pixel by its own teacher confidence (the paper).
-    ``'batch_mean'`` is the released code's arithmetic: ``loss_ce`` [B, H, W] times
-    ``teacher_conf`` [B, 1, H, W] broadcasts to [B, B, H, W], so each pixel is weighted by the
-    confidence at that position averaged over the batch of views (visinf/da-sac
-    models/sac.py:148, 159, 357-360).
-
-    Args:
-        logits: [B, C, H, W] student scores.
-        labels: [B, H, W] pseudo-labels (``ignore_index`` where unreliable).
-        confidence: [B, H, W] teacher confidence per pixel.
-        prior: [C] running class prior.
-        confidence_form: ``'pixel'`` or ``'batch_mean'`` (see above).
-    """
-    if confidence_form == 'batch_mean':
-        confidence = confidence.mean(0, keepdim=True).expand_as(confidence)
-    elif confidence_form != 'pixel':
-        raise ValueError(
-            f"sac_loss(confidence_form={confidence_form!r}): use 'pixel' (the paper) or "
-            "'batch_mean' (the released code's broadcast)."
-        )
-    return cross_entropy(
-        logits.float(),
-        labels,
-        class_weight=focal_class_weights(prior, focal_power),
-        pixel_weight=confidence,
-        ignore_index=ignore_index,
-        avg_non_ignore=False,
-    )
 
 
 @LABELLERS.register_module()
@@ -331,11 +287,9 @@ class SACSelfTraining(Term):
         self._panels: dict[str, Tensor] = {}
 
     def noise(self, ctx: StepContext, clean: Tensor, valid: Tensor) -> Tensor:
-        """Photometric noise of the normalised views (padding stays zero)."""
-        with torch.no_grad():
-            rgb = ctx.denormalize(clean) / 255.0
-            noisy = self.photometric(rgb)
-            return ctx.normalize(noisy * 255.0) * valid
+        """Photometric noise of the normalised views (padding stays zero; pixel values are
+        not clamped before the noise)."""
+        return ctx.photometric_view(clean, self.photometric, valid, clamp=False)
 
     def forward(self, ctx: StepContext) -> Generator[dict[str, Tensor], None, dict[str, Tensor]]:
         """Yields the loss of each chunk of ``views_per_pass`` views but the last (the adapter
@@ -387,21 +341,20 @@ class SACSelfTraining(Term):
         """First view: image, student view, fused teacher prediction, labels, ignored pixels."""
 
         def rgb(x: Tensor) -> Tensor:
-            return ctx.denormalize(x[:1])[0].clamp(0, 255).to(torch.uint8).detach()
+            return image_panel(ctx.denormalize(x[:1])[0])
 
         covered, fused = pl.extras['covered'][0], pl.extras['fused'][0]
         labels = pl.labels[0]
         fused_pred = torch.where(
             covered, fused.argmax(0), torch.full_like(labels, ctx.ignore_index)
         )
-        ignored = (labels == ctx.ignore_index).to(torch.uint8)[None].expand(3, -1, -1)
         assert pl.inputs is not None
         return {
             'sac_view': rgb(pl.inputs),
             'sac_student_view': rgb(noisy),
             'sac_teacher_fused': fused_pred.detach(),
             'sac_pseudo_labels': labels.detach(),
-            'sac_ignored': (ignored * 255).detach(),
+            'sac_ignored': mask_panel(labels == ctx.ignore_index),
         }
 
     def vis_panels(self) -> dict[str, Tensor]:

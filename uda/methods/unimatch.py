@@ -37,7 +37,7 @@ in the workers (docs/fidelity.md).
 
 from __future__ import annotations
 
-from typing import Optional, Sequence, Union
+from typing import TYPE_CHECKING, Optional, Sequence, Union
 
 import torch
 import torch.nn as nn
@@ -45,12 +45,13 @@ from torch import Tensor
 
 from uda.augment.mixing import cutmix_boxes, mix
 from uda.augment.photometric import PhotometricAugment
-from uda.methods.adapter import Adapter
+from uda.losses import masked_consistency_loss
 from uda.methods.context import PseudoLabels, StepContext
-from uda.methods.labellers import valid_pixels
 from uda.methods.term import Term
-from uda.methods.weak_strong import masked_consistency_loss
 from uda.registry import TERMS
+
+if TYPE_CHECKING:
+    from uda.methods.adapter import Adapter
 
 
 def feature_dropout(
@@ -223,9 +224,7 @@ class UniMatch(Term):
     @torch.no_grad()
     def strong_view(self, ctx: StepContext, x: Tensor, valid: Tensor) -> Tensor:
         """A strong view of normalised ``x`` [B, 3, H, W], padding left as it is."""
-        rgb = (ctx.denormalize(x) / 255.0).clamp(0, 1)
-        strong = ctx.normalize(self.strong(rgb) * 255.0)
-        return torch.where(valid[:, None], strong, x)
+        return ctx.photometric_view(x, self.strong, valid, outside='input')
 
     def _labels(self, ctx: StepContext, branch: str, labeller: str) -> tuple[PseudoLabels, Tensor]:
         pl = ctx.pseudo_labels(branch, labeller)
@@ -238,7 +237,7 @@ class UniMatch(Term):
             )
         valid = pl.extras.get('valid')
         if valid is None:
-            valid = valid_pixels(ctx, branch, x)
+            valid = ctx.valid_pixels(branch)
         return pl, valid
 
     def forward(self, ctx: StepContext) -> dict[str, Tensor]:

@@ -13,11 +13,10 @@ from __future__ import annotations
 from typing import Callable, Optional
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
+from uda.losses import pixel_kl
 from uda.methods.context import StepContext
-from uda.methods.labellers import valid_pixels
 from uda.methods.term import Term
 from uda.registry import TERMS
 
@@ -30,22 +29,6 @@ def l2_normalize(d: Tensor) -> Tensor:
     flat = flat / (flat.abs().amax(1, keepdim=True) + 1e-12)
     flat = flat / torch.sqrt(1e-6 + (flat**2).sum(1, keepdim=True))
     return flat.view_as(d)
-
-
-def pixel_kl(p_logits: Tensor, q_logits: Tensor, valid: Optional[Tensor] = None) -> Tensor:
-    """Mean over (valid) pixels of ``KL(softmax(p) || softmax(q))`` summed over classes.
-
-    Args:
-        p_logits: [B, C, H, W] logits of the fixed (clean) prediction.
-        q_logits: [B, C, H, W] logits of the perturbed prediction.
-        valid: Optional [B, H, W] bool; pixels outside (padding) do not count.
-    """
-    logp = F.log_softmax(p_logits.float(), 1)
-    logq = F.log_softmax(q_logits.float(), 1)
-    kl = (logp.exp() * (logp - logq)).sum(1)
-    if valid is None:
-        return kl.mean()
-    return (kl * valid).sum() / valid.sum().clamp(min=1)
 
 
 def adversarial_perturbation(
@@ -146,7 +129,7 @@ class VirtualAdversarial(Term):
     def forward(self, ctx: StepContext) -> dict[str, Tensor]:
         x = ctx.inputs(self.branch)
         clean = ctx.student(self.branch)['logits'].detach()
-        valid = valid_pixels(ctx, self.branch, x)
+        valid = ctx.valid_pixels(self.branch)
         r_adv = adversarial_perturbation(
             lambda v: ctx.student_forward(v, update_bn=False)['logits'],
             x,

@@ -12,32 +12,13 @@ from __future__ import annotations
 from typing import Optional, Sequence, Union
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from uda.augment.photometric import PhotometricAugment
+from uda.losses import masked_consistency_loss
 from uda.methods.context import StepContext
-from uda.methods.labellers import valid_pixels
 from uda.methods.term import Term
 from uda.registry import TERMS
-
-
-def masked_consistency_loss(
-    logits: Tensor, labels: Tensor, weight: Tensor, valid: Tensor, ignore_index: int = 255
-) -> Tensor:
-    """``sum(weight * CE(logits, labels)) / #valid`` (UniMatch ``unimatch.py``).
-
-    Args:
-        logits: [B, C, H, W] student scores on the strong view.
-        labels: [B, H, W] targets, ``ignore_index`` where unreliable (contribute 0).
-        weight: [B, H, W] per-pixel weight (the confidence mask).
-        valid: [B, H, W] bool, pixels inside the image (not padding): the denominator.
-
-    Returns:
-        Scalar loss; 0 (with gradient) when no pixel is confident.
-    """
-    ce = F.cross_entropy(logits.float(), labels, ignore_index=ignore_index, reduction='none')
-    return (ce * weight).sum() / valid.sum().clamp(min=1)
 
 
 @TERMS.register_module()
@@ -116,9 +97,7 @@ class WeakStrongConsistency(Term):
     def strong_view(self, ctx: StepContext, x: Tensor, valid: Tensor) -> Tensor:
         """On-device strong view of normalised ``x`` [B, 3, H, W]; padding left as it is."""
         assert self.strong is not None
-        rgb = (ctx.denormalize(x) / 255.0).clamp(0, 1)
-        strong = ctx.normalize(self.strong(rgb) * 255.0)
-        return torch.where(valid[:, None], strong, x)
+        return ctx.photometric_view(x, self.strong, valid, outside='input')
 
     def forward(self, ctx: StepContext) -> dict[str, Tensor]:
         pl = ctx.pseudo_labels(self.weak_branch, self.labeller)
@@ -132,7 +111,7 @@ class WeakStrongConsistency(Term):
             )
         valid = pl.extras.get('valid')
         if valid is None:
-            valid = valid_pixels(ctx, self.weak_branch, x)
+            valid = ctx.valid_pixels(self.weak_branch)
         if self.strong_branch is None:
             logits = ctx.student_forward(self.strong_view(ctx, x, valid))['logits']
         else:

@@ -23,7 +23,7 @@ from mmengine.model import BaseModel
 from mmengine.optim import OptimWrapper
 from torch import Tensor
 
-from uda.augment.photometric import PhotometricAugment
+from uda.augment.photometric import PhotometricAugment, photometric_view
 from uda.registry import MODELS
 
 # Name of the file layout of ``encoder.pth``: ``{'state_dict': <encoder keys, bare>, 'meta'}``.
@@ -152,8 +152,7 @@ class SelfSupervisedPretrainer(BaseModel):
         if key is None:
             return x
         pre = self.data_preprocessor
-        rgb = (pre.denormalize(x) / 255.0).clamp(0, 1)
-        return pre.normalize(self.photometric[key](rgb) * 255.0)
+        return photometric_view(x, self.photometric[key], pre.normalize, pre.denormalize)
 
     def loss(self, inputs: dict[str, Tensor]) -> dict[str, Tensor]:
         raise NotImplementedError
