@@ -8,8 +8,9 @@ from mmengine.optim import OptimWrapper
 
 from tests.conftest import toy_batch
 from uda.engine import AdapterOptimWrapperConstructor
-from uda.methods import PseudoLabels, StepContext, Term
-from uda.registry import MODELS, TERMS
+from uda.methods import Labeller, PseudoLabels, StepContext, Term
+from uda.methods.term import DerivedLabeller
+from uda.registry import LABELLERS, MODELS, TERMS
 
 
 def _adapter(terms, **kwargs):
@@ -401,3 +402,53 @@ class _Undeclared(Term):
 def test_a_declared_labeller_argument_must_be_kept_under_its_name():
     with pytest.raises(TypeError, match='self.labeller'):
         _adapter(dict(src=dict(type='SourceCE'), u=dict(type='_Undeclared')))
+
+
+# ------------------------------------------------------------------ labeller contract
+def _context(model):
+    data = model.data_preprocessor(toy_batch(), True)
+    return model.make_context(data['inputs'], data['data_samples'])
+
+
+@LABELLERS.register_module(force=True)
+class _BadShape(Labeller):
+    """Gives a weight that is not [N, H, W] (test only)."""
+
+    def forward(self, ctx, branch):
+        x = ctx.inputs(branch)
+        labels = torch.zeros(x.shape[0], *x.shape[-2:], dtype=torch.long)
+        return PseudoLabels(labels, torch.ones(x.shape[0], 1, *x.shape[-2:]))
+
+
+@LABELLERS.register_module(force=True)
+class _KeepHalf(DerivedLabeller):
+    """Halves the wrapped labeller's weights (test only)."""
+
+    labeller_args = {'labeller': dict(type='ConfidenceLabeller')}
+
+    def derive(self, ctx, branch, pl):
+        return PseudoLabels(pl.labels, pl.weight / 2, probs=pl.probs, valid=pl.valid)
+
+
+def test_pseudo_labels_are_checked_against_their_documented_shapes():
+    model = _adapter(dict(src=dict(type='SourceCE')), labellers=dict(bad=dict(type='_BadShape')))
+    ctx = _context(model)
+    with pytest.raises(ValueError, match=r"Labeller 'bad' on branch 'target'.*weight"):
+        ctx.pseudo_labels('target', 'bad')
+
+
+def test_a_derived_labeller_reads_the_wrapped_one_once_and_follows_its_teacher():
+    labellers = dict(
+        conf=dict(type='ConfidenceLabeller', threshold=0.0),
+        halved=dict(type='_KeepHalf', labeller='conf'),
+    )
+    model = _adapter(dict(src=dict(type='SourceCE')), labellers=labellers)
+    assert model.teacher is not None and not model.labeller('halved').needs_teacher
+    assert model._labeller_reads_teacher('halved')
+    model.teacher.init_from(model.student)
+    ctx = _context(model)
+    half, full = ctx.pseudo_labels('target', 'halved'), ctx.pseudo_labels('target', 'conf')
+    assert torch.equal(half.weight, full.weight / 2) and ctx.counts['teacher'] == 1
+    assert half.valid.dtype == torch.bool and half.probs.shape[1] == model.num_classes
+    with pytest.raises(TypeError, match='reads no network'):
+        model.labeller('halved').predict(ctx, ctx.inputs('target'))

@@ -6,6 +6,7 @@ import torch.nn.functional as F
 
 from tests.conftest import toy_batch
 from uda.losses.cam import focal_mask_penalty, ngwp_scores
+from uda.methods.context import ViewPseudoLabels
 from uda.registry import MODELS
 
 
@@ -126,8 +127,12 @@ def test_image_label_filter_on_sac_views():
     batch = toy_batch(('source', 'target'))
     for s in batch['target']['data_samples']:
         s['img_labels'] = torch.tensor([0])
-    pl = _ctx(model, batch).pseudo_labels('target', 'weak')
+    ctx = _ctx(model, batch)
+    pl, inner = ctx.pseudo_labels('target', 'weak'), ctx.pseudo_labels('target', 'sac')
     assert pl.labels.shape[0] == 3 and set(pl.labels.unique().tolist()) <= {0, 255}
+    # A derived labeller keeps the typed fields of the views it filters (SAC reads them).
+    assert isinstance(pl, ViewPseudoLabels) and pl.views is inner.views
+    assert pl.inputs is inner.inputs and pl.prior is inner.prior and pl.valid is inner.valid
 
 
 def test_without_a_background_channel_softmax_runs_over_the_classes_only():

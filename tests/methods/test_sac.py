@@ -165,8 +165,8 @@ def test_student_views_get_independent_photometric_noise():
     model.teacher.init_from(model.student)
     ctx = _ctx(model, toy_batch())
     pl = ctx.pseudo_labels('target', 'sac')
-    noisy = model.terms['sac'].noise(ctx, pl.inputs, pl.extras['valid'])
-    diff = ctx.denormalize(noisy) - ctx.denormalize(pl.inputs) * pl.extras['valid']
+    noisy = model.terms['sac'].noise(ctx, pl.inputs, pl.valid)
+    diff = ctx.denormalize(noisy) - ctx.denormalize(pl.inputs) * pl.valid[:, None]
     per_view = diff.abs().flatten(1).mean(1)
     assert per_view.shape == (8,) and len(set(per_view.round(decimals=3).tolist())) > 1
 

@@ -108,9 +108,9 @@ def test_threshold_masking_and_padding_denominator():
     labeller.predict_branch = lambda ctx, branch: probs  # hand-made predictions
     pl = labeller(ctx, 'unlabeled')
     assert pl.labels.tolist() == [[[0, 255], [255, 255]]]  # 0.90 < 0.95, padding ignored
-    assert pl.extras['valid'].tolist() == [[[True, True], [False, False]]]
+    assert pl.valid.tolist() == [[[True, True], [False, False]]]
     logits = torch.tensor([[[2.0, 0.0], [5.0, 5.0]], [[0.0, 1.0], [0.0, 0.0]]])[None]
-    loss = masked_consistency_loss(logits, pl.labels, pl.weight, pl.extras['valid'])
+    loss = masked_consistency_loss(logits, pl.labels, pl.weight, pl.valid)
     ce00 = -math.log(math.exp(2) / (math.exp(2) + 1))
     # Summed over the confident pixel, divided by the 2 non-padding pixels (not by 1 or 4).
     assert loss.item() == pytest.approx(ce00 / 2, rel=1e-6)

@@ -11,15 +11,16 @@ it drops pseudo-labels of classes that an image's labels say are absent.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Optional, Sequence
+import dataclasses
+from typing import TYPE_CHECKING, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from uda.losses.cam import balanced_mask_ce, focal_mask_penalty, ngwp_scores, pseudo_masks
-from uda.methods.context import PseudoLabels, StepContext
-from uda.methods.term import Labeller, Term
+from uda.methods.context import PseudoLabels, StepContext, ViewPseudoLabels
+from uda.methods.term import DerivedLabeller, Term
 from uda.models.pamr import PAMR
 from uda.registry import LABELLERS, TERMS
 from uda.visualization import image_panel
@@ -219,15 +220,16 @@ class SingleStageCAM(Term):
 
 
 @LABELLERS.register_module()
-class ImageLabelFilter(Labeller):
+class ImageLabelFilter(DerivedLabeller):
     """Another labeller's pseudo-labels with classes absent from the image labels ignored.
 
     Image-level target labels as an extra adaptation signal: a pixel pseudo-labelled with a
     class that its image's labels (:meth:`StepContext.image_labels`) do not name is set to the
-    ignore index, weight 0. Works on per-image labels [B, H, W] and on SAC's views [B'*N, H, W]
-    (``extras['views'].num_views`` views of the first B' images, image-major). The inner
-    labeller's extras are kept (SAC's class prior and thresholds), plus ``suppressed``.
-    No reference implementation combines image labels with UDA self-training; this is uda's.
+    ignore index, weight 0. Works on per-image labels [B, H, W] and on SAC's views
+    (:class:`ViewPseudoLabels` [B' * V, H, W]: ``views.num_views`` views of the first B'
+    images, image-major). The wrapped labeller's fields are kept; ``extras`` gains
+    ``suppressed``. No reference implementation combines image labels with UDA
+    self-training; this is uda's.
 
     Args:
         labeller: Name of the wrapped labeller (e.g. ``'sac'``).
@@ -236,31 +238,32 @@ class ImageLabelFilter(Labeller):
     labeller_args = {'labeller': dict(type='SACLabeller')}
 
     def __init__(self, labeller: str = 'sac') -> None:
-        super().__init__('student')  # reads no network itself: the wrapped labeller does
-        self.labeller = labeller
+        super().__init__(labeller)
 
     @torch.no_grad()
-    def forward(self, ctx: StepContext, branch: str) -> PseudoLabels:
-        pl = ctx.pseudo_labels(branch, self.labeller)
+    def derive(self, ctx: StepContext, branch: str, pl: PseudoLabels) -> PseudoLabels:
         present = ctx.image_labels(branch)  # [B, C]
-        views: Any = pl.extras.get('views')
-        per_image = int(getattr(views, 'num_views', 1)) if pl.inputs is not None else 1
+        per_image = 1
+        if isinstance(pl, ViewPseudoLabels) and pl.views is not None:
+            per_image = int(pl.views.num_views)
         n_img = pl.labels.shape[0] // per_image
         if n_img * per_image != pl.labels.shape[0] or n_img > present.shape[0]:
             raise ValueError(
                 f"ImageLabelFilter: labeller '{self.labeller}' gives {pl.labels.shape[0]} label "
                 f'maps for {present.shape[0]} images; it must give one per image, or '
-                'extras["views"].num_views per image (SAC).'
+                'views.num_views per image (SAC).'
             )
         present = present[:n_img].repeat_interleave(per_image, 0)
         labels = pl.labels
         known = labels != ctx.ignore_index
         cls = labels.clamp(0, present.shape[1] - 1).flatten(1)
         absent = known & (present.gather(1, cls).view_as(labels) == 0)
-        labels = labels.masked_fill(absent, ctx.ignore_index)
-        weight = pl.weight.masked_fill(absent, 0.0)
-        extras = dict(pl.extras, suppressed=absent)
-        return PseudoLabels(labels, weight, inputs=pl.inputs, extras=extras)
+        return dataclasses.replace(
+            pl,
+            labels=labels.masked_fill(absent, ctx.ignore_index),
+            weight=pl.weight.masked_fill(absent, 0.0),
+            extras=dict(pl.extras, suppressed=absent),
+        )
 
 
 __all__ = ['ImageLabelFilter', 'SingleStageCAM']

@@ -18,6 +18,7 @@ import torch.nn as nn
 from torch import Tensor
 
 from uda.augment.photometric import photometric_view
+from uda.augment.views import Views
 from uda.evaluation.inference import aug_inference
 from uda.models.batchnorm import frozen_bn_stats
 
@@ -55,20 +56,73 @@ def stack_gt(data_samples: list[dict], device: Optional[torch.device] = None) ->
 
 @dataclass
 class PseudoLabels:
-    """What a labeller gives the terms that name it.
+    """What a labeller gives the terms that name it: one typed contract for every labeller.
+
+    ``N`` is the number of images the labels refer to: the branch's batch size ``B`` for
+    per-image labellers, or ``B' * V`` views (:class:`ViewPseudoLabels`, SAC).
 
     Attributes:
-        labels: [B, H, W] int64 class ids, ``ignore_index`` where unreliable.
-        weight: [B, H, W] per-pixel loss weight (confidence, mask or DACS quality).
-        inputs: The normalised images the labels refer to when they are not the branch's own
-            (SAC: its views, [B*N, 3, H, W]); None otherwise.
-        extras: Labeller-specific tensors (probabilities, thresholds, class prior, masks).
+        labels: [N, H, W] int64 class ids, ``ignore_index`` where unreliable or padding.
+        weight: [N, H, W] float per-pixel loss weight (confidence, mask or DACS quality).
+        probs: [N, C, H, W] float32 class probabilities the labels were taken from (after
+            fusion for multi-view labellers), or None.
+        valid: [N, H, W] bool image pixels (not padding), or None (then terms ask the context,
+            :meth:`StepContext.valid_pixels`).
+        extras: Diagnostics only (logged or drawn, never needed by a loss): confidences,
+            thresholds, masks.
     """
 
     labels: Tensor
     weight: Tensor
-    inputs: Optional[Tensor] = None
+    probs: Optional[Tensor] = None
+    valid: Optional[Tensor] = None
     extras: dict[str, Any] = field(default_factory=dict)
+
+    def check(self, who: str) -> None:
+        """Raise a clear error when a field breaks its documented shape or type."""
+        n_hw = tuple(self.labels.shape)
+        problems = []
+        if self.labels.dim() != 3 or self.labels.dtype != torch.long:
+            problems.append(f'labels {n_hw} {self.labels.dtype} (want [N, H, W] int64)')
+        if tuple(self.weight.shape) != n_hw:
+            problems.append(f'weight {tuple(self.weight.shape)} (want {n_hw})')
+        if self.valid is not None and (
+            tuple(self.valid.shape) != n_hw or self.valid.dtype != torch.bool
+        ):
+            problems.append(f'valid {tuple(self.valid.shape)} {self.valid.dtype} (want bool)')
+        if self.probs is not None and (
+            self.probs.dim() != 4
+            or self.probs.shape[0] != n_hw[0]
+            or tuple(self.probs.shape[2:]) != n_hw[1:]
+        ):
+            problems.append(f'probs {tuple(self.probs.shape)} (want [N, C, H, W])')
+        if problems:
+            raise ValueError(f'{who} gave PseudoLabels with ' + '; '.join(problems) + '.')
+
+
+@dataclass
+class ViewPseudoLabels(PseudoLabels):
+    """Pseudo-labels of views cut from the branch's images (SAC), ``N = B' * V``, image-major.
+
+    Attributes:
+        inputs: [N, 3, H, W] the normalised views the labels refer to.
+        views: Their transforms (:class:`uda.augment.views.Views`, ``num_views`` = V).
+        prior: [C] the labeller's running class prior when the labels were made.
+    """
+
+    inputs: Optional[Tensor] = None
+    views: Optional[Views] = None
+    prior: Optional[Tensor] = None
+
+    def check(self, who: str) -> None:
+        super().check(who)
+        if self.inputs is None or self.views is None:
+            raise ValueError(f'{who} gave ViewPseudoLabels without inputs or views.')
+        if self.labels.shape[0] % int(self.views.num_views):
+            raise ValueError(
+                f'{who} gave {self.labels.shape[0]} view labels, not a multiple of '
+                f'{self.views.num_views} views per image.'
+            )
 
 
 @dataclass(frozen=True)
@@ -325,7 +379,9 @@ class StepContext:
         most once per step however many terms ask."""
         key = (labeller, branch)
         if key not in self._pseudo:
-            self._pseudo[key] = self._adapter.labeller(labeller)(self, branch)
+            pl = self._adapter.labeller(labeller)(self, branch)
+            pl.check(f"Labeller '{labeller}' on branch '{branch}'")
+            self._pseudo[key] = pl
         return self._pseudo[key]
 
     # ---------------------------------------------------------------- pixels
@@ -385,4 +441,11 @@ class StepContext:
         self._student = {}
 
 
-__all__ = ['JointForward', 'PseudoLabels', 'StepContext', 'stack_gt', 'valid_pixels']
+__all__ = [
+    'JointForward',
+    'PseudoLabels',
+    'StepContext',
+    'ViewPseudoLabels',
+    'stack_gt',
+    'valid_pixels',
+]

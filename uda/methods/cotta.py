@@ -42,8 +42,8 @@ class CoTTALabeller(Labeller):
     ``load_from`` weights); it is not part of the state dict (it never changes).
 
     Returns :class:`PseudoLabels` with ``labels`` [B, H, W] (ignore on padding), ``weight`` the
-    non-padding mask, and ``extras``: ``anchor_conf`` [B, H, W], ``unsure`` [B, H, W] bool,
-    ``probs`` (the teacher's plain probabilities).
+    non-padding mask, ``probs`` the teacher's plain probabilities, ``valid``, and as diagnostics
+    in ``extras``: ``anchor_conf`` [B, H, W], ``unsure`` [B, H, W] bool.
 
     Args:
         confidence: Anchor confidence above which the plain teacher label is kept (0.69 in the
@@ -104,7 +104,9 @@ class CoTTALabeller(Labeller):
         return PseudoLabels(
             labels,
             valid.float(),
-            extras=dict(anchor_conf=anchor_conf, unsure=unsure & valid, probs=probs),
+            probs=probs,
+            valid=valid,
+            extras=dict(anchor_conf=anchor_conf, unsure=unsure & valid),
         )
 
 

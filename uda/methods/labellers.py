@@ -20,9 +20,9 @@ class ConfidenceLabeller(Labeller):
     """Arg-max labels kept where the confidence reaches ``threshold`` (FixMatch, UniMatch).
 
     ``labels`` are the arg-max class where ``max softmax >= threshold`` and inside the image,
-    ignore elsewhere; ``weight`` is that mask as float; ``extras['conf']`` the confidence
-    [B, H, W] and ``extras['valid']`` the non-padding pixels (UniMatch divides the masked
-    loss by them: LiheYoung/UniMatch ``unimatch.py``).
+    ignore elsewhere; ``weight`` is that mask as float; ``valid`` the non-padding pixels
+    (UniMatch divides the masked loss by them: LiheYoung/UniMatch ``unimatch.py``);
+    ``extras['conf']`` the confidence [B, H, W].
 
     Args:
         threshold: Confidence threshold (0.95 in FixMatch / UniMatch on Pascal).
@@ -42,7 +42,7 @@ class ConfidenceLabeller(Labeller):
         valid = ctx.valid_pixels(branch)
         keep = valid & (conf >= self.threshold)
         labels = torch.where(keep, labels, torch.full_like(labels, ctx.ignore_index))
-        return PseudoLabels(labels, keep.float(), extras=dict(conf=conf, probs=probs, valid=valid))
+        return PseudoLabels(labels, keep.float(), probs=probs, valid=valid, extras=dict(conf=conf))
 
 
 @LABELLERS.register_module()
@@ -105,5 +105,5 @@ class QualityLabeller(Labeller):
                 weight[i, max(0, h - self.ignore_bottom) : h] = 0
         labels = torch.where(valid, labels, torch.full_like(labels, ctx.ignore_index))
         return PseudoLabels(
-            labels, weight, extras=dict(conf=conf, probs=probs, quality=quality, valid=valid)
+            labels, weight, probs=probs, valid=valid, extras=dict(conf=conf, quality=quality)
         )

@@ -24,7 +24,7 @@ from torch import Tensor
 from uda.augment.photometric import PhotometricAugment
 from uda.augment.views import Views, cut_views, fuse_views, sample_views
 from uda.losses import sac_loss
-from uda.methods.context import PseudoLabels, StepContext
+from uda.methods.context import StepContext, ViewPseudoLabels
 from uda.methods.term import Labeller, Term
 from uda.registry import LABELLERS, TERMS
 from uda.visualization import image_panel, mask_panel
@@ -93,11 +93,12 @@ class SACLabeller(Labeller):
     keeps (``labellers.<name>.class_prior`` in checkpoints). Reference: visinf/da-sac
     ``models/sac.py`` and ``datasets/tf_target.py``.
 
-    Returns :class:`PseudoLabels` with ``labels`` / ``weight`` (the fused confidence) per view
-    [B*N, H, W], ``inputs`` = the clean views [B*N, 3, H, W] (normalised) and ``extras``:
-    ``valid`` [B*N, 1, H, W] image content, ``covered`` [B*N, H, W], ``fused`` probabilities,
-    ``thresholds`` [B*N, C], ``prior`` [C], ``views`` (their transforms, :class:`Views`) and
-    ``probs`` (the teacher's per-view probabilities before fusion).
+    Returns :class:`uda.methods.context.ViewPseudoLabels` with ``labels`` / ``weight`` (the
+    fused confidence) per view [B*N, H, W], ``probs`` the fused probabilities, ``valid`` the
+    image content [B*N, H, W], ``inputs`` = the clean views [B*N, 3, H, W] (normalised),
+    ``views`` (their transforms, :class:`Views`), ``prior`` [C], and as diagnostics in
+    ``extras``: ``covered`` [B*N, H, W], ``thresholds`` [B*N, C] and ``view_probs`` (the
+    teacher's per-view probabilities before fusion).
 
     Args:
         num_images: Use only the first ``num_images`` images of the branch (the reference
@@ -179,7 +180,7 @@ class SACLabeller(Labeller):
         return views, both[:, :3], (both[:, 3:] > 0.5).to(x.dtype)
 
     @torch.no_grad()
-    def forward(self, ctx: StepContext, branch: str) -> PseudoLabels:
+    def forward(self, ctx: StepContext, branch: str) -> ViewPseudoLabels:
         x, samples = ctx.inputs(branch), ctx.samples(branch)
         if self.num_images is not None:
             x, samples = x[: self.num_images], samples[: self.num_images]
@@ -196,19 +197,15 @@ class SACLabeller(Labeller):
             self.threshold_beta,
         )
         labels, conf = pseudo_labels(fused, covered, thr, ctx.ignore_index)
-        return PseudoLabels(
+        return ViewPseudoLabels(
             labels,
             conf,
+            probs=fused,
+            valid=valid[:, 0] > 0.5,
             inputs=clean,
-            extras=dict(
-                valid=valid,
-                covered=covered,
-                fused=fused,
-                thresholds=thr,
-                prior=self.class_prior.clone(),
-                views=views,
-                probs=probs,
-            ),
+            views=views,
+            prior=self.class_prior.clone(),
+            extras=dict(covered=covered, thresholds=thr, view_probs=probs),
         )
 
 
@@ -296,12 +293,13 @@ class SACSelfTraining(Term):
         back-propagates it at once, so one chunk's graph is held), returns the last chunk's
         loss and the diagnostics (see :meth:`Term.forward`)."""
         pl = ctx.pseudo_labels(self.branch, self.labeller)
-        if pl.inputs is None or 'prior' not in pl.extras:
+        if not isinstance(pl, ViewPseudoLabels) or pl.prior is None or 'covered' not in pl.extras:
             raise TypeError(
                 f"SACSelfTraining needs an SACLabeller; labeller '{self.labeller}' "
                 'gives no views / class prior.'
             )
-        valid, covered, prior = pl.extras['valid'], pl.extras['covered'], pl.extras['prior']
+        assert pl.inputs is not None and pl.valid is not None
+        valid, covered, prior = pl.valid, pl.extras['covered'], pl.prior
         noisy = self.noise(ctx, pl.inputs, valid)
         # ``weight * sac_loss`` over all views: the mean over all pixels is the chunks' means
         # weighted by their share of the views.
@@ -337,13 +335,14 @@ class SACSelfTraining(Term):
         return out
 
     @staticmethod
-    def _make_panels(ctx: StepContext, pl: PseudoLabels, noisy: Tensor) -> dict[str, Any]:
+    def _make_panels(ctx: StepContext, pl: ViewPseudoLabels, noisy: Tensor) -> dict[str, Any]:
         """First view: image, student view, fused teacher prediction, labels, ignored pixels."""
 
         def rgb(x: Tensor) -> Tensor:
             return image_panel(ctx.denormalize(x[:1])[0])
 
-        covered, fused = pl.extras['covered'][0], pl.extras['fused'][0]
+        assert pl.probs is not None
+        covered, fused = pl.extras['covered'][0], pl.probs[0]
         labels = pl.labels[0]
         fused_pred = torch.where(
             covered, fused.argmax(0), torch.full_like(labels, ctx.ignore_index)

@@ -8,7 +8,7 @@ passes and optimiser steps.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar, Generator, Union
+from typing import TYPE_CHECKING, ClassVar, Generator, Optional, Union
 
 import torch.nn as nn
 from torch import Tensor
@@ -144,7 +144,7 @@ class Labeller(nn.Module):
             raise ValueError(
                 f'{type(self).__name__}(source={source!r}): use one of {self.SOURCES}.'
             )
-        self.source = source
+        self.source: Optional[str] = source
 
     @property
     def needs_teacher(self) -> bool:
@@ -181,4 +181,35 @@ class Labeller(nn.Module):
         raise NotImplementedError(f'{type(self).__name__} must implement forward(ctx, branch).')
 
 
-__all__ = ['Labeller', 'Term', 'TermOutput', 'labeller_names']
+class DerivedLabeller(Labeller):
+    """A labeller that transforms another labeller's pseudo-labels (e.g. drops classes an
+    image's labels rule out) and reads no network itself.
+
+    The wrapped labeller is named by ``labeller`` (declared in ``labeller_args``, so the
+    adapter follows it: the derived labeller needs the teacher when the wrapped one does) and
+    computed once per step through the context, shared with terms that name it directly.
+    Subclasses implement :meth:`derive` and return labels of the same type
+    (``dataclasses.replace`` keeps a :class:`ViewPseudoLabels`' views).
+
+    Args:
+        labeller: Name of the wrapped labeller.
+    """
+
+    labeller_args: ClassVar[dict[str, dict]] = {'labeller': dict(type='ConfidenceLabeller')}
+
+    def __init__(self, labeller: str) -> None:
+        nn.Module.__init__(self)
+        self.source = None  # no network of its own
+        self.labeller = labeller
+
+    def predict(self, ctx: StepContext, x: Tensor) -> Tensor:
+        raise TypeError(f'{type(self).__name__} reads no network; it derives its labels.')
+
+    def derive(self, ctx: StepContext, branch: str, pl: PseudoLabels) -> PseudoLabels:
+        raise NotImplementedError(f'{type(self).__name__} must implement derive(ctx, branch, pl).')
+
+    def forward(self, ctx: StepContext, branch: str) -> PseudoLabels:
+        return self.derive(ctx, branch, ctx.pseudo_labels(branch, self.labeller))
+
+
+__all__ = ['DerivedLabeller', 'Labeller', 'Term', 'TermOutput', 'labeller_names']

@@ -235,7 +235,7 @@ class UniMatch(Term):
                 f"branch '{branch}' is {tuple(x.shape)}; name a per-image labeller "
                 '(ConfidenceLabeller).'
             )
-        valid = pl.extras.get('valid')
+        valid = pl.valid
         if valid is None:
             valid = ctx.valid_pixels(branch)
         return pl, valid

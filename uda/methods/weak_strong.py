@@ -109,7 +109,7 @@ class WeakStrongConsistency(Term):
                 f"{tuple(pl.labels.shape)} but branch '{self.weak_branch}' is {expected}; "
                 'name a per-image labeller (ConfidenceLabeller).'
             )
-        valid = pl.extras.get('valid')
+        valid = pl.valid
         if valid is None:
             valid = ctx.valid_pixels(self.weak_branch)
         if self.strong_branch is None:
