@@ -32,7 +32,7 @@ def _context(model, seed=0):
 
 
 def test_masked_view_is_the_target_times_the_block_mask():
-    model = _adapter(dict(mic=dict(type='MaskedConsistency', block_size=16, strong=False)))
+    model = _adapter(dict(mic=dict(type='MaskedConsistency', block_size=16, photometric=None)))
     ctx = _context(model)
     x = ctx.inputs('target')
     torch.manual_seed(0)
@@ -45,7 +45,7 @@ def test_masked_view_is_the_target_times_the_block_mask():
 
 
 def test_mask_ratio_sets_the_visible_share():
-    model = _adapter(dict(mic=dict(type='MaskedConsistency', block_size=1, strong=False)))
+    model = _adapter(dict(mic=dict(type='MaskedConsistency', block_size=1, photometric=None)))
     ctx = _context(model)
     torch.manual_seed(0)
     _, keep = model.terms['mic'].masked_view(ctx)

@@ -74,7 +74,12 @@ def test_identity_views_reduce_to_labelled_plus_weak_loss(name):
     # weights sum to 1 before the /2).
     torch.manual_seed(0)
     model = MODELS.build(
-        _method(name, jitter_p=0.0, grey_p=0.0, blur_p=0.0, cutmix_p=0.0, fp_p=0.0)
+        _method(
+            name,
+            photometric=dict(preset='unimatch_strong', jitter_p=0.0, grey_p=0.0, blur_p=0.0),
+            cutmix_p=0.0,
+            fp_p=0.0,
+        )
     )
     for lab in model.labellers.values():
         lab.threshold = 0.0

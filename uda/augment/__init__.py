@@ -2,9 +2,13 @@
 
 from uda.augment.mixing import block_masks, class_mix_masks, cutmix_boxes, mix
 from uda.augment.photometric import (
+    DACS_STRONG,
     MOCOV2_VIEW,
+    PRESETS,
+    SAC_NOISE,
+    UNIMATCH_STRONG,
     PhotometricAugment,
-    dacs_photometric,
+    build_photometric,
     dacs_strong,
     mocov2_view,
     photometric_view,
@@ -31,8 +35,12 @@ __all__ = [
     'sample_views',
     'warp',
     'PhotometricAugment',
+    'DACS_STRONG',
     'MOCOV2_VIEW',
-    'dacs_photometric',
+    'PRESETS',
+    'SAC_NOISE',
+    'UNIMATCH_STRONG',
+    'build_photometric',
     'dacs_strong',
     'mocov2_view',
     'photometric_view',

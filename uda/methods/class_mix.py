@@ -9,19 +9,19 @@ the weighted cross-entropy on the strongly augmented mixed image.
 
 The ClassMix classes come from the whole source batch by default, as the reference code
 (``class_pool='batch'``); ``class_pool='image'`` draws them from each image's own label. The
-strong augmentation flips its coins once per batch, as the reference (``coins='batch'``;
-``'image'``: per image); see docs/fidelity.md.
+strong augmentation flips its coins once per batch, as the reference (the preset's
+``coins='batch'``; ``'image'``: per image); see docs/fidelity.md.
 """
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple, Sequence
+from typing import Any, NamedTuple, Optional
 
 import torch
 from torch import Tensor
 
 from uda.augment.mixing import CLASS_POOLS, class_mix_masks, mix
-from uda.augment.photometric import dacs_photometric
+from uda.augment.photometric import build_photometric
 from uda.losses import cross_entropy
 from uda.methods.context import StepContext
 from uda.methods.term import Term
@@ -43,6 +43,10 @@ class MixedBatch(NamedTuple):
     labels: Tensor
     weight: Tensor
     mask: Tensor
+
+
+# DACS's strong view (uda.augment.photometric.DACS_STRONG: the reference's batch coins).
+DACS_STRONG_VIEW = dict(preset='dacs_strong')
 
 
 @TERMS.register_module()
@@ -68,14 +72,13 @@ class ClassMix(Term):
         target_branch: Unlabelled branch pasted onto, the labeller's branch.
         labeller: Name of the adapter's labeller (``QualityLabeller``: DACS), shared with other
             terms, so MIC's masked consistency reads the same teacher forward.
-        strong: Strongly augment the mixed images (DACS: yes).
-        jitter: Colour-jitter strength (0.2 DAFormer; 0.25 DACS).
-        jitter_p: Probability of the colour jitter (0.8).
-        blur_p: Probability of the Gaussian blur (0.5).
-        blur_sigma: Range of the blur sigma in pixels (0.15-1.15).
+        photometric: Strong augmentation of the mixed images, one config dict
+            (:func:`uda.augment.photometric.build_photometric`): ``dict(preset='dacs_strong')``
+            (DACS / DAFormer: jitter 0.2, p 0.8; blur p 0.5, sigma 0.15-1.15; one coin per
+            batch), keys beside ``preset`` override it (DACS: ``jitter=(0.25,) * 4``); None
+            for no augmentation.
         prefix: Log-key prefix (``<prefix>loss_ce``, ``<prefix>quality``).
         class_pool: ``'batch'`` (the DACS / DAFormer / MIC code) or ``'image'``.
-        coins: Strong-augmentation coin flips ``'batch'`` (DACS code) or ``'image'``.
     """
 
     labeller_args = {'labeller': dict(type='QualityLabeller')}
@@ -86,14 +89,9 @@ class ClassMix(Term):
         source_branch: str = 'source',
         target_branch: str = 'target',
         labeller: str = 'teacher_quality',
-        strong: bool = True,
-        jitter: float = 0.2,
-        jitter_p: float = 0.8,
-        blur_p: float = 0.5,
-        blur_sigma: Sequence[float] = (0.15, 1.15),
+        photometric: Optional[dict] = DACS_STRONG_VIEW,
         prefix: str = 'mix.',
         class_pool: str = 'batch',
-        coins: str = 'batch',
     ) -> None:
         super().__init__(weight)
         if class_pool not in CLASS_POOLS:
@@ -103,9 +101,7 @@ class ClassMix(Term):
         self.class_pool = class_pool
         self.source_branch, self.target_branch = source_branch, target_branch
         self.labeller, self.prefix = labeller, prefix
-        self.augment = (
-            dacs_photometric(jitter, jitter_p, blur_p, blur_sigma, coins) if strong else None
-        )
+        self.photometric = build_photometric(photometric, 'ClassMix(photometric=...)')
         self._panels: dict[str, Tensor] = {}
 
     def mixed_batch(self, ctx: StepContext) -> MixedBatch:
@@ -128,7 +124,7 @@ class ClassMix(Term):
         with torch.no_grad():
             mask = class_mix_masks(src_labels, ctx.ignore_index, pool=self.class_pool)
             valid = mask | ctx.valid_pixels(self.target_branch)
-            image = ctx.photometric_view(mix(mask, src, tgt), self.augment, valid)
+            image = ctx.photometric_view(mix(mask, src, tgt), self.photometric, valid)
             labels = mix(mask, src_labels, pl.labels)
             weight = mix(mask, torch.ones_like(pl.weight), pl.weight)
         return MixedBatch(image, labels, weight, mask)

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Generator, Optional, Sequence
 import torch
 from torch import Tensor
 
-from uda.augment.photometric import PhotometricAugment
+from uda.augment.photometric import build_photometric
 from uda.augment.views import Views, cut_views, fuse_views, sample_views
 from uda.losses import sac_loss
 from uda.methods.context import StepContext, ViewPseudoLabels
@@ -209,6 +209,10 @@ class SACLabeller(Labeller):
         )
 
 
+# SAC's student noise (uda.augment.photometric.SAC_NOISE).
+SAC_NOISE_VIEW = dict(preset='sac_noise')
+
+
 @TERMS.register_module()
 class SACSelfTraining(Term):
     """Self-training on multi-view target batches with a momentum teacher (SAC).
@@ -224,11 +228,11 @@ class SACSelfTraining(Term):
         weight: Loss weight (5 for DeepLab-v2 ResNet-101 in the reference).
         branch: Unlabelled target branch ([B, 3, H, W]).
         labeller: Name of the adapter's :class:`SACLabeller`.
-        blur_sigma: Range of the student views' Gaussian blur (0.1-2 pixels).
-        jitter: Brightness/contrast/saturation jitter strength of the student views (0.4).
-        hue: Hue jitter (turns) of the colour jitter (0.1).
-        jitter_p: Probability of the colour jitter (0.5).
-        grey_p: Probability of greyscale (0.2).
+        photometric: Noise of the student views, one config dict
+            (:func:`uda.augment.photometric.build_photometric`): ``dict(preset='sac_noise')``
+            (visinf/da-sac datasets/tf_target.py: blur sigma 0.1-2 px on every view, then
+            jitter 0.4 / hue 0.1 with p 0.5, then greyscale p 0.2); keys beside ``preset``
+            override it.
         focal_power: Exponent of the class weights (3).
         log_per_class: Log the class prior and mean threshold of every class.
         views_per_pass: At most this many views per student forward; each chunk but the last
@@ -247,11 +251,7 @@ class SACSelfTraining(Term):
         weight: float = 1.0,
         branch: str = 'target',
         labeller: str = 'sac',
-        blur_sigma: Sequence[float] = (0.1, 2.0),
-        jitter: float = 0.4,
-        hue: float = 0.1,
-        jitter_p: float = 0.5,
-        grey_p: float = 0.2,
+        photometric: dict = SAC_NOISE_VIEW,
         focal_power: float = 3.0,
         log_per_class: bool = True,
         views_per_pass: Optional[int] = None,
@@ -268,17 +268,10 @@ class SACSelfTraining(Term):
             raise ValueError(f'SACSelfTraining: views_per_pass must be >= 1, got {views_per_pass}.')
         self.views_per_pass = views_per_pass
         self.branch, self.labeller = branch, labeller
-        # The reference's order (visinf/da-sac datasets/tf_target.py): blur, jitter, greyscale;
-        # kornia draws each view's parameters (uda.augment.photometric.sac_noise).
-        self.photometric = PhotometricAugment(
-            jitter=(jitter, jitter, jitter, hue),
-            jitter_p=jitter_p,
-            grey_p=grey_p,
-            blur_sigma=tuple(blur_sigma),
-            blur_p=1.0,
-            blur_kernel=13,
-            order=('blur', 'jitter', 'grey'),
-        )
+        photometric_view = build_photometric(photometric, 'SACSelfTraining(photometric=...)')
+        if photometric_view is None:
+            raise ValueError('SACSelfTraining(photometric=None): SAC noises its student views.')
+        self.photometric = photometric_view
         self.focal_power = focal_power
         self.log_per_class = log_per_class
         self._panels: dict[str, Tensor] = {}

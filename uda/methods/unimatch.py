@@ -37,14 +37,14 @@ in the workers (docs/fidelity.md).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Optional, Sequence
 
 import torch
 import torch.nn as nn
 from torch import Tensor
 
 from uda.augment.mixing import cutmix_boxes, mix
-from uda.augment.photometric import PhotometricAugment
+from uda.augment.photometric import build_photometric
 from uda.losses import masked_consistency_loss
 from uda.methods.context import PseudoLabels, StepContext
 from uda.methods.term import Term
@@ -99,6 +99,10 @@ def cutmix_targets(
     )
 
 
+# UniMatch's strong view (uda.augment.photometric.UNIMATCH_STRONG).
+UNIMATCH_STRONG_VIEW = dict(preset='unimatch_strong')
+
+
 @TERMS.register_module()
 class UniMatch(Term):
     """Unlabelled losses of UniMatch (or FixMatch / mean teacher, see the module docstring).
@@ -129,13 +133,11 @@ class UniMatch(Term):
             ``obtain_cutmix_box``).
         cutmix_area: Box area range as a share of the image (0.02, 0.4).
         cutmix_aspect: Box aspect ratio range (0.3, 1/0.3).
-        jitter: Strong-view colour jitter (brightness, contrast, saturation, hue):
-            ``ColorJitter(0.5, 0.5, 0.5, 0.25)`` (``dataset/semi.py``).
-        jitter_p: Probability of the jitter (0.8).
-        grey_p: Probability of greyscale (0.2).
-        blur_sigma: Gaussian blur sigma range in pixels (0.1, 2.0).
-        blur_p: Probability of the blur (0.5).
-        blur_kernel: Odd blur kernel size (13 px = 3 sigma_max either side) or ``'relative'``.
+        photometric: The on-device strong view, one config dict
+            (:func:`uda.augment.photometric.build_photometric`):
+            ``dict(preset='unimatch_strong')`` (UniMatch ``dataset/semi.py``: ColorJitter(0.5,
+            0.5, 0.5, 0.25) p 0.8, greyscale p 0.2, blur sigma 0.1-2.0 p 0.5, 13 px kernel);
+            keys beside ``preset`` override it.
         prefix: Key prefix of the losses (``'unl'``).
         joint_branch: Labelled branch forwarded with the weak branch as one batch (UniMatch /
             FixMatch: ``'labeled'``); None forwards them separately.
@@ -162,12 +164,7 @@ class UniMatch(Term):
         cutmix_p: float = 0.5,
         cutmix_area: Sequence[float] = (0.02, 0.4),
         cutmix_aspect: Sequence[float] = (0.3, 1 / 0.3),
-        jitter: Sequence[float] = (0.5, 0.5, 0.5, 0.25),
-        jitter_p: float = 0.8,
-        grey_p: float = 0.2,
-        blur_sigma: Sequence[float] = (0.1, 2.0),
-        blur_p: float = 0.5,
-        blur_kernel: Union[int, str] = 13,
+        photometric: dict = UNIMATCH_STRONG_VIEW,
         prefix: str = 'unl',
         joint_branch: Optional[str] = None,
         fp_decode: str = 'joint',
@@ -200,15 +197,7 @@ class UniMatch(Term):
         self.cutmix_area = (float(cutmix_area[0]), float(cutmix_area[1]))
         self.cutmix_aspect = (float(cutmix_aspect[0]), float(cutmix_aspect[1]))
         self.prefix = prefix
-        self.strong = PhotometricAugment(
-            jitter=tuple(jitter),
-            jitter_p=jitter_p,
-            grey_p=grey_p,
-            blur_sigma=tuple(blur_sigma),
-            blur_p=blur_p,
-            blur_kernel=blur_kernel,
-            order=('jitter', 'grey', 'blur'),
-        )
+        self.photometric = build_photometric(photometric, 'UniMatch(photometric=...)')
 
     def setup(self, adapter: Adapter) -> None:
         group = ((self.joint_branch,) if self.joint_branch else ()) + (self.weak_branch,)
@@ -224,7 +213,7 @@ class UniMatch(Term):
     @torch.no_grad()
     def strong_view(self, ctx: StepContext, x: Tensor, valid: Tensor) -> Tensor:
         """A strong view of normalised ``x`` [B, 3, H, W], padding left as it is."""
-        return ctx.photometric_view(x, self.strong, valid, outside='input')
+        return ctx.photometric_view(x, self.photometric, valid, outside='input')
 
     def _labels(self, ctx: StepContext, branch: str, labeller: str) -> tuple[PseudoLabels, Tensor]:
         pl = ctx.pseudo_labels(branch, labeller)

@@ -9,16 +9,19 @@ with few confident pixels gives a small loss rather than a large one on a few pi
 
 from __future__ import annotations
 
-from typing import Optional, Sequence, Union
+from typing import Optional
 
 import torch
 from torch import Tensor
 
-from uda.augment.photometric import PhotometricAugment
+from uda.augment.photometric import PhotometricAugment, build_photometric
 from uda.losses import masked_consistency_loss
 from uda.methods.context import StepContext
 from uda.methods.term import Term
 from uda.registry import TERMS
+
+# UniMatch's strong view (uda.augment.photometric.UNIMATCH_STRONG).
+UNIMATCH_STRONG_VIEW = dict(preset='unimatch_strong')
 
 
 @TERMS.register_module()
@@ -34,7 +37,7 @@ class WeakStrongConsistency(Term):
       geometry must equal the weak view's, or
     * made on the device (``strong_branch=None``): per-image kornia colour jitter, greyscale and
       blur of the weak images with UniMatch's strong-view parameters
-      (:func:`uda.augment.photometric.unimatch_strong`; LiheYoung/UniMatch ``dataset/semi.py``).
+      (the ``photometric`` preset ``'unimatch_strong'``; LiheYoung/UniMatch ``dataset/semi.py``).
 
     Usable on the target branch in UDA and on the unlabelled branch of semi-supervised training.
     BatchNorm: the strong forward of ``strong_branch`` goes through
@@ -52,13 +55,11 @@ class WeakStrongConsistency(Term):
             (a ConfidenceLabeller with threshold 0.95: FixMatch; UniMatch Pascal).
         weak_branch: Branch of the weak view [B, 3, H, W] (``'target'``, ``'unlabeled.weak'``).
         strong_branch: Branch of the strong view from the data pipeline; None = on the device.
-        jitter: On-device colour jitter (brightness, contrast, saturation, hue): UniMatch
-            ``ColorJitter(0.5, 0.5, 0.5, 0.25)``.
-        jitter_p: Probability of the jitter (0.8).
-        grey_p: Probability of greyscale (0.2).
-        blur_sigma: Gaussian blur sigma range in pixels (0.1-2.0).
-        blur_p: Probability of the blur (0.5).
-        blur_kernel: Odd blur kernel size (13 px = 3 sigma_max either side) or ``'relative'``.
+        photometric: The on-device strong view, one config dict
+            (:func:`uda.augment.photometric.build_photometric`):
+            ``dict(preset='unimatch_strong')`` (UniMatch ``dataset/semi.py``: ColorJitter(0.5,
+            0.5, 0.5, 0.25) p 0.8, greyscale p 0.2, blur sigma 0.1-2.0 p 0.5, 13 px kernel);
+            keys beside ``preset`` override it.
         prefix: Key prefix (``'tgt'`` in UDA; e.g. ``'unl'`` for the unlabelled branch).
     """
 
@@ -70,34 +71,22 @@ class WeakStrongConsistency(Term):
         labeller: str = 'conf',
         weak_branch: str = 'target',
         strong_branch: Optional[str] = None,
-        jitter: Sequence[float] = (0.5, 0.5, 0.5, 0.25),
-        jitter_p: float = 0.8,
-        grey_p: float = 0.2,
-        blur_sigma: Sequence[float] = (0.1, 2.0),
-        blur_p: float = 0.5,
-        blur_kernel: Union[int, str] = 13,
+        photometric: dict = UNIMATCH_STRONG_VIEW,
         prefix: str = 'tgt',
     ) -> None:
         super().__init__(weight)
         self.labeller, self.prefix = labeller, prefix
         self.weak_branch, self.strong_branch = weak_branch, strong_branch
-        self.strong: Optional[PhotometricAugment] = None
+        self.photometric: Optional[PhotometricAugment] = None
         if strong_branch is None:
-            self.strong = PhotometricAugment(
-                jitter=tuple(jitter),
-                jitter_p=jitter_p,
-                grey_p=grey_p,
-                blur_sigma=tuple(blur_sigma),
-                blur_p=blur_p,
-                blur_kernel=blur_kernel,
-                order=('jitter', 'grey', 'blur'),
+            self.photometric = build_photometric(
+                photometric, 'WeakStrongConsistency(photometric=...)'
             )
 
     @torch.no_grad()
     def strong_view(self, ctx: StepContext, x: Tensor, valid: Tensor) -> Tensor:
         """On-device strong view of normalised ``x`` [B, 3, H, W]; padding left as it is."""
-        assert self.strong is not None
-        return ctx.photometric_view(x, self.strong, valid, outside='input')
+        return ctx.photometric_view(x, self.photometric, valid, outside='input')
 
     def forward(self, ctx: StepContext) -> dict[str, Tensor]:
         pl = ctx.pseudo_labels(self.weak_branch, self.labeller)

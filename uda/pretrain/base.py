@@ -23,7 +23,7 @@ from mmengine.model import BaseModel
 from mmengine.optim import OptimWrapper
 from torch import Tensor
 
-from uda.augment.photometric import PhotometricAugment, photometric_view
+from uda.augment.photometric import build_photometric, photometric_view
 from uda.registry import MODELS
 
 # Name of the file layout of ``encoder.pth``: ``{'state_dict': <encoder keys, bare>, 'meta'}``.
@@ -99,8 +99,10 @@ class SelfSupervisedPretrainer(BaseModel):
     Args:
         segmentor: Config of the downstream segmentor; only its encoder is trained.
         data_preprocessor: The segmentation configs' ``SegDataPreprocessor`` (normalisation).
-        photometric: Keyword arguments of :class:`uda.augment.PhotometricAugment` per view
-            name (``{'images.query': dict(jitter=..., ...)}``); a view not listed gets none.
+        photometric: One photometric config dict per view name, as the terms take it
+            (:func:`uda.augment.photometric.build_photometric`: ``dict(preset='mocov2_view')``
+            or the keyword arguments of :class:`uda.augment.PhotometricAugment`); a view not
+            listed, or None, gets none.
         init_cfg: mmengine weight initialisation.
     """
 
@@ -122,12 +124,14 @@ class SelfSupervisedPretrainer(BaseModel):
                 continue
             if not isinstance(cfg, dict):
                 raise ValueError(
-                    f"model.photometric['{view}']={cfg!r}: give the keyword arguments of "
-                    'PhotometricAugment, e.g. dict(jitter=(0.4, 0.4, 0.4, 0.1), jitter_p=0.8).'
+                    f"model.photometric['{view}']={cfg!r}: give one config dict, e.g. "
+                    "dict(preset='mocov2_view') or dict(jitter=(0.4, 0.4, 0.4, 0.1), jitter_p=0.8)."
                 )
+            augment = build_photometric(cfg, f"model.photometric['{view}']")
+            assert augment is not None
             # ModuleDict keys may not contain '.', view names do ('images.query').
             self._view_names[view] = f'view{i}'
-            self.photometric[f'view{i}'] = PhotometricAugment(**cfg)
+            self.photometric[f'view{i}'] = augment
 
     def encoder_state_dict(self) -> dict[str, Tensor]:
         """The trained encoder's weights, keys as in ``SMPSegmentor.net.encoder``."""

@@ -95,7 +95,7 @@ class DenseCL(SelfSupervisedPretrainer):
         query_view: Batch view embedded by the query encoder.
         key_view: Batch view embedded by the key encoder.
         data_preprocessor: The segmentation configs' data preprocessor.
-        photometric: :class:`uda.augment.PhotometricAugment` arguments per view.
+        photometric: One photometric config dict per view (``build_photometric``).
     """
 
     def __init__(

@@ -94,7 +94,7 @@ class DINO(SelfSupervisedPretrainer):
         solarize: Probability of solarisation per view name (0.2 on the second global view;
             PIL ``ImageOps.solarize`` at 128: pixels >= 0.5 inverted).
         data_preprocessor: The segmentation configs' data preprocessor.
-        photometric: :class:`uda.augment.PhotometricAugment` arguments per view.
+        photometric: One photometric config dict per view (``build_photometric``).
     """
 
     def __init__(

@@ -74,8 +74,8 @@ class MoCoV2(SelfSupervisedPretrainer):
         query_view: Batch view embedded by the query encoder.
         key_view: Batch view embedded by the key encoder.
         data_preprocessor: The segmentation configs' data preprocessor.
-        photometric: :class:`uda.augment.PhotometricAugment` arguments per view
-            (:data:`uda.augment.MOCOV2_VIEW` for both in the base config).
+        photometric: One photometric config dict per view (``build_photometric``;
+            ``dict(preset='mocov2_view')`` for both in the base config).
     """
 
     def __init__(

@@ -26,11 +26,7 @@ model = dict(
             weight=1.0,  # alone: no source cross-entropy to balance
             branch='target',
             labeller='sac',
-            blur_sigma=(0.1, 2.0),
-            jitter=0.4,
-            hue=0.1,
-            jitter_p=0.5,
-            grey_p=0.2,
+            photometric=dict(preset='sac_noise'),  # RND_BLUR / RND_JITTER / RND_GREYSCALE
             focal_power=3.0,  # FOCAL_P
             log_per_class=True,
         )
