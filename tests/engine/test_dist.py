@@ -159,7 +159,7 @@ def test_wrapper_trains_validates_and_is_found_by_the_runner(one_rank_group):
     ow = _wrappers(model)
     disc = {n: p.detach().clone() for n, p in model.terms['ent'].discriminator.named_parameters()}
     log = wrapped.train_step(toy_batch(), ow)
-    assert {'src.loss_ce', 'tgt.loss_adv_ent', 'disc.loss_ent'} <= set(log)
+    assert {'src.loss_ce', 'ent.loss_adv', 'ent.disc.loss'} <= set(log)
     assert any(
         not torch.equal(p, disc[n]) for n, p in model.terms['ent'].discriminator.named_parameters()
     )

@@ -51,9 +51,9 @@ def test_legacy_positional_checkpoint_is_refused_with_the_fix():
 class _Probe(Term):
     """Reads the context like a consumer of a shared labeller (test only)."""
 
-    def __init__(self, labeller='conf', prefix='a', weight=1.0):
+    def __init__(self, labeller='conf', weight=1.0):
         super().__init__(weight)
-        self.labeller, self.prefix = labeller, prefix
+        self.labeller = labeller
         self.seen: list = []
 
     def forward(self, ctx: StepContext):
@@ -63,15 +63,15 @@ class _Probe(Term):
         ce = nn.functional.cross_entropy(
             logits, pl.labels, ignore_index=ctx.ignore_index, reduction='none'
         )
-        return {f'{self.prefix}.loss_probe': self.weight * (ce * pl.weight).mean()}
+        return {'loss_probe': self.weight * (ce * pl.weight).mean()}
 
 
 def test_two_terms_sharing_a_labeller_run_the_teacher_once():
     model = _adapter(
         dict(
             src=dict(type='SourceCE'),
-            a=dict(type='_Probe', prefix='a'),
-            b=dict(type='_Probe', prefix='b'),
+            a=dict(type='_Probe'),
+            b=dict(type='_Probe'),
         ),
         teacher=dict(start_iter=0),
         labellers=dict(conf=dict(type='ConfidenceLabeller', threshold=0.0)),
@@ -152,7 +152,7 @@ def test_terms_run_only_inside_their_phase():
     for it in range(6):
         with torch.no_grad():
             ctx = model.make_context(data['inputs'], data['data_samples'], iteration=it)
-            seen[it] = 'tgt.loss_ent' in model.run_terms(ctx)
+            seen[it] = 'ent.loss_ent' in model.run_terms(ctx)
     assert seen == {0: False, 1: False, 2: True, 3: True, 4: False, 5: False}
     with pytest.raises(ValueError, match='end_iter'):
         _adapter(dict(src=dict(type='SourceCE', start_iter=3, end_iter=3)))
@@ -283,7 +283,7 @@ def test_declared_optimisers_build_and_step_their_phases():
     # The critic's student-phase loss must not move it: it is frozen in that phase.
     critic_w = critic.weight.detach().clone()
     log = model.train_step(toy_batch(), wrappers)
-    assert {'head.loss', 'critic.loss', 'src.loss_ce'} <= set(log)
+    assert {'h.head.loss', 'h.critic.loss', 'src.loss_ce'} <= set(log)
     for n, p in model.named_parameters():
         assert not torch.equal(p, before[n]), f'{n} did not train'
     # The critic moved by its own phase only: 0.5 * d/dw mean(critic(x)^2), x the cache.

@@ -104,12 +104,12 @@ def test_quality_weight_reaches_the_loss():
     ce = F.cross_entropy(logits, batch.labels, ignore_index=IGNORE, reduction='none')
     w = torch.ones_like(ce)
     w[0][~batch.mask[0]], w[1][~batch.mask[1]] = 0.25, 0.5
-    torch.testing.assert_close(out['mix.loss_ce'].detach(), 2.0 * (ce * w).mean())
+    torch.testing.assert_close(out['loss_ce'].detach(), 2.0 * (ce * w).mean())
     # Without the quality weight (q = 1) the loss differs: q is really applied.
-    assert not torch.isclose(out['mix.loss_ce'].detach(), 2.0 * ce.mean())
+    assert not torch.isclose(out['loss_ce'].detach(), 2.0 * ce.mean())
     # One loss; the quality is a diagnostic, not summed into the objective.
-    assert [k for k in out if 'loss' in k] == ['mix.loss_ce']
-    torch.testing.assert_close(out['mix.quality'], torch.tensor((0.25 + 0.5) / 2))
+    assert [k for k in out if 'loss' in k] == ['loss_ce']
+    torch.testing.assert_close(out['quality'], torch.tensor((0.25 + 0.5) / 2))
 
 
 def test_quality_labeller_weights_target_pixels():

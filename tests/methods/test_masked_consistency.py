@@ -70,7 +70,7 @@ def test_labels_are_the_teachers_on_the_unmasked_target(monkeypatch):
     expected_view, keep = term.masked_view(ctx)
     torch.manual_seed(3)
     out = term(ctx)
-    assert torch.isfinite(out['mic.loss_ce']) and out['mic.visible'] == keep.mean()
+    assert torch.isfinite(out['loss_ce']) and out['visible'] == keep.mean()
     # The student saw the masked, augmented view ...
     assert len(inputs) == 1 and torch.equal(inputs[0], expected_view)
     # ... and was trained towards the labeller's labels and weights of the UNMASKED target.

@@ -73,8 +73,8 @@ def test_the_recipe_term_and_labeller_train_after_the_teacher_warm_up(tmp_path):
         runner.train()
         logged = _logged(tmp_path / 'work')
         assert [d['iter'] for d in logged] == [1, 2, 3, 4]
-        assert all('tgt.loss_my' not in d for d in logged[:2])  # warm-up: no teacher yet
-        assert all(d['tgt.loss_my'] > 0 and 'tgt.my_kept' in d for d in logged[2:])
+        assert all('my.loss' not in d for d in logged[:2])  # warm-up: no teacher yet
+        assert all(d['my.loss'] > 0 and 'my.kept' in d for d in logged[2:])
     finally:
         TERMS._module_dict.pop('MyConsistency', None)
         LABELLERS._module_dict.pop('MyLabeller', None)

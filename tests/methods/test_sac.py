@@ -125,8 +125,8 @@ def test_teacher_gets_no_gradient_and_student_bn_stays_frozen():
     conv = model.student.conv.weight.clone()
     for step in range(3):
         log_vars = model.train_step(toy_batch(seed=step), wrapper)
-        assert 'tgt.loss_sac' in log_vars and math.isfinite(log_vars['tgt.loss_sac'])
-        assert 0 <= log_vars['tgt.pseudo_ratio'] <= 1
+        assert 'sac.loss' in log_vars and math.isfinite(log_vars['sac.loss'])
+        assert 0 <= log_vars['sac.pseudo_ratio'] <= 1
     assert bn.training  # batch statistics in forwards, frozen running statistics
     assert torch.equal(bn.running_mean, stats[0]) and torch.equal(bn.running_var, stats[1])
     assert not torch.equal(model.student.conv.weight, conv)  # the student trains
@@ -146,7 +146,7 @@ def test_sac_before_the_teacher_starts_and_missing_hook_is_reported():
     model = _adapter(start_iter=5)
     model.train()
     assert model.phases['sac'] == (5, None)
-    assert 'tgt.loss_sac' not in model.run_terms(_ctx(model, toy_batch(), it=2))
+    assert 'sac.loss' not in model.run_terms(_ctx(model, toy_batch(), it=2))
     with pytest.raises(RuntimeError, match='EMATeacherHook'):
         model.run_terms(_ctx(model, toy_batch(), it=5))
 
@@ -198,7 +198,7 @@ def test_views_per_pass_gives_the_same_loss_and_update_with_one_chunk_graph_at_a
         torch.manual_seed(1)
         log_vars = model.train_step(toy_batch(seed=3), wrapper)
         weights = [p.detach().clone() for p in model.student.parameters()]
-        results.append((log_vars['tgt.loss_sac'], weights, len(calls)))
+        results.append((log_vars['sac.loss'], weights, len(calls)))
     (ref_loss, ref_w, ref_calls), *chunked = results
     assert ref_calls == 1
     for (loss, weights, n_calls), expected_calls in zip(chunked, (4, 2)):

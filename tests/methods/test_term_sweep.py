@@ -111,10 +111,12 @@ def test_labeller_gives_labels_and_weights_of_the_branch(name):
     assert ctx.pseudo_labels('target', 'lab') is pl  # once per step
 
 
-def test_duplicate_loss_keys_are_rejected():
-    model = _adapter(dict(a=dict(type='SourceCE'), b=dict(type='SourceCE')))
-    with pytest.raises(KeyError, match='same keys'):
-        model.train_step(toy_batch(), OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1)))
+def test_log_keys_are_prefixed_by_the_term_name_and_each_term_has_a_total():
+    model = _adapter(dict(a=dict(type='SourceCE'), b=dict(type='SourceCE', weight=2.0)))
+    log = model.train_step(toy_batch(), OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1)))
+    assert list(log) == ['loss', 'a.loss', 'a.loss_ce', 'b.loss', 'b.loss_ce']
+    assert torch.allclose(log['b.loss'], 2 * log['a.loss'])
+    assert model.console_keys() == ['loss', 'a.loss', 'b.loss']
 
 
 def test_non_finite_loss_names_the_iteration():

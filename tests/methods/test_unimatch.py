@@ -166,7 +166,7 @@ def test_feature_dropout_changes_only_the_perturbed_branch():
     weak = ctx.student('unlabeled')
     clean = model.student.decode(weak['features'])
     assert torch.allclose(weak['logits'], clean)
-    assert out['unl.loss_fp'].requires_grad
+    assert out['loss_fp'].requires_grad
 
 
 def test_weak_forward_runs_once_and_labels_come_from_it():

@@ -83,17 +83,17 @@ def count_and_step(ow: OptimWrapper, grad_sync: Optional[GradSync]) -> None:
         ow.zero_grad()
 
 
-def _merge(
-    losses: dict[str, Tensor], out: dict[str, Tensor], seen: dict[str, Tensor], who: str
-) -> None:
-    """Add a term's losses to ``losses``; keys already produced this step are an error."""
-    clash = set(out) & (set(losses) | set(seen))
-    if clash:
+def _prefixed(name: str, out: dict[str, Tensor]) -> dict[str, Tensor]:
+    """A term's keys under its config name, ``<name>.<key>`` (``sac.loss``,
+    ``feat.disc.loss``): the one log-key convention, so terms take no prefix arguments."""
+    losses = [k for k in out if 'loss' in k and not k.startswith('disc.')]
+    if 'loss' in losses and len(losses) > 1:
         raise KeyError(
-            f'Terms produced the same keys {sorted(clash)}; give one of them another '
-            f'prefix ({who}).'
+            f"Term {name!r} returned 'loss' beside {sorted(set(losses) - {'loss'})}: a term "
+            "with several losses names each 'loss_<what>' (the adapter logs their sum as "
+            f"'{name}.loss')."
         )
-    losses.update(out)
+    return {f'{name}.{k}': v for k, v in out.items()}
 
 
 def _collect(out: TermOutput, backward: Optional[Backward]) -> dict[str, Tensor]:
@@ -439,20 +439,19 @@ class Adapter(BaseModel):
         self,
         ctx: StepContext,
         names: Optional[list[str]] = None,
-        into: Optional[dict[str, Tensor]] = None,
         backward: Optional[Backward] = None,
     ) -> dict[str, Tensor]:
-        """Run the active terms (all, or ``names``) and collect their losses.
+        """Run the active terms (all, or ``names``) and collect their losses, each key under
+        its term's name (``<name>.<key>``).
 
         ``backward`` (a training step's student phase) back-propagates the partial losses a
         generator term yields at once; without it they keep their graphs.
         """
         losses: dict[str, Tensor] = {}
-        seen = into if into is not None else {}
         for name, term in self.active_terms(ctx.iter).items():
             if names is not None and name not in names:
                 continue
-            _merge(losses, _collect(term(ctx), backward), seen, f'term {name!r}')
+            losses.update(_prefixed(name, _collect(term(ctx), backward)))
         return losses
 
     def loss(
@@ -570,12 +569,7 @@ class Adapter(BaseModel):
                 for term_name, term in self.active_terms(ctx.iter).items():
                     if name not in term.optimised_modules():
                         continue
-                    _merge(
-                        losses,
-                        term.phase_loss(name, ctx),
-                        log_vars,
-                        f'term {term_name!r}, phase {name!r}',
-                    )
+                    losses.update(_prefixed(term_name, term.phase_loss(name, ctx)))
             if not losses:
                 continue
             parsed, p_log = self.parse_losses(losses)
@@ -598,7 +592,7 @@ class Adapter(BaseModel):
 
         with self.bn_policy.applied(self.student, ctx.iter):
             for i, names in enumerate(groups):
-                losses = self.run_terms(ctx, names, into=all_losses, backward=backward)
+                losses = self.run_terms(ctx, names, backward=backward)
                 if i == len(groups) - 1:
                     self._bn_stats_forward(ctx, ctx.iter)
                 if losses:
@@ -618,7 +612,27 @@ class Adapter(BaseModel):
             )
         count_and_step(ow, grad_sync)
         _, log_vars = self.parse_losses(all_losses)
-        return log_vars
+        return self._with_term_totals(log_vars)
+
+    def _with_term_totals(self, log_vars: dict[str, Tensor]) -> dict[str, Tensor]:
+        """``log_vars`` with ``<term>.loss``, the sum of each term's losses, before the
+        term's own keys (a term with one loss named ``loss`` has it already)."""
+        out = {'loss': log_vars['loss']}
+        for name in self.terms:
+            own = {k: v for k, v in log_vars.items() if k.startswith(f'{name}.')}
+            parts = [v for k, v in own.items() if 'loss' in k]
+            if parts and f'{name}.loss' not in own:
+                out[f'{name}.loss'] = sum(parts[1:], parts[0])
+            out.update(own)
+        out.update(log_vars)
+        return out
+
+    def console_keys(self) -> list[str]:
+        """The scalars of the console line besides learning rate and time: the total loss,
+        one loss per term (``<term>.loss``) and at most three diagnostics (the terms'
+        ``console_keys``, in term order); everything logged goes to TensorBoard."""
+        diagnostics = [f'{n}.{k}' for n, t in self.named_terms().items() for k in t.console_keys]
+        return ['loss', *(f'{n}.loss' for n in self.terms), *diagnostics[:3]]
 
     # ------------------------------------------------------------------ inference
     def segmentor_for(self, which: str = 'student') -> nn.Module:

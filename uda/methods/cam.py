@@ -77,6 +77,8 @@ class SingleStageCAM(Term):
             logits, pseudo masks upsampled bilinearly, as the reference.
     """
 
+    console_keys = ('fg_share',)
+
     def __init__(
         self,
         weight: float = 1.0,
@@ -167,8 +169,8 @@ class SingleStageCAM(Term):
         # The share of the labelled classes' masks (``cls_fg`` in the reference's log).
         fg_share = (mbar[:, off:] * y).sum(-1) / y.sum(-1).clamp(min=1)
         out = {
-            self._key('loss_cls'): self.weight * loss_cls,
-            self._key('fg_share'): fg_share.mean().detach(),
+            'loss_cls': self.weight * loss_cls,
+            'fg_share': fg_share.mean().detach(),
         }
         if ctx.iter < self.mask_start_iter:
             return out
@@ -191,9 +193,9 @@ class SingleStageCAM(Term):
             bg_required = y[:, :off] * 0 + float(self.background is not None)
             required = torch.cat([bg_required, y], 1)
         loss_img, counted = balanced_mask_ce(x_full, pseudo, required, ctx.ignore_index)
-        out[self._key('loss_mask')] = self.mask_weight * loss_img.mean()
-        out[self._key('mask_images')] = counted.mean().detach()
-        out[self._key('pseudo_ratio')] = (pseudo.sum(1) > 0).float().mean().detach()
+        out['loss_mask'] = self.mask_weight * loss_img.mean()
+        out['mask_images'] = counted.mean().detach()
+        out['pseudo_ratio'] = (pseudo.sum(1) > 0).float().mean().detach()
         self._panels = self._make_panels(ctx, refined, pseudo, ids)
         return out
 

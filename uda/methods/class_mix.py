@@ -77,11 +77,11 @@ class ClassMix(Term):
             (DACS / DAFormer: jitter 0.2, p 0.8; blur p 0.5, sigma 0.15-1.15; one coin per
             batch), keys beside ``preset`` override it (DACS: ``jitter=(0.25,) * 4``); None
             for no augmentation.
-        prefix: Log-key prefix (``<prefix>loss_ce``, ``<prefix>quality``).
         class_pool: ``'batch'`` (the DACS / DAFormer / MIC code) or ``'image'``.
     """
 
     labeller_args = {'labeller': dict(type='QualityLabeller')}
+    console_keys = ('quality',)
 
     def __init__(
         self,
@@ -90,7 +90,6 @@ class ClassMix(Term):
         target_branch: str = 'target',
         labeller: str = 'teacher_quality',
         photometric: Optional[dict] = DACS_STRONG_VIEW,
-        prefix: str = 'mix.',
         class_pool: str = 'batch',
     ) -> None:
         super().__init__(weight)
@@ -100,7 +99,7 @@ class ClassMix(Term):
             )
         self.class_pool = class_pool
         self.source_branch, self.target_branch = source_branch, target_branch
-        self.labeller, self.prefix = labeller, prefix
+        self.labeller = labeller
         self.photometric = build_photometric(photometric, 'ClassMix(photometric=...)')
         self._panels: dict[str, Tensor] = {}
 
@@ -142,9 +141,9 @@ class ClassMix(Term):
         pl = ctx.pseudo_labels(self.target_branch, self.labeller)
         self._panels = self._make_panels(ctx, batch)
         return {
-            f'{self.prefix}loss_ce': self.weight * loss,
+            'loss_ce': self.weight * loss,
             # Mean pseudo-label weight of the target images (DACS quality q).
-            f'{self.prefix}quality': pl.weight.mean().detach(),
+            'quality': pl.weight.mean().detach(),
         }
 
     @staticmethod

@@ -116,7 +116,7 @@ class CoTTASelfTraining(Term):
 
     ``weight * mean CE`` over the labelled (non-ignored) pixels, as mmseg's decode loss in the
     ACDC code (the student trains on the unscaled view with the hard label). Logs
-    ``tgt.unsure_ratio`` (share of pixels labelled by the averaged teacher). Starts with the
+    ``unsure_ratio`` (share of pixels labelled by the averaged teacher). Starts with the
     teacher when its labeller reads it.
 
     Args:
@@ -126,6 +126,7 @@ class CoTTASelfTraining(Term):
     """
 
     labeller_args = {'labeller': dict(type='CoTTALabeller')}
+    console_keys = ('unsure_ratio',)
 
     def __init__(
         self, weight: float = 1.0, branch: str = 'target', labeller: str = 'cotta'
@@ -145,8 +146,8 @@ class CoTTASelfTraining(Term):
             loss = logits.sum() * 0.0  # no labelled pixel: keep the graph, add nothing
         valid = pl.weight.sum().clamp(min=1)
         return {
-            'tgt.loss_cotta': self.weight * loss,
-            'tgt.unsure_ratio': (pl.extras['unsure'].float().sum() / valid).detach(),
+            'loss': self.weight * loss,
+            'unsure_ratio': (pl.extras['unsure'].float().sum() / valid).detach(),
         }
 
 

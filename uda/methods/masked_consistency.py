@@ -55,7 +55,6 @@ class MaskedConsistency(Term):
             ``dict(preset='dacs_strong')`` (``color_jitter_strength`` 0.2, applied when U(0, 1)
             > ``color_jitter_probability`` 0.2; blur p 0.5, sigma 0.15-1.15; one coin per step,
             masking_consistency_module.py:119-130); None for no augmentation.
-        prefix: Log-key prefix (``<prefix>loss_ce``, ``<prefix>visible``).
     """
 
     labeller_args = {'labeller': dict(type='QualityLabeller')}
@@ -68,7 +67,6 @@ class MaskedConsistency(Term):
         block_size: int = 64,
         mask_ratio: float = 0.7,
         photometric: Optional[dict] = DACS_STRONG_VIEW,
-        prefix: str = 'mic.',
     ) -> None:
         super().__init__(weight)
         if int(block_size) < 1 or not 0.0 <= float(mask_ratio) <= 1.0:
@@ -76,7 +74,7 @@ class MaskedConsistency(Term):
                 f'MaskedConsistency(block_size={block_size}, mask_ratio={mask_ratio}): use '
                 'block_size >= 1 and mask_ratio in [0, 1] (MIC: 64, 0.7).'
             )
-        self.branch, self.labeller, self.prefix = branch, labeller, prefix
+        self.branch, self.labeller = branch, labeller
         self.block_size, self.mask_ratio = int(block_size), float(mask_ratio)
         self.photometric = build_photometric(photometric, 'MaskedConsistency(photometric=...)')
         self._panels: dict[str, Tensor] = {}
@@ -110,8 +108,8 @@ class MaskedConsistency(Term):
         )
         self._panels = self._make_panels(ctx, view, keep)
         return {
-            f'{self.prefix}loss_ce': self.weight * loss,
-            f'{self.prefix}visible': keep.mean().detach(),
+            'loss_ce': self.weight * loss,
+            'visible': keep.mean().detach(),
         }
 
     @staticmethod

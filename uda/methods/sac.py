@@ -234,7 +234,8 @@ class SACSelfTraining(Term):
             jitter 0.4 / hue 0.1 with p 0.5, then greyscale p 0.2); keys beside ``preset``
             override it.
         focal_power: Exponent of the class weights (3).
-        log_per_class: Log the class prior and mean threshold of every class.
+        log_per_class: Log the class prior and mean threshold of every class
+            (``prior_cNN``, ``thr_cNN``: TensorBoard only, not the console line).
         views_per_pass: At most this many views per student forward; each chunk but the last
             is yielded to the adapter, which back-propagates it at once, so only one chunk's
             graph is held (memory, issue 16). The loss and its gradient are the same sum;
@@ -245,6 +246,7 @@ class SACSelfTraining(Term):
     """
 
     labeller_args = {'labeller': dict(type='SACLabeller')}
+    console_keys = ('pseudo_ratio',)
 
     def __init__(
         self,
@@ -312,18 +314,18 @@ class SACSelfTraining(Term):
             )
             loss = self.weight * loss * (len(logits) / n)
             if part.stop < n:
-                yield {'tgt.loss_sac': loss}
+                yield {'loss': loss}
         kept = (pl.labels != ctx.ignore_index).float().sum() / valid.sum().clamp(min=1)
         out = {
-            'tgt.loss_sac': loss,
-            'tgt.pseudo_ratio': kept.detach(),
-            'tgt.teacher_conf': (pl.weight * covered).sum().detach() / covered.sum().clamp(min=1),
+            'loss': loss,
+            'pseudo_ratio': kept.detach(),
+            'teacher_conf': (pl.weight * covered).sum().detach() / covered.sum().clamp(min=1),
         }
         if self.log_per_class:
             mean_thr = pl.extras['thresholds'].mean(0)
             for c in range(mean_thr.shape[0]):
-                out[f'tgt.prior_c{c:02d}'] = prior[c].detach().clone()
-                out[f'tgt.thr_c{c:02d}'] = mean_thr[c].detach()
+                out[f'prior_c{c:02d}'] = prior[c].detach().clone()
+                out[f'thr_c{c:02d}'] = mean_thr[c].detach()
         self._panels = self._make_panels(ctx, pl, noisy)
         return out
 

@@ -42,7 +42,7 @@ class TentEntropy(Term):
 
     def forward(self, ctx: StepContext) -> dict[str, Tensor]:
         logits = ctx.student(self.branch)['logits']
-        return {'tgt.loss_tent': self.weight * softmax_entropy(logits).mean()}
+        return {'loss': self.weight * softmax_entropy(logits).mean()}
 
 
 __all__ = ['TentEntropy', 'softmax_entropy']

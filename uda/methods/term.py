@@ -43,9 +43,14 @@ def labeller_names(owner: Union[Term, Labeller]) -> list[str]:
 class Term(nn.Module):
     """One ingredient of a method, e.g. source cross-entropy or SAC self-training.
 
-    Subclasses implement :meth:`forward` and return ``{name: tensor}``; keys that contain
-    ``loss`` are summed into the objective (name them ``<branch>.loss_<what>``), other keys are
-    only logged. The adapter holds terms by config name (``terms.<name>.*`` in checkpoints,
+    Subclasses implement :meth:`forward` and return ``{key: tensor}``; keys that contain
+    ``loss`` are summed into the objective, other keys are only logged. Keys are plain
+    (``loss`` for a term's one loss, ``loss_<what>`` for several, ``pseudo_ratio``): the adapter
+    logs them under the term's config name (``sac.loss``, ``sac.pseudo_ratio``) and adds
+    ``<name>.loss``, the term's total. The console line shows that total and the few
+    diagnostics a term names in ``console_keys``; every key goes to TensorBoard.
+
+    The adapter holds terms by config name (``terms.<name>.*`` in checkpoints,
     ``--cfg-options model.terms.<name>.weight=2``) and skips a term outside its
     ``start_iter`` / ``end_iter`` (adapter settings given in the term's config).
 
@@ -66,6 +71,7 @@ class Term(nn.Module):
 
     Attributes:
         labeller_args: Constructor arguments that name labellers, with their default configs.
+        console_keys: Diagnostics worth the console line (at most three are shown in all).
         reads_teacher: The term itself reads the teacher (:meth:`StepContext.teacher`), not
             only through labellers.
         needs_teacher: Set by the adapter: the term reads the teacher itself or through its
@@ -77,6 +83,7 @@ class Term(nn.Module):
     """
 
     labeller_args: ClassVar[dict[str, dict]] = {}
+    console_keys: ClassVar[tuple[str, ...]] = ()
     reads_teacher: ClassVar[bool] = False
     needs_teacher: bool = False
     needs_aux: bool = False

@@ -107,9 +107,9 @@ UNIMATCH_STRONG_VIEW = dict(preset='unimatch_strong')
 class UniMatch(Term):
     """Unlabelled losses of UniMatch (or FixMatch / mean teacher, see the module docstring).
 
-    Returns ``<prefix>.loss_s<k>`` per strong view (``weight * strong_weights[k] * L_s<k>``),
-    ``<prefix>.loss_fp`` when ``fp_weight > 0``, and ``<prefix>.mask_ratio`` (share of the weak
-    view's non-padding pixels above the threshold; logged, not summed).
+    Returns ``loss_s<k>`` per strong view (``weight * strong_weights[k] * L_s<k>``), ``loss_fp``
+    when ``fp_weight > 0``, and ``mask_ratio`` (share of the weak view's non-padding pixels
+    above the threshold; logged, not summed).
 
     Args:
         weight: Overall weight of the unlabelled losses (0.5: UniMatch's final /2; the
@@ -138,7 +138,6 @@ class UniMatch(Term):
             ``dict(preset='unimatch_strong')`` (UniMatch ``dataset/semi.py``: ColorJitter(0.5,
             0.5, 0.5, 0.25) p 0.8, greyscale p 0.2, blur sigma 0.1-2.0 p 0.5, 13 px kernel);
             keys beside ``preset`` override it.
-        prefix: Key prefix of the losses (``'unl'``).
         joint_branch: Labelled branch forwarded with the weak branch as one batch (UniMatch /
             FixMatch: ``'labeled'``); None forwards them separately.
         fp_decode: ``'joint'``: decode the clean and the dropped features as one batch
@@ -149,6 +148,7 @@ class UniMatch(Term):
         'labeller': dict(type='ConfidenceLabeller', threshold=0.95, source='student_train'),
         'mix_labeller': dict(type='ConfidenceLabeller', threshold=0.95, source='student'),
     }
+    console_keys = ('mask_ratio',)
 
     def __init__(
         self,
@@ -165,7 +165,6 @@ class UniMatch(Term):
         cutmix_area: Sequence[float] = (0.02, 0.4),
         cutmix_aspect: Sequence[float] = (0.3, 1 / 0.3),
         photometric: dict = UNIMATCH_STRONG_VIEW,
-        prefix: str = 'unl',
         joint_branch: Optional[str] = None,
         fp_decode: str = 'joint',
     ) -> None:
@@ -196,7 +195,6 @@ class UniMatch(Term):
         self.cutmix_p = float(cutmix_p)
         self.cutmix_area = (float(cutmix_area[0]), float(cutmix_area[1]))
         self.cutmix_aspect = (float(cutmix_aspect[0]), float(cutmix_aspect[1]))
-        self.prefix = prefix
         self.photometric = build_photometric(photometric, 'UniMatch(photometric=...)')
 
     def setup(self, adapter: Adapter) -> None:
@@ -270,7 +268,7 @@ class UniMatch(Term):
             logits = ctx.student_forward(torch.cat(views))['logits'].chunk(len(views))
             for k, (wk, lg, (lbl, w, v)) in enumerate(zip(self.strong_weights, logits, targets)):
                 loss = masked_consistency_loss(lg, lbl, w, v, ctx.ignore_index)
-                out[f'{self.prefix}.loss_s{k + 1}'] = self.weight * wk * loss
+                out[f'loss_s{k + 1}'] = self.weight * wk * loss
         if self.fp_weight > 0:
             fp_logits = ctx.student_perturbed(self.weak_branch)
             if fp_logits is None:  # fp_decode='separate'
@@ -278,7 +276,7 @@ class UniMatch(Term):
                 dropped = feature_dropout(feats, self.fp_p, self.fp_stages)
                 fp_logits = ctx.student_decode(dropped, x.shape[-2:])
             loss = masked_consistency_loss(fp_logits, pl.labels, pl.weight, valid, ctx.ignore_index)
-            out[f'{self.prefix}.loss_fp'] = self.weight * self.fp_weight * loss
+            out['loss_fp'] = self.weight * self.fp_weight * loss
         kept = (pl.weight * valid).sum() / valid.sum().clamp(min=1)
-        out[f'{self.prefix}.mask_ratio'] = kept.detach()
+        out['mask_ratio'] = kept.detach()
         return out

@@ -96,8 +96,7 @@ class VirtualAdversarial(Term):
     (32x32, eps 2) it reached 2/3 of the divergence that ``xi = 1e-3`` reaches (both well above
     a random direction). Raise ``xi`` if the logged loss stays near a random perturbation's.
 
-    Returns ``<prefix>.loss_vat`` and ``<prefix>.vat_r_norm`` (mean L2 norm of ``r_adv``,
-    logged).
+    Returns ``loss`` and ``r_norm`` (mean L2 norm of ``r_adv``, logged).
 
     Args:
         weight: Loss weight alpha (1.0 in the paper).
@@ -105,7 +104,6 @@ class VirtualAdversarial(Term):
         xi: Finite-difference step of the power iteration (1e-6).
         power_iters: Power iterations K (1).
         branch: Unlabelled branch [B, 3, H, W] (``'target'`` in UDA, ``'unlabeled'`` in SSL).
-        prefix: Key prefix.
     """
 
     def __init__(
@@ -115,7 +113,6 @@ class VirtualAdversarial(Term):
         xi: float = 1e-6,
         power_iters: int = 1,
         branch: str = 'target',
-        prefix: str = 'tgt',
     ) -> None:
         super().__init__(weight)
         if eps <= 0 or xi <= 0 or int(power_iters) < 1:
@@ -124,7 +121,7 @@ class VirtualAdversarial(Term):
                 'eps > 0, xi > 0 and power_iters >= 1 (paper: xi 1e-6, one iteration).'
             )
         self.eps, self.xi, self.power_iters = float(eps), float(xi), int(power_iters)
-        self.branch, self.prefix = branch, prefix
+        self.branch = branch
 
     def forward(self, ctx: StepContext) -> dict[str, Tensor]:
         x = ctx.inputs(self.branch)
@@ -142,6 +139,6 @@ class VirtualAdversarial(Term):
         adv = ctx.student_forward(x + r_adv, update_bn=False)['logits']
         loss = pixel_kl(clean, adv, valid)
         return {
-            f'{self.prefix}.loss_vat': self.weight * loss,
-            f'{self.prefix}.vat_r_norm': r_adv.flatten(1).norm(dim=1).mean().detach(),
+            'loss': self.weight * loss,
+            'r_norm': r_adv.flatten(1).norm(dim=1).mean().detach(),
         }

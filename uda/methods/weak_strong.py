@@ -45,8 +45,8 @@ class WeakStrongConsistency(Term):
     follows that branch); the on-device strong forward is a plain
     :meth:`StepContext.student_forward` (updates them only under ``bn_policy='train'``).
 
-    Returns ``<prefix>.loss_ws`` and ``<prefix>.mask_ratio`` (share of non-padding pixels above
-    the threshold; logged, not summed).
+    Returns ``loss`` and ``mask_ratio`` (share of non-padding pixels above the threshold;
+    logged, not summed).
 
     Args:
         weight: Loss weight (UniMatch: 0.5 for the two strong views together against 1 for the
@@ -60,10 +60,10 @@ class WeakStrongConsistency(Term):
             ``dict(preset='unimatch_strong')`` (UniMatch ``dataset/semi.py``: ColorJitter(0.5,
             0.5, 0.5, 0.25) p 0.8, greyscale p 0.2, blur sigma 0.1-2.0 p 0.5, 13 px kernel);
             keys beside ``preset`` override it.
-        prefix: Key prefix (``'tgt'`` in UDA; e.g. ``'unl'`` for the unlabelled branch).
     """
 
     labeller_args = {'labeller': dict(type='ConfidenceLabeller', threshold=0.95)}
+    console_keys = ('mask_ratio',)
 
     def __init__(
         self,
@@ -72,10 +72,9 @@ class WeakStrongConsistency(Term):
         weak_branch: str = 'target',
         strong_branch: Optional[str] = None,
         photometric: dict = UNIMATCH_STRONG_VIEW,
-        prefix: str = 'tgt',
     ) -> None:
         super().__init__(weight)
-        self.labeller, self.prefix = labeller, prefix
+        self.labeller = labeller
         self.weak_branch, self.strong_branch = weak_branch, strong_branch
         self.photometric: Optional[PhotometricAugment] = None
         if strong_branch is None:
@@ -117,6 +116,6 @@ class WeakStrongConsistency(Term):
         loss = masked_consistency_loss(logits, pl.labels, pl.weight, valid, ctx.ignore_index)
         kept = (pl.weight * valid).sum() / valid.sum().clamp(min=1)
         return {
-            f'{self.prefix}.loss_ws': self.weight * loss,
-            f'{self.prefix}.mask_ratio': kept.detach(),
+            'loss': self.weight * loss,
+            'mask_ratio': kept.detach(),
         }

@@ -14,7 +14,7 @@ model = dict(
         partner=dict(type='ConfidenceLabeller', threshold=0.95, source='student'),
     ),
     terms=dict(
-        sup=dict(type='SourceCE', weight=0.5, branch='labeled', prefix='sup.'),
+        sup=dict(type='SourceCE', weight=0.5, branch='labeled'),
         unl=dict(
             type='UniMatch',
             weight=0.5,  # the final /2 of (L_x + L_s) / 2
@@ -28,7 +28,6 @@ model = dict(
             cutmix_area=(0.02, 0.4),
             cutmix_aspect=(0.3, 1 / 0.3),
             photometric=dict(preset='unimatch_strong'),  # UniMatch dataset/semi.py strong view
-            prefix='unl',
             # Labelled + weak images forwarded as one batch (fixmatch.py:146).
             joint_branch='labeled',
         ),

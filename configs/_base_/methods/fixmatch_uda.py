@@ -23,7 +23,6 @@ model = dict(
             weak_branch='target',
             strong_branch=None,  # None: strong view on the device (kornia), per image
             photometric=dict(preset='unimatch_strong'),  # UniMatch dataset/semi.py strong view
-            prefix='tgt',
         ),
     ),
     bn_policy='train',

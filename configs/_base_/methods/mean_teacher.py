@@ -11,7 +11,7 @@ model = dict(
     teacher=dict(momentum=0.996, interval=1, start_iter=0, ramp=True),
     labellers=dict(teacher_conf=dict(type='ConfidenceLabeller', threshold=0.95, source='teacher')),
     terms=dict(
-        sup=dict(type='SourceCE', weight=0.5, branch='labeled', prefix='sup.'),
+        sup=dict(type='SourceCE', weight=0.5, branch='labeled'),
         unl=dict(
             type='UniMatch',
             weight=0.5,  # the final /2
@@ -25,7 +25,6 @@ model = dict(
             cutmix_area=(0.02, 0.4),
             cutmix_aspect=(0.3, 1 / 0.3),
             photometric=dict(preset='unimatch_strong'),  # UniMatch dataset/semi.py strong view
-            prefix='unl',
         ),
     ),
     bn_policy='train',

@@ -15,7 +15,7 @@ model = dict(
         partner=dict(type='ConfidenceLabeller', threshold=0.95, source='student'),
     ),
     terms=dict(
-        sup=dict(type='SourceCE', weight=0.5, branch='labeled', prefix='sup.'),
+        sup=dict(type='SourceCE', weight=0.5, branch='labeled'),
         unl=dict(
             type='UniMatch',
             weight=0.5,  # the final /2
@@ -31,7 +31,6 @@ model = dict(
             cutmix_area=(0.02, 0.4),
             cutmix_aspect=(0.3, 1 / 0.3),
             photometric=dict(preset='unimatch_strong'),  # UniMatch dataset/semi.py strong view
-            prefix='unl',
             # BatchNorm batches as unimatch.py:151 and deeplabv3plus.py:44-50: labelled + weak
             # images forwarded as one batch, clean + dropped features decoded as one batch.
             joint_branch='labeled',
