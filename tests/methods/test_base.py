@@ -14,15 +14,13 @@ from uda.registry import LABELLERS, MODELS, TERMS
 
 
 def _adapter(terms, **kwargs):
-    return MODELS.build(
-        dict(
-            type='Adapter',
-            segmentor=dict(type='ToySegmentor'),
-            data_preprocessor=dict(type='SegDataPreprocessor', size_divisor=1),
-            terms=terms,
-            **kwargs,
-        )
+    cfg = dict(
+        type='Adapter',
+        segmentor=dict(type='ToySegmentor'),
+        data_preprocessor=dict(type='SegDataPreprocessor', size_divisor=1),
+        terms=terms,
     )
+    return MODELS.build({**cfg, **kwargs})
 
 
 def _sgd(model, lr=0.1):
@@ -452,3 +450,24 @@ def test_a_derived_labeller_reads_the_wrapped_one_once_and_follows_its_teacher()
     assert half.valid.dtype == torch.bool and half.probs.shape[1] == model.num_classes
     with pytest.raises(TypeError, match='reads no network'):
         model.labeller('halved').predict(ctx, ctx.inputs('target'))
+
+
+# ------------------------------------------------------------------ teacher memory
+def test_the_adapters_teacher_shares_the_students_frozen_parameters_by_default():
+    """A frozen part of the student (train_only: the BN affine trains) is one tensor for
+    student and teacher; trainable parameters are the teacher's own EMA copies."""
+    seg = dict(type='ToySegmentor', train_only=dict(norm=True))
+    model = _adapter(dict(src=dict(type='SourceCE')), segmentor=seg, teacher=dict(momentum=0.5))
+    student, teacher = model.student, model.teacher
+    assert teacher.net.conv.weight is student.conv.weight
+    assert teacher.net.classifier.bias is student.classifier.bias
+    assert teacher.net.bn.weight is not student.bn.weight
+    assert teacher.shared_frozen == sum(1 for p in student.parameters() if not p.requires_grad)
+    teacher.init_from(student)
+    model.train_step(toy_batch(), _sgd(model))
+    teacher.update(student)
+    assert torch.allclose(teacher.net.bn.weight, 0.5 * (student.bn.weight + 1.0))
+    copied = _adapter(
+        dict(src=dict(type='SourceCE')), segmentor=seg, teacher=dict(share_frozen=False)
+    )
+    assert copied.teacher.net.conv.weight is not copied.student.conv.weight
