@@ -62,7 +62,7 @@ def main() -> None:
         # The labeller of training, on this labelled batch (one step's context).
         ctx = model.make_context({'target': x}, {'target': samples})
         pl = ctx.pseudo_labels('target', name)
-        views, probs, fused = pl.extras['views'], pl.extras['probs'], pl.extras['fused']
+        views, probs, fused = pl.views, pl.extras['view_probs'], pl.probs
         labels = pl.labels
         gt = torch.stack([s['gt_sem_seg'] for s in samples]).float()[:, None]
         gt_views = (

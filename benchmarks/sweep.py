@@ -406,14 +406,22 @@ def run_job(job: Job) -> dict[str, Any]:
 
 
 def last_quarter_scalars(work_dir: str, prefixes: Sequence[str]) -> dict[str, float]:
-    """Mean over the last quarter of the logged training iterations of scalars by prefix."""
+    """Mean over the last quarter of the logged training iterations of scalars by prefix;
+    a prefix also matches after a term's name (``disc.acc``: ``ent.disc.acc_src``)."""
     rows = []
     for path in glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json')):
         with open(path) as f:
             rows += [d for d in map(json.loads, f) if 'loss' in d]
     rows.sort(key=lambda d: d.get('iter', 0))
     tail = rows[-max(1, len(rows) // 4) :] if rows else []
-    keys = sorted({k for r in tail for k in r if k.startswith(tuple(prefixes))})
+    keys = sorted(
+        {
+            k
+            for r in tail
+            for k in r
+            if k.startswith(tuple(prefixes)) or any(f'.{p}' in k for p in prefixes)
+        }
+    )
     return {k: statistics.mean(r[k] for r in tail if k in r) for k in keys}
 
 

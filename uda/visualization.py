@@ -14,6 +14,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from uda.losses.entropy import pixel_entropy
+
 
 def colorize(label: torch.Tensor | np.ndarray, palette: Sequence[Sequence[int]]) -> np.ndarray:
     """Label ids [H, W] -> RGB uint8 [H, W, 3]; ids outside the palette (ignore) are black."""
@@ -53,3 +55,24 @@ def overlay(image: np.ndarray, colour: np.ndarray, alpha: float = 0.5) -> np.nda
         raise ValueError(f'Image {image.shape} and mask {colour.shape} differ in size.')
     out = (1 - alpha) * image.astype(np.float32) + alpha * colour.astype(np.float32)
     return out.round().clip(0, 255).astype(np.uint8)
+
+
+# ---------------------------------------------------------------------- training panels
+# Tensors a term returns from ``vis_panels()`` (uda.engine.hooks.SegVisualizationHook draws
+# them): RGB uint8 [3, H, W] images, or [H, W] class-id maps (coloured with the palette).
+
+
+def image_panel(pixels: torch.Tensor) -> torch.Tensor:
+    """Pixel values (0-255, float) [3, H, W] -> uint8 [3, H, W], detached."""
+    return pixels.clamp(0, 255).to(torch.uint8).detach()
+
+
+def mask_panel(mask: torch.Tensor) -> torch.Tensor:
+    """A mask [H, W] (True / nonzero = white) -> uint8 [3, H, W] black and white, detached."""
+    return ((mask != 0).to(torch.uint8)[None].expand(3, -1, -1) * 255).detach()
+
+
+def entropy_panel(logits: torch.Tensor) -> torch.Tensor:
+    """Normalised entropy of one image's logits [1, C, H, W] as a grey uint8 [3, H, W] image."""
+    ent = pixel_entropy(logits.float())[0].clamp(0, 1)
+    return (ent * 255).round().to(torch.uint8).cpu().unsqueeze(0).repeat(3, 1, 1)

@@ -26,7 +26,9 @@ default_hooks = dict(
     cpu_threads=dict(type='CPUThreadsHook', num_threads=1),  # same numbers on any CPU
 )
 visualizer = dict(type='Visualizer', vis_backends=vis_backends, name='visualizer')
-log_processor = dict(by_epoch=False, window_size=10)
+# The console line: lr, time, total loss, one loss per term and at most three diagnostics
+# (Adapter.console_keys); every scalar goes to TensorBoard.
+log_processor = dict(type='ConsoleLogProcessor', by_epoch=False, window_size=10)
 log_level = 'INFO'
 load_from = None
 resume = False

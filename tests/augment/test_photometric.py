@@ -5,6 +5,7 @@ import torch
 
 from uda.augment.photometric import (
     PhotometricAugment,
+    build_photometric,
     dacs_strong,
     relative_kernel,
     sac_noise,
@@ -114,4 +115,61 @@ def test_dacs_and_mic_strong_views_use_batch_coins_in_the_paper_leaves():
     from mmengine.config import Config
 
     model = Config.fromfile('configs/mic/mic_unet-resnet18_400_synthetic-96x192.py').model
-    assert model.terms.mix.coins == 'batch' and model.terms.mic.coins == 'batch'
+    for term in (model.terms.mix, model.terms.mic):
+        assert build_photometric(term.photometric, 'test').coins == 'batch'
+
+
+def test_build_photometric_takes_a_preset_with_overrides_or_the_arguments():
+    x = _images()
+    a = build_photometric(dict(preset='sac_noise'), 'test')
+    b = sac_noise()
+    assert torch.equal(a(x, generator_seed=3), b(x, generator_seed=3))
+    off = build_photometric(dict(preset='unimatch_strong', jitter_p=0, grey_p=0, blur_p=0), 't')
+    assert torch.equal(off(x), x)
+    assert build_photometric(None, 'test') is None
+    kw = build_photometric(dict(blur_sigma=[1.0, 1.0], blur_p=1.0, blur_kernel=5), 'test')
+    assert not torch.equal(kw(x), x)  # a list from a config file is taken as the tuple
+    with pytest.raises(KeyError, match=r"T\(photometric=...\): unknown preset 'nope'"):
+        build_photometric(dict(preset='nope'), 'T(photometric=...)')
+    with pytest.raises(TypeError, match='give one dict'):
+        build_photometric('sac_noise', 'T(photometric=...)')  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match='keyword arguments of PhotometricAugment'):
+        build_photometric(dict(preset='sac_noise', jiter=0.1), 'T(photometric=...)')
+
+
+def test_terms_and_method_configs_use_the_presets():
+    """Every term with a photometric view defaults to a preset of uda/augment/photometric.py,
+    and every method base config names one."""
+    import inspect
+    from pathlib import Path
+
+    from mmengine.config import Config
+
+    from uda.augment.photometric import PRESETS
+    from uda.registry import TERMS
+
+    with_views = []
+    for name in TERMS.available():
+        params = inspect.signature(TERMS.get(name).__init__).parameters
+        if 'photometric' in params:
+            with_views.append(name)
+            assert params['photometric'].default['preset'] in PRESETS, name
+    assert {'ClassMix', 'MaskedConsistency', 'SACSelfTraining', 'UniMatch'} <= set(with_views)
+
+    def photometric_cfgs(node):
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == 'photometric' and value is not None:
+                    yield value
+                else:
+                    yield from photometric_cfgs(value)
+        elif isinstance(node, (list, tuple)):
+            for v in node:
+                yield from photometric_cfgs(v)
+
+    found = 0
+    for path in sorted(Path('configs/_base_/methods').glob('*.py')):
+        for cfg in photometric_cfgs(Config.fromfile(str(path)).to_dict()):
+            assert cfg.get('preset') in PRESETS, (path, cfg)
+            found += 1
+    assert found >= 8

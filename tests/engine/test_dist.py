@@ -159,7 +159,7 @@ def test_wrapper_trains_validates_and_is_found_by_the_runner(one_rank_group):
     ow = _wrappers(model)
     disc = {n: p.detach().clone() for n, p in model.terms['ent'].discriminator.named_parameters()}
     log = wrapped.train_step(toy_batch(), ow)
-    assert {'src.loss_ce', 'tgt.loss_adv_ent', 'disc.loss_ent'} <= set(log)
+    assert {'src.loss_ce', 'ent.loss_adv', 'ent.disc.loss'} <= set(log)
     assert any(
         not torch.equal(p, disc[n]) for n, p in model.terms['ent'].discriminator.named_parameters()
     )
@@ -233,11 +233,11 @@ def test_sync_bn_conversion_keeps_the_bn_policy_on_the_new_layers():
     model = convert_sync_batchnorm(model, 'torch')
     bn = model.student.bn
     assert isinstance(bn, torch.nn.SyncBatchNorm)
-    assert list(model._bn_momentum) == [bn]
+    assert list(model.bn_policy.momentum(model.student)) == [bn]
     data = model.data_preprocessor(toy_batch(), True)
     ctx = model.make_context(data['inputs'], data['data_samples'])
     mean0 = bn.running_mean.clone()
-    with model._bn_policy_applied(0):
+    with model.bn_policy.applied(model.student, 0):
         ctx.student('source')  # no process group: SyncBatchNorm runs as BatchNorm
         assert torch.equal(bn.running_mean, mean0), 'a source forward moved the statistics'
         with torch.no_grad():

@@ -143,7 +143,7 @@ def test_bn_adapt_runs_the_network_once_per_batch(monkeypatch):
         train_mode = model.student(batch).argmax(1)
     model.student.eval()
     assert torch.equal(out[0]['pred_sem_seg'], train_mode[0])
-    assert tta.log['tgt.entropy'] > 0
+    assert tta.log['stats.entropy'] > 0
 
 
 def test_teacher_is_initialised_and_follows_the_student_per_step():

@@ -16,7 +16,7 @@ from uda.evaluation.inference import (
     whole_inference,
     window_starts,
 )
-from uda.methods.base import Adapter
+from uda.methods.adapter import Adapter
 
 
 def window_mean(x: Tensor) -> Tensor:

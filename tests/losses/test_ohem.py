@@ -58,7 +58,7 @@ def test_source_ce_uses_ohem_when_asked():
         )
         data = model.data_preprocessor(toy_batch(), True)
         ctx = model.make_context(data['inputs'], data['data_samples'])
-        return model.terms['src'](ctx)['src.loss_ce'], ctx
+        return model.terms['src'](ctx)['loss_ce'], ctx
 
     plain, _ = loss()
     # thresh 0: only the 10 hardest labelled pixels are kept (the toy network is near-uniform,

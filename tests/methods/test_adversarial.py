@@ -91,21 +91,24 @@ def test_full_train_step_logs_discriminator_accuracy_and_losses():
     d0 = _snapshot(model.terms['t0'].discriminator)
     log = model.train_step(toy_batch(), ow)
     for key in (
-        'tgt.loss_adv_ent',
-        'tgt.loss_adv_ent_aux',
-        'tgt.loss_ent',
-        'disc.loss_ent',
-        'disc.acc_src_ent',
-        'disc.acc_tgt_ent',
-        'disc.acc_src_ent_aux',
+        't0.loss_adv',
+        't0.loss_adv_aux',
+        't0.loss',  # the term's total on the console line
+        't1.loss_ent',
+        't0.disc.loss',
+        't0.disc.acc_src',
+        't0.disc.acc_tgt',
+        't0.disc.acc_src_aux',
     ):
         assert key in log, key
-    assert 0 <= float(log['disc.acc_src_ent']) <= 1
+    assert 0 <= float(log['t0.disc.acc_src']) <= 1
+    total = log['t0.loss_adv'] + log['t0.loss_adv_aux']
+    assert torch.allclose(log['t0.loss'], total) and 't0.disc.loss' not in model.console_keys()
     assert _changed(model.terms['t0'].discriminator, d0)
     panels = {k: v for t in model.terms.values() for k, v in t.vis_panels().items()}
-    assert set(panels) == {'target_entropy_ent', 'target_entropy_minent'}
-    assert panels['target_entropy_ent'].dtype == torch.uint8
-    assert panels['target_entropy_ent'].shape == (3, 32, 32)
+    assert set(panels) == {'target_entropy_t0', 'target_entropy_t1'}  # by term name
+    assert panels['target_entropy_t0'].dtype == torch.uint8
+    assert panels['target_entropy_t0'].shape == (3, 32, 32)
 
 
 def test_grl_mode_reverses_the_feature_gradient():
@@ -121,7 +124,7 @@ def test_grl_mode_reverses_the_feature_gradient():
     tgt = tgt.detach().requires_grad_(True)
     g_fool = torch.autograd.grad(term._fool_loss(term.discriminator['main'], src, tgt), (src, tgt))
     term._cache = {'main': (src, tgt)}
-    d_loss = term.phase_loss('discriminators', None)['disc.loss_feat']
+    d_loss = term.phase_loss('discriminators', None)['disc.loss']
     g_disc = torch.autograd.grad(d_loss, (src, tgt))
     for a, b in zip(g_fool, g_disc):
         assert torch.allclose(a, -b, atol=1e-7)

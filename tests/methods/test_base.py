@@ -8,20 +8,19 @@ from mmengine.optim import OptimWrapper
 
 from tests.conftest import toy_batch
 from uda.engine import AdapterOptimWrapperConstructor
-from uda.methods import PseudoLabels, StepContext, Term
-from uda.registry import MODELS, TERMS
+from uda.methods import Labeller, PseudoLabels, StepContext, Term
+from uda.methods.term import DerivedLabeller
+from uda.registry import LABELLERS, MODELS, TERMS
 
 
 def _adapter(terms, **kwargs):
-    return MODELS.build(
-        dict(
-            type='Adapter',
-            segmentor=dict(type='ToySegmentor'),
-            data_preprocessor=dict(type='SegDataPreprocessor', size_divisor=1),
-            terms=terms,
-            **kwargs,
-        )
+    cfg = dict(
+        type='Adapter',
+        segmentor=dict(type='ToySegmentor'),
+        data_preprocessor=dict(type='SegDataPreprocessor', size_divisor=1),
+        terms=terms,
     )
+    return MODELS.build({**cfg, **kwargs})
 
 
 def _sgd(model, lr=0.1):
@@ -50,9 +49,9 @@ def test_legacy_positional_checkpoint_is_refused_with_the_fix():
 class _Probe(Term):
     """Reads the context like a consumer of a shared labeller (test only)."""
 
-    def __init__(self, labeller='conf', prefix='a', weight=1.0):
+    def __init__(self, labeller='conf', weight=1.0):
         super().__init__(weight)
-        self.labeller, self.prefix = labeller, prefix
+        self.labeller = labeller
         self.seen: list = []
 
     def forward(self, ctx: StepContext):
@@ -62,15 +61,15 @@ class _Probe(Term):
         ce = nn.functional.cross_entropy(
             logits, pl.labels, ignore_index=ctx.ignore_index, reduction='none'
         )
-        return {f'{self.prefix}.loss_probe': self.weight * (ce * pl.weight).mean()}
+        return {'loss_probe': self.weight * (ce * pl.weight).mean()}
 
 
 def test_two_terms_sharing_a_labeller_run_the_teacher_once():
     model = _adapter(
         dict(
             src=dict(type='SourceCE'),
-            a=dict(type='_Probe', prefix='a'),
-            b=dict(type='_Probe', prefix='b'),
+            a=dict(type='_Probe'),
+            b=dict(type='_Probe'),
         ),
         teacher=dict(start_iter=0),
         labellers=dict(conf=dict(type='ConfidenceLabeller', threshold=0.0)),
@@ -151,7 +150,7 @@ def test_terms_run_only_inside_their_phase():
     for it in range(6):
         with torch.no_grad():
             ctx = model.make_context(data['inputs'], data['data_samples'], iteration=it)
-            seen[it] = 'tgt.loss_ent' in model.run_terms(ctx)
+            seen[it] = 'ent.loss_ent' in model.run_terms(ctx)
     assert seen == {0: False, 1: False, 2: True, 3: True, 4: False, 5: False}
     with pytest.raises(ValueError, match='end_iter'):
         _adapter(dict(src=dict(type='SourceCE', start_iter=3, end_iter=3)))
@@ -282,7 +281,7 @@ def test_declared_optimisers_build_and_step_their_phases():
     # The critic's student-phase loss must not move it: it is frozen in that phase.
     critic_w = critic.weight.detach().clone()
     log = model.train_step(toy_batch(), wrappers)
-    assert {'head.loss', 'critic.loss', 'src.loss_ce'} <= set(log)
+    assert {'h.head.loss', 'h.critic.loss', 'src.loss_ce'} <= set(log)
     for n, p in model.named_parameters():
         assert not torch.equal(p, before[n]), f'{n} did not train'
     # The critic moved by its own phase only: 0.5 * d/dw mean(critic(x)^2), x the cache.
@@ -351,3 +350,124 @@ def test_torch_compile_option_keeps_parameter_names():
     assert list(compiled.state_dict()) == list(plain.state_dict())
     with pytest.raises(TypeError, match='torch_compile'):
         _adapter(dict(src=dict(type='SourceCE')), torch_compile='yes')
+
+
+# ------------------------------------------------------------------ labeller arguments
+def test_start_iter_is_derived_from_the_labellers_a_term_names_and_those_they_wrap():
+    """ClassMix names a derived labeller (ImageLabelFilter) that wraps a teacher labeller:
+    the adapter builds the teacher and starts the term with it; with a student labeller the
+    term starts at 0 and no teacher is built."""
+    labellers = dict(
+        quality=dict(type='QualityLabeller'),
+        filtered=dict(type='ImageLabelFilter', labeller='quality'),
+    )
+    model = _adapter(
+        dict(src=dict(type='SourceCE'), mix=dict(type='ClassMix', labeller='filtered')),
+        labellers=labellers,
+        teacher=dict(start_iter=7),
+    )
+    assert model.terms['mix'].needs_teacher and model.phases['mix'] == (7, None)
+    labellers['quality'] = dict(type='QualityLabeller', source='student')
+    model = _adapter(
+        dict(src=dict(type='SourceCE'), mix=dict(type='ClassMix', labeller='filtered')),
+        labellers=labellers,
+    )
+    assert model.teacher is None and model.phases['mix'] == (0, None)
+
+
+def test_a_missing_or_cyclic_labeller_is_an_error_when_the_adapter_is_built():
+    terms = dict(src=dict(type='SourceCE'), mix=dict(type='ClassMix', labeller='nope'))
+    with pytest.raises(KeyError, match='model.labellers.nope'):
+        _adapter(terms)
+    cyclic = dict(
+        a=dict(type='ImageLabelFilter', labeller='b'), b=dict(type='ImageLabelFilter', labeller='a')
+    )
+    with pytest.raises(ValueError, match='cycle'):
+        _adapter(dict(src=dict(type='SourceCE')), labellers=cyclic)
+
+
+@TERMS.register_module(force=True)
+class _Undeclared(Term):
+    """Declares a labeller argument it does not keep (test only)."""
+
+    labeller_args = {'labeller': dict(type='ConfidenceLabeller')}
+
+    def __init__(self, labeller='conf', weight=1.0):
+        super().__init__(weight)
+        self.name_of_labeller = labeller
+
+
+def test_a_declared_labeller_argument_must_be_kept_under_its_name():
+    with pytest.raises(TypeError, match='self.labeller'):
+        _adapter(dict(src=dict(type='SourceCE'), u=dict(type='_Undeclared')))
+
+
+# ------------------------------------------------------------------ labeller contract
+def _context(model):
+    data = model.data_preprocessor(toy_batch(), True)
+    return model.make_context(data['inputs'], data['data_samples'])
+
+
+@LABELLERS.register_module(force=True)
+class _BadShape(Labeller):
+    """Gives a weight that is not [N, H, W] (test only)."""
+
+    def forward(self, ctx, branch):
+        x = ctx.inputs(branch)
+        labels = torch.zeros(x.shape[0], *x.shape[-2:], dtype=torch.long)
+        return PseudoLabels(labels, torch.ones(x.shape[0], 1, *x.shape[-2:]))
+
+
+@LABELLERS.register_module(force=True)
+class _KeepHalf(DerivedLabeller):
+    """Halves the wrapped labeller's weights (test only)."""
+
+    labeller_args = {'labeller': dict(type='ConfidenceLabeller')}
+
+    def derive(self, ctx, branch, pl):
+        return PseudoLabels(pl.labels, pl.weight / 2, probs=pl.probs, valid=pl.valid)
+
+
+def test_pseudo_labels_are_checked_against_their_documented_shapes():
+    model = _adapter(dict(src=dict(type='SourceCE')), labellers=dict(bad=dict(type='_BadShape')))
+    ctx = _context(model)
+    with pytest.raises(ValueError, match=r"Labeller 'bad' on branch 'target'.*weight"):
+        ctx.pseudo_labels('target', 'bad')
+
+
+def test_a_derived_labeller_reads_the_wrapped_one_once_and_follows_its_teacher():
+    labellers = dict(
+        conf=dict(type='ConfidenceLabeller', threshold=0.0),
+        halved=dict(type='_KeepHalf', labeller='conf'),
+    )
+    model = _adapter(dict(src=dict(type='SourceCE')), labellers=labellers)
+    assert model.teacher is not None and not model.labeller('halved').needs_teacher
+    assert model._labeller_reads_teacher('halved')
+    model.teacher.init_from(model.student)
+    ctx = _context(model)
+    half, full = ctx.pseudo_labels('target', 'halved'), ctx.pseudo_labels('target', 'conf')
+    assert torch.equal(half.weight, full.weight / 2) and ctx.counts['teacher'] == 1
+    assert half.valid.dtype == torch.bool and half.probs.shape[1] == model.num_classes
+    with pytest.raises(TypeError, match='reads no network'):
+        model.labeller('halved').predict(ctx, ctx.inputs('target'))
+
+
+# ------------------------------------------------------------------ teacher memory
+def test_the_adapters_teacher_shares_the_students_frozen_parameters_by_default():
+    """A frozen part of the student (train_only: the BN affine trains) is one tensor for
+    student and teacher; trainable parameters are the teacher's own EMA copies."""
+    seg = dict(type='ToySegmentor', train_only=dict(norm=True))
+    model = _adapter(dict(src=dict(type='SourceCE')), segmentor=seg, teacher=dict(momentum=0.5))
+    student, teacher = model.student, model.teacher
+    assert teacher.net.conv.weight is student.conv.weight
+    assert teacher.net.classifier.bias is student.classifier.bias
+    assert teacher.net.bn.weight is not student.bn.weight
+    assert teacher.shared_frozen == sum(1 for p in student.parameters() if not p.requires_grad)
+    teacher.init_from(student)
+    model.train_step(toy_batch(), _sgd(model))
+    teacher.update(student)
+    assert torch.allclose(teacher.net.bn.weight, 0.5 * (student.bn.weight + 1.0))
+    copied = _adapter(
+        dict(src=dict(type='SourceCE')), segmentor=seg, teacher=dict(share_frozen=False)
+    )
+    assert copied.teacher.net.conv.weight is not copied.student.conv.weight

@@ -6,6 +6,7 @@ import torch.nn.functional as F
 
 from tests.conftest import toy_batch
 from uda.losses.cam import focal_mask_penalty, ngwp_scores
+from uda.methods.context import ViewPseudoLabels
 from uda.registry import MODELS
 
 
@@ -40,7 +41,7 @@ def test_classification_loss_is_ngwp_plus_focal_with_a_constant_background():
     model = _adapter(dict(cam=dict(type='SingleStageCAM', mask_start_iter=5)))
     ctx = _ctx(model, _weak_batch())
     out = model.terms['cam'](ctx)
-    assert set(out) == {'cam.loss_cls', 'cam.fg_share'}  # classification-only phase
+    assert set(out) == {'loss_cls', 'fg_share'}  # classification-only phase
     logits = ctx.student('source')['logits']
     x = torch.cat([torch.ones_like(logits[:, :1]), logits], 1)  # appended background, logit 1
     m = x.softmax(1)
@@ -49,15 +50,15 @@ def test_classification_loss_is_ngwp_plus_focal_with_a_constant_background():
     y[0, [1, 3]] = 1
     y[1, 2] = 1
     expected = F.multilabel_soft_margin_loss(scores[:, 1:], y)
-    assert torch.allclose(out['cam.loss_cls'], expected, atol=1e-6)
+    assert torch.allclose(out['loss_cls'], expected, atol=1e-6)
 
 
 def test_mask_loss_after_the_classification_phase_and_pseudo_labels_respect_image_labels():
     torch.manual_seed(0)
     model = _adapter(dict(cam=dict(type='SingleStageCAM', mask_start_iter=5, pamr_iter=2)))
     out = model.terms['cam'](_ctx(model, _weak_batch(), iteration=5))
-    assert {'cam.loss_mask', 'cam.mask_images', 'cam.pseudo_ratio'} <= set(out)
-    assert out['cam.loss_mask'].requires_grad and torch.isfinite(out['cam.loss_mask'])
+    assert {'loss_mask', 'mask_images', 'pseudo_ratio'} <= set(out)
+    assert out['loss_mask'].requires_grad and torch.isfinite(out['loss_mask'])
     panels = model.terms['cam'].vis_panels()
     labels = panels['cam.pseudo_labels'].unique().tolist()
     assert set(labels) <= {1, 3, 255}  # image 0 is labelled {1, 3}; 255 = unclaimed / none
@@ -67,7 +68,7 @@ def test_mask_loss_after_the_classification_phase_and_pseudo_labels_respect_imag
 def test_image_labels_derived_from_masks_when_the_branch_has_pixel_labels():
     model = _adapter(dict(cam=dict(type='SingleStageCAM', mask_start_iter=0, pamr_iter=1)))
     out = model.terms['cam'](_ctx(model, toy_batch(('source',))))
-    assert torch.isfinite(out['cam.loss_cls']) and torch.isfinite(out['cam.loss_mask'])
+    assert torch.isfinite(out['loss_cls']) and torch.isfinite(out['loss_mask'])
 
 
 def test_background_class_needs_the_constant_logit_of_the_segmentor():
@@ -87,7 +88,7 @@ def test_background_class_needs_the_constant_logit_of_the_segmentor():
     for s, ids in zip(batch['source']['data_samples'], ((0, 2), (0, 1))):
         s['img_labels'] = torch.tensor(ids)
     out = model.terms['cam'](_ctx(model, batch))
-    assert torch.isfinite(out['cam.loss_mask'])
+    assert torch.isfinite(out['loss_mask'])
 
 
 def test_image_label_filter_drops_classes_absent_from_the_image_labels():
@@ -126,8 +127,12 @@ def test_image_label_filter_on_sac_views():
     batch = toy_batch(('source', 'target'))
     for s in batch['target']['data_samples']:
         s['img_labels'] = torch.tensor([0])
-    pl = _ctx(model, batch).pseudo_labels('target', 'weak')
+    ctx = _ctx(model, batch)
+    pl, inner = ctx.pseudo_labels('target', 'weak'), ctx.pseudo_labels('target', 'sac')
     assert pl.labels.shape[0] == 3 and set(pl.labels.unique().tolist()) <= {0, 255}
+    # A derived labeller keeps the typed fields of the views it filters (SAC reads them).
+    assert isinstance(pl, ViewPseudoLabels) and pl.views is inner.views
+    assert pl.inputs is inner.inputs and pl.prior is inner.prior and pl.valid is inner.valid
 
 
 def test_without_a_background_channel_softmax_runs_over_the_classes_only():
@@ -142,6 +147,6 @@ def test_without_a_background_channel_softmax_runs_over_the_classes_only():
     y[0, [1, 3]] = 1
     y[1, 2] = 1
     expected = F.multilabel_soft_margin_loss(scores, y)
-    assert torch.allclose(out['cam.loss_cls'], expected, atol=1e-6)
+    assert torch.allclose(out['loss_cls'], expected, atol=1e-6)
     labels = model.terms['cam'].vis_panels()['cam.pseudo_labels'].unique().tolist()
     assert set(labels) <= {1, 3, 255}

@@ -67,7 +67,7 @@ def _hand_made(model):
 
 
 def test_mixed_labels_and_weights_compose_source_and_pseudo_labels_per_image():
-    model = _hand_made(_adapter(strong=False, class_pool='image'))
+    model = _hand_made(_adapter(photometric=None, class_pool='image'))
     term = model.terms['mix']
     ctx = _context(model)
     src, tgt, gt = ctx.inputs('source'), ctx.inputs('target'), ctx.labels('source')
@@ -86,13 +86,13 @@ def test_mixed_labels_and_weights_compose_source_and_pseudo_labels_per_image():
             assert torch.equal(batch.labels[i][m], gt[i][m])
             assert (batch.labels[i][~m] == pseudo).all()
             assert (batch.weight[i][m] == 1).all() and (batch.weight[i][~m] == q).all()
-            # strong=False: the mixed image is exactly source | target.
+            # photometric=None: the mixed image is exactly source | target.
             assert torch.equal(batch.image[i][:, m], src[i][:, m])
             assert torch.equal(batch.image[i][:, ~m], tgt[i][:, ~m])
 
 
 def test_quality_weight_reaches_the_loss():
-    model = _hand_made(_adapter(strong=False, weight=2.0))
+    model = _hand_made(_adapter(photometric=None, weight=2.0))
     term = model.terms['mix']
     ctx = _context(model)
     torch.manual_seed(0)
@@ -104,19 +104,21 @@ def test_quality_weight_reaches_the_loss():
     ce = F.cross_entropy(logits, batch.labels, ignore_index=IGNORE, reduction='none')
     w = torch.ones_like(ce)
     w[0][~batch.mask[0]], w[1][~batch.mask[1]] = 0.25, 0.5
-    torch.testing.assert_close(out['mix.loss_ce'].detach(), 2.0 * (ce * w).mean())
+    torch.testing.assert_close(out['loss_ce'].detach(), 2.0 * (ce * w).mean())
     # Without the quality weight (q = 1) the loss differs: q is really applied.
-    assert not torch.isclose(out['mix.loss_ce'].detach(), 2.0 * ce.mean())
+    assert not torch.isclose(out['loss_ce'].detach(), 2.0 * ce.mean())
     # One loss; the quality is a diagnostic, not summed into the objective.
-    assert [k for k in out if 'loss' in k] == ['mix.loss_ce']
-    torch.testing.assert_close(out['mix.quality'], torch.tensor((0.25 + 0.5) / 2))
+    assert [k for k in out if 'loss' in k] == ['loss_ce']
+    torch.testing.assert_close(out['quality'], torch.tensor((0.25 + 0.5) / 2))
 
 
 def test_quality_labeller_weights_target_pixels():
     """With DACS's QualityLabeller, non-pasted pixels carry q = share of confident teacher
     pixels (threshold 0 -> q = 1, threshold 1.01 -> q = 0)."""
     for threshold, q in ((0.0, 1.0), (1.01, 0.0)):
-        model = _adapter(labeller=dict(type='QualityLabeller', threshold=threshold), strong=False)
+        model = _adapter(
+            labeller=dict(type='QualityLabeller', threshold=threshold), photometric=None
+        )
         model.teacher.init_from(model.student)
         ctx = _context(model)
         batch = model.terms['mix'].mixed_batch(ctx)
@@ -131,7 +133,7 @@ def test_strong_augmentation_changes_pixels_not_labels():
     ctx = _context(model)
     torch.manual_seed(1)
     strong = term.mixed_batch(ctx)
-    term.augment = None
+    term.photometric = None
     torch.manual_seed(1)
     plain = term.mixed_batch(ctx)
     assert torch.equal(strong.mask, plain.mask) and torch.equal(strong.labels, plain.labels)
@@ -153,7 +155,7 @@ def test_term_starts_with_the_teacher_only_through_its_labeller():
 def test_batch_pool_is_the_default_and_draws_from_the_batch_classes():
     """The reference ClassMix (class_pool='batch'): image 0 (classes 1, 2) can receive pixels
     of no class at all or only its ignore pixels, which the per-image pool never does."""
-    model = _hand_made(_adapter(strong=False))
+    model = _hand_made(_adapter(photometric=None))
     term = model.terms['mix']
     assert term.class_pool == 'batch'
     ctx = _context(model)
@@ -185,7 +187,7 @@ def test_quality_labeller_batch_and_image_weights():
     all its pixels: (1024 + 256) / 2048 = 0.625; quality='image': 1.0 and 0.25."""
     for quality, expected in (('batch', (0.625, 0.625)), ('image', (1.0, 0.25))):
         model = _adapter(
-            labeller=dict(type='QualityLabeller', quality=quality, ignore_top=2), strong=False
+            labeller=dict(type='QualityLabeller', quality=quality, ignore_top=2), photometric=None
         )
         labeller = model.labellers['teacher_quality']
         labeller.predict_branch = lambda ctx, branch: _quality_probs()

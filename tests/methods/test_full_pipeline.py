@@ -19,7 +19,7 @@ ROOT = os.path.join(os.path.dirname(__file__), '..', '..')
 LEAF = 'configs/full_pipeline/full-pipeline_unet-resnet18_400_synthetic-96x192.py'
 TERM_LOSSES = {
     'src': 'src.loss_ce',
-    'sac': 'tgt.loss_sac',
+    'sac': 'sac.loss',
     'mix': 'mix.loss_ce',
     'mic': 'mic.loss_ce',
 }
@@ -102,7 +102,7 @@ def test_full_pipeline_trains_every_term_with_one_teacher_forward_per_labeller(a
         assert len(calls) == 2, calls
         for name, key in TERM_LOSSES.items():
             assert key in log_vars and math.isfinite(float(log_vars[key])), name
-        feat = [k for k in log_vars if k.startswith('tgt.loss_adv') or 'loss_feat' in k]
+        feat = [k for k in log_vars if k.startswith('feat.') and 'loss' in k]
         assert feat and all(math.isfinite(float(log_vars[k])) for k in feat), sorted(log_vars)
     changed = [n for n, p in model.terms['feat'].named_parameters() if not torch.equal(p, disc[n])]
     assert changed, 'the discriminators did not train'

@@ -32,7 +32,7 @@ def _context(model, seed=0):
 
 
 def test_masked_view_is_the_target_times_the_block_mask():
-    model = _adapter(dict(mic=dict(type='MaskedConsistency', block_size=16, strong=False)))
+    model = _adapter(dict(mic=dict(type='MaskedConsistency', block_size=16, photometric=None)))
     ctx = _context(model)
     x = ctx.inputs('target')
     torch.manual_seed(0)
@@ -45,7 +45,7 @@ def test_masked_view_is_the_target_times_the_block_mask():
 
 
 def test_mask_ratio_sets_the_visible_share():
-    model = _adapter(dict(mic=dict(type='MaskedConsistency', block_size=1, strong=False)))
+    model = _adapter(dict(mic=dict(type='MaskedConsistency', block_size=1, photometric=None)))
     ctx = _context(model)
     torch.manual_seed(0)
     _, keep = model.terms['mic'].masked_view(ctx)
@@ -70,7 +70,7 @@ def test_labels_are_the_teachers_on_the_unmasked_target(monkeypatch):
     expected_view, keep = term.masked_view(ctx)
     torch.manual_seed(3)
     out = term(ctx)
-    assert torch.isfinite(out['mic.loss_ce']) and out['mic.visible'] == keep.mean()
+    assert torch.isfinite(out['loss_ce']) and out['visible'] == keep.mean()
     # The student saw the masked, augmented view ...
     assert len(inputs) == 1 and torch.equal(inputs[0], expected_view)
     # ... and was trained towards the labeller's labels and weights of the UNMASKED target.

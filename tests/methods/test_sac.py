@@ -7,7 +7,8 @@ import torch
 from mmengine.optim import OptimWrapper
 
 from tests.conftest import toy_batch
-from uda.methods.sac import adaptive_thresholds, focal_class_weights, pseudo_labels, sac_loss
+from uda.losses import focal_class_weights, sac_loss
+from uda.methods.sac import adaptive_thresholds, pseudo_labels
 from uda.registry import MODELS
 
 
@@ -124,8 +125,8 @@ def test_teacher_gets_no_gradient_and_student_bn_stays_frozen():
     conv = model.student.conv.weight.clone()
     for step in range(3):
         log_vars = model.train_step(toy_batch(seed=step), wrapper)
-        assert 'tgt.loss_sac' in log_vars and math.isfinite(log_vars['tgt.loss_sac'])
-        assert 0 <= log_vars['tgt.pseudo_ratio'] <= 1
+        assert 'sac.loss' in log_vars and math.isfinite(log_vars['sac.loss'])
+        assert 0 <= log_vars['sac.pseudo_ratio'] <= 1
     assert bn.training  # batch statistics in forwards, frozen running statistics
     assert torch.equal(bn.running_mean, stats[0]) and torch.equal(bn.running_var, stats[1])
     assert not torch.equal(model.student.conv.weight, conv)  # the student trains
@@ -145,7 +146,7 @@ def test_sac_before_the_teacher_starts_and_missing_hook_is_reported():
     model = _adapter(start_iter=5)
     model.train()
     assert model.phases['sac'] == (5, None)
-    assert 'tgt.loss_sac' not in model.run_terms(_ctx(model, toy_batch(), it=2))
+    assert 'sac.loss' not in model.run_terms(_ctx(model, toy_batch(), it=2))
     with pytest.raises(RuntimeError, match='EMATeacherHook'):
         model.run_terms(_ctx(model, toy_batch(), it=5))
 
@@ -164,16 +165,21 @@ def test_student_views_get_independent_photometric_noise():
     model.teacher.init_from(model.student)
     ctx = _ctx(model, toy_batch())
     pl = ctx.pseudo_labels('target', 'sac')
-    noisy = model.terms['sac'].noise(ctx, pl.inputs, pl.extras['valid'])
-    diff = ctx.denormalize(noisy) - ctx.denormalize(pl.inputs) * pl.extras['valid']
+    noisy = model.terms['sac'].noise(ctx, pl.inputs, pl.valid)
+    diff = ctx.denormalize(noisy) - ctx.denormalize(pl.inputs) * pl.valid[:, None]
     per_view = diff.abs().flatten(1).mean(1)
     assert per_view.shape == (8,) and len(set(per_view.round(decimals=3).tolist())) > 1
 
 
-def test_views_per_pass_gives_the_same_loss_and_update_with_one_chunk_graph_at_a_time():
+def test_views_per_pass_gives_the_same_loss_and_update_with_one_chunk_graph_at_a_time(
+    monkeypatch,
+):
     """4 target views in passes of 1 / 3 / all: the same logged loss and the same SGD step
     (BN replaced so that per-chunk batch statistics cannot differ); one student forward per
-    chunk, the earlier chunks back-propagated during the term."""
+    chunk, the earlier chunks yielded by the term and back-propagated by the adapter."""
+    from uda.methods import adapter as adapter_module
+
+    original = adapter_module.backward_uncounted
     results = []
     for per_pass in (None, 1, 3):
         torch.manual_seed(0)
@@ -184,15 +190,15 @@ def test_views_per_pass_gives_the_same_loss_and_update_with_one_chunk_graph_at_a
         wrapper = OptimWrapper(torch.optim.SGD(model.student.parameters(), lr=0.1))
         calls: list[int] = []
 
-        def counted(ow, loss, calls=calls, backward=model._backward):
+        def counted(ow, loss, calls=calls, backward=original):
             calls.append(1)
             backward(ow, loss)
 
-        model._backward = counted
+        monkeypatch.setattr(adapter_module, 'backward_uncounted', counted)
         torch.manual_seed(1)
         log_vars = model.train_step(toy_batch(seed=3), wrapper)
         weights = [p.detach().clone() for p in model.student.parameters()]
-        results.append((log_vars['tgt.loss_sac'], weights, len(calls)))
+        results.append((log_vars['sac.loss'], weights, len(calls)))
     (ref_loss, ref_w, ref_calls), *chunked = results
     assert ref_calls == 1
     for (loss, weights, n_calls), expected_calls in zip(chunked, (4, 2)):
@@ -209,8 +215,6 @@ def test_views_per_pass_must_be_positive():
 
 def test_sac_loss_batch_mean_confidence_is_the_released_codes_broadcast():
     """visinf/da-sac models/sac.py:148: (loss_ce [B,H,W] * teacher_conf [B,1,H,W]).mean()."""
-    from uda.methods.sac import focal_class_weights, sac_loss
-
     torch.manual_seed(0)
     logits = torch.randn(3, 4, 2, 5)
     labels = torch.randint(0, 4, (3, 2, 5))

@@ -12,18 +12,23 @@ from tests.conftest import toy_batch
 from uda.engine import AdapterOptimWrapperConstructor
 from uda.registry import LABELLERS, MODELS, TERMS
 
-# The labeller each labelled term is swept with; a new term that names a labeller must add
-# itself here (the sweep fails otherwise).
-LABELLER_OF = {
-    'ClassMix': 'QualityLabeller',
-    'CoTTASelfTraining': 'CoTTALabeller',
-    'MaskedConsistency': 'QualityLabeller',
-    'SACSelfTraining': 'SACLabeller',
-    'WeakStrongConsistency': 'ConfidenceLabeller',
-    'UniMatch': 'ConfidenceLabeller',
-}
 # Arguments a term needs to run on the sweep's {source, target} batch.
 TERM_ARGS = {'UniMatch': dict(weak_branch='target', mix_branch='target')}
+
+
+def default_labellers(cls) -> dict:
+    """The labellers a term or derived labeller class is made for, under the default names of
+    its labeller arguments (``labeller_args``), and those they wrap in turn."""
+    params = inspect.signature(cls.__init__).parameters
+    named = [a for a in params if a.endswith('labeller')]
+    assert set(named) <= set(cls.labeller_args), (
+        f'{cls.__name__} names labellers in {named}: declare them in labeller_args'
+    )
+    out: dict = {}
+    for arg, cfg in cls.labeller_args.items():
+        out[params[arg].default] = dict(cfg)
+        out.update(default_labellers(LABELLERS.get(cfg['type'])))
+    return out
 
 
 def _adapter(term_cfgs, labellers=None):
@@ -49,13 +54,7 @@ def term_model_and_wrapper(name, wrapper=None):
     terms = dict(src=dict(type='SourceCE'))
     if name != 'SourceCE':
         terms['t'] = dict(type=name, **TERM_ARGS.get(name, {}))
-    labellers = None
-    params = inspect.signature(TERMS.get(name).__init__).parameters
-    for arg in ('labeller', 'mix_labeller'):  # every labeller a term names
-        if arg in params:
-            assert name in LABELLER_OF, f'{name} names a labeller: add it to LABELLER_OF'
-            labellers = labellers or {}
-            labellers[params[arg].default] = dict(type=LABELLER_OF[name])
+    labellers = default_labellers(TERMS.get(name))
     model = _adapter(terms, labellers)
     model.train()
     if model.teacher is not None:
@@ -95,20 +94,13 @@ def test_term_two_train_steps(name):
         assert all(p.grad is None for p in teacher.parameters()), 'teacher got a gradient'
 
 
-# Labellers that wrap another one: (name of the inner labeller, its type). Their branch needs
-# image labels (derived from the pixel labels of a labelled toy branch).
-WRAPPED = {'ImageLabelFilter': ('sac', 'SACLabeller')}
-
-
-@pytest.mark.parametrize('name', LABELLERS.available())
+@pytest.mark.parametrize('name', [n for n in LABELLERS.available() if not n.startswith('_')])
 def test_labeller_gives_labels_and_weights_of_the_branch(name):
     torch.manual_seed(0)
-    labellers = {'lab': dict(type=name)}
-    labelled: tuple[str, ...] = ('source',)
-    if name in WRAPPED:
-        inner, kind = WRAPPED[name]
-        labellers = {inner: dict(type=kind), 'lab': dict(type=name, labeller=inner)}
-        labelled = ('source', 'target')
+    # A derived labeller gets the labellers it wraps; its branch may need image labels
+    # (derived from the pixel labels of a labelled toy branch).
+    labellers = {'lab': dict(type=name), **default_labellers(LABELLERS.get(name))}
+    labelled = ('source', 'target') if LABELLERS.get(name).labeller_args else ('source',)
     model = _adapter(dict(src=dict(type='SourceCE')), labellers)
     model.teacher.init_from(model.student)
     data = model.data_preprocessor(toy_batch(labelled=labelled), True)
@@ -119,10 +111,12 @@ def test_labeller_gives_labels_and_weights_of_the_branch(name):
     assert ctx.pseudo_labels('target', 'lab') is pl  # once per step
 
 
-def test_duplicate_loss_keys_are_rejected():
-    model = _adapter(dict(a=dict(type='SourceCE'), b=dict(type='SourceCE')))
-    with pytest.raises(KeyError, match='same keys'):
-        model.train_step(toy_batch(), OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1)))
+def test_log_keys_are_prefixed_by_the_term_name_and_each_term_has_a_total():
+    model = _adapter(dict(a=dict(type='SourceCE'), b=dict(type='SourceCE', weight=2.0)))
+    log = model.train_step(toy_batch(), OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1)))
+    assert list(log) == ['loss', 'a.loss', 'a.loss_ce', 'b.loss', 'b.loss_ce']
+    assert torch.allclose(log['b.loss'], 2 * log['a.loss'])
+    assert model.console_keys() == ['loss', 'a.loss', 'b.loss']
 
 
 def test_non_finite_loss_names_the_iteration():

@@ -13,9 +13,9 @@ import uda.methods.source_only as source_only
 import uda.methods.unimatch as unimatch
 from tests.conftest import toy_batch
 from uda.augment.mixing import cutmix_boxes
-from uda.methods.base import PseudoLabels
+from uda.losses import masked_consistency_loss
+from uda.methods.context import PseudoLabels
 from uda.methods.unimatch import cutmix_targets, feature_dropout
-from uda.methods.weak_strong import masked_consistency_loss
 from uda.registry import MODELS
 
 ROOT = os.path.join(os.path.dirname(__file__), '..', '..')
@@ -74,7 +74,12 @@ def test_identity_views_reduce_to_labelled_plus_weak_loss(name):
     # weights sum to 1 before the /2).
     torch.manual_seed(0)
     model = MODELS.build(
-        _method(name, jitter_p=0.0, grey_p=0.0, blur_p=0.0, cutmix_p=0.0, fp_p=0.0)
+        _method(
+            name,
+            photometric=dict(preset='unimatch_strong', jitter_p=0.0, grey_p=0.0, blur_p=0.0),
+            cutmix_p=0.0,
+            fp_p=0.0,
+        )
     )
     for lab in model.labellers.values():
         lab.threshold = 0.0
@@ -108,9 +113,9 @@ def test_threshold_masking_and_padding_denominator():
     labeller.predict_branch = lambda ctx, branch: probs  # hand-made predictions
     pl = labeller(ctx, 'unlabeled')
     assert pl.labels.tolist() == [[[0, 255], [255, 255]]]  # 0.90 < 0.95, padding ignored
-    assert pl.extras['valid'].tolist() == [[[True, True], [False, False]]]
+    assert pl.valid.tolist() == [[[True, True], [False, False]]]
     logits = torch.tensor([[[2.0, 0.0], [5.0, 5.0]], [[0.0, 1.0], [0.0, 0.0]]])[None]
-    loss = masked_consistency_loss(logits, pl.labels, pl.weight, pl.extras['valid'])
+    loss = masked_consistency_loss(logits, pl.labels, pl.weight, pl.valid)
     ce00 = -math.log(math.exp(2) / (math.exp(2) + 1))
     # Summed over the confident pixel, divided by the 2 non-padding pixels (not by 1 or 4).
     assert loss.item() == pytest.approx(ce00 / 2, rel=1e-6)
@@ -161,7 +166,7 @@ def test_feature_dropout_changes_only_the_perturbed_branch():
     weak = ctx.student('unlabeled')
     clean = model.student.decode(weak['features'])
     assert torch.allclose(weak['logits'], clean)
-    assert out['unl.loss_fp'].requires_grad
+    assert out['loss_fp'].requires_grad
 
 
 def test_weak_forward_runs_once_and_labels_come_from_it():

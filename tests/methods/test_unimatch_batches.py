@@ -43,7 +43,7 @@ def _adapter(**unl):
                 weak=dict(type='ConfidenceLabeller', threshold=0.0, source='student_train')
             ),
             terms=dict(
-                sup=dict(type='SourceCE', weight=0.5, branch='labeled', prefix='sup.'),
+                sup=dict(type='SourceCE', weight=0.5, branch='labeled'),
                 unl=dict(
                     type='UniMatch',
                     strong_weights=(),
@@ -85,10 +85,10 @@ def test_joint_forward_and_joint_fp_decode_match_the_reference_batches():
     pred, fp = both[:4].detach(), both[4:].detach()
     gt = ctx.labels('labeled')
     ref_sup = 0.5 * F.cross_entropy(pred[:2], gt, ignore_index=255)
-    torch.testing.assert_close(sup['sup.loss_ce'].detach(), ref_sup)
+    torch.testing.assert_close(sup['loss_ce'].detach(), ref_sup)
     pl = pred[2:].argmax(1)
     ref_fp = F.cross_entropy(fp[2:], pl, reduction='none').mean()
-    torch.testing.assert_close(out['unl.loss_fp'].detach(), 0.5 * 0.5 * ref_fp)
+    torch.testing.assert_close(out['loss_fp'].detach(), 0.5 * 0.5 * ref_fp)
     assert ctx.counts['student'] == 1  # one encoder pass for both branches
 
 
@@ -96,19 +96,19 @@ def test_separate_forwards_and_decodes_give_other_batch_statistics():
     joint = _adapter(joint_branch='labeled')
     a = _ctx(joint)
     torch.manual_seed(0)
-    fp_joint = joint.terms['unl'](a)['unl.loss_fp']
-    la = joint.terms['sup'](a)['sup.loss_ce']
+    fp_joint = joint.terms['unl'](a)['loss_fp']
+    la = joint.terms['sup'](a)['loss_ce']
     # Train-mode BatchNorm over 2 vs 4 images: the labelled loss changes.
     separate = _adapter(fp_decode='separate')
     b = _ctx(separate)
-    lb = separate.terms['sup'](b)['sup.loss_ce']
+    lb = separate.terms['sup'](b)['loss_ce']
     assert not torch.isclose(la, lb)
     assert b.student_perturbed('unlabeled') is None
     # Joint labelled + weak forward, dropped features decoded on their own: another FP loss.
     fp_only = _adapter(joint_branch='labeled', fp_decode='separate')
     c = _ctx(fp_only)
     torch.manual_seed(0)
-    fp_sep = fp_only.terms['unl'](c)['unl.loss_fp']
+    fp_sep = fp_only.terms['unl'](c)['loss_fp']
     assert not torch.isclose(fp_joint, fp_sep)
     # In the joint decode the decoder's BatchNorm also sees the dropped features.
     assert not torch.allclose(c.student('labeled')['logits'], a.student('labeled')['logits'])
@@ -121,6 +121,6 @@ def test_fp_gradient_reaches_the_encoder_when_the_labeller_runs_the_weak_forward
         model = _adapter(fp_decode=fp_decode)
         ctx = _ctx(model)
         out = model.terms['unl'](ctx)
-        out['unl.loss_fp'].backward()
+        out['loss_fp'].backward()
         assert model.student.conv.weight.grad is not None
         assert model.student.conv.weight.grad.abs().sum() > 0

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from tests.conftest import toy_batch
-from uda.methods.weak_strong import masked_consistency_loss
+from uda.losses import masked_consistency_loss
 from uda.registry import MODELS
 
 
@@ -57,15 +57,15 @@ def test_term_masks_by_the_labeller_and_divides_by_image_pixels():
         labels = model.student_eval_logits(ctx.inputs('target')).argmax(1)
         ce = F.cross_entropy(model.student(ctx.inputs('target.strong')), labels, reduction='none')
     expected = ce[:, :16].sum() / (2 * 16 * 32)  # padding rows neither count nor divide
-    assert out['tgt.loss_ws'].item() == pytest.approx(expected.item(), rel=1e-5)
-    assert out['tgt.mask_ratio'].item() == pytest.approx(1.0)
-    assert out['tgt.loss_ws'].requires_grad
+    assert out['loss'].item() == pytest.approx(expected.item(), rel=1e-5)
+    assert out['mask_ratio'].item() == pytest.approx(1.0)
+    assert out['loss'].requires_grad
 
 
 def test_nothing_confident_gives_zero_loss_and_ratio():
     model = _adapter(threshold=1.0)
     out = model.terms['ws'](_ctx(model))
-    assert out['tgt.loss_ws'].item() == 0.0 and out['tgt.mask_ratio'].item() == 0.0
+    assert out['loss'].item() == 0.0 and out['mask_ratio'].item() == 0.0
 
 
 def test_on_device_strong_view_changes_image_pixels_only():
@@ -111,5 +111,5 @@ def test_runner_trains_with_a_ramped_mean_teacher(tmp_path):
     runner = Runner.from_cfg(cfg)
     runner.train()
     scalars = runner.message_hub.log_scalars
-    assert scalars['train/tgt.mask_ratio'].current() == pytest.approx(1.0)
+    assert scalars['train/ws.mask_ratio'].current() == pytest.approx(1.0)
     assert int(runner.model.teacher.updates) == 2

@@ -77,7 +77,7 @@ def test_unimatch_term_trains_it_with_feature_perturbation():
     branches = ('labeled', 'unlabeled', 'unlabeled_mix')
     data = model.data_preprocessor(toy_batch(branches, labelled=('labeled',)), True)
     losses = model.loss(data['inputs'], data['data_samples'])
-    fp = losses['unl.loss_fp']
+    fp = losses['unl.loss_fp']  # the term's name in the unimatch base
     assert torch.isfinite(fp) and fp.requires_grad
     fp.backward()
     net = model.student.net

@@ -12,7 +12,7 @@ callers denormalise before and renormalise after (see
 from __future__ import annotations
 
 import math
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Callable, Optional, Sequence, Union
 
 import kornia.augmentation as K
 import torch
@@ -177,77 +177,94 @@ class PhotometricAugment(nn.Module):
             return self._augment(x)
 
 
-def sac_noise() -> PhotometricAugment:
-    """SAC's student noise (Araslanov & Roth, CVPR 2021; visinf/da-sac datasets/tf_target.py).
+def photometric_view(
+    x: Tensor,
+    augment: Callable[[Tensor], Tensor],
+    normalize: Callable[[Tensor], Tensor],
+    denormalize: Callable[[Tensor], Tensor],
+    valid: Optional[Tensor] = None,
+    outside: str = 'zero',
+    clamp: bool = True,
+) -> Tensor:
+    """The one strong-view chain: normalised images ``x`` [B, 3, H, W] -> pixel values in
+    [0, 1] -> ``augment`` -> renormalised, without gradient.
 
-    Gaussian blur sigma ~ U(0.1, 2) on every image (PIL ``GaussianBlur(radius)``, here a 13 px
-    kernel = 3 sigma_max either side), then colour jitter brightness / contrast / saturation 0.4,
-    hue 0.1 with p 0.5 (torchvision ``ColorJitter``), then greyscale with p 0.2.
+    Args:
+        x: Normalised images [B, 3, H, W].
+        augment: Photometric augmentation of [0, 1] RGB (:class:`PhotometricAugment`).
+        normalize: Pixel values (0-255) -> network input (the data preprocessor's).
+        denormalize: Network input -> pixel values (0-255).
+        valid: Optional [B, H, W] or [B, 1, H, W] mask of image pixels (not padding).
+        outside: Pixels outside ``valid``: ``'zero'`` (0 in the normalised input, the mean
+            colour: DACS / MIC / SAC) or ``'input'`` (left as they were: UniMatch).
+        clamp: Clamp the pixel values to [0, 1] before augmenting (SAC's views do not).
     """
-    return PhotometricAugment(
-        jitter=(0.4, 0.4, 0.4, 0.1),
-        jitter_p=0.5,
-        grey_p=0.2,
-        blur_sigma=(0.1, 2.0),
-        blur_p=1.0,
-        blur_kernel=13,
-        order=('blur', 'jitter', 'grey'),
-    )
+    if outside not in ('zero', 'input'):
+        raise ValueError(f"photometric_view(outside={outside!r}): use 'zero' or 'input'.")
+    with torch.no_grad():
+        rgb = denormalize(x) / 255.0
+        if clamp:
+            rgb = rgb.clamp(0, 1)
+        out = normalize(augment(rgb) * 255.0)
+        if valid is None:
+            return out
+        mask = valid if valid.dim() == 4 else valid[:, None]
+        if outside == 'zero':
+            return out * mask.to(out.dtype)
+        return torch.where(mask.bool(), out, x)
 
 
-def dacs_strong(strength: float = 0.2) -> PhotometricAugment:
-    """DACS / DAFormer strong augmentation after mixing (lhoyer/DAFormer dacs_transforms.py).
+# ---------------------------------------------------------------------- presets
+# The photometric views of the reference methods as keyword arguments of PhotometricAugment.
+# Terms and pretrainers take one config dict (``photometric=dict(preset='sac_noise')``, keys
+# beside ``preset`` override it) and build it with :func:`build_photometric`.
 
-    kornia ``ColorJitter(brightness=s, contrast=s, saturation=s, hue=s)`` with p 0.8 (applied
-    when U(0, 1) > 0.2), s = 0.2 (DAFormer; DACS uses 0.25), with the formulas of the kornia 0.5
-    it ran on (``ColorJiggle`` today; hue = s turns, as the reference passes ``hue=s``); then a
-    Gaussian blur with p 0.5, sigma ~ U(0.15, 1.15), kernel odd(ceil(0.1 H)) x odd(ceil(0.1 W)).
-    The reference draws both coin flips once per batch; here each image draws its own
-    (:func:`uda.methods.class_mix.dacs_photometric` has the reference's batch coins).
-    """
-    s = float(strength)
-    return PhotometricAugment(
-        jitter=(s, s, s, s),
-        jitter_p=0.8,
-        jitter_formula='kornia_legacy',
-        blur_sigma=(0.15, 1.15),
-        blur_p=0.5,
-        blur_kernel='relative',
-        order=('jitter', 'blur'),
-    )
-
-
-def unimatch_strong() -> PhotometricAugment:
-    """UniMatch strong view (LiheYoung/UniMatch dataset/semi.py, dataset/transform.py).
-
-    torchvision ``ColorJitter(0.5, 0.5, 0.5, 0.25)`` with p 0.8, greyscale with p 0.2, then a
-    Gaussian blur with p 0.5, sigma ~ U(0.1, 2) (PIL ``GaussianBlur(radius)``, here a 13 px
-    kernel).
-    """
-    return PhotometricAugment(
-        jitter=(0.5, 0.5, 0.5, 0.25),
-        jitter_p=0.8,
-        grey_p=0.2,
-        blur_sigma=(0.1, 2.0),
-        blur_p=0.5,
-        blur_kernel=13,
-        order=('jitter', 'grey', 'blur'),
-    )
-
-
-def mocov2_view() -> PhotometricAugment:
-    """MoCo v2's photometric view noise (facebookresearch/moco main_moco.py ``aug_plus``).
-
-    ``RandomApply([ColorJitter(0.4, 0.4, 0.4, 0.1)], p=0.8)``, ``RandomGrayscale(p=0.2)``,
-    then ``RandomApply([GaussianBlur([0.1, 2.0])], p=0.5)`` (PIL radius = sigma). The kernel is
-    odd(ceil(0.1 H)), 10 % of the image side as SimCLR / BYOL's 23 px at 224 (here relative,
-    since pretraining crops are small). Geometric parts (``RandomResizedCrop(scale=(0.2, 1))``,
-    flip) belong to the dataset's view pipelines.
-    """
-    return PhotometricAugment(**MOCOV2_VIEW)
-
-
-# The keyword arguments of :func:`mocov2_view`, for configs (``model.photometric``).
+# SAC's student noise (visinf/da-sac datasets/tf_target.py): Gaussian blur sigma ~ U(0.1, 2) on
+# every image (PIL ``GaussianBlur(radius)``, here a 13 px kernel = 3 sigma_max either side),
+# then colour jitter brightness / contrast / saturation 0.4, hue 0.1 with p 0.5 (torchvision
+# ``ColorJitter``), then greyscale with p 0.2.
+SAC_NOISE: dict[str, Any] = dict(
+    jitter=(0.4, 0.4, 0.4, 0.1),
+    jitter_p=0.5,
+    grey_p=0.2,
+    blur_sigma=(0.1, 2.0),
+    blur_p=1.0,
+    blur_kernel=13,
+    order=('blur', 'jitter', 'grey'),
+)
+# DACS / DAFormer / MIC strong augmentation (lhoyer/DAFormer mmseg/models/utils/
+# dacs_transforms.py ``color_jitter`` / ``gaussian_blur``): the kornia 0.5 ``ColorJitter``
+# formulas (``ColorJiggle`` today) with brightness = contrast = saturation = hue = 0.2
+# (DAFormer; DACS 0.25) with p 0.8 (applied when U(0, 1) > 0.2), then a Gaussian blur with p
+# 0.5, sigma ~ U(0.15, 1.15), kernel odd(ceil(0.1 H)) x odd(ceil(0.1 W)); one coin per step for
+# the batch, as the reference (dacs.py:331-339; ``coins='image'``: per image).
+DACS_STRONG: dict[str, Any] = dict(
+    jitter=(0.2, 0.2, 0.2, 0.2),
+    jitter_p=0.8,
+    jitter_formula='kornia_legacy',
+    blur_sigma=(0.15, 1.15),
+    blur_p=0.5,
+    blur_kernel='relative',
+    order=('jitter', 'blur'),
+    coins='batch',
+)
+# UniMatch's strong view (LiheYoung/UniMatch dataset/semi.py, dataset/transform.py):
+# torchvision ``ColorJitter(0.5, 0.5, 0.5, 0.25)`` with p 0.8, greyscale with p 0.2, then a
+# Gaussian blur with p 0.5, sigma ~ U(0.1, 2) (PIL ``GaussianBlur(radius)``, here 13 px).
+UNIMATCH_STRONG: dict[str, Any] = dict(
+    jitter=(0.5, 0.5, 0.5, 0.25),
+    jitter_p=0.8,
+    grey_p=0.2,
+    blur_sigma=(0.1, 2.0),
+    blur_p=0.5,
+    blur_kernel=13,
+    order=('jitter', 'grey', 'blur'),
+)
+# MoCo v2's view noise (facebookresearch/moco main_moco.py ``aug_plus``):
+# ``RandomApply([ColorJitter(0.4, 0.4, 0.4, 0.1)], p=0.8)``, ``RandomGrayscale(p=0.2)``, then
+# ``RandomApply([GaussianBlur([0.1, 2.0])], p=0.5)`` (PIL radius = sigma); kernel odd(ceil(0.1
+# H)), 10 % of the image side as SimCLR / BYOL's 23 px at 224. Geometric parts
+# (``RandomResizedCrop(scale=(0.2, 1))``, flip) belong to the dataset's view pipelines.
 MOCOV2_VIEW: dict[str, Any] = dict(
     jitter=(0.4, 0.4, 0.4, 0.1),
     jitter_p=0.8,
@@ -257,3 +274,59 @@ MOCOV2_VIEW: dict[str, Any] = dict(
     blur_kernel='relative',
     order=('jitter', 'grey', 'blur'),
 )
+PRESETS: dict[str, dict[str, Any]] = dict(
+    sac_noise=SAC_NOISE,
+    dacs_strong=DACS_STRONG,
+    unimatch_strong=UNIMATCH_STRONG,
+    mocov2_view=MOCOV2_VIEW,
+)
+
+
+def build_photometric(cfg: Optional[dict], who: str) -> Optional[PhotometricAugment]:
+    """A :class:`PhotometricAugment` from one config dict: ``dict(preset=<name in PRESETS>,
+    **overrides)`` or the keyword arguments themselves; None: no augmentation.
+
+    Args:
+        cfg: The config dict, or None.
+        who: The config key, named in errors (``'ClassMix(photometric=...)'``).
+    """
+    if cfg is None:
+        return None
+    if not isinstance(cfg, dict):
+        raise TypeError(
+            f'{who}: give one dict, e.g. dict(preset={sorted(PRESETS)[0]!r}) or the keyword '
+            f'arguments of PhotometricAugment; got {cfg!r}.'
+        )
+    # Config files may give lists where PhotometricAugment takes tuples.
+    kwargs: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in cfg.items()}
+    preset = kwargs.pop('preset', None)
+    if preset is not None:
+        if preset not in PRESETS:
+            raise KeyError(f'{who}: unknown preset {preset!r}; use one of {sorted(PRESETS)}.')
+        kwargs = {**PRESETS[preset], **kwargs}
+    try:
+        return PhotometricAugment(**kwargs)
+    except TypeError as err:
+        raise TypeError(f'{who}: {err}; give keyword arguments of PhotometricAugment.') from None
+
+
+def sac_noise() -> PhotometricAugment:
+    """SAC's student noise (:data:`SAC_NOISE`)."""
+    return PhotometricAugment(**SAC_NOISE)
+
+
+def dacs_strong(strength: float = 0.2) -> PhotometricAugment:
+    """DACS / DAFormer strong augmentation (:data:`DACS_STRONG`) with jitter strength
+    ``strength`` (0.2 DAFormer; DACS 0.25) and a coin per image (the reference: per batch)."""
+    s = float(strength)
+    return PhotometricAugment(**dict(DACS_STRONG, jitter=(s, s, s, s), coins='image'))
+
+
+def unimatch_strong() -> PhotometricAugment:
+    """UniMatch's strong view (:data:`UNIMATCH_STRONG`)."""
+    return PhotometricAugment(**UNIMATCH_STRONG)
+
+
+def mocov2_view() -> PhotometricAugment:
+    """MoCo v2's photometric view noise (:data:`MOCOV2_VIEW`)."""
+    return PhotometricAugment(**MOCOV2_VIEW)

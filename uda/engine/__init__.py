@@ -10,6 +10,7 @@ from uda.engine.dist import (
     prepare_distributed,
 )
 from uda.engine.hooks import SegVisualizationHook
+from uda.engine.log_processor import ConsoleLogProcessor
 from uda.engine.optim_constructor import (
     AdapterOptimWrapperConstructor,
     LayerDecayOptimWrapperConstructor,
@@ -26,6 +27,7 @@ __all__ = [
     'AdapterOptimWrapperConstructor',
     'CPUAmpOptimWrapper',
     'CollapseGuard',
+    'ConsoleLogProcessor',
     'GradientSync',
     'LayerDecayOptimWrapperConstructor',
     'SegVisualizationHook',

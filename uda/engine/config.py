@@ -371,7 +371,7 @@ def _check_model(cfg: Any, where: str, registry: Any, issues: list[str]) -> None
     """A model config and the typed configs nested in it (segmentor, terms, labellers ...)."""
     if not isinstance(cfg, dict):
         return
-    # A term's phase keys are read by the Adapter (uda/methods/base.py `_phase_of`).
+    # A term's phase keys are read by the Adapter (uda/methods/adapter.py `_phase_of`).
     extra = ('start_iter', 'end_iter') if registry is TERMS else ()
     _check_keys(cfg, registry, where, issues, extra=extra)
     for key, value in cfg.items():

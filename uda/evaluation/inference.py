@@ -1,7 +1,7 @@
 """Inference modes on a network that maps a normalised batch [B, 3, H, W] to logits.
 
 Three ways to turn a network into a dense prediction, shared by the validation loop
-(:meth:`uda.methods.base.Adapter.inference`), ``tools/test.py`` and ``tools/infer.py``:
+(:meth:`uda.methods.adapter.Adapter.inference`), ``tools/test.py`` and ``tools/infer.py``:
 
 * :func:`whole_inference` - one forward pass on the whole (padded) image.
 * :func:`slide_inference` - overlapping ``crop_size`` windows every ``stride`` pixels; the

@@ -4,10 +4,11 @@ A module defining a term or labeller must be imported here: the registries impor
 ``uda.methods`` (``locations=``) to find them.
 """
 
+from uda.methods.adapter import Adapter
 from uda.methods.adversarial import EntropyAdversarial, FeatureAdversarial, OutputAdversarial
-from uda.methods.base import Adapter, Labeller, PseudoLabels, StepContext, Term
 from uda.methods.cam import ImageLabelFilter, SingleStageCAM
 from uda.methods.class_mix import ClassMix
+from uda.methods.context import PseudoLabels, StepContext
 from uda.methods.cotta import CoTTALabeller, CoTTASelfTraining
 from uda.methods.labellers import ConfidenceLabeller, QualityLabeller
 from uda.methods.masked_consistency import MaskedConsistency
@@ -16,6 +17,7 @@ from uda.methods.prediction_statistics import PredictionStatistics
 from uda.methods.sac import SACLabeller, SACSelfTraining
 from uda.methods.source_only import SourceCE
 from uda.methods.tent import TentEntropy
+from uda.methods.term import Labeller, Term
 from uda.methods.unimatch import UniMatch
 from uda.methods.virtual_adversarial import VirtualAdversarial
 from uda.methods.weak_strong import WeakStrongConsistency

@@ -2,7 +2,7 @@
 
 Each term owns its discriminator(s), declares them for the ``'discriminators'`` optimiser
 (:meth:`Term.optimised_modules`) and trains in two phases driven by
-:meth:`uda.methods.base.Adapter.train_step`:
+:meth:`uda.methods.adapter.Adapter.train_step`:
 
 1. student phase (:meth:`forward`, discriminators frozen): the student is trained to make
    the discriminator score *target* inputs as *source* (GAN mode), or, in DANN's GRL mode,
@@ -18,7 +18,7 @@ in multi-level AdaptSegNet / ADVENT.
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import torch
 import torch.nn as nn
@@ -29,21 +29,19 @@ from uda.losses import (
     domain_accuracy,
     gan_loss,
     grad_reverse,
-    pixel_entropy,
     weighted_self_information,
 )
 from uda.losses.adversarial import GAN_LOSSES
-from uda.methods.base import Adapter, StepContext, Term
+from uda.methods.context import StepContext
+from uda.methods.term import Term
 from uda.registry import MODELS, TERMS
+from uda.visualization import entropy_panel
+
+if TYPE_CHECKING:
+    from uda.methods.adapter import Adapter
 
 SOURCE_LABEL = 0.0
 TARGET_LABEL = 1.0
-
-
-def entropy_panel(logits: Tensor) -> Tensor:
-    """Normalised entropy of one image's logits [1, C, H, W] as a grey uint8 [3, H, W] image."""
-    ent = pixel_entropy(logits.float())[0].clamp(0, 1)
-    return (ent * 255).round().to(torch.uint8).cpu().unsqueeze(0).repeat(3, 1, 1)
 
 
 class _AdversarialTerm(Term):
@@ -57,8 +55,9 @@ class _AdversarialTerm(Term):
         gan_loss: 'bce' or 'lsgan'.
         source_branch: Labelled source branch of the batch ([B, 3, H, W]).
         target_branch: Unlabelled target branch ([B, 3, H, W]).
-        name: Short name in log keys: ``tgt.loss_adv_<name>``, ``disc.loss_<name>``,
-            ``disc.acc_src_<name>``, ``disc.acc_tgt_<name>`` (``_aux`` for the aux level).
+
+    Log keys (the adapter prefixes the term's name): ``loss_adv``, and from the discriminator
+    phase ``disc.loss``, ``disc.acc_src``, ``disc.acc_tgt``; ``_aux`` for the aux level.
     """
 
     default_discriminator: dict = dict(type='FCDiscriminator', channels=(64, 128, 256, 512))
@@ -71,7 +70,6 @@ class _AdversarialTerm(Term):
         gan_loss: str = 'bce',
         source_branch: str = 'source',
         target_branch: str = 'target',
-        name: str = 'adv',
     ) -> None:
         super().__init__(weight)
         if gan_loss not in GAN_LOSSES:
@@ -91,7 +89,6 @@ class _AdversarialTerm(Term):
         self.gan_loss = gan_loss
         self.source_branch = source_branch
         self.target_branch = target_branch
-        self.name = name
         self._cache: dict[str, tuple[Tensor, Tensor]] = {}
         self._vis: Optional[Tensor] = None
 
@@ -118,7 +115,7 @@ class _AdversarialTerm(Term):
         )
 
     def _key(self, what: str, level: str) -> str:
-        return f'{what}_{self.name}' + ('' if level == 'main' else '_aux')
+        return what + ('' if level == 'main' else '_aux')
 
     def optimised_modules(self) -> dict[str, nn.Module]:
         return {'discriminators': self.discriminator}
@@ -131,7 +128,7 @@ class _AdversarialTerm(Term):
         for level, w in self.level_weights.items():
             src, tgt = self._disc_input(src_out, level), self._disc_input(tgt_out, level)
             disc = self.discriminator[level]
-            losses[f'tgt.{self._key("loss_adv", level)}'] = w * self._fool_loss(disc, src, tgt)
+            losses[self._key('loss_adv', level)] = w * self._fool_loss(disc, src, tgt)
             self._cache[level] = (src.detach(), tgt.detach())
         self._vis = tgt_out['logits'][:1].detach()
         return losses
@@ -147,14 +144,14 @@ class _AdversarialTerm(Term):
         for level, (src, tgt) in self._cache.items():
             disc = self.discriminator[level]
             p_src, p_tgt = disc(src), disc(tgt)
-            losses[f'disc.{self._key("loss", level)}'] = 0.5 * (
+            losses['disc.' + self._key('loss', level)] = 0.5 * (
                 gan_loss(p_src, SOURCE_LABEL, self.gan_loss)
                 + gan_loss(p_tgt, TARGET_LABEL, self.gan_loss)
             )
-            losses[f'disc.{self._key("acc_src", level)}'] = domain_accuracy(
+            losses['disc.' + self._key('acc_src', level)] = domain_accuracy(
                 p_src, SOURCE_LABEL, self.gan_loss
             )
-            losses[f'disc.{self._key("acc_tgt", level)}'] = domain_accuracy(
+            losses['disc.' + self._key('acc_tgt', level)] = domain_accuracy(
                 p_tgt, TARGET_LABEL, self.gan_loss
             )
         self._cache = {}
@@ -163,18 +160,18 @@ class _AdversarialTerm(Term):
     def vis_panels(self) -> dict[str, Tensor]:
         if self._vis is None:
             return {}
-        return {f'target_entropy_{self.name}': entropy_panel(self._vis)}
+        return {f'target_entropy_{self.term_name}': entropy_panel(self._vis)}
 
 
 @TERMS.register_module()
 class OutputAdversarial(_AdversarialTerm):
     """AdaptSegNet: align softmax outputs [B, C, H, W] (arXiv:1802.10349).
 
-    Args: see :class:`_AdversarialTerm`; ``name`` defaults to 'out'.
+    Args: see :class:`_AdversarialTerm`.
     """
 
-    def __init__(self, name: str = 'out', **kwargs: Any) -> None:
-        super().__init__(name=name, **kwargs)
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
         self.needs_aux = 'aux' in self.level_weights
 
     def _disc_input(self, out: dict[str, Any], level: str) -> Tensor:
@@ -187,11 +184,11 @@ class EntropyAdversarial(_AdversarialTerm):
     """ADVENT's AdvEnt: align weighted self-information maps -p log2 p / log2 C
     [B, C, H, W] (arXiv:1811.12833).
 
-    Args: see :class:`_AdversarialTerm`; ``name`` defaults to 'ent'.
+    Args: see :class:`_AdversarialTerm`.
     """
 
-    def __init__(self, name: str = 'ent', **kwargs: Any) -> None:
-        super().__init__(name=name, **kwargs)
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
         self.needs_aux = 'aux' in self.level_weights
 
     def _disc_input(self, out: dict[str, Any], level: str) -> Tensor:
@@ -214,9 +211,8 @@ class FeatureAdversarial(_AdversarialTerm):
             features, which gives it the same gradient DANN's single backward would, while
             AMP scalers, accumulation and learning rates stay per optimiser.
         grl_coeff: Multiplier of the reversed gradient (DANN's lambda).
-        weight, aux_weight, discriminator, gan_loss, source_branch, target_branch, name:
-            see :class:`_AdversarialTerm`; the discriminator defaults to
-            ``FeatureDiscriminator`` and ``name`` to 'feat'.
+        weight, aux_weight, discriminator, gan_loss, source_branch, target_branch: see
+            :class:`_AdversarialTerm`; the discriminator defaults to ``FeatureDiscriminator``.
     """
 
     default_discriminator = dict(type='FeatureDiscriminator', channels=(256, 256), kernel_size=1)
@@ -228,10 +224,9 @@ class FeatureAdversarial(_AdversarialTerm):
         aux_in_index: int = -2,
         mode: str = 'grl',
         grl_coeff: float = 1.0,
-        name: str = 'feat',
         **kwargs: Any,
     ) -> None:
-        super().__init__(name=name, **kwargs)
+        super().__init__(**kwargs)
         if feature not in ('encoder', 'decoder'):
             raise ValueError(
                 f"FeatureAdversarial(feature={feature!r}): use 'encoder' or 'decoder'."

@@ -11,17 +11,22 @@ it drops pseudo-labels of classes that an image's labels say are absent.
 
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence
+import dataclasses
+from typing import TYPE_CHECKING, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from uda.losses.cam import balanced_mask_ce, focal_mask_penalty, ngwp_scores, pseudo_masks
-from uda.methods.base import Adapter, Labeller, PseudoLabels, StepContext, Term
-from uda.methods.labellers import valid_pixels
+from uda.methods.context import PseudoLabels, StepContext, ViewPseudoLabels
+from uda.methods.term import DerivedLabeller, Term
 from uda.models.pamr import PAMR
 from uda.registry import LABELLERS, TERMS
+from uda.visualization import image_panel
+
+if TYPE_CHECKING:
+    from uda.methods.adapter import Adapter
 
 
 @TERMS.register_module()
@@ -71,6 +76,8 @@ class SingleStageCAM(Term):
             ``cam_stride=4`` mirrors for full-resolution decoders. The mask loss is on the full
             logits, pseudo masks upsampled bilinearly, as the reference.
     """
+
+    console_keys = ('fg_share',)
 
     def __init__(
         self,
@@ -147,7 +154,7 @@ class SingleStageCAM(Term):
         fg, ids = self.class_order(logits.shape[1])
         y = labels[:, fg]
         x_full = self.background_first(logits.float())
-        valid_full = valid_pixels(ctx, self.branch, logits)[:, None].to(x_full.dtype)
+        valid_full = ctx.valid_pixels(self.branch)[:, None].to(x_full.dtype)
         x, valid = x_full, valid_full
         if self.cam_stride > 1:
             x = F.avg_pool2d(x_full, self.cam_stride, ceil_mode=True)
@@ -162,8 +169,8 @@ class SingleStageCAM(Term):
         # The share of the labelled classes' masks (``cls_fg`` in the reference's log).
         fg_share = (mbar[:, off:] * y).sum(-1) / y.sum(-1).clamp(min=1)
         out = {
-            self._key('loss_cls'): self.weight * loss_cls,
-            self._key('fg_share'): fg_share.mean().detach(),
+            'loss_cls': self.weight * loss_cls,
+            'fg_share': fg_share.mean().detach(),
         }
         if ctx.iter < self.mask_start_iter:
             return out
@@ -186,9 +193,9 @@ class SingleStageCAM(Term):
             bg_required = y[:, :off] * 0 + float(self.background is not None)
             required = torch.cat([bg_required, y], 1)
         loss_img, counted = balanced_mask_ce(x_full, pseudo, required, ctx.ignore_index)
-        out[self._key('loss_mask')] = self.mask_weight * loss_img.mean()
-        out[self._key('mask_images')] = counted.mean().detach()
-        out[self._key('pseudo_ratio')] = (pseudo.sum(1) > 0).float().mean().detach()
+        out['loss_mask'] = self.mask_weight * loss_img.mean()
+        out['mask_images'] = counted.mean().detach()
+        out['pseudo_ratio'] = (pseudo.sum(1) > 0).float().mean().detach()
         self._panels = self._make_panels(ctx, refined, pseudo, ids)
         return out
 
@@ -205,7 +212,7 @@ class SingleStageCAM(Term):
         )
         image = ctx.denormalize(ctx.inputs(self.branch)[:1])[0]
         return {
-            f'{self._key("image")}': image.clamp(0, 255).to(torch.uint8).detach(),
+            f'{self._key("image")}': image_panel(image),
             f'{self._key("refined_cam")}': cam.detach(),
             f'{self._key("pseudo_labels")}': lbl.detach(),
         }
@@ -215,50 +222,50 @@ class SingleStageCAM(Term):
 
 
 @LABELLERS.register_module()
-class ImageLabelFilter(Labeller):
+class ImageLabelFilter(DerivedLabeller):
     """Another labeller's pseudo-labels with classes absent from the image labels ignored.
 
     Image-level target labels as an extra adaptation signal: a pixel pseudo-labelled with a
     class that its image's labels (:meth:`StepContext.image_labels`) do not name is set to the
-    ignore index, weight 0. Works on per-image labels [B, H, W] and on SAC's views [B'*N, H, W]
-    (``extras['views'].num_views`` views of the first B' images, image-major). The inner
-    labeller's extras are kept (SAC's class prior and thresholds), plus ``suppressed``.
-    No reference implementation combines image labels with UDA self-training; this is uda's.
+    ignore index, weight 0. Works on per-image labels [B, H, W] and on SAC's views
+    (:class:`ViewPseudoLabels` [B' * V, H, W]: ``views.num_views`` views of the first B'
+    images, image-major). The wrapped labeller's fields are kept; ``extras`` gains
+    ``suppressed``. No reference implementation combines image labels with UDA
+    self-training; this is uda's.
 
     Args:
         labeller: Name of the wrapped labeller (e.g. ``'sac'``).
     """
 
-    def __init__(self, labeller: str = 'sac') -> None:
-        super().__init__('student')
-        self.inner = labeller
+    labeller_args = {'labeller': dict(type='SACLabeller')}
 
-    @property
-    def needs_teacher(self) -> bool:
-        return False  # the wrapped labeller says so itself
+    def __init__(self, labeller: str = 'sac') -> None:
+        super().__init__(labeller)
 
     @torch.no_grad()
-    def forward(self, ctx: StepContext, branch: str) -> PseudoLabels:
-        pl = ctx.pseudo_labels(branch, self.inner)
+    def derive(self, ctx: StepContext, branch: str, pl: PseudoLabels) -> PseudoLabels:
         present = ctx.image_labels(branch)  # [B, C]
-        views: Any = pl.extras.get('views')
-        per_image = int(getattr(views, 'num_views', 1)) if pl.inputs is not None else 1
+        per_image = 1
+        if isinstance(pl, ViewPseudoLabels) and pl.views is not None:
+            per_image = int(pl.views.num_views)
         n_img = pl.labels.shape[0] // per_image
         if n_img * per_image != pl.labels.shape[0] or n_img > present.shape[0]:
             raise ValueError(
-                f"ImageLabelFilter: labeller '{self.inner}' gives {pl.labels.shape[0]} label "
+                f"ImageLabelFilter: labeller '{self.labeller}' gives {pl.labels.shape[0]} label "
                 f'maps for {present.shape[0]} images; it must give one per image, or '
-                'extras["views"].num_views per image (SAC).'
+                'views.num_views per image (SAC).'
             )
         present = present[:n_img].repeat_interleave(per_image, 0)
         labels = pl.labels
         known = labels != ctx.ignore_index
         cls = labels.clamp(0, present.shape[1] - 1).flatten(1)
         absent = known & (present.gather(1, cls).view_as(labels) == 0)
-        labels = labels.masked_fill(absent, ctx.ignore_index)
-        weight = pl.weight.masked_fill(absent, 0.0)
-        extras = dict(pl.extras, suppressed=absent)
-        return PseudoLabels(labels, weight, inputs=pl.inputs, extras=extras)
+        return dataclasses.replace(
+            pl,
+            labels=labels.masked_fill(absent, ctx.ignore_index),
+            weight=pl.weight.masked_fill(absent, 0.0),
+            extras=dict(pl.extras, suppressed=absent),
+        )
 
 
 __all__ = ['ImageLabelFilter', 'SingleStageCAM']

@@ -9,65 +9,24 @@ the weighted cross-entropy on the strongly augmented mixed image.
 
 The ClassMix classes come from the whole source batch by default, as the reference code
 (``class_pool='batch'``); ``class_pool='image'`` draws them from each image's own label. The
-strong augmentation flips its coins once per batch, as the reference (``coins='batch'``;
-``'image'``: per image); see docs/fidelity.md.
+strong augmentation flips its coins once per batch, as the reference (the preset's
+``coins='batch'``; ``'image'``: per image); see docs/fidelity.md.
 """
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple, Optional, Sequence
+from typing import Any, NamedTuple, Optional
 
 import torch
 from torch import Tensor
 
 from uda.augment.mixing import CLASS_POOLS, class_mix_masks, mix
-from uda.augment.photometric import PhotometricAugment
+from uda.augment.photometric import build_photometric
 from uda.losses import cross_entropy
-from uda.methods.base import Adapter, StepContext, Term
-from uda.methods.labellers import valid_pixels
+from uda.methods.context import StepContext
+from uda.methods.term import Term
 from uda.registry import TERMS
-
-
-def dacs_photometric(
-    jitter: float = 0.2,
-    jitter_p: float = 0.8,
-    blur_p: float = 0.5,
-    blur_sigma: Sequence[float] = (0.15, 1.15),
-    coins: str = 'batch',
-) -> PhotometricAugment:
-    """The strong augmentation of DACS / DAFormer with its numbers as arguments.
-
-    kornia 0.5 ``ColorJitter`` formulas (``ColorJiggle`` today) with brightness = contrast =
-    saturation = hue = ``jitter``, applied with probability ``jitter_p`` (the reference jitters
-    when U(0, 1) > 0.2), then a Gaussian blur with probability ``blur_p``, sigma ~
-    U(``blur_sigma``), kernel odd(ceil(0.1 H)) x odd(ceil(0.1 W)) (lhoyer/DAFormer
-    ``mmseg/models/utils/dacs_transforms.py`` ``color_jitter`` / ``gaussian_blur``;
-    :func:`uda.augment.photometric.dacs_strong` is this with the defaults). ``coins='batch'``:
-    one coin per step for the batch, as the reference (dacs.py:331-339); ``'image'``: per image.
-    """
-    return PhotometricAugment(
-        jitter=(jitter, jitter, jitter, jitter),
-        jitter_p=jitter_p,
-        jitter_formula='kornia_legacy',
-        blur_sigma=tuple(blur_sigma),
-        blur_p=blur_p,
-        blur_kernel='relative',
-        order=('jitter', 'blur'),
-        coins=coins,
-    )
-
-
-def strong_view(
-    ctx: StepContext, x: Tensor, augment: Optional[PhotometricAugment], valid: Tensor
-) -> Tensor:
-    """Strongly augment normalised images ``x`` [B, 3, H, W] on [0, 1] pixel values and
-    renormalise; pixels outside ``valid`` [B, H, W] (the preprocessor's padding) stay 0."""
-    if augment is None:
-        return x
-    with torch.no_grad():
-        rgb = (ctx.denormalize(x) / 255.0).clamp(0, 1)
-        out = ctx.normalize(augment(rgb) * 255.0)
-        return out * valid[:, None].to(out.dtype)
+from uda.visualization import image_panel, mask_panel
 
 
 class MixedBatch(NamedTuple):
@@ -84,6 +43,10 @@ class MixedBatch(NamedTuple):
     labels: Tensor
     weight: Tensor
     mask: Tensor
+
+
+# DACS's strong view (uda.augment.photometric.DACS_STRONG: the reference's batch coins).
+DACS_STRONG_VIEW = dict(preset='dacs_strong')
 
 
 @TERMS.register_module()
@@ -109,17 +72,16 @@ class ClassMix(Term):
         target_branch: Unlabelled branch pasted onto, the labeller's branch.
         labeller: Name of the adapter's labeller (``QualityLabeller``: DACS), shared with other
             terms, so MIC's masked consistency reads the same teacher forward.
-        strong: Strongly augment the mixed images (DACS: yes).
-        jitter: Colour-jitter strength (0.2 DAFormer; 0.25 DACS).
-        jitter_p: Probability of the colour jitter (0.8).
-        blur_p: Probability of the Gaussian blur (0.5).
-        blur_sigma: Range of the blur sigma in pixels (0.15-1.15).
-        prefix: Log-key prefix (``<prefix>loss_ce``, ``<prefix>quality``).
+        photometric: Strong augmentation of the mixed images, one config dict
+            (:func:`uda.augment.photometric.build_photometric`): ``dict(preset='dacs_strong')``
+            (DACS / DAFormer: jitter 0.2, p 0.8; blur p 0.5, sigma 0.15-1.15; one coin per
+            batch), keys beside ``preset`` override it (DACS: ``jitter=(0.25,) * 4``); None
+            for no augmentation.
         class_pool: ``'batch'`` (the DACS / DAFormer / MIC code) or ``'image'``.
-        coins: Strong-augmentation coin flips ``'batch'`` (DACS code) or ``'image'``.
     """
 
-    needs_teacher = False  # set from the labeller in setup()
+    labeller_args = {'labeller': dict(type='QualityLabeller')}
+    console_keys = ('quality',)
 
     def __init__(
         self,
@@ -127,14 +89,8 @@ class ClassMix(Term):
         source_branch: str = 'source',
         target_branch: str = 'target',
         labeller: str = 'teacher_quality',
-        strong: bool = True,
-        jitter: float = 0.2,
-        jitter_p: float = 0.8,
-        blur_p: float = 0.5,
-        blur_sigma: Sequence[float] = (0.15, 1.15),
-        prefix: str = 'mix.',
+        photometric: Optional[dict] = DACS_STRONG_VIEW,
         class_pool: str = 'batch',
-        coins: str = 'batch',
     ) -> None:
         super().__init__(weight)
         if class_pool not in CLASS_POOLS:
@@ -143,15 +99,9 @@ class ClassMix(Term):
             )
         self.class_pool = class_pool
         self.source_branch, self.target_branch = source_branch, target_branch
-        self.labeller, self.prefix = labeller, prefix
-        self.augment = (
-            dacs_photometric(jitter, jitter_p, blur_p, blur_sigma, coins) if strong else None
-        )
+        self.labeller = labeller
+        self.photometric = build_photometric(photometric, 'ClassMix(photometric=...)')
         self._panels: dict[str, Tensor] = {}
-
-    def setup(self, adapter: Adapter) -> None:
-        # Start with the teacher exactly when the labeller reads it (Adapter.phases).
-        self.needs_teacher = adapter.labeller(self.labeller).needs_teacher
 
     def mixed_batch(self, ctx: StepContext) -> MixedBatch:
         """Compose the ClassMix batch of this step (no gradient)."""
@@ -172,8 +122,8 @@ class ClassMix(Term):
             )
         with torch.no_grad():
             mask = class_mix_masks(src_labels, ctx.ignore_index, pool=self.class_pool)
-            valid = mask | valid_pixels(ctx, self.target_branch, tgt)
-            image = strong_view(ctx, mix(mask, src, tgt), self.augment, valid)
+            valid = mask | ctx.valid_pixels(self.target_branch)
+            image = ctx.photometric_view(mix(mask, src, tgt), self.photometric, valid)
             labels = mix(mask, src_labels, pl.labels)
             weight = mix(mask, torch.ones_like(pl.weight), pl.weight)
         return MixedBatch(image, labels, weight, mask)
@@ -191,22 +141,18 @@ class ClassMix(Term):
         pl = ctx.pseudo_labels(self.target_branch, self.labeller)
         self._panels = self._make_panels(ctx, batch)
         return {
-            f'{self.prefix}loss_ce': self.weight * loss,
+            'loss_ce': self.weight * loss,
             # Mean pseudo-label weight of the target images (DACS quality q).
-            f'{self.prefix}quality': pl.weight.mean().detach(),
+            'quality': pl.weight.mean().detach(),
         }
 
     @staticmethod
     def _make_panels(ctx: StepContext, batch: MixedBatch) -> dict[str, Any]:
         """First image: the mixed image, its label and the pasted-pixel mask."""
-        mask = batch.mask[0].to(torch.uint8)[None].expand(3, -1, -1) * 255
         return {
-            'classmix_image': ctx.denormalize(batch.image[:1])[0]
-            .clamp(0, 255)
-            .to(torch.uint8)
-            .detach(),
+            'classmix_image': image_panel(ctx.denormalize(batch.image[:1])[0]),
             'classmix_label': batch.labels[0].detach(),
-            'classmix_mask': mask.detach(),
+            'classmix_mask': mask_panel(batch.mask[0]),
         }
 
     def vis_panels(self) -> dict[str, Tensor]:

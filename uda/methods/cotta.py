@@ -14,17 +14,19 @@ soft-target loss and batch-mean trigger are in qinenergy/cotta ``cifar/cotta.py:
 from __future__ import annotations
 
 import copy
-from typing import Optional, Sequence
+from typing import TYPE_CHECKING, Optional, Sequence
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from uda.evaluation.inference import aug_inference
-from uda.methods.base import Adapter, Labeller, PseudoLabels, StepContext, Term
-from uda.methods.labellers import valid_pixels
+from uda.methods.context import PseudoLabels, StepContext
+from uda.methods.term import Labeller, Term
 from uda.registry import LABELLERS, TERMS
+
+if TYPE_CHECKING:
+    from uda.methods.adapter import Adapter
 
 
 @LABELLERS.register_module()
@@ -40,8 +42,8 @@ class CoTTALabeller(Labeller):
     ``load_from`` weights); it is not part of the state dict (it never changes).
 
     Returns :class:`PseudoLabels` with ``labels`` [B, H, W] (ignore on padding), ``weight`` the
-    non-padding mask, and ``extras``: ``anchor_conf`` [B, H, W], ``unsure`` [B, H, W] bool,
-    ``probs`` (the teacher's plain probabilities).
+    non-padding mask, ``probs`` the teacher's plain probabilities, ``valid``, and as diagnostics
+    in ``extras``: ``anchor_conf`` [B, H, W], ``unsure`` [B, H, W] bool.
 
     Args:
         confidence: Anchor confidence above which the plain teacher label is kept (0.69 in the
@@ -73,24 +75,19 @@ class CoTTALabeller(Labeller):
 
     def start_stream(self, adapter: Adapter) -> None:
         """Freeze a copy of the student (the source model) as the anchor."""
-        anchor = copy.deepcopy(adapter.student).eval()
+        self._freeze_anchor(adapter.student)
+
+    def _freeze_anchor(self, student: nn.Module) -> None:
+        anchor = copy.deepcopy(student).eval()
         for p in anchor.parameters():
             p.requires_grad_(False)
         # Outside the module tree: not saved, not moved by the EMA, not trained.
         self.__dict__['_anchor'] = anchor
 
-    def _teacher_net(self, ctx: StepContext) -> nn.Module:
-        adapter = ctx._adapter
-        if self.source == 'teacher':
-            if adapter.teacher is None:
-                raise RuntimeError("CoTTALabeller(source='teacher') needs the adapter's teacher.")
-            return adapter.teacher.net
-        return adapter.student
-
     @torch.no_grad()
     def forward(self, ctx: StepContext, branch: str) -> PseudoLabels:
         if self.anchor is None:
-            self.start_stream(ctx._adapter)
+            self._freeze_anchor(ctx.network('student'))
         anchor = self.anchor
         assert anchor is not None
         x = ctx.inputs(branch)
@@ -99,22 +96,17 @@ class CoTTALabeller(Labeller):
         labels = probs.argmax(1)
         unsure = anchor_conf <= self.confidence
         if bool(unsure.any()):
-            net = self._teacher_net(ctx)
-            was_training = net.training
-            net.eval()
-            try:
-                divisor = int(getattr(ctx._adapter.data_preprocessor, 'size_divisor', 1) or 1)
-                averaged = aug_inference(net, x, self.scales, self.flip, divisor)
-            finally:
-                net.train(was_training)
-            ctx.counts['teacher_aug'] += len(self.scales) * (2 if self.flip else 1)
+            which = 'teacher' if self.source == 'teacher' else 'student'
+            averaged = ctx.augmented_probs(which, x, self.scales, self.flip)
             labels = torch.where(unsure, averaged.argmax(1), labels)
-        valid = valid_pixels(ctx, branch, probs)
+        valid = ctx.valid_pixels(branch)
         labels = torch.where(valid, labels, torch.full_like(labels, ctx.ignore_index))
         return PseudoLabels(
             labels,
             valid.float(),
-            extras=dict(anchor_conf=anchor_conf, unsure=unsure & valid, probs=probs),
+            probs=probs,
+            valid=valid,
+            extras=dict(anchor_conf=anchor_conf, unsure=unsure & valid),
         )
 
 
@@ -124,7 +116,8 @@ class CoTTASelfTraining(Term):
 
     ``weight * mean CE`` over the labelled (non-ignored) pixels, as mmseg's decode loss in the
     ACDC code (the student trains on the unscaled view with the hard label). Logs
-    ``tgt.unsure_ratio`` (share of pixels labelled by the averaged teacher). Needs the teacher.
+    ``unsure_ratio`` (share of pixels labelled by the averaged teacher). Starts with the
+    teacher when its labeller reads it.
 
     Args:
         weight: Loss weight.
@@ -132,7 +125,8 @@ class CoTTASelfTraining(Term):
         labeller: Name of the adapter's :class:`CoTTALabeller`.
     """
 
-    needs_teacher = True
+    labeller_args = {'labeller': dict(type='CoTTALabeller')}
+    console_keys = ('unsure_ratio',)
 
     def __init__(
         self, weight: float = 1.0, branch: str = 'target', labeller: str = 'cotta'
@@ -152,8 +146,8 @@ class CoTTASelfTraining(Term):
             loss = logits.sum() * 0.0  # no labelled pixel: keep the graph, add nothing
         valid = pl.weight.sum().clamp(min=1)
         return {
-            'tgt.loss_cotta': self.weight * loss,
-            'tgt.unsure_ratio': (pl.extras['unsure'].float().sum() / valid).detach(),
+            'loss': self.weight * loss,
+            'unsure_ratio': (pl.extras['unsure'].float().sum() / valid).detach(),
         }
 
 

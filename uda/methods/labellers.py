@@ -9,26 +9,10 @@ DACS's.
 from __future__ import annotations
 
 import torch
-from torch import Tensor
 
-from uda.methods.base import Labeller, PseudoLabels, StepContext
+from uda.methods.context import PseudoLabels, StepContext
+from uda.methods.term import Labeller
 from uda.registry import LABELLERS
-
-
-def valid_pixels(ctx: StepContext, branch: str, like: Tensor) -> Tensor:
-    """[B, H, W] bool: pixels inside each image: not the preprocessor's padding, nor the
-    padding of a crop larger than the image (the sample's ``valid_mask``, unlabelled images;
-    UniMatch marks it 254 -> ignore 255, LiheYoung/UniMatch ``dataset/semi.py``)."""
-    valid = torch.zeros(like.shape[0], *like.shape[-2:], dtype=torch.bool, device=like.device)
-    for i, s in enumerate(ctx.samples(branch)):
-        h, w = tuple(s.get('img_shape', like.shape[-2:]))[:2]
-        valid[i, :h, :w] = True
-        vm = s.get('valid_mask')  # padding inside the image from the pipeline's crop
-        if vm is not None:
-            vm = vm.to(valid.device).bool()
-            hh, ww = min(vm.shape[0], valid.shape[1]), min(vm.shape[1], valid.shape[2])
-            valid[i, :hh, :ww] &= vm[:hh, :ww]
-    return valid
 
 
 @LABELLERS.register_module()
@@ -36,9 +20,9 @@ class ConfidenceLabeller(Labeller):
     """Arg-max labels kept where the confidence reaches ``threshold`` (FixMatch, UniMatch).
 
     ``labels`` are the arg-max class where ``max softmax >= threshold`` and inside the image,
-    ignore elsewhere; ``weight`` is that mask as float; ``extras['conf']`` the confidence
-    [B, H, W] and ``extras['valid']`` the non-padding pixels (UniMatch divides the masked
-    loss by them: LiheYoung/UniMatch ``unimatch.py``).
+    ignore elsewhere; ``weight`` is that mask as float; ``valid`` the non-padding pixels
+    (UniMatch divides the masked loss by them: LiheYoung/UniMatch ``unimatch.py``);
+    ``extras['conf']`` the confidence [B, H, W].
 
     Args:
         threshold: Confidence threshold (0.95 in FixMatch / UniMatch on Pascal).
@@ -55,10 +39,10 @@ class ConfidenceLabeller(Labeller):
     def forward(self, ctx: StepContext, branch: str) -> PseudoLabels:
         probs = self.predict_branch(ctx, branch)
         conf, labels = probs.max(1)
-        valid = valid_pixels(ctx, branch, probs)
+        valid = ctx.valid_pixels(branch)
         keep = valid & (conf >= self.threshold)
         labels = torch.where(keep, labels, torch.full_like(labels, ctx.ignore_index))
-        return PseudoLabels(labels, keep.float(), extras=dict(conf=conf, probs=probs, valid=valid))
+        return PseudoLabels(labels, keep.float(), probs=probs, valid=valid, extras=dict(conf=conf))
 
 
 @LABELLERS.register_module()
@@ -106,7 +90,7 @@ class QualityLabeller(Labeller):
     def forward(self, ctx: StepContext, branch: str) -> PseudoLabels:
         probs = self.predict_branch(ctx, branch)
         conf, labels = probs.max(1)
-        valid = valid_pixels(ctx, branch, probs)
+        valid = ctx.valid_pixels(branch)
         good = ((conf >= self.threshold) & valid).flatten(1).sum(1).float()
         total = valid.flatten(1).sum(1).float()
         if self.quality == 'batch':
@@ -121,5 +105,5 @@ class QualityLabeller(Labeller):
                 weight[i, max(0, h - self.ignore_bottom) : h] = 0
         labels = torch.where(valid, labels, torch.full_like(labels, ctx.ignore_index))
         return PseudoLabels(
-            labels, weight, extras=dict(conf=conf, probs=probs, quality=quality, valid=valid)
+            labels, weight, probs=probs, valid=valid, extras=dict(conf=conf, quality=quality)
         )

@@ -11,17 +11,21 @@ named labeller, so MIC + ClassMix run the teacher once per step.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Optional
 
 import torch
 from torch import Tensor
 
 from uda.augment.mixing import block_masks
+from uda.augment.photometric import build_photometric
 from uda.losses import cross_entropy
-from uda.methods.base import Adapter, StepContext, Term
-from uda.methods.class_mix import dacs_photometric, strong_view
-from uda.methods.labellers import valid_pixels
+from uda.methods.context import StepContext
+from uda.methods.term import Term
 from uda.registry import TERMS
+from uda.visualization import image_panel, mask_panel
+
+# MIC's strong view (uda.augment.photometric.DACS_STRONG: the reference's batch coins).
+DACS_STRONG_VIEW = dict(preset='dacs_strong')
 
 
 @TERMS.register_module()
@@ -29,7 +33,7 @@ class MaskedConsistency(Term):
     """MIC's masked consistency on the target branch.
 
     masked view = ``strong(x) * keep`` with ``x`` the normalised target images [B, 3, H, W],
-    ``strong`` DACS's colour jitter + blur (per image) and ``keep`` [B, H, W] a block mask
+    ``strong`` DACS's colour jitter + blur and ``keep`` [B, H, W] a block mask
     (:func:`uda.augment.mixing.block_masks`: a ``round(H / block_size) x round(W /
     block_size)`` grid, a cell kept when U(0, 1) > ``mask_ratio``), so masked pixels are 0 in
     the normalised input (the dataset mean colour), as MIC's ``BlockMaskGenerator.mask_image``
@@ -46,18 +50,14 @@ class MaskedConsistency(Term):
         labeller: Name of the adapter's labeller, shared with ClassMix.
         block_size: Side of a mask cell in pixels (64).
         mask_ratio: Probability that a cell is masked out (0.7).
-        strong: Colour-jitter and blur the target before masking (mode ``separatetrgaug``).
-        jitter: Colour-jitter strength (``color_jitter_strength`` 0.2).
-        jitter_p: Probability of the colour jitter (0.8: applied when U(0, 1) >
-            ``color_jitter_probability`` 0.2).
-        blur_p: Probability of the Gaussian blur (0.5).
-        blur_sigma: Range of the blur sigma in pixels (0.15-1.15).
-        prefix: Log-key prefix (``<prefix>loss_ce``, ``<prefix>visible``).
-        coins: Strong-augmentation coin flips ``'batch'`` (MIC: one ``random.uniform`` per
-            step, masking_consistency_module.py:119-130) or ``'image'``.
+        photometric: Strong view of the target before masking (mode ``separatetrgaug``), one
+            config dict (:func:`uda.augment.photometric.build_photometric`):
+            ``dict(preset='dacs_strong')`` (``color_jitter_strength`` 0.2, applied when U(0, 1)
+            > ``color_jitter_probability`` 0.2; blur p 0.5, sigma 0.15-1.15; one coin per step,
+            masking_consistency_module.py:119-130); None for no augmentation.
     """
 
-    needs_teacher = False  # set from the labeller in setup()
+    labeller_args = {'labeller': dict(type='QualityLabeller')}
 
     def __init__(
         self,
@@ -66,13 +66,7 @@ class MaskedConsistency(Term):
         labeller: str = 'teacher_quality',
         block_size: int = 64,
         mask_ratio: float = 0.7,
-        strong: bool = True,
-        jitter: float = 0.2,
-        jitter_p: float = 0.8,
-        blur_p: float = 0.5,
-        blur_sigma: Sequence[float] = (0.15, 1.15),
-        prefix: str = 'mic.',
-        coins: str = 'batch',
+        photometric: Optional[dict] = DACS_STRONG_VIEW,
     ) -> None:
         super().__init__(weight)
         if int(block_size) < 1 or not 0.0 <= float(mask_ratio) <= 1.0:
@@ -80,16 +74,10 @@ class MaskedConsistency(Term):
                 f'MaskedConsistency(block_size={block_size}, mask_ratio={mask_ratio}): use '
                 'block_size >= 1 and mask_ratio in [0, 1] (MIC: 64, 0.7).'
             )
-        self.branch, self.labeller, self.prefix = branch, labeller, prefix
+        self.branch, self.labeller = branch, labeller
         self.block_size, self.mask_ratio = int(block_size), float(mask_ratio)
-        self.augment = (
-            dacs_photometric(jitter, jitter_p, blur_p, blur_sigma, coins) if strong else None
-        )
+        self.photometric = build_photometric(photometric, 'MaskedConsistency(photometric=...)')
         self._panels: dict[str, Tensor] = {}
-
-    def setup(self, adapter: Adapter) -> None:
-        # Start with the teacher exactly when the labeller reads it (Adapter.phases).
-        self.needs_teacher = adapter.labeller(self.labeller).needs_teacher
 
     @torch.no_grad()
     def masked_view(self, ctx: StepContext) -> tuple[Tensor, Tensor]:
@@ -97,9 +85,9 @@ class MaskedConsistency(Term):
         (1 = visible)."""
         x = ctx.inputs(self.branch)
         B, _, H, W = x.shape
-        valid = valid_pixels(ctx, self.branch, x)
+        valid = ctx.valid_pixels(self.branch)
         keep = block_masks(B, H, W, self.block_size, self.mask_ratio, device=x.device)
-        return strong_view(ctx, x, self.augment, valid) * keep[:, None].to(x.dtype), keep
+        return ctx.photometric_view(x, self.photometric, valid) * keep[:, None].to(x.dtype), keep
 
     def forward(self, ctx: StepContext) -> dict[str, Tensor]:
         pl = ctx.pseudo_labels(self.branch, self.labeller)
@@ -120,16 +108,17 @@ class MaskedConsistency(Term):
         )
         self._panels = self._make_panels(ctx, view, keep)
         return {
-            f'{self.prefix}loss_ce': self.weight * loss,
-            f'{self.prefix}visible': keep.mean().detach(),
+            'loss_ce': self.weight * loss,
+            'visible': keep.mean().detach(),
         }
 
     @staticmethod
     def _make_panels(ctx: StepContext, view: Tensor, keep: Tensor) -> dict[str, Any]:
         """First image: the masked view and the keep mask."""
-        image = ctx.denormalize(view[:1])[0].clamp(0, 255).to(torch.uint8)
-        mask = (keep[0] > 0).to(torch.uint8)[None].expand(3, -1, -1) * 255
-        return {'mic_masked_view': image.detach(), 'mic_keep_mask': mask.detach()}
+        return {
+            'mic_masked_view': image_panel(ctx.denormalize(view[:1])[0]),
+            'mic_keep_mask': mask_panel(keep[0] > 0),
+        }
 
     def vis_panels(self) -> dict[str, Tensor]:
         return dict(self._panels)

@@ -7,9 +7,10 @@ from typing import Optional
 from torch import Tensor
 
 from uda.losses import entropy_loss
-from uda.methods.adversarial import entropy_panel
-from uda.methods.base import StepContext, Term
+from uda.methods.context import StepContext
+from uda.methods.term import Term
 from uda.registry import TERMS
+from uda.visualization import entropy_panel
 
 
 @TERMS.register_module()
@@ -36,11 +37,15 @@ class MinEnt(Term):
 
     def forward(self, ctx: StepContext) -> dict[str, Tensor]:
         out = ctx.student(self.branch)
-        losses = {'tgt.loss_ent': self.weight * entropy_loss(out['logits'])}
+        losses = {'loss_ent': self.weight * entropy_loss(out['logits'])}
         if self.aux_weight > 0:
-            losses['tgt.loss_ent_aux'] = self.aux_weight * entropy_loss(out['aux_logits'])
+            losses['loss_ent_aux'] = self.aux_weight * entropy_loss(out['aux_logits'])
         self._vis = out['logits'][:1].detach()
         return losses
 
     def vis_panels(self) -> dict[str, Tensor]:
-        return {} if self._vis is None else {'target_entropy_minent': entropy_panel(self._vis)}
+        return (
+            {}
+            if self._vis is None
+            else {f'target_entropy_{self.term_name}': entropy_panel(self._vis)}
+        )

@@ -14,24 +14,24 @@ import torch
 from torch import Tensor
 
 from uda.losses.entropy import pixel_entropy
-from uda.methods.base import StepContext, Term
+from uda.methods.context import StepContext
+from uda.methods.term import Term
 from uda.registry import TERMS
 
 
 @TERMS.register_module()
 class PredictionStatistics(Term):
     """Student forward of ``branch`` without gradient; logs the mean normalised pixel entropy
-    (``<prefix>.entropy``) and the entropy of the predicted class histogram
-    (``<prefix>.class_entropy``, nats). Returns no loss.
+    (``entropy``) and the entropy of the predicted class histogram (``class_entropy``, nats).
+    Returns no loss.
 
     Args:
         branch: Unlabelled target branch ([B, 3, H, W]).
-        prefix: Key prefix of the logged values.
     """
 
-    def __init__(self, branch: str = 'target', prefix: str = 'tgt') -> None:
+    def __init__(self, branch: str = 'target') -> None:
         super().__init__(1.0)
-        self.branch, self.prefix = branch, prefix
+        self.branch = branch
 
     def forward(self, ctx: StepContext) -> dict[str, Tensor]:
         with torch.no_grad():
@@ -40,8 +40,8 @@ class PredictionStatistics(Term):
             p = hist / hist.sum()
             p = p[p > 0]
             return {
-                f'{self.prefix}.entropy': pixel_entropy(logits).mean(),
-                f'{self.prefix}.class_entropy': -(p * p.log()).sum(),
+                'entropy': pixel_entropy(logits).mean(),
+                'class_entropy': -(p * p.log()).sum(),
             }
 
 

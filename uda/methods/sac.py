@@ -16,16 +16,21 @@ broadcasts view-averaged confidences.
 
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Generator, Optional, Sequence
 
 import torch
 from torch import Tensor
 
-from uda.augment.photometric import PhotometricAugment
+from uda.augment.photometric import build_photometric
 from uda.augment.views import Views, cut_views, fuse_views, sample_views
-from uda.losses import cross_entropy
-from uda.methods.base import Adapter, Labeller, PseudoLabels, StepContext, Term
+from uda.losses import sac_loss
+from uda.methods.context import StepContext, ViewPseudoLabels
+from uda.methods.term import Labeller, Term
 from uda.registry import LABELLERS, TERMS
+from uda.visualization import image_panel, mask_panel
+
+if TYPE_CHECKING:
+    from uda.methods.adapter import Adapter
 
 
 def adaptive_thresholds(
@@ -76,53 +81,6 @@ def pseudo_labels(
     return torch.where(keep, label, torch.full_like(label, ignore_index)), conf
 
 
-def focal_class_weights(prior: Tensor, power: float = 3.0) -> Tensor:
-    """Class weights ``(1 - prior)^power``: frequent classes weigh less."""
-    return (1.0 - prior.clamp(0, 1)) ** power
-
-
-def sac_loss(
-    logits: Tensor,
-    labels: Tensor,
-    confidence: Tensor,
-    prior: Tensor,
-    focal_power: float = 3.0,
-    ignore_index: int = 255,
-    confidence_form: str = 'pixel',
-) -> Tensor:
-    """SAC's self-training loss: ``mean(conf * (1 - prior[y])^p * CE(logits, y))`` over all
-    pixels, ignored pixels contributing 0 (the reference's ``_focal_ce_conf``).
-
-    ``confidence_form='pixel'`` weights each pixel by its own teacher confidence (the paper).
-    ``'batch_mean'`` is the released code's arithmetic: ``loss_ce`` [B, H, W] times
-    ``teacher_conf`` [B, 1, H, W] broadcasts to [B, B, H, W], so each pixel is weighted by the
-    confidence at that position averaged over the batch of views (visinf/da-sac
-    models/sac.py:148, 159, 357-360).
-
-    Args:
-        logits: [B, C, H, W] student scores.
-        labels: [B, H, W] pseudo-labels (``ignore_index`` where unreliable).
-        confidence: [B, H, W] teacher confidence per pixel.
-        prior: [C] running class prior.
-        confidence_form: ``'pixel'`` or ``'batch_mean'`` (see above).
-    """
-    if confidence_form == 'batch_mean':
-        confidence = confidence.mean(0, keepdim=True).expand_as(confidence)
-    elif confidence_form != 'pixel':
-        raise ValueError(
-            f"sac_loss(confidence_form={confidence_form!r}): use 'pixel' (the paper) or "
-            "'batch_mean' (the released code's broadcast)."
-        )
-    return cross_entropy(
-        logits.float(),
-        labels,
-        class_weight=focal_class_weights(prior, focal_power),
-        pixel_weight=confidence,
-        ignore_index=ignore_index,
-        avg_non_ignore=False,
-    )
-
-
 @LABELLERS.register_module()
 class SACLabeller(Labeller):
     """SAC's pseudo-labels: multi-view teacher predictions, fused, class-wise thresholded.
@@ -135,11 +93,12 @@ class SACLabeller(Labeller):
     keeps (``labellers.<name>.class_prior`` in checkpoints). Reference: visinf/da-sac
     ``models/sac.py`` and ``datasets/tf_target.py``.
 
-    Returns :class:`PseudoLabels` with ``labels`` / ``weight`` (the fused confidence) per view
-    [B*N, H, W], ``inputs`` = the clean views [B*N, 3, H, W] (normalised) and ``extras``:
-    ``valid`` [B*N, 1, H, W] image content, ``covered`` [B*N, H, W], ``fused`` probabilities,
-    ``thresholds`` [B*N, C], ``prior`` [C], ``views`` (their transforms, :class:`Views`) and
-    ``probs`` (the teacher's per-view probabilities before fusion).
+    Returns :class:`uda.methods.context.ViewPseudoLabels` with ``labels`` / ``weight`` (the
+    fused confidence) per view [B*N, H, W], ``probs`` the fused probabilities, ``valid`` the
+    image content [B*N, H, W], ``inputs`` = the clean views [B*N, 3, H, W] (normalised),
+    ``views`` (their transforms, :class:`Views`), ``prior`` [C], and as diagnostics in
+    ``extras``: ``covered`` [B*N, H, W], ``thresholds`` [B*N, C] and ``view_probs`` (the
+    teacher's per-view probabilities before fusion).
 
     Args:
         num_images: Use only the first ``num_images`` images of the branch (the reference
@@ -221,7 +180,7 @@ class SACLabeller(Labeller):
         return views, both[:, :3], (both[:, 3:] > 0.5).to(x.dtype)
 
     @torch.no_grad()
-    def forward(self, ctx: StepContext, branch: str) -> PseudoLabels:
+    def forward(self, ctx: StepContext, branch: str) -> ViewPseudoLabels:
         x, samples = ctx.inputs(branch), ctx.samples(branch)
         if self.num_images is not None:
             x, samples = x[: self.num_images], samples[: self.num_images]
@@ -238,20 +197,20 @@ class SACLabeller(Labeller):
             self.threshold_beta,
         )
         labels, conf = pseudo_labels(fused, covered, thr, ctx.ignore_index)
-        return PseudoLabels(
+        return ViewPseudoLabels(
             labels,
             conf,
+            probs=fused,
+            valid=valid[:, 0] > 0.5,
             inputs=clean,
-            extras=dict(
-                valid=valid,
-                covered=covered,
-                fused=fused,
-                thresholds=thr,
-                prior=self.class_prior.clone(),
-                views=views,
-                probs=probs,
-            ),
+            views=views,
+            prior=self.class_prior.clone(),
+            extras=dict(covered=covered, thresholds=thr, view_probs=probs),
         )
+
+
+# SAC's student noise (uda.augment.photometric.SAC_NOISE).
+SAC_NOISE_VIEW = dict(preset='sac_noise')
 
 
 @TERMS.register_module()
@@ -261,23 +220,24 @@ class SACSelfTraining(Term):
     The labeller (:class:`SACLabeller`, shared) gives per-view pseudo-labels and the clean
     views; this term noises the views photometrically (per view: Gaussian blur, colour jitter,
     greyscale) and trains the student on them with
-    ``weight * mean(conf * (1 - prior)^focal_power * CE)`` over all view pixels. It needs the
-    teacher, so it starts with it (the teacher's ``start_iter``) unless its config says
-    otherwise.
+    ``weight * mean(conf * (1 - prior)^focal_power * CE)`` over all view pixels. Its labeller reads
+    the teacher, so the term starts with it (the teacher's ``start_iter``) unless its config
+    says otherwise.
 
     Args:
         weight: Loss weight (5 for DeepLab-v2 ResNet-101 in the reference).
         branch: Unlabelled target branch ([B, 3, H, W]).
         labeller: Name of the adapter's :class:`SACLabeller`.
-        blur_sigma: Range of the student views' Gaussian blur (0.1-2 pixels).
-        jitter: Brightness/contrast/saturation jitter strength of the student views (0.4).
-        hue: Hue jitter (turns) of the colour jitter (0.1).
-        jitter_p: Probability of the colour jitter (0.5).
-        grey_p: Probability of greyscale (0.2).
+        photometric: Noise of the student views, one config dict
+            (:func:`uda.augment.photometric.build_photometric`): ``dict(preset='sac_noise')``
+            (visinf/da-sac datasets/tf_target.py: blur sigma 0.1-2 px on every view, then
+            jitter 0.4 / hue 0.1 with p 0.5, then greyscale p 0.2); keys beside ``preset``
+            override it.
         focal_power: Exponent of the class weights (3).
-        log_per_class: Log the class prior and mean threshold of every class.
+        log_per_class: Log the class prior and mean threshold of every class
+            (``prior_cNN``, ``thr_cNN``: TensorBoard only, not the console line).
         views_per_pass: At most this many views per student forward; each chunk but the last
-            is back-propagated at once (``StepContext.backward_now``), so only one chunk's
+            is yielded to the adapter, which back-propagates it at once, so only one chunk's
             graph is held (memory, issue 16). The loss and its gradient are the same sum;
             BN statistics come from each chunk (uda only: the reference has one pass). None:
             all views in one pass.
@@ -285,18 +245,15 @@ class SACSelfTraining(Term):
             ``'batch_mean'`` (the released code's broadcast, see :func:`sac_loss`).
     """
 
-    needs_teacher = True
+    labeller_args = {'labeller': dict(type='SACLabeller')}
+    console_keys = ('pseudo_ratio',)
 
     def __init__(
         self,
         weight: float = 1.0,
         branch: str = 'target',
         labeller: str = 'sac',
-        blur_sigma: Sequence[float] = (0.1, 2.0),
-        jitter: float = 0.4,
-        hue: float = 0.1,
-        jitter_p: float = 0.5,
-        grey_p: float = 0.2,
+        photometric: dict = SAC_NOISE_VIEW,
         focal_power: float = 3.0,
         log_per_class: bool = True,
         views_per_pass: Optional[int] = None,
@@ -313,99 +270,85 @@ class SACSelfTraining(Term):
             raise ValueError(f'SACSelfTraining: views_per_pass must be >= 1, got {views_per_pass}.')
         self.views_per_pass = views_per_pass
         self.branch, self.labeller = branch, labeller
-        # The reference's order (visinf/da-sac datasets/tf_target.py): blur, jitter, greyscale;
-        # kornia draws each view's parameters (uda.augment.photometric.sac_noise).
-        self.photometric = PhotometricAugment(
-            jitter=(jitter, jitter, jitter, hue),
-            jitter_p=jitter_p,
-            grey_p=grey_p,
-            blur_sigma=tuple(blur_sigma),
-            blur_p=1.0,
-            blur_kernel=13,
-            order=('blur', 'jitter', 'grey'),
-        )
+        photometric_view = build_photometric(photometric, 'SACSelfTraining(photometric=...)')
+        if photometric_view is None:
+            raise ValueError('SACSelfTraining(photometric=None): SAC noises its student views.')
+        self.photometric = photometric_view
         self.focal_power = focal_power
         self.log_per_class = log_per_class
         self._panels: dict[str, Tensor] = {}
 
     def noise(self, ctx: StepContext, clean: Tensor, valid: Tensor) -> Tensor:
-        """Photometric noise of the normalised views (padding stays zero)."""
-        with torch.no_grad():
-            rgb = ctx.denormalize(clean) / 255.0
-            noisy = self.photometric(rgb)
-            return ctx.normalize(noisy * 255.0) * valid
+        """Photometric noise of the normalised views (padding stays zero; pixel values are
+        not clamped before the noise)."""
+        return ctx.photometric_view(clean, self.photometric, valid, clamp=False)
 
-    def forward(self, ctx: StepContext) -> dict[str, Tensor]:
+    def forward(self, ctx: StepContext) -> Generator[dict[str, Tensor], None, dict[str, Tensor]]:
+        """Yields the loss of each chunk of ``views_per_pass`` views but the last (the adapter
+        back-propagates it at once, so one chunk's graph is held), returns the last chunk's
+        loss and the diagnostics (see :meth:`Term.forward`)."""
         pl = ctx.pseudo_labels(self.branch, self.labeller)
-        if pl.inputs is None or 'prior' not in pl.extras:
+        if not isinstance(pl, ViewPseudoLabels) or pl.prior is None or 'covered' not in pl.extras:
             raise TypeError(
                 f"SACSelfTraining needs an SACLabeller; labeller '{self.labeller}' "
                 'gives no views / class prior.'
             )
-        valid, covered, prior = pl.extras['valid'], pl.extras['covered'], pl.extras['prior']
+        assert pl.inputs is not None and pl.valid is not None
+        valid, covered, prior = pl.valid, pl.extras['covered'], pl.prior
         noisy = self.noise(ctx, pl.inputs, valid)
-        loss = self._loss(ctx, noisy, pl.labels, pl.weight, prior)
-        kept = (pl.labels != ctx.ignore_index).float().sum() / valid.sum().clamp(min=1)
-        out = {
-            'tgt.loss_sac': loss,
-            'tgt.pseudo_ratio': kept.detach(),
-            'tgt.teacher_conf': (pl.weight * covered).sum().detach() / covered.sum().clamp(min=1),
-        }
-        if self.log_per_class:
-            mean_thr = pl.extras['thresholds'].mean(0)
-            for c in range(mean_thr.shape[0]):
-                out[f'tgt.prior_c{c:02d}'] = prior[c].detach().clone()
-                out[f'tgt.thr_c{c:02d}'] = mean_thr[c].detach()
-        self._panels = self._make_panels(ctx, pl, noisy)
-        return out
-
-    def _loss(
-        self, ctx: StepContext, noisy: Tensor, labels: Tensor, conf: Tensor, prior: Tensor
-    ) -> Tensor:
-        """``weight * sac_loss`` over all views; with ``views_per_pass``, the chunks before the
-        last are back-propagated here and enter the returned value detached (the mean over all
-        pixels is the chunks' means weighted by their share of the views)."""
+        # ``weight * sac_loss`` over all views: the mean over all pixels is the chunks' means
+        # weighted by their share of the views.
         n = len(noisy)
         step = self.views_per_pass or n
-        done = noisy.new_zeros(())
         for start in range(0, n, step):
             part = slice(start, min(start + step, n))
             logits = ctx.student_forward(noisy[part])['logits']
             loss = sac_loss(
                 logits,
-                labels[part],
-                conf[part],
+                pl.labels[part],
+                pl.weight[part],
                 prior,
                 self.focal_power,
                 ctx.ignore_index,
                 self.confidence_form,
             )
             loss = self.weight * loss * (len(logits) / n)
-            if part.stop < n and ctx.backward_now(loss):
-                loss = loss.detach()
-            done = done + loss
-        return done
+            if part.stop < n:
+                yield {'loss': loss}
+        kept = (pl.labels != ctx.ignore_index).float().sum() / valid.sum().clamp(min=1)
+        out = {
+            'loss': loss,
+            'pseudo_ratio': kept.detach(),
+            'teacher_conf': (pl.weight * covered).sum().detach() / covered.sum().clamp(min=1),
+        }
+        if self.log_per_class:
+            mean_thr = pl.extras['thresholds'].mean(0)
+            for c in range(mean_thr.shape[0]):
+                out[f'prior_c{c:02d}'] = prior[c].detach().clone()
+                out[f'thr_c{c:02d}'] = mean_thr[c].detach()
+        self._panels = self._make_panels(ctx, pl, noisy)
+        return out
 
     @staticmethod
-    def _make_panels(ctx: StepContext, pl: PseudoLabels, noisy: Tensor) -> dict[str, Any]:
+    def _make_panels(ctx: StepContext, pl: ViewPseudoLabels, noisy: Tensor) -> dict[str, Any]:
         """First view: image, student view, fused teacher prediction, labels, ignored pixels."""
 
         def rgb(x: Tensor) -> Tensor:
-            return ctx.denormalize(x[:1])[0].clamp(0, 255).to(torch.uint8).detach()
+            return image_panel(ctx.denormalize(x[:1])[0])
 
-        covered, fused = pl.extras['covered'][0], pl.extras['fused'][0]
+        assert pl.probs is not None
+        covered, fused = pl.extras['covered'][0], pl.probs[0]
         labels = pl.labels[0]
         fused_pred = torch.where(
             covered, fused.argmax(0), torch.full_like(labels, ctx.ignore_index)
         )
-        ignored = (labels == ctx.ignore_index).to(torch.uint8)[None].expand(3, -1, -1)
         assert pl.inputs is not None
         return {
             'sac_view': rgb(pl.inputs),
             'sac_student_view': rgb(noisy),
             'sac_teacher_fused': fused_pred.detach(),
             'sac_pseudo_labels': labels.detach(),
-            'sac_ignored': (ignored * 255).detach(),
+            'sac_ignored': mask_panel(labels == ctx.ignore_index),
         }
 
     def vis_panels(self) -> dict[str, Tensor]:

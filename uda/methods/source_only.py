@@ -7,7 +7,8 @@ from typing import Optional
 from torch import Tensor
 
 from uda.losses import cross_entropy, ohem_cross_entropy
-from uda.methods.base import StepContext, Term
+from uda.methods.context import StepContext
+from uda.methods.term import Term
 from uda.registry import TERMS
 
 
@@ -18,9 +19,8 @@ class SourceCE(Term):
     Args:
         weight: Loss weight.
         branch: Batch branch holding labelled images ([B, 3, H, W] + gt [B, H, W]).
-        prefix: Log-key prefix; the loss is logged as ``<prefix>loss_ce``.
-        aux_weight: Weight of the same loss on the auxiliary head's logits (``<prefix>
-            loss_ce_aux``; 0.1 in multi-level AdaptSegNet / ADVENT); 0 disables it.
+        aux_weight: Weight of the same loss on the auxiliary head's logits (``loss_ce_aux``;
+            0.1 in multi-level AdaptSegNet / ADVENT); 0 disables it.
         ohem_thresh: With a value, the main loss is UniMatch's OHEM cross-entropy
             (:func:`uda.losses.ohem_cross_entropy`; 0.7 on Cityscapes); None: plain CE.
         ohem_min_kept: OHEM's minimum number of kept pixels per batch (200000).
@@ -30,14 +30,12 @@ class SourceCE(Term):
         self,
         weight: float = 1.0,
         branch: str = 'source',
-        prefix: str = 'src.',
         aux_weight: float = 0.0,
         ohem_thresh: Optional[float] = None,
         ohem_min_kept: int = 200000,
     ) -> None:
         super().__init__(weight)
         self.branch = branch
-        self.prefix = prefix
         self.aux_weight = float(aux_weight)
         self.ohem_thresh = None if ohem_thresh is None else float(ohem_thresh)
         self.ohem_min_kept = int(ohem_min_kept)
@@ -53,8 +51,8 @@ class SourceCE(Term):
             loss = ohem_cross_entropy(
                 out['logits'], gt, self.ohem_thresh, self.ohem_min_kept, ctx.ignore_index
             )
-        losses = {f'{self.prefix}loss_ce': self.weight * loss}
+        losses = {'loss_ce': self.weight * loss}
         if self.aux_weight > 0:
             aux = cross_entropy(out['aux_logits'], gt, ignore_index=ctx.ignore_index)
-            losses[f'{self.prefix}loss_ce_aux'] = self.aux_weight * aux
+            losses['loss_ce_aux'] = self.aux_weight * aux
         return losses

@@ -10,7 +10,8 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor
 
-from uda.methods.base import StepContext, Term
+from uda.methods.context import StepContext
+from uda.methods.term import Term
 from uda.registry import TERMS
 
 
@@ -41,7 +42,7 @@ class TentEntropy(Term):
 
     def forward(self, ctx: StepContext) -> dict[str, Tensor]:
         logits = ctx.student(self.branch)['logits']
-        return {'tgt.loss_tent': self.weight * softmax_entropy(logits).mean()}
+        return {'loss': self.weight * softmax_entropy(logits).mean()}
 
 
 __all__ = ['TentEntropy', 'softmax_entropy']

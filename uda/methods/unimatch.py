@@ -37,18 +37,21 @@ in the workers (docs/fidelity.md).
 
 from __future__ import annotations
 
-from typing import Optional, Sequence, Union
+from typing import TYPE_CHECKING, Optional, Sequence
 
 import torch
 import torch.nn as nn
 from torch import Tensor
 
 from uda.augment.mixing import cutmix_boxes, mix
-from uda.augment.photometric import PhotometricAugment
-from uda.methods.base import Adapter, PseudoLabels, StepContext, Term
-from uda.methods.labellers import valid_pixels
-from uda.methods.weak_strong import masked_consistency_loss
+from uda.augment.photometric import build_photometric
+from uda.losses import masked_consistency_loss
+from uda.methods.context import PseudoLabels, StepContext
+from uda.methods.term import Term
 from uda.registry import TERMS
+
+if TYPE_CHECKING:
+    from uda.methods.adapter import Adapter
 
 
 def feature_dropout(
@@ -96,13 +99,17 @@ def cutmix_targets(
     )
 
 
+# UniMatch's strong view (uda.augment.photometric.UNIMATCH_STRONG).
+UNIMATCH_STRONG_VIEW = dict(preset='unimatch_strong')
+
+
 @TERMS.register_module()
 class UniMatch(Term):
     """Unlabelled losses of UniMatch (or FixMatch / mean teacher, see the module docstring).
 
-    Returns ``<prefix>.loss_s<k>`` per strong view (``weight * strong_weights[k] * L_s<k>``),
-    ``<prefix>.loss_fp`` when ``fp_weight > 0``, and ``<prefix>.mask_ratio`` (share of the weak
-    view's non-padding pixels above the threshold; logged, not summed).
+    Returns ``loss_s<k>`` per strong view (``weight * strong_weights[k] * L_s<k>``), ``loss_fp``
+    when ``fp_weight > 0``, and ``mask_ratio`` (share of the weak view's non-padding pixels
+    above the threshold; logged, not summed).
 
     Args:
         weight: Overall weight of the unlabelled losses (0.5: UniMatch's final /2; the
@@ -126,19 +133,22 @@ class UniMatch(Term):
             ``obtain_cutmix_box``).
         cutmix_area: Box area range as a share of the image (0.02, 0.4).
         cutmix_aspect: Box aspect ratio range (0.3, 1/0.3).
-        jitter: Strong-view colour jitter (brightness, contrast, saturation, hue):
-            ``ColorJitter(0.5, 0.5, 0.5, 0.25)`` (``dataset/semi.py``).
-        jitter_p: Probability of the jitter (0.8).
-        grey_p: Probability of greyscale (0.2).
-        blur_sigma: Gaussian blur sigma range in pixels (0.1, 2.0).
-        blur_p: Probability of the blur (0.5).
-        blur_kernel: Odd blur kernel size (13 px = 3 sigma_max either side) or ``'relative'``.
-        prefix: Key prefix of the losses (``'unl'``).
+        photometric: The on-device strong view, one config dict
+            (:func:`uda.augment.photometric.build_photometric`):
+            ``dict(preset='unimatch_strong')`` (UniMatch ``dataset/semi.py``: ColorJitter(0.5,
+            0.5, 0.5, 0.25) p 0.8, greyscale p 0.2, blur sigma 0.1-2.0 p 0.5, 13 px kernel);
+            keys beside ``preset`` override it.
         joint_branch: Labelled branch forwarded with the weak branch as one batch (UniMatch /
             FixMatch: ``'labeled'``); None forwards them separately.
         fp_decode: ``'joint'``: decode the clean and the dropped features as one batch
             (UniMatch); ``'separate'``: decode the dropped features on their own.
     """
+
+    labeller_args = {
+        'labeller': dict(type='ConfidenceLabeller', threshold=0.95, source='student_train'),
+        'mix_labeller': dict(type='ConfidenceLabeller', threshold=0.95, source='student'),
+    }
+    console_keys = ('mask_ratio',)
 
     def __init__(
         self,
@@ -154,13 +164,7 @@ class UniMatch(Term):
         cutmix_p: float = 0.5,
         cutmix_area: Sequence[float] = (0.02, 0.4),
         cutmix_aspect: Sequence[float] = (0.3, 1 / 0.3),
-        jitter: Sequence[float] = (0.5, 0.5, 0.5, 0.25),
-        jitter_p: float = 0.8,
-        grey_p: float = 0.2,
-        blur_sigma: Sequence[float] = (0.1, 2.0),
-        blur_p: float = 0.5,
-        blur_kernel: Union[int, str] = 13,
-        prefix: str = 'unl',
+        photometric: dict = UNIMATCH_STRONG_VIEW,
         joint_branch: Optional[str] = None,
         fp_decode: str = 'joint',
     ) -> None:
@@ -184,26 +188,16 @@ class UniMatch(Term):
             )
         self.fp_weight, self.fp_p = float(fp_weight), float(fp_p)
         self.fp_stages = None if fp_stages is None else [int(s) for s in fp_stages]
-        self.labeller, self.mix_labeller = labeller, mix_labeller
+        self.labeller = labeller
+        # The partner's labeller is read only with a CutMix branch.
+        self.mix_labeller = mix_labeller if mix_branch is not None else None
         self.weak_branch, self.mix_branch = weak_branch, mix_branch
         self.cutmix_p = float(cutmix_p)
         self.cutmix_area = (float(cutmix_area[0]), float(cutmix_area[1]))
         self.cutmix_aspect = (float(cutmix_aspect[0]), float(cutmix_aspect[1]))
-        self.prefix = prefix
-        self.strong = PhotometricAugment(
-            jitter=tuple(jitter),
-            jitter_p=jitter_p,
-            grey_p=grey_p,
-            blur_sigma=tuple(blur_sigma),
-            blur_p=blur_p,
-            blur_kernel=blur_kernel,
-            order=('jitter', 'grey', 'blur'),
-        )
+        self.photometric = build_photometric(photometric, 'UniMatch(photometric=...)')
 
     def setup(self, adapter: Adapter) -> None:
-        # Teacher labellers (mean teacher): the term starts with the teacher.
-        names = [self.labeller] + ([self.mix_labeller] if self.mix_branch else [])
-        self.needs_teacher = any(adapter.labeller(n).needs_teacher for n in names)
         group = ((self.joint_branch,) if self.joint_branch else ()) + (self.weak_branch,)
         joint_fp = self.fp_weight > 0 and self.fp_decode == 'joint'
         if len(group) > 1 or joint_fp:
@@ -217,9 +211,7 @@ class UniMatch(Term):
     @torch.no_grad()
     def strong_view(self, ctx: StepContext, x: Tensor, valid: Tensor) -> Tensor:
         """A strong view of normalised ``x`` [B, 3, H, W], padding left as it is."""
-        rgb = (ctx.denormalize(x) / 255.0).clamp(0, 1)
-        strong = ctx.normalize(self.strong(rgb) * 255.0)
-        return torch.where(valid[:, None], strong, x)
+        return ctx.photometric_view(x, self.photometric, valid, outside='input')
 
     def _labels(self, ctx: StepContext, branch: str, labeller: str) -> tuple[PseudoLabels, Tensor]:
         pl = ctx.pseudo_labels(branch, labeller)
@@ -230,9 +222,9 @@ class UniMatch(Term):
                 f"branch '{branch}' is {tuple(x.shape)}; name a per-image labeller "
                 '(ConfidenceLabeller).'
             )
-        valid = pl.extras.get('valid')
+        valid = pl.valid
         if valid is None:
-            valid = valid_pixels(ctx, branch, x)
+            valid = ctx.valid_pixels(branch)
         return pl, valid
 
     def forward(self, ctx: StepContext) -> dict[str, Tensor]:
@@ -249,7 +241,7 @@ class UniMatch(Term):
                         f"weak branch '{self.weak_branch}' is {tuple(x.shape)}; give both the "
                         'same crop size (one dataset config for both branches).'
                     )
-                pm, vm = self._labels(ctx, self.mix_branch, self.mix_labeller)
+                pm, vm = self._labels(ctx, self.mix_branch, str(self.mix_labeller))
                 partner = (pm, vm, xm)
             views, targets = [], []
             B, _, H, W = x.shape
@@ -276,7 +268,7 @@ class UniMatch(Term):
             logits = ctx.student_forward(torch.cat(views))['logits'].chunk(len(views))
             for k, (wk, lg, (lbl, w, v)) in enumerate(zip(self.strong_weights, logits, targets)):
                 loss = masked_consistency_loss(lg, lbl, w, v, ctx.ignore_index)
-                out[f'{self.prefix}.loss_s{k + 1}'] = self.weight * wk * loss
+                out[f'loss_s{k + 1}'] = self.weight * wk * loss
         if self.fp_weight > 0:
             fp_logits = ctx.student_perturbed(self.weak_branch)
             if fp_logits is None:  # fp_decode='separate'
@@ -284,7 +276,7 @@ class UniMatch(Term):
                 dropped = feature_dropout(feats, self.fp_p, self.fp_stages)
                 fp_logits = ctx.student_decode(dropped, x.shape[-2:])
             loss = masked_consistency_loss(fp_logits, pl.labels, pl.weight, valid, ctx.ignore_index)
-            out[f'{self.prefix}.loss_fp'] = self.weight * self.fp_weight * loss
+            out['loss_fp'] = self.weight * self.fp_weight * loss
         kept = (pl.weight * valid).sum() / valid.sum().clamp(min=1)
-        out[f'{self.prefix}.mask_ratio'] = kept.detach()
+        out['mask_ratio'] = kept.detach()
         return out

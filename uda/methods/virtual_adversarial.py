@@ -10,16 +10,14 @@ iteration on the KL divergence between the clean prediction (fixed) and the pred
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-from typing import Callable, Iterator, Optional
+from typing import Callable, Optional
 
 import torch
-import torch.nn as nn
-import torch.nn.functional as F
 from torch import Tensor
 
-from uda.methods.base import StepContext, Term, bn_layers
-from uda.methods.labellers import valid_pixels
+from uda.losses import pixel_kl
+from uda.methods.context import StepContext
+from uda.methods.term import Term
 from uda.registry import TERMS
 
 
@@ -31,42 +29,6 @@ def l2_normalize(d: Tensor) -> Tensor:
     flat = flat / (flat.abs().amax(1, keepdim=True) + 1e-12)
     flat = flat / torch.sqrt(1e-6 + (flat**2).sum(1, keepdim=True))
     return flat.view_as(d)
-
-
-def pixel_kl(p_logits: Tensor, q_logits: Tensor, valid: Optional[Tensor] = None) -> Tensor:
-    """Mean over (valid) pixels of ``KL(softmax(p) || softmax(q))`` summed over classes.
-
-    Args:
-        p_logits: [B, C, H, W] logits of the fixed (clean) prediction.
-        q_logits: [B, C, H, W] logits of the perturbed prediction.
-        valid: Optional [B, H, W] bool; pixels outside (padding) do not count.
-    """
-    logp = F.log_softmax(p_logits.float(), 1)
-    logq = F.log_softmax(q_logits.float(), 1)
-    kl = (logp.exp() * (logp - logq)).sum(1)
-    if valid is None:
-        return kl.mean()
-    return (kl * valid).sum() / valid.sum().clamp(min=1)
-
-
-@contextmanager
-def frozen_bn_stats(module: nn.Module) -> Iterator[None]:
-    """Forwards inside leave the BN running statistics (and batch counters) of ``module`` as
-    they were; BN still normalises with batch statistics in train mode (vat_tf's
-    ``update_batch_stats=False`` for the perturbed forwards)."""
-    saved = [
-        (m, m.momentum, None if m.num_batches_tracked is None else m.num_batches_tracked.clone())
-        for m in bn_layers(module)
-    ]
-    for m, _, _ in saved:
-        m.momentum = 0.0
-    try:
-        yield
-    finally:
-        for m, momentum, count in saved:
-            m.momentum = momentum
-            if count is not None and m.num_batches_tracked is not None:
-                m.num_batches_tracked.copy_(count)
 
 
 def adversarial_perturbation(
@@ -134,8 +96,7 @@ class VirtualAdversarial(Term):
     (32x32, eps 2) it reached 2/3 of the divergence that ``xi = 1e-3`` reaches (both well above
     a random direction). Raise ``xi`` if the logged loss stays near a random perturbation's.
 
-    Returns ``<prefix>.loss_vat`` and ``<prefix>.vat_r_norm`` (mean L2 norm of ``r_adv``,
-    logged).
+    Returns ``loss`` and ``r_norm`` (mean L2 norm of ``r_adv``, logged).
 
     Args:
         weight: Loss weight alpha (1.0 in the paper).
@@ -143,7 +104,6 @@ class VirtualAdversarial(Term):
         xi: Finite-difference step of the power iteration (1e-6).
         power_iters: Power iterations K (1).
         branch: Unlabelled branch [B, 3, H, W] (``'target'`` in UDA, ``'unlabeled'`` in SSL).
-        prefix: Key prefix.
     """
 
     def __init__(
@@ -153,7 +113,6 @@ class VirtualAdversarial(Term):
         xi: float = 1e-6,
         power_iters: int = 1,
         branch: str = 'target',
-        prefix: str = 'tgt',
     ) -> None:
         super().__init__(weight)
         if eps <= 0 or xi <= 0 or int(power_iters) < 1:
@@ -162,26 +121,24 @@ class VirtualAdversarial(Term):
                 'eps > 0, xi > 0 and power_iters >= 1 (paper: xi 1e-6, one iteration).'
             )
         self.eps, self.xi, self.power_iters = float(eps), float(xi), int(power_iters)
-        self.branch, self.prefix = branch, prefix
+        self.branch = branch
 
     def forward(self, ctx: StepContext) -> dict[str, Tensor]:
         x = ctx.inputs(self.branch)
         clean = ctx.student(self.branch)['logits'].detach()
-        valid = valid_pixels(ctx, self.branch, x)
-        student = ctx._adapter.student
-        with frozen_bn_stats(student):
-            r_adv = adversarial_perturbation(
-                lambda v: ctx.student_forward(v)['logits'],
-                x,
-                clean,
-                self.eps,
-                self.xi,
-                self.power_iters,
-                valid,
-            )
-            adv = ctx.student_forward(x + r_adv)['logits']
+        valid = ctx.valid_pixels(self.branch)
+        r_adv = adversarial_perturbation(
+            lambda v: ctx.student_forward(v, update_bn=False)['logits'],
+            x,
+            clean,
+            self.eps,
+            self.xi,
+            self.power_iters,
+            valid,
+        )
+        adv = ctx.student_forward(x + r_adv, update_bn=False)['logits']
         loss = pixel_kl(clean, adv, valid)
         return {
-            f'{self.prefix}.loss_vat': self.weight * loss,
-            f'{self.prefix}.vat_r_norm': r_adv.flatten(1).norm(dim=1).mean().detach(),
+            'loss': self.weight * loss,
+            'r_norm': r_adv.flatten(1).norm(dim=1).mean().detach(),
         }

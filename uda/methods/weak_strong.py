@@ -9,34 +9,19 @@ with few confident pixels gives a small loss rather than a large one on a few pi
 
 from __future__ import annotations
 
-from typing import Optional, Sequence, Union
+from typing import Optional
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
-from uda.augment.photometric import PhotometricAugment
-from uda.methods.base import Adapter, StepContext, Term
-from uda.methods.labellers import valid_pixels
+from uda.augment.photometric import PhotometricAugment, build_photometric
+from uda.losses import masked_consistency_loss
+from uda.methods.context import StepContext
+from uda.methods.term import Term
 from uda.registry import TERMS
 
-
-def masked_consistency_loss(
-    logits: Tensor, labels: Tensor, weight: Tensor, valid: Tensor, ignore_index: int = 255
-) -> Tensor:
-    """``sum(weight * CE(logits, labels)) / #valid`` (UniMatch ``unimatch.py``).
-
-    Args:
-        logits: [B, C, H, W] student scores on the strong view.
-        labels: [B, H, W] targets, ``ignore_index`` where unreliable (contribute 0).
-        weight: [B, H, W] per-pixel weight (the confidence mask).
-        valid: [B, H, W] bool, pixels inside the image (not padding): the denominator.
-
-    Returns:
-        Scalar loss; 0 (with gradient) when no pixel is confident.
-    """
-    ce = F.cross_entropy(logits.float(), labels, ignore_index=ignore_index, reduction='none')
-    return (ce * weight).sum() / valid.sum().clamp(min=1)
+# UniMatch's strong view (uda.augment.photometric.UNIMATCH_STRONG).
+UNIMATCH_STRONG_VIEW = dict(preset='unimatch_strong')
 
 
 @TERMS.register_module()
@@ -52,7 +37,7 @@ class WeakStrongConsistency(Term):
       geometry must equal the weak view's, or
     * made on the device (``strong_branch=None``): per-image kornia colour jitter, greyscale and
       blur of the weak images with UniMatch's strong-view parameters
-      (:func:`uda.augment.photometric.unimatch_strong`; LiheYoung/UniMatch ``dataset/semi.py``).
+      (the ``photometric`` preset ``'unimatch_strong'``; LiheYoung/UniMatch ``dataset/semi.py``).
 
     Usable on the target branch in UDA and on the unlabelled branch of semi-supervised training.
     BatchNorm: the strong forward of ``strong_branch`` goes through
@@ -60,8 +45,8 @@ class WeakStrongConsistency(Term):
     follows that branch); the on-device strong forward is a plain
     :meth:`StepContext.student_forward` (updates them only under ``bn_policy='train'``).
 
-    Returns ``<prefix>.loss_ws`` and ``<prefix>.mask_ratio`` (share of non-padding pixels above
-    the threshold; logged, not summed).
+    Returns ``loss`` and ``mask_ratio`` (share of non-padding pixels above the threshold;
+    logged, not summed).
 
     Args:
         weight: Loss weight (UniMatch: 0.5 for the two strong views together against 1 for the
@@ -70,15 +55,15 @@ class WeakStrongConsistency(Term):
             (a ConfidenceLabeller with threshold 0.95: FixMatch; UniMatch Pascal).
         weak_branch: Branch of the weak view [B, 3, H, W] (``'target'``, ``'unlabeled.weak'``).
         strong_branch: Branch of the strong view from the data pipeline; None = on the device.
-        jitter: On-device colour jitter (brightness, contrast, saturation, hue): UniMatch
-            ``ColorJitter(0.5, 0.5, 0.5, 0.25)``.
-        jitter_p: Probability of the jitter (0.8).
-        grey_p: Probability of greyscale (0.2).
-        blur_sigma: Gaussian blur sigma range in pixels (0.1-2.0).
-        blur_p: Probability of the blur (0.5).
-        blur_kernel: Odd blur kernel size (13 px = 3 sigma_max either side) or ``'relative'``.
-        prefix: Key prefix (``'tgt'`` in UDA; e.g. ``'unl'`` for the unlabelled branch).
+        photometric: The on-device strong view, one config dict
+            (:func:`uda.augment.photometric.build_photometric`):
+            ``dict(preset='unimatch_strong')`` (UniMatch ``dataset/semi.py``: ColorJitter(0.5,
+            0.5, 0.5, 0.25) p 0.8, greyscale p 0.2, blur sigma 0.1-2.0 p 0.5, 13 px kernel);
+            keys beside ``preset`` override it.
     """
+
+    labeller_args = {'labeller': dict(type='ConfidenceLabeller', threshold=0.95)}
+    console_keys = ('mask_ratio',)
 
     def __init__(
         self,
@@ -86,41 +71,21 @@ class WeakStrongConsistency(Term):
         labeller: str = 'conf',
         weak_branch: str = 'target',
         strong_branch: Optional[str] = None,
-        jitter: Sequence[float] = (0.5, 0.5, 0.5, 0.25),
-        jitter_p: float = 0.8,
-        grey_p: float = 0.2,
-        blur_sigma: Sequence[float] = (0.1, 2.0),
-        blur_p: float = 0.5,
-        blur_kernel: Union[int, str] = 13,
-        prefix: str = 'tgt',
+        photometric: dict = UNIMATCH_STRONG_VIEW,
     ) -> None:
         super().__init__(weight)
-        self.labeller, self.prefix = labeller, prefix
+        self.labeller = labeller
         self.weak_branch, self.strong_branch = weak_branch, strong_branch
-        self.strong: Optional[PhotometricAugment] = None
+        self.photometric: Optional[PhotometricAugment] = None
         if strong_branch is None:
-            self.strong = PhotometricAugment(
-                jitter=tuple(jitter),
-                jitter_p=jitter_p,
-                grey_p=grey_p,
-                blur_sigma=tuple(blur_sigma),
-                blur_p=blur_p,
-                blur_kernel=blur_kernel,
-                order=('jitter', 'grey', 'blur'),
+            self.photometric = build_photometric(
+                photometric, 'WeakStrongConsistency(photometric=...)'
             )
-
-    def setup(self, adapter: Adapter) -> None:
-        # A teacher labeller: the term starts with the teacher (its start_iter), as
-        # SACSelfTraining does.
-        self.needs_teacher = adapter.labeller(self.labeller).needs_teacher
 
     @torch.no_grad()
     def strong_view(self, ctx: StepContext, x: Tensor, valid: Tensor) -> Tensor:
         """On-device strong view of normalised ``x`` [B, 3, H, W]; padding left as it is."""
-        assert self.strong is not None
-        rgb = (ctx.denormalize(x) / 255.0).clamp(0, 1)
-        strong = ctx.normalize(self.strong(rgb) * 255.0)
-        return torch.where(valid[:, None], strong, x)
+        return ctx.photometric_view(x, self.photometric, valid, outside='input')
 
     def forward(self, ctx: StepContext) -> dict[str, Tensor]:
         pl = ctx.pseudo_labels(self.weak_branch, self.labeller)
@@ -132,9 +97,9 @@ class WeakStrongConsistency(Term):
                 f"{tuple(pl.labels.shape)} but branch '{self.weak_branch}' is {expected}; "
                 'name a per-image labeller (ConfidenceLabeller).'
             )
-        valid = pl.extras.get('valid')
+        valid = pl.valid
         if valid is None:
-            valid = valid_pixels(ctx, self.weak_branch, x)
+            valid = ctx.valid_pixels(self.weak_branch)
         if self.strong_branch is None:
             logits = ctx.student_forward(self.strong_view(ctx, x, valid))['logits']
         else:
@@ -151,6 +116,6 @@ class WeakStrongConsistency(Term):
         loss = masked_consistency_loss(logits, pl.labels, pl.weight, valid, ctx.ignore_index)
         kept = (pl.weight * valid).sum() / valid.sum().clamp(min=1)
         return {
-            f'{self.prefix}.loss_ws': self.weight * loss,
-            f'{self.prefix}.mask_ratio': kept.detach(),
+            'loss': self.weight * loss,
+            'mask_ratio': kept.detach(),
         }

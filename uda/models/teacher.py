@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import copy
 import math
-from contextlib import contextmanager
-from typing import Any, Iterator, Optional
+from typing import Any, Optional
 
 import torch
 import torch.nn as nn
 from torch import Tensor
 
+from uda.models.batchnorm import batch_stats_untracked
 from uda.registry import MODELS
 
 
@@ -134,26 +134,11 @@ class MomentumTeacher(nn.Module):
         return super().train(False)
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
-        with torch.no_grad(), self._bn_context():
-            return self.net(*args, **kwargs)
-
-    @contextmanager
-    def _bn_context(self) -> Iterator[None]:
-        """In ``'batch'`` mode, BatchNorm layers normalise with batch statistics for the
-        duration of one forward, without updating their running statistics."""
-        if self.bn_mode == 'eval':
-            yield
-            return
-        bns = [m for m in self.net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-        saved = [(m.training, m.track_running_stats) for m in bns]
-        for m in bns:
-            # training + no tracking: batch statistics, running buffers neither read nor written
-            m.training, m.track_running_stats = True, False
-        try:
-            yield
-        finally:
-            for m, (training, track) in zip(bns, saved):
-                m.training, m.track_running_stats = training, track
+        with torch.no_grad():
+            if self.bn_mode == 'eval':
+                return self.net(*args, **kwargs)
+            with batch_stats_untracked(self.net):
+                return self.net(*args, **kwargs)
 
     def due(self, iteration: int) -> bool:
         """Whether the optimiser step of ``iteration`` is followed by an update."""

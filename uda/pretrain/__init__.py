@@ -5,11 +5,11 @@ A module defining a pretrainer must be imported here: the model registry imports
 ``uda.pretrain`` (``locations=``) to find it.
 """
 
+from uda.models.batchnorm import batch_norm_batch_stats
 from uda.pretrain.base import (
     ENCODER_LAYOUT,
     EncoderWithHead,
     SelfSupervisedPretrainer,
-    batch_norm_batch_stats,
     build_encoder,
     embedding_std,
 )

@@ -12,9 +12,8 @@ encoder; :class:`uda.engine.hooks.EncoderExportHook` writes ``encoder.pth``.
 
 from __future__ import annotations
 
-import contextlib
 import math
-from typing import Any, Iterator, Optional, Union
+from typing import Any, Optional, Union
 
 import torch
 import torch.nn as nn
@@ -23,9 +22,8 @@ from mmengine.logging import MessageHub
 from mmengine.model import BaseModel
 from mmengine.optim import OptimWrapper
 from torch import Tensor
-from torch.nn.modules.batchnorm import _BatchNorm
 
-from uda.augment.photometric import PhotometricAugment
+from uda.augment.photometric import build_photometric, photometric_view
 from uda.registry import MODELS
 
 # Name of the file layout of ``encoder.pth``: ``{'state_dict': <encoder keys, bare>, 'meta'}``.
@@ -43,27 +41,6 @@ def embedding_std(z: Tensor) -> Tensor:
     if z.shape[0] < 2:
         return z.new_zeros(())
     return z.std(dim=0).mean() * math.sqrt(z.shape[1])
-
-
-@contextlib.contextmanager
-def batch_norm_batch_stats(module: nn.Module) -> Iterator[None]:
-    """Run the BatchNorm layers of an eval-mode ``module`` on batch statistics.
-
-    MoCo's key encoder and DINO's teacher run in train mode (facebookresearch/moco
-    moco/builder.py never calls ``encoder_k.eval()``; facebookresearch/dino main_dino.py keeps
-    the ResNet teacher in train mode): their BN normalises with the statistics of the batch
-    they see. :class:`uda.models.MomentumTeacher` stays in eval mode, whose running statistics
-    (an EMA of the student's, 0.999 per step) lag the student by thousands of steps early on.
-    """
-    bns = [m for m in module.modules() if isinstance(m, _BatchNorm)]
-    modes = [m.training for m in bns]
-    for m in bns:
-        m.train(True)
-    try:
-        yield
-    finally:
-        for m, mode in zip(bns, modes):
-            m.train(mode)
 
 
 class EncoderWithHead(nn.Module):
@@ -122,8 +99,10 @@ class SelfSupervisedPretrainer(BaseModel):
     Args:
         segmentor: Config of the downstream segmentor; only its encoder is trained.
         data_preprocessor: The segmentation configs' ``SegDataPreprocessor`` (normalisation).
-        photometric: Keyword arguments of :class:`uda.augment.PhotometricAugment` per view
-            name (``{'images.query': dict(jitter=..., ...)}``); a view not listed gets none.
+        photometric: One photometric config dict per view name, as the terms take it
+            (:func:`uda.augment.photometric.build_photometric`: ``dict(preset='mocov2_view')``
+            or the keyword arguments of :class:`uda.augment.PhotometricAugment`); a view not
+            listed, or None, gets none.
         init_cfg: mmengine weight initialisation.
     """
 
@@ -145,12 +124,14 @@ class SelfSupervisedPretrainer(BaseModel):
                 continue
             if not isinstance(cfg, dict):
                 raise ValueError(
-                    f"model.photometric['{view}']={cfg!r}: give the keyword arguments of "
-                    'PhotometricAugment, e.g. dict(jitter=(0.4, 0.4, 0.4, 0.1), jitter_p=0.8).'
+                    f"model.photometric['{view}']={cfg!r}: give one config dict, e.g. "
+                    "dict(preset='mocov2_view') or dict(jitter=(0.4, 0.4, 0.4, 0.1), jitter_p=0.8)."
                 )
+            augment = build_photometric(cfg, f"model.photometric['{view}']")
+            assert augment is not None
             # ModuleDict keys may not contain '.', view names do ('images.query').
             self._view_names[view] = f'view{i}'
-            self.photometric[f'view{i}'] = PhotometricAugment(**cfg)
+            self.photometric[f'view{i}'] = augment
 
     def encoder_state_dict(self) -> dict[str, Tensor]:
         """The trained encoder's weights, keys as in ``SMPSegmentor.net.encoder``."""
@@ -175,8 +156,7 @@ class SelfSupervisedPretrainer(BaseModel):
         if key is None:
             return x
         pre = self.data_preprocessor
-        rgb = (pre.denormalize(x) / 255.0).clamp(0, 1)
-        return pre.normalize(self.photometric[key](rgb) * 255.0)
+        return photometric_view(x, self.photometric[key], pre.normalize, pre.denormalize)
 
     def loss(self, inputs: dict[str, Tensor]) -> dict[str, Tensor]:
         raise NotImplementedError

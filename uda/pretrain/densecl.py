@@ -13,10 +13,10 @@ from lightly.models.modules.memory_bank import MemoryBankModule
 from lightly.models.utils import select_most_similar
 from torch import Tensor
 
+from uda.models.batchnorm import batch_norm_batch_stats
 from uda.models.teacher import MomentumTeacher
 from uda.pretrain.base import (
     SelfSupervisedPretrainer,
-    batch_norm_batch_stats,
     build_encoder,
     embedding_std,
 )
@@ -95,7 +95,7 @@ class DenseCL(SelfSupervisedPretrainer):
         query_view: Batch view embedded by the query encoder.
         key_view: Batch view embedded by the key encoder.
         data_preprocessor: The segmentation configs' data preprocessor.
-        photometric: :class:`uda.augment.PhotometricAugment` arguments per view.
+        photometric: One photometric config dict per view (``build_photometric``).
     """
 
     def __init__(

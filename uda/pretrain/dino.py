@@ -12,11 +12,11 @@ from lightly.loss import DINOLoss
 from lightly.models.modules import DINOProjectionHead
 from torch import Tensor
 
+from uda.models.batchnorm import batch_norm_batch_stats
 from uda.models.teacher import MomentumTeacher
 from uda.pretrain.base import (
     EncoderWithHead,
     SelfSupervisedPretrainer,
-    batch_norm_batch_stats,
     build_encoder,
     embedding_std,
 )
@@ -94,7 +94,7 @@ class DINO(SelfSupervisedPretrainer):
         solarize: Probability of solarisation per view name (0.2 on the second global view;
             PIL ``ImageOps.solarize`` at 128: pixels >= 0.5 inverted).
         data_preprocessor: The segmentation configs' data preprocessor.
-        photometric: :class:`uda.augment.PhotometricAugment` arguments per view.
+        photometric: One photometric config dict per view (``build_photometric``).
     """
 
     def __init__(

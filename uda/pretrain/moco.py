@@ -10,11 +10,11 @@ from lightly.loss import NTXentLoss
 from lightly.models.modules import MoCoProjectionHead
 from torch import Tensor
 
+from uda.models.batchnorm import batch_norm_batch_stats
 from uda.models.teacher import MomentumTeacher
 from uda.pretrain.base import (
     EncoderWithHead,
     SelfSupervisedPretrainer,
-    batch_norm_batch_stats,
     build_encoder,
     embedding_std,
 )
@@ -74,8 +74,8 @@ class MoCoV2(SelfSupervisedPretrainer):
         query_view: Batch view embedded by the query encoder.
         key_view: Batch view embedded by the key encoder.
         data_preprocessor: The segmentation configs' data preprocessor.
-        photometric: :class:`uda.augment.PhotometricAugment` arguments per view
-            (:data:`uda.augment.MOCOV2_VIEW` for both in the base config).
+        photometric: One photometric config dict per view (``build_photometric``;
+            ``dict(preset='mocov2_view')`` for both in the base config).
     """
 
     def __init__(

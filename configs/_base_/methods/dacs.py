@@ -46,11 +46,6 @@ class_mix = dict(
     source_branch='source',
     target_branch='target',
     labeller='teacher_quality',
-    strong=True,
-    jitter=0.2,  # color_jitter_strength (DACS: 0.25)
-    jitter_p=0.8,  # 1 - color_jitter_probability 0.2
-    blur_p=0.5,
-    blur_sigma=(0.15, 1.15),
+    photometric=dict(preset='dacs_strong'),  # s 0.2 (DACS 0.25); batch coins, dacs.py:331-339
     class_pool='batch',
-    coins='batch',  # one jitter / blur coin per batch (dacs.py:331-339); 'image': per image
 )

@@ -22,13 +22,7 @@ model = dict(
             labeller='conf',
             weak_branch='target',
             strong_branch=None,  # None: strong view on the device (kornia), per image
-            jitter=(0.5, 0.5, 0.5, 0.25),  # UniMatch ColorJitter(0.5, 0.5, 0.5, 0.25)
-            jitter_p=0.8,
-            grey_p=0.2,
-            blur_sigma=(0.1, 2.0),
-            blur_p=0.5,
-            blur_kernel=13,
-            prefix='tgt',
+            photometric=dict(preset='unimatch_strong'),  # UniMatch dataset/semi.py strong view
         ),
     ),
     bn_policy='train',

@@ -11,7 +11,7 @@ model = dict(
     teacher=dict(momentum=0.996, interval=1, start_iter=0, ramp=True),
     labellers=dict(teacher_conf=dict(type='ConfidenceLabeller', threshold=0.95, source='teacher')),
     terms=dict(
-        sup=dict(type='SourceCE', weight=0.5, branch='labeled', prefix='sup.'),
+        sup=dict(type='SourceCE', weight=0.5, branch='labeled'),
         unl=dict(
             type='UniMatch',
             weight=0.5,  # the final /2
@@ -24,13 +24,7 @@ model = dict(
             cutmix_p=0.5,
             cutmix_area=(0.02, 0.4),
             cutmix_aspect=(0.3, 1 / 0.3),
-            jitter=(0.5, 0.5, 0.5, 0.25),
-            jitter_p=0.8,
-            grey_p=0.2,
-            blur_sigma=(0.1, 2.0),
-            blur_p=0.5,
-            blur_kernel=13,
-            prefix='unl',
+            photometric=dict(preset='unimatch_strong'),  # UniMatch dataset/semi.py strong view
         ),
     ),
     bn_policy='train',

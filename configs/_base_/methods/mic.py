@@ -12,10 +12,5 @@ masked_consistency = dict(
     labeller='teacher_quality',  # the host's labeller: one teacher forward per step
     block_size=64,  # mask_block_size
     mask_ratio=0.7,
-    strong=True,
-    jitter=0.2,  # color_jitter_strength
-    jitter_p=0.8,  # 1 - color_jitter_probability 0.2
-    blur_p=0.5,
-    blur_sigma=(0.15, 1.15),
-    coins='batch',  # one jitter / blur coin per batch (masking_consistency_module.py:119-130)
+    photometric=dict(preset='dacs_strong'),  # batch coins: masking_consistency_module.py:119
 )

@@ -32,11 +32,7 @@ model = dict(
             weight=5.0,  # LR_TARGET (ResNet-101)
             branch='target',
             labeller='sac',
-            blur_sigma=(0.1, 2.0),  # RND_BLUR radius
-            jitter=0.4,
-            hue=0.1,
-            jitter_p=0.5,  # RND_JITTER (brightness/contrast/saturation)
-            grey_p=0.2,  # RND_GREYSCALE
+            photometric=dict(preset='sac_noise'),  # RND_BLUR / RND_JITTER / RND_GREYSCALE
             focal_power=3.0,  # FOCAL_P, class weights (1 - prior)^3
             log_per_class=True,
         ),

@@ -4,5 +4,5 @@
 # the Cityscapes leaves).
 model = dict(
     type='Adapter',
-    terms=dict(sup=dict(type='SourceCE', weight=1.0, branch='labeled', prefix='sup.')),
+    terms=dict(sup=dict(type='SourceCE', weight=1.0, branch='labeled')),
 )

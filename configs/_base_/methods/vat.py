@@ -15,7 +15,6 @@ model = dict(
             xi=1e-6,  # power-iteration step
             power_iters=1,  # K
             branch='target',
-            prefix='tgt',
         ),
     ),
     bn_policy='train',

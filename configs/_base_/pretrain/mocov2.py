@@ -11,14 +11,7 @@
 #     own image as negatives, and the loss then rises as the encoder gets better at telling
 #     images apart (a 300-step CamVid run: 5.6 -> 6.15). With 128 keys a query meets a key of
 #     its own image in ~30% of steps, one logit among 129. Raise it with the data size.
-mocov2_view = dict(
-    jitter=(0.4, 0.4, 0.4, 0.1),
-    jitter_p=0.8,
-    grey_p=0.2,
-    blur_sigma=(0.1, 2.0),
-    blur_p=0.5,
-    blur_kernel='relative',
-)
+mocov2_view = dict(preset='mocov2_view')  # uda.augment.photometric.MOCOV2_VIEW
 model = dict(
     type='MoCoV2',
     queue_size=128,
