@@ -253,7 +253,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     # Issue 21: every family warm-started from the converged baseline of the same seed
     # (benchmarks/converged.py makes it when missing: `{converged:ABN}` in an option is its
     # checkpoint), 1k more iterations for every run, the baseline included (ABN continued from
-    # its own checkpoint: the same extra budget), teachers from iteration 0, fp32 (bf16 autocast is 20x slower on a CPU without avx512_bf16).
+    # its own checkpoint: the same extra budget), teachers from iteration 0, fp32 (bf16 autocast
+    # is 20x slower on a CPU without avx512_bf16: docs/speed_and_scale.md).
     'camvid-converged': dict(
         runs=[
             (name, config, [*WARM.format(base='ABN').split(), *(TEACHER0 if teacher else [])])
