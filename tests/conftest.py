@@ -186,6 +186,8 @@ def toy_runner_cfg(
                 type='SafeCheckpointHook', by_epoch=False, interval=checkpoint_interval
             ),
             visualization=dict(type='SegVisualizationHook', interval=1),
+            # As configs/_base_/default_runtime.py: drives model.teacher when there is one.
+            teacher=dict(type='EMATeacherHook'),
         ),
         custom_hooks=[],
         visualizer=dict(type='Visualizer', vis_backends=[dict(type='LocalVisBackend')]),

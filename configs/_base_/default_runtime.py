@@ -2,8 +2,8 @@
 # default_hooks block. The schedules inherit this file and adjust fields of default_hooks to
 # their budget (checkpoint interval, log interval): a leaf lists a schedule and not this file
 # (two bases may not define one key), and adjusts fields, never the block
-# (`default_hooks = dict(checkpoint=dict(interval=500))`). custom_hooks is left to the method
-# bases (e.g. the EMA teacher hook).
+# (`default_hooks = dict(checkpoint=dict(interval=500))`). custom_hooks is left to the configs
+# that need more hooks (pretraining's encoder export).
 default_scope = 'uda'
 env_cfg = dict(
     cudnn_benchmark=False,
@@ -24,6 +24,10 @@ default_hooks = dict(
     visualization=dict(type='SegVisualizationHook', interval=100),
     rng_state=dict(type='RNGStateHook'),  # RNG states in checkpoints: exact --resume
     cpu_threads=dict(type='CPUThreadsHook', num_threads=1),  # same numbers on any CPU
+    # The momentum teacher of any model that has one (model.teacher: initialised at its
+    # start_iter, EMA-updated after the optimiser step); idle for models without one and under
+    # TestTimeAdaptLoop, which updates the teacher itself. No method config lists it.
+    teacher=dict(type='EMATeacherHook'),
 )
 visualizer = dict(type='Visualizer', vis_backends=vis_backends, name='visualizer')
 # The console line: lr, time, total loss, one loss per term and at most three diagnostics

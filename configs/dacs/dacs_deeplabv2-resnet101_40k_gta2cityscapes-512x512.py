@@ -22,5 +22,3 @@ model = dict(
     segmentor=dict(_base_.segmentor, encoder_checkpoint=_base_.init_dacs),
     data_preprocessor=_base_.data_preprocessor,
 )
-# The teacher's initialisation and momentum update (after the optimiser step).
-custom_hooks = [dict(type='EMATeacherHook')]

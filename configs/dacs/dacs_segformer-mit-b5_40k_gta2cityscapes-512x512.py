@@ -26,8 +26,6 @@ model = dict(
 # + the 1x1 classifier conv_seg in net.segmentation_head) at 10x the learning rate, the MiT
 # LayerNorms without weight decay (DAFormer's pos_block key has no counterpart in MiT). Merged
 # into the schedule's custom_keys.
-# The teacher's initialisation and momentum update (after the optimiser step).
-custom_hooks = [dict(type='EMATeacherHook')]
 optim_wrapper = dict(
     paramwise_cfg=dict(
         custom_keys={

@@ -19,5 +19,3 @@ model = dict(
     terms=dict(src=_base_.dacs_source, mix=_base_.class_mix),
     bn_policy='target_only',  # as the ABN and SAC CamVid leaves
 )
-# The teacher's initialisation and momentum update (after the optimiser step).
-custom_hooks = [dict(type='EMATeacherHook')]

@@ -22,5 +22,3 @@ model = dict(
     # tracking target-only statistics throughout (as the SAC demo).
     bn_policy='target_only',
 )
-# The teacher's initialisation and momentum update (after the optimiser step).
-custom_hooks = [dict(type='EMATeacherHook')]

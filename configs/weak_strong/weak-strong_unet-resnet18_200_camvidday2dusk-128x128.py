@@ -4,7 +4,7 @@
 _base_ = [
     '../_base_/models/unet_resnet18.py',  # segmentor + data_preprocessor
     '../_base_/datasets/camvidday2dusk_128x128.py',  # day source, dusk target, dusk test
-    '../_base_/methods/fixmatch_uda.py',  # SourceCE + WeakStrongConsistency + teacher hook
+    '../_base_/methods/fixmatch_uda.py',  # SourceCE + WeakStrongConsistency + teacher
     '../_base_/schedules/adamw_poly_200.py',
 ]
 model = dict(

@@ -3,7 +3,7 @@
 _base_ = [
     '../_base_/models/unet_resnet18.py',  # segmentor + data_preprocessor
     '../_base_/datasets/synthetic_shift.py',  # source/target branches, target val
-    '../_base_/methods/fixmatch_uda.py',  # SourceCE + WeakStrongConsistency + teacher hook
+    '../_base_/methods/fixmatch_uda.py',  # SourceCE + WeakStrongConsistency + teacher
     '../_base_/schedules/adamw_poly_400.py',
 ]
 model = dict(

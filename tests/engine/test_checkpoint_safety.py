@@ -44,7 +44,6 @@ def _family_cfgs(root: str) -> dict[str, dict]:
         labellers=dict(sac=dict(type='SACLabeller', num_views=2)),
     )
     sac['model']['teacher'] = dict(momentum=0.99, interval=1, start_iter=0)
-    sac['custom_hooks'] = [dict(type='EMATeacherHook')]
     disc = dict(type='FCDiscriminator', channels=(8, 8, 8, 8))
     adv = _cfg(
         f'{root}/adv',

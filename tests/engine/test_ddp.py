@@ -169,7 +169,6 @@ def test_two_process_sac_keeps_student_and_teacher_identical(tmp_path):
     cfg.pop('work_dir')
     cfg['val_evaluator'].pop('out_file')
     cfg['model']['teacher'] = dict(momentum=0.9, interval=1, start_iter=2)
-    cfg['custom_hooks'].append(dict(type='EMATeacherHook'))
     states = _torchrun(tmp_path, Config(cfg), 29537)
     _assert_ranks_equal(states)
     after, before = states['after0']['state'], states['before0']['state']

@@ -65,7 +65,7 @@ def test_update_matches_formula_at_interval_and_nowhere_else(momentum, interval,
     assert updated_at == [i for i in range(start, 11) if (i + 1 - start) % interval == 0]
 
 
-def test_hook_needs_a_teacher():
+def test_hook_is_idle_without_a_teacher_and_rejects_a_wrong_one():
     model = MODELS.build(
         dict(
             type='Adapter',
@@ -74,10 +74,78 @@ def test_hook_needs_a_teacher():
         )
     )
     assert model.teacher is None
-    with pytest.raises(RuntimeError, match='no MomentumTeacher'):
-        EMATeacherHook().before_train(SimpleNamespace(model=model))
+    hook, runner = EMATeacherHook(), SimpleNamespace(model=model, iter=0)
+    hook.before_train(runner)  # the default_hooks entry of every config: nothing to drive
+    hook.before_train_iter(runner, 0)
+    hook.after_train_iter(runner, 0)
     with pytest.raises(ValueError, match="'student'"):
         model.segmentor_for('teacher')
+    # An attribute that is not a MomentumTeacher is a misconfiguration, not a missing teacher.
+    with pytest.raises(RuntimeError, match="'student' is a ToySegmentor, not a MomentumTeacher"):
+        EMATeacherHook(teacher='student').before_train(runner)
+
+
+def _run_toy(work_dir, teacher=None, custom_hooks=(), default_teacher_hook=True, iters=3):
+    """A 3-iteration toy SAC (or, with ``teacher=None``, ABN) run; its final state."""
+    sac = teacher is not None
+    cfg = toy_runner_cfg(
+        str(work_dir),
+        max_iters=iters,
+        val_interval=100,
+        checkpoint_interval=100,
+        terms=dict(src=dict(type='SourceCE'), sac=dict(type='SACSelfTraining')) if sac else None,
+        labellers=dict(sac=dict(type='SACLabeller', num_views=2)) if sac else None,
+    )
+    if sac:
+        cfg['model']['teacher'] = teacher
+    if not default_teacher_hook:
+        del cfg['default_hooks']['teacher']
+    cfg['custom_hooks'] = list(custom_hooks)
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    hooks = [h for h in runner.hooks if isinstance(h, EMATeacherHook)]
+    return runner.model, hooks
+
+
+def test_teacher_updates_without_any_listing_and_old_listings_do_not_double_it(tmp_path):
+    teacher = dict(momentum=0.9, interval=1, start_iter=1)
+    model, hooks = _run_toy(tmp_path / 'default', teacher)
+    assert len(hooks) == 1  # default_hooks.teacher alone: no method lists it
+    assert model.teacher.ready and int(model.teacher.updates) == 2  # iterations 1 and 2
+    # An older config that still lists the hook (with an override): one update per step,
+    # the listed hook's momentum, the default hook standing by.
+    listed = [dict(type='EMATeacherHook', momentum=0.5)]
+    old, hooks = _run_toy(tmp_path / 'listed', teacher, custom_hooks=listed)
+    assert [h.standby for h in hooks] == [True, False] and hooks[1].momentum == 0.5
+    assert int(old.teacher.updates) == 2
+    # The same as the listing alone, without the default hook, bit for bit.
+    alone, _ = _run_toy(tmp_path / 'alone', teacher, listed, default_teacher_hook=False)
+    ref, got = alone.state_dict(), old.state_dict()
+    assert all(torch.equal(ref[k], got[k]) for k in ref)
+    assert not torch.equal(ref['teacher.net.conv.weight'], model.teacher.net.conv.weight)
+
+
+def test_a_model_without_teacher_trains_the_same_with_the_default_hook(tmp_path):
+    a, hooks = _run_toy(tmp_path / 'with')
+    b, none = _run_toy(tmp_path / 'without', default_teacher_hook=False)
+    assert len(hooks) == 1 and not none and a.teacher is None
+    ref, got = b.state_dict(), a.state_dict()
+    assert set(ref) == set(got) and all(torch.equal(ref[k], got[k]) for k in ref)
+
+
+def test_every_config_gets_the_teacher_hook_from_default_hooks_and_none_lists_it():
+    from pathlib import Path
+
+    from mmengine.config import Config
+
+    root = Path(__file__).resolve().parents[2] / 'configs'
+    leaves = sorted(p for p in root.rglob('*.py') if '_base_' not in p.parts)
+    assert leaves
+    for path in leaves:
+        cfg = Config.fromfile(str(path))
+        assert cfg.default_hooks.get('teacher') == dict(type='EMATeacherHook'), path
+        listed = [h.get('type') for h in cfg.get('custom_hooks') or []]
+        assert 'EMATeacherHook' not in listed, path
 
 
 def test_teacher_saved_and_restored_with_checkpoints(tmp_path):
@@ -89,7 +157,6 @@ def test_teacher_saved_and_restored_with_checkpoints(tmp_path):
         labellers=dict(sac=dict(type='SACLabeller', num_views=2)),
     )
     cfg['model']['teacher'] = dict(momentum=0.9, interval=1)
-    cfg['custom_hooks'] = cfg['custom_hooks'] + [dict(type='EMATeacherHook')]
     runner = Runner.from_cfg(cfg)
     runner.train()
     model = runner.model
@@ -154,7 +221,6 @@ def test_warm_start_from_an_abn_checkpoint(tmp_path):
         labellers=dict(sac=dict(type='SACLabeller', num_views=2)),
     )
     cfg['model']['teacher'] = dict(momentum=0.99, interval=100)
-    cfg['custom_hooks'] = cfg['custom_hooks'] + [dict(type='EMATeacherHook')]
     cfg['load_from'] = ckpt
     cfg['optim_wrapper']['optimizer']['lr'] = 0.0
     runner = Runner.from_cfg(cfg)

@@ -45,7 +45,6 @@ def family_cfg(family: str, work_dir: str, max_iters: int, num_workers: int = 0)
             labellers=dict(sac=dict(type='SACLabeller', num_views=2, num_images=1)),
         )
         cfg['model']['teacher'] = dict(momentum=0.9, interval=1, start_iter=2)
-        cfg['custom_hooks'] = [dict(type='EMATeacherHook')]
     elif family == 'adversarial':
         cfg = toy_adversarial_runner_cfg(
             work_dir, max_iters=max_iters, val_interval=2, schedule_end=max_iters

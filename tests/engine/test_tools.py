@@ -101,7 +101,6 @@ def test_train_cli_reports_warm_up_start_and_adapted_miou(tmp_path):
     )
     cfg.pop('work_dir')
     cfg['model']['teacher'] = dict(momentum=0.99, interval=1, start_iter=2)
-    cfg['custom_hooks'].append(dict(type='EMATeacherHook'))
     cfg['default_hooks']['logger']['log_metric_by_epoch'] = False  # validations by iteration
     path = tmp_path / 'toy_config.py'
     Config(cfg).dump(str(path))

@@ -78,7 +78,7 @@ def test_full_pipeline_leaf_composes_the_method_bases_by_name():
         k: v for k, v in mic.terms.mic.items() if k != 'block_size'
     }
     assert cfg.model.labellers.teacher_quality.threshold == 0.968
-    assert cfg.custom_hooks == [dict(type='EMATeacherHook')]
+    assert cfg.default_hooks.teacher == dict(type='EMATeacherHook') and 'custom_hooks' not in cfg
 
 
 def test_full_pipeline_trains_every_term_with_one_teacher_forward_per_labeller(at_iteration):

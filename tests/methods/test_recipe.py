@@ -65,7 +65,6 @@ def test_the_recipe_term_and_labeller_train_after_the_teacher_warm_up(tmp_path):
             labellers=dict(teacher_ent=dict(type='MyLabeller', threshold=0.0)),
         )
         cfg['model']['teacher'] = dict(momentum=0.9, interval=1, start_iter=2)
-        cfg['custom_hooks'] = [dict(type='EMATeacherHook')]
         runner = Runner.from_cfg(Config(cfg))
         model = runner.model
         # The term names a teacher labeller: it starts with the teacher, after the warm-up.

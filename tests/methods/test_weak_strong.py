@@ -107,7 +107,6 @@ def test_runner_trains_with_a_ramped_mean_teacher(tmp_path):
         labellers=dict(conf=dict(type='ConfidenceLabeller', threshold=0.0)),
     )
     cfg['model']['teacher'] = dict(momentum=0.999, interval=1, start_iter=0, ramp=True)
-    cfg['custom_hooks'] = [dict(type='EMATeacherHook')]
     runner = Runner.from_cfg(cfg)
     runner.train()
     scalars = runner.message_hub.log_scalars

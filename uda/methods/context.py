@@ -368,7 +368,8 @@ class StepContext:
         if not bool(teacher.ready):
             raise RuntimeError(
                 f'Iteration {self.iter}: the teacher was never initialised (teacher start_iter '
-                f"{teacher.start_iter}). Add dict(type='EMATeacherHook') to custom_hooks, or "
+                f'{teacher.start_iter}). default_hooks.teacher (EMATeacherHook, from '
+                'configs/_base_/default_runtime.py) initialises it: keep it in the config, or '
                 'start the term no earlier than the teacher (its start_iter).'
             )
         self.counts['teacher'] += 1

@@ -10,7 +10,6 @@
 #   model = dict(type='Adapter', teacher=dacs_teacher,
 #                labellers=dict(teacher_quality=teacher_quality),
 #                terms=dict(src=dacs_source, mix=class_mix))
-#   custom_hooks = [dict(type='EMATeacherHook')]
 # EMA teacher updated after every optimiser step with alpha_t = min(1 - 1/(t+1), 0.999)
 # (DAFormer alpha 0.999; DACS 0.99), t = optimiser steps since its initialisation from the
 # student, so it is the mean of the students S0..St while 1 - 1/(t+1) < alpha (ramp_offset

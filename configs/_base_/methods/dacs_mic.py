@@ -9,5 +9,3 @@ model = dict(
     labellers=dict(teacher_quality=_base_.teacher_quality),
     terms=dict(src=_base_.dacs_source, mix=_base_.class_mix, mic=_base_.masked_consistency),
 )
-# The teacher's initialisation and momentum update run in this hook (after the optimiser step).
-custom_hooks = [dict(type='EMATeacherHook')]

@@ -27,5 +27,3 @@ model = dict(
     ),
     bn_policy='train',
 )
-# The teacher's initialisation and EMA update (after the optimiser step).
-custom_hooks = [dict(type='EMATeacherHook')]

@@ -3,7 +3,7 @@
 # two-phase step (student, then the feature discriminators; needs a schedule with
 # optim_wrapper.discriminators, e.g. sgd-adam_poly_40k_sac.py or adamw-adam_poly_400.py).
 # Every term and number comes from its method's file, merged by name:
-#   src, sac, feat, the SAC labeller, teacher, bn_policy and hook: feature-adversarial_sac.py
+#   src, sac, feat, the SAC labeller, teacher and bn_policy: feature-adversarial_sac.py
 #     (sac.py + feature_adversarial.py);
 #   mix and the teacher_quality labeller: dacs.py (DACS's variables class_mix, teacher_quality);
 #   mic: mic.py (MIC's masked consistency on the same teacher_quality labels, as dacs_mic.py).
@@ -14,7 +14,7 @@
 # and prior are tuned to that teacher. The quality labeller runs the teacher once per step and
 # ClassMix and MIC share its labels (two teacher forwards per step: SAC's views, the target).
 _base_ = [
-    './feature-adversarial_sac.py',  # model (src, feat, sac; teacher; SAC labeller) + hook
+    './feature-adversarial_sac.py',  # model (src, feat, sac; teacher; SAC labeller)
     './dacs.py',  # variables teacher_quality, class_mix (and dacs_teacher, dacs_source)
     './mic.py',  # variable masked_consistency
 ]

@@ -29,5 +29,3 @@ model = dict(
     ),
     bn_policy='train',
 )
-# Initialises the teacher from the student at its start_iter, EMA-updates it after each step.
-custom_hooks = [dict(type='EMATeacherHook')]

@@ -41,6 +41,3 @@ model = dict(
     # of the ABN warm start used and fixed). From-scratch leaves use 'target_only' instead.
     bn_policy='eval',
 )
-# The teacher's initialisation and momentum update run in this hook (after the optimiser step);
-# the method base owns custom_hooks (the visualisation hook is in the schedules' default_hooks).
-custom_hooks = [dict(type='EMATeacherHook')]

@@ -7,8 +7,6 @@
 # within a short stream).
 _base_ = ['./source-free_sac.py']
 model = dict(teacher=dict(momentum=0.999), terms=dict(sac=dict(log_per_class=False)))
-# TestTimeAdaptLoop updates the teacher itself: no EMATeacherHook.
-custom_hooks = []
 # The test-time learning rate of CoTTA's segmentation code (Adam 6e-5 / 8), all parameters.
 test_cfg = dict(
     type='TestTimeAdaptLoop',

@@ -72,4 +72,4 @@ model = dict(
 # build the dataset's `views` from these (2 local crops instead of 8 for the CPU budget).
 global_crops_scale = (0.4, 1.0)
 local_crops_scale = (0.05, 0.4)
-custom_hooks = [dict(type='EMATeacherHook'), dict(type='EncoderExportHook')]
+custom_hooks = [dict(type='EncoderExportHook')]  # the teacher: default_hooks.teacher

@@ -26,6 +26,7 @@ model = dict(
     # blur sigma U(0.1, 2) p 0.5 with a kernel of 10% of the crop side.
     photometric={'images.query': mocov2_view, 'images.key': mocov2_view},
 )
-# The key encoder follows the query encoder after every optimiser step (EMATeacherHook reads
-# the momentum from the model's MomentumTeacher); encoder.pth is written when training ends.
-custom_hooks = [dict(type='EMATeacherHook'), dict(type='EncoderExportHook')]
+# The key encoder follows the query encoder after every optimiser step (default_hooks.teacher,
+# EMATeacherHook, reads the momentum from the model's MomentumTeacher); encoder.pth is written
+# when training ends.
+custom_hooks = [dict(type='EncoderExportHook')]

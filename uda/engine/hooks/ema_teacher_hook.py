@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Optional
 
 from mmengine.hooks import Hook
@@ -26,6 +27,19 @@ class EMATeacherHook(Hook):
     Any model with a teacher and a student attribute works (self-supervised pretraining's
     momentum encoder too).
 
+    No method config lists this hook: ``configs/_base_/default_runtime.py`` declares it once
+    in ``default_hooks`` (``teacher``), as mmdet's ``MeanTeacherHook`` drives a teacher from
+    a hook (open-mmlab/mmdetection mmdet/engine/hooks/mean_teacher_hook.py). So it must be
+    harmless wherever there is nothing to drive:
+
+    - a model without a teacher (``model.teacher`` absent or ``None``: source-only, ABN,
+      adversarial methods) leaves the hook idle;
+    - ``TestTimeAdaptLoop`` calls no training hook points and updates the teacher itself;
+    - several EMATeacherHooks on one teacher (an older config that still lists the hook in
+      ``custom_hooks`` beside the default one): only the last in the Runner's hook order acts
+      (``custom_hooks`` register after ``default_hooks``, so the listed one with its
+      overrides), the others stand by, so the teacher still moves once per step.
+
     Args:
         momentum: Overrides the teacher's momentum when given.
         interval: Overrides the teacher's interval when given.
@@ -45,25 +59,51 @@ class EMATeacherHook(Hook):
         self.momentum = momentum
         self.interval = interval
         self.teacher_attr, self.student_attr = teacher, student
+        self.standby = False  # set in before_train when another hook drives the same teacher
 
-    def _pair(self, runner: Any) -> tuple[MomentumTeacher, Any]:
+    def _pair(self, runner: Any) -> Optional[tuple[MomentumTeacher, Any]]:
+        """(teacher, student) of the runner's model, or None for a model without a teacher."""
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
         teacher = getattr(model, self.teacher_attr, None)
+        if teacher is None:
+            return None
         if not isinstance(teacher, MomentumTeacher):
             raise RuntimeError(
-                f'EMATeacherHook: the model has no MomentumTeacher at '
-                f"'{self.teacher_attr}'. Give the adapter teacher=dict(momentum="
-                '..., interval=..., start_iter=...) or remove the hook.'
+                f"EMATeacherHook: the model's '{self.teacher_attr}' is a "
+                f'{type(teacher).__name__}, not a MomentumTeacher. Give the adapter '
+                'teacher=dict(momentum=..., interval=..., start_iter=...), or name the '
+                "model's MomentumTeacher attribute: EMATeacherHook(teacher=..., student=...)."
             )
         if self.interval is not None:
             teacher.interval = int(self.interval)
         return teacher, getattr(model, self.student_attr)
 
     def before_train(self, runner: Any) -> None:
-        self._pair(runner)  # fail early when misconfigured
+        same = [
+            h
+            for h in getattr(runner, 'hooks', ())
+            if isinstance(h, EMATeacherHook) and h.teacher_attr == self.teacher_attr
+        ]
+        self.standby = bool(same) and same[-1] is not self
+        if self.standby:
+            return
+        pair = self._pair(runner)  # fail early when misconfigured
+        if pair is not None and len(same) > 1:
+            print_log(
+                f"{len(same)} EMATeacherHooks drive the model's '{self.teacher_attr}'; this "
+                'one (the last) updates it, the others stand by. default_hooks.teacher '
+                '(configs/_base_/default_runtime.py) runs the hook for every config: remove '
+                "dict(type='EMATeacherHook') from custom_hooks (or set default_hooks.teacher "
+                'to the settings it overrides).',
+                logger='current',
+                level=logging.WARNING,
+            )
 
     def before_train_iter(self, runner: Any, batch_idx: int, data_batch: Any = None) -> None:
-        teacher, student = self._pair(runner)
+        pair = None if self.standby else self._pair(runner)
+        if pair is None:
+            return
+        teacher, student = pair
         if runner.iter >= teacher.start_iter and not bool(teacher.ready):
             teacher.init_from(student)
             print_log(
@@ -75,7 +115,10 @@ class EMATeacherHook(Hook):
     def after_train_iter(
         self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None
     ) -> None:
-        teacher, student = self._pair(runner)
+        pair = None if self.standby else self._pair(runner)
+        if pair is None:
+            return
+        teacher, student = pair
         # runner.iter is the iteration that just ran (the loop increments after the hooks).
         if teacher.due(runner.iter):
             teacher.update(student, self.momentum)
