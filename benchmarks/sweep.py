@@ -209,7 +209,7 @@ PRESETS: dict[str, dict[str, Any]] = {
             ('CAM', 'configs/cam/cam_unet-resnet18_200_camvid-128x128.py', []),
         ],
         baseline='supervised',
-        scalars=['cam.mask_images', 'cam.pseudo_ratio'],
+        scalars=['cam_mask.mask_images', 'cam_mask.pseudo_ratio'],
         camvid=True,
         out='work_dirs/bench_cam_camvid',
     ),
@@ -219,7 +219,7 @@ PRESETS: dict[str, dict[str, Any]] = {
             ('CAM', 'configs/cam/cam_unet-resnet18_400_synthetic-96x192.py', []),
         ],
         baseline='supervised',
-        scalars=['cam.mask_images', 'cam.pseudo_ratio'],
+        scalars=['cam_mask.mask_images', 'cam_mask.pseudo_ratio'],
         out='work_dirs/bench_cam_synthetic',
     ),
     # UDA with and without image-level target labels (SAC vs SAC + target CAM + label filter).
@@ -233,7 +233,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         default=['SAC', 'SAC+weak'],
         baseline='SAC',
         oracle='oracle',
-        scalars=['tcam.mask_images'],
+        scalars=['tcam_mask.mask_images'],
         out='work_dirs/bench_weak_target',
     ),
     'weak-target-camvid': dict(
@@ -246,7 +246,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         default=['SAC', 'SAC+weak'],
         baseline='SAC',
         oracle='oracle',
-        scalars=['tcam.mask_images'],
+        scalars=['tcam_mask.mask_images'],
         camvid=True,
         out='work_dirs/bench_weak_target_camvid',
     ),
@@ -334,11 +334,12 @@ def budget_options(config: str, iters: int) -> list[str]:
     start = (cfg.model.get('teacher') or {}).get('start_iter', 0)
     if start:
         opts.append(f'model.teacher.start_iter={round(start * iters / old)}')
-    # Single-stage CAM's classification-only phase scales with the budget too.
+    # Terms' phases scale with the budget too (single-stage CAM's mask term starts after the
+    # classification-only iterations).
     for name, term in (cfg.model.get('terms') or {}).items():
-        if isinstance(term, dict) and term.get('mask_start_iter'):
-            scaled = round(term['mask_start_iter'] * iters / old)
-            opts.append(f'model.terms.{name}.mask_start_iter={scaled}')
+        for key in ('start_iter', 'end_iter'):
+            if isinstance(term, dict) and term.get(key):
+                opts.append(f'model.terms.{name}.{key}={round(term[key] * iters / old)}')
     return opts
 
 

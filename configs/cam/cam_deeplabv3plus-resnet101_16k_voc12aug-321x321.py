@@ -10,6 +10,7 @@ _base_ = [
     '../_base_/methods/cam.py',
     '../_base_/schedules/sgd_const_16k_cam.py',
 ]
+cam_maps = dict(_base_.cam_maps, background=0, cam_stride=4)
 segmentor = dict(
     type='SMPSegmentor',
     arch='DeepLabV3Plus',
@@ -34,5 +35,5 @@ model = dict(
     # TRAIN.PRETRAIN: 5 epochs x floor(10,582 / 16) = 3,305 classification-only iterations
     # (drop_last: visinf/1-stage-wseg datasets/__init__.py:22-29, train.py:83).
     # The DeepLab-v3+ masks are at stride 4 as the reference's; PAMR runs there (cam_stride=4).
-    terms=dict(cam=dict(background=0, mask_start_iter=3305, cam_stride=4)),
+    terms=dict(cam=cam_maps, cam_mask=dict(cam_maps, start_iter=3305)),
 )

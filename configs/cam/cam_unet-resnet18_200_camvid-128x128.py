@@ -10,6 +10,9 @@ _base_ = [
     '../_base_/methods/cam.py',
     '../_base_/schedules/adamw_poly_200.py',
 ]
+# Every CamVid pixel has a class (void aside): no background channel (bg_logit=None).
+# Masks and PAMR at stride 2 (64x64) keep PAMR cheap on a CPU.
+cam_maps = dict(_base_.cam_maps, bg_logit=None, cam_stride=2)
 model = dict(
     segmentor=dict(
         _base_.segmentor,
@@ -17,7 +20,5 @@ model = dict(
         insertions=dict(gate=dict(type='ShallowGate', psi=0.3, in_index=2, channels=64)),
     ),
     data_preprocessor=_base_.data_preprocessor,
-    # Every CamVid pixel has a class (void aside): no background channel (bg_logit=None).
-    # Masks and PAMR at stride 2 (64x64) keep PAMR cheap on a CPU.
-    terms=dict(cam=dict(mask_start_iter=42, bg_logit=None, cam_stride=2)),
+    terms=dict(cam=cam_maps, cam_mask=dict(cam_maps, start_iter=42)),
 )

@@ -8,6 +8,9 @@ _base_ = [
     '../_base_/methods/cam.py',  # SingleStageCAM
     '../_base_/schedules/adamw_poly_400.py',
 ]
+# Every pixel of the scenes has a class: no background channel (bg_logit=None). Masks and
+# PAMR at the crops' full resolution (48x64).
+cam_maps = dict(_base_.cam_maps, bg_logit=None, cam_stride=1)
 model = dict(
     # The stochastic gate mixes GCI-modulated stride-4 encoder features into the decoder output.
     segmentor=dict(
@@ -16,7 +19,5 @@ model = dict(
     ),
     data_preprocessor=_base_.data_preprocessor,
     test_cfg=_base_.inference_cfg,
-    # Every pixel of the scenes has a class: no background channel (bg_logit=None). Masks and
-    # PAMR at the crops' full resolution (48x64).
-    terms=dict(cam=dict(mask_start_iter=83, bg_logit=None, cam_stride=1)),
+    terms=dict(cam=cam_maps, cam_mask=dict(cam_maps, start_iter=83)),
 )

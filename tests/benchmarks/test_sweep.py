@@ -56,6 +56,13 @@ def test_budget_scales_every_scheduler() -> None:
     assert 'param_scheduler.0.end=40' in opts
 
 
+def test_budget_scales_term_phases() -> None:
+    # The CamVid CAM leaf: 200 iterations, the mask term from 42; half the budget, from 21.
+    opts = sweep.budget_options('configs/cam/cam_unet-resnet18_200_camvid-128x128.py', 100)
+    assert 'model.terms.cam_mask.start_iter=21' in opts
+    assert not any(o.startswith('model.terms.cam.') for o in opts)
+
+
 def _fake_run(work_dir: str, miou: float) -> None:
     os.makedirs(work_dir, exist_ok=True)
     with open(os.path.join(work_dir, 'metrics.json'), 'w') as f:

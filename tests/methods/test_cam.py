@@ -1,4 +1,4 @@
-"""SingleStageCAM and ImageLabelFilter on tiny batches."""
+"""SingleStageCAM, SingleStageCAMMask and ImageLabelFilter on tiny batches; the CAM configs."""
 
 import pytest
 import torch
@@ -38,10 +38,10 @@ def _weak_batch(classes=((1, 3), (2,)), seed=0):
 
 def test_classification_loss_is_ngwp_plus_focal_with_a_constant_background():
     torch.manual_seed(0)
-    model = _adapter(dict(cam=dict(type='SingleStageCAM', mask_start_iter=5)))
+    model = _adapter(dict(cam=dict(type='SingleStageCAM')))
     ctx = _ctx(model, _weak_batch())
     out = model.terms['cam'](ctx)
-    assert set(out) == {'loss_cls', 'fg_share'}  # classification-only phase
+    assert set(out) == {'loss', 'fg_share'}  # the classification term alone
     logits = ctx.student('source')['logits']
     x = torch.cat([torch.ones_like(logits[:, :1]), logits], 1)  # appended background, logit 1
     m = x.softmax(1)
@@ -50,30 +50,76 @@ def test_classification_loss_is_ngwp_plus_focal_with_a_constant_background():
     y[0, [1, 3]] = 1
     y[1, 2] = 1
     expected = F.multilabel_soft_margin_loss(scores[:, 1:], y)
-    assert torch.allclose(out['loss_cls'], expected, atol=1e-6)
+    assert torch.allclose(out['loss'], expected, atol=1e-6)
 
 
-def test_mask_loss_after_the_classification_phase_and_pseudo_labels_respect_image_labels():
+def _two_terms(start_iter=0, **maps):
+    """cam.py's two terms on the source branch, both given the same ``maps`` settings."""
+    return dict(
+        cam=dict(type='SingleStageCAM', **maps),
+        cam_mask=dict(type='SingleStageCAMMask', start_iter=start_iter, pamr_iter=2, **maps),
+    )
+
+
+def test_mask_term_starts_at_its_start_iter_and_pseudo_labels_respect_image_labels():
     torch.manual_seed(0)
-    model = _adapter(dict(cam=dict(type='SingleStageCAM', mask_start_iter=5, pamr_iter=2)))
-    out = model.terms['cam'](_ctx(model, _weak_batch(), iteration=5))
-    assert {'loss_mask', 'mask_images', 'pseudo_ratio'} <= set(out)
-    assert out['loss_mask'].requires_grad and torch.isfinite(out['loss_mask'])
-    panels = model.terms['cam'].vis_panels()
-    labels = panels['cam.pseudo_labels'].unique().tolist()
+    model = _adapter(_two_terms(start_iter=5))
+    assert model.phases == {'cam': (0, None), 'cam_mask': (5, None)}
+    early = model.run_terms(_ctx(model, _weak_batch(), iteration=4))
+    assert 'cam.loss' in early and not any(k.startswith('cam_mask.') for k in early)
+    out = model.run_terms(_ctx(model, _weak_batch(), iteration=5))
+    assert {'cam.loss', 'cam_mask.loss', 'cam_mask.mask_images', 'cam_mask.pseudo_ratio'} <= set(
+        out
+    )
+    assert out['cam_mask.loss'].requires_grad and torch.isfinite(out['cam_mask.loss'])
+    panels = model.terms['cam_mask'].vis_panels()
+    labels = panels['cam_mask.pseudo_labels'].unique().tolist()
     assert set(labels) <= {1, 3, 255}  # image 0 is labelled {1, 3}; 255 = unclaimed / none
-    assert panels['cam.image'].dtype == torch.uint8 and panels['cam.image'].shape[0] == 3
+    assert panels['cam_mask.image'].dtype == torch.uint8 and panels['cam_mask.image'].shape[0] == 3
+
+
+def test_mask_term_learns_the_refined_masks_of_the_maps_the_classification_term_pools():
+    """Both terms build the same maps from the shared settings: the mask loss is the
+    class-balanced CE of those logits on pseudo masks of their own softmax, PAMR-refined."""
+    from uda.losses.cam import CAMLayout, balanced_mask_ce, pseudo_masks
+
+    torch.manual_seed(0)
+    model = _adapter(_two_terms(bg_logit=1.0, cam_stride=2))
+    ctx = _ctx(model, _weak_batch())
+    cls, mask = model.terms['cam'], model.terms['cam_mask']
+    assert cls.layout == mask.layout == CAMLayout(None, 1.0, 2)
+    out = mask(ctx)
+    maps = mask.layout.maps(ctx.student('source')['logits'], ctx.valid_pixels('source'))
+    y = torch.zeros(2, 19)
+    y[0, [1, 3]] = 1
+    y[1, 2] = 1
+    image = ctx.denormalize(ctx.inputs('source')).float() / 255.0
+    image = F.interpolate(image, maps.pooled.shape[-2:], mode='bilinear', align_corners=True)
+    refined = mask.pamr(image, maps.masks.detach())
+    refined = F.interpolate(refined, maps.logits.shape[-2:], mode='bilinear', align_corners=True)
+    refined[:, 1:] *= y[..., None, None]
+    pseudo = pseudo_masks(refined, 0.6, 0.7, 0.2) * maps.valid
+    required = torch.cat([torch.zeros(2, 1), y], 1)  # the appended background is optional
+    loss, _ = balanced_mask_ce(maps.logits, pseudo, required)
+    torch.testing.assert_close(out['loss'], loss.mean(), atol=1e-6, rtol=1e-5)
 
 
 def test_image_labels_derived_from_masks_when_the_branch_has_pixel_labels():
-    model = _adapter(dict(cam=dict(type='SingleStageCAM', mask_start_iter=0, pamr_iter=1)))
-    out = model.terms['cam'](_ctx(model, toy_batch(('source',))))
-    assert torch.isfinite(out['loss_cls']) and torch.isfinite(out['loss_mask'])
+    model = _adapter(_two_terms())
+    out = model.run_terms(_ctx(model, toy_batch(('source',))))
+    assert torch.isfinite(out['cam.loss']) and torch.isfinite(out['cam_mask.loss'])
+
+
+def test_bad_cam_stride_names_the_term():
+    for term in ('SingleStageCAM', 'SingleStageCAMMask'):
+        with pytest.raises(ValueError, match=rf'{term}\(cam_stride=0\): use an integer >= 1'):
+            _adapter(dict(t=dict(type=term, cam_stride=0)))
 
 
 def test_background_class_needs_the_constant_logit_of_the_segmentor():
-    with pytest.raises(ValueError, match='constant_logit'):
-        _adapter(dict(cam=dict(type='SingleStageCAM', background=0)))
+    for term in ('SingleStageCAM', 'SingleStageCAMMask'):
+        with pytest.raises(ValueError, match=rf'{term}\(background=0\).*constant_logit'):
+            _adapter(dict(cam=dict(type=term, background=0)))
     seg = dict(
         type='SMPSegmentor',
         encoder_name='resnet18',
@@ -81,14 +127,12 @@ def test_background_class_needs_the_constant_logit_of_the_segmentor():
         decoder_channels=(16, 16, 16, 16, 8),
         constant_logit=dict(index=0, value=1.0),
     )
-    model = _adapter(
-        dict(cam=dict(type='SingleStageCAM', background=0, pamr_iter=1)), segmentor=seg
-    )
+    model = _adapter(_two_terms(background=0), segmentor=seg)
     batch = toy_batch(('source',), labelled=(), h=32, w=32)
     for s, ids in zip(batch['source']['data_samples'], ((0, 2), (0, 1))):
         s['img_labels'] = torch.tensor(ids)
-    out = model.terms['cam'](_ctx(model, batch))
-    assert torch.isfinite(out['loss_mask'])
+    out = model.run_terms(_ctx(model, batch))
+    assert torch.isfinite(out['cam.loss']) and torch.isfinite(out['cam_mask.loss'])
 
 
 def test_image_label_filter_drops_classes_absent_from_the_image_labels():
@@ -137,7 +181,7 @@ def test_image_label_filter_on_sac_views():
 
 def test_without_a_background_channel_softmax_runs_over_the_classes_only():
     torch.manual_seed(0)
-    model = _adapter(dict(cam=dict(type='SingleStageCAM', bg_logit=None, pamr_iter=1)))
+    model = _adapter(_two_terms(bg_logit=None))
     ctx = _ctx(model, _weak_batch())
     out = model.terms['cam'](ctx)
     logits = ctx.student('source')['logits']
@@ -147,6 +191,27 @@ def test_without_a_background_channel_softmax_runs_over_the_classes_only():
     y[0, [1, 3]] = 1
     y[1, 2] = 1
     expected = F.multilabel_soft_margin_loss(scores, y)
-    assert torch.allclose(out['loss_cls'], expected, atol=1e-6)
-    labels = model.terms['cam'].vis_panels()['cam.pseudo_labels'].unique().tolist()
+    assert torch.allclose(out['loss'], expected, atol=1e-6)
+    model.terms['cam_mask'](ctx)
+    labels = model.terms['cam_mask'].vis_panels()['cam_mask.pseudo_labels'].unique().tolist()
     assert set(labels) <= {1, 3, 255}
+
+
+def test_every_cam_config_gives_both_terms_the_same_maps():
+    """A mask term reads the maps of a classification term on its branch: the configs give
+    both the same background / bg_logit / cam_stride (one variable, cam_maps)."""
+    from pathlib import Path
+
+    from mmengine.config import Config
+
+    root = Path(__file__).resolve().parents[2] / 'configs'
+    keys = ('branch', 'background', 'bg_logit', 'cam_stride')
+    checked = 0
+    for path in sorted(p for p in root.rglob('*.py') if '_base_' not in p.parts):
+        terms = (Config.fromfile(str(path)).model.get('terms') or {}).values()
+        cls = [{k: t.get(k) for k in keys} for t in terms if t.get('type') == 'SingleStageCAM']
+        for t in terms:
+            if t.get('type') == 'SingleStageCAMMask':
+                assert {k: t.get(k) for k in keys} in cls, path
+                checked += 1
+    assert checked >= 5

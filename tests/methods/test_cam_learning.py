@@ -39,13 +39,14 @@ def test_cam_learns_above_chance_from_image_labels():
             ),
             data_preprocessor=dict(type='SegDataPreprocessor', size_divisor=32),
             terms=dict(
-                cam=dict(
-                    type='SingleStageCAM',
+                cam=dict(type='SingleStageCAM', branch='weak', bg_logit=None),
+                cam_mask=dict(
+                    type='SingleStageCAMMask',
                     branch='weak',
                     bg_logit=None,
-                    mask_start_iter=50,
+                    start_iter=50,
                     pamr_iter=5,
-                )
+                ),
             ),
         )
     )

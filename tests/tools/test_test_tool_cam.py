@@ -15,7 +15,11 @@ from tests.tools.test_test_tool import run_test_tool
 
 @pytest.mark.slow  # a 2-iteration Runner run + tools/test.py: ~10 s on a shared 2-core CPU
 def test_cam_run_then_test_tool(tmp_path) -> None:
-    terms = dict(cam=dict(type='SingleStageCAM', branch='source', background=0, pamr_iter=2))
+    maps = dict(branch='source', background=0)
+    terms = dict(
+        cam=dict(type='SingleStageCAM', **maps),
+        cam_mask=dict(type='SingleStageCAMMask', pamr_iter=2, **maps),
+    )
     cfg = toy_runner_cfg(str(tmp_path / 'train'), max_iters=2, val_interval=2, terms=terms)
     cfg['model']['segmentor']['constant_logit'] = dict(index=0, value=1.0)
     # Image labels only: the labelled source scenes give classes, not masks.

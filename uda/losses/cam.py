@@ -8,6 +8,9 @@ that image labels name.
 
 from __future__ import annotations
 
+import dataclasses
+from typing import NamedTuple, Optional
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -112,4 +115,109 @@ def balanced_mask_ce(
     return counted * (pixel_weight * ce.view(B, -1)).mean(-1), counted
 
 
-__all__ = ['balanced_mask_ce', 'focal_mask_penalty', 'ngwp_scores', 'pseudo_masks']
+class CAMMaps(NamedTuple):
+    """The working tensors of a CAM step, background first (see :class:`CAMLayout`)."""
+
+    logits: Tensor  # [B, K, H, W] full-resolution scores x
+    valid: Tensor  # [B, 1, H, W] 1 on image pixels, 0 on padding
+    pooled: Tensor  # [B, K, h, w] x at 1/cam_stride (``logits`` when cam_stride is 1)
+    pooled_valid: Tensor  # [B, 1, h, w]
+    masks: Tensor  # [B, K, h, w] softmax(pooled) over K, 0 on padding
+
+
+@dataclasses.dataclass(frozen=True)
+class CAMLayout:
+    """Which channels a single-stage CAM step works on, and at what resolution.
+
+    The classification term (:class:`uda.methods.SingleStageCAM`) and the mask term
+    (:class:`uda.methods.SingleStageCAMMask`) must read the same maps; both take these three
+    settings from one config variable (``cam_maps`` of ``configs/_base_/methods/cam.py``)
+    and build them here, so the maps are the same tensors in both terms.
+
+    The background logit is constant. With ``background`` (a class id, VOC's 0) the segmentor
+    produces it (its ``ConstantLogit`` insertion), so it is the background class at test time
+    too. Without (data with no background class: CamVid, Cityscapes) a constant "no labelled
+    class" logit ``bg_logit`` is appended that exists only in training (1, as the reference's
+    ``torch.ones_like`` in visinf/1-stage-wseg ``models/stage_net.py`` ``SoftMaxAE.forward``).
+    ``bg_logit=None`` drops the background altogether (street scenes, where every pixel has a
+    class). Masks, pooling and PAMR run at 1/``cam_stride`` of the input (average-pooled
+    logits; the reference's masks come from stride-4 features, which ``cam_stride=4`` mirrors
+    for full-resolution decoders).
+    """
+
+    background: Optional[int] = None
+    bg_logit: Optional[float] = 1.0
+    cam_stride: int = 1
+
+    @classmethod
+    def of(
+        cls, who: str, background: Optional[int], bg_logit: Optional[float], cam_stride: int
+    ) -> CAMLayout:
+        """The layout of term ``who``'s arguments, checked."""
+        if int(cam_stride) < 1:
+            raise ValueError(f'{who}(cam_stride={cam_stride}): use an integer >= 1.')
+        return cls(
+            None if background is None else int(background),
+            None if bg_logit is None else float(bg_logit),
+            int(cam_stride),
+        )
+
+    @property
+    def has_bg(self) -> bool:
+        """Channel 0 of the working tensors is a background (a constant logit)."""
+        return self.background is not None or self.bg_logit is not None
+
+    def check_segmentor(self, who: str, num_classes: int, constant_logit: Optional[tuple]) -> None:
+        """With ``background``, the segmentor's constant logit must be that class."""
+        if self.background is None:
+            return
+        ok = constant_logit is not None and constant_logit[0] == self.background
+        if not 0 <= self.background < num_classes or not ok:
+            raise ValueError(
+                f'{who}(background={self.background}): the background logit must be '
+                f'the constant of the segmentor; set segmentor.constant_logit=dict('
+                f'index={self.background}, value=1.0) (a class id in 0..{num_classes - 1}), or '
+                'background=None for data without a background class.'
+            )
+
+    def class_order(self, num_classes: int) -> tuple[list[int], list[int]]:
+        """``(fg, ids)``: the labelled classes, and the class id of each channel of the
+        background-first tensors (-1 for the appended training-only background)."""
+        fg = [c for c in range(num_classes) if c != self.background]
+        if not self.has_bg:
+            return fg, fg
+        return fg, [-1 if self.background is None else self.background] + fg
+
+    def background_first(self, logits: Tensor) -> Tensor:
+        """[B, C, H, W] logits -> [B, 1 + |fg|, H, W] with the (constant) background first."""
+        fg, _ = self.class_order(logits.shape[1])
+        if not self.has_bg:
+            return logits
+        if self.background is None:
+            assert self.bg_logit is not None
+            bg = torch.zeros_like(logits[:, :1]) + float(self.bg_logit)
+        else:
+            bg = logits[:, self.background : self.background + 1]
+        return torch.cat([bg, logits[:, fg]], 1)
+
+    def maps(self, logits: Tensor, valid: Tensor) -> CAMMaps:
+        """The working tensors of ``logits`` [B, C, H, W]; ``valid`` [B, H, W] image pixels."""
+        x_full = self.background_first(logits.float())
+        valid_full = valid[:, None].to(x_full.dtype)
+        x, valid_x = x_full, valid_full
+        stride = int(self.cam_stride)
+        if stride > 1:
+            x = F.avg_pool2d(x_full, stride, ceil_mode=True)
+            valid_x = (F.avg_pool2d(valid_full, stride, ceil_mode=True) > 0.5).to(x.dtype)
+        masks = x.softmax(1) * valid_x  # padding takes no part in pooling
+        return CAMMaps(x_full, valid_full, x, valid_x, masks)
+
+
+__all__ = [
+    'CAMLayout',
+    'CAMMaps',
+    'balanced_mask_ce',
+    'focal_mask_penalty',
+    'ngwp_scores',
+    'pseudo_masks',
+]

@@ -6,7 +6,7 @@ A module defining a term or labeller must be imported here: the registries impor
 
 from uda.methods.adapter import Adapter
 from uda.methods.adversarial import EntropyAdversarial, FeatureAdversarial, OutputAdversarial
-from uda.methods.cam import ImageLabelFilter, SingleStageCAM
+from uda.methods.cam import ImageLabelFilter, SingleStageCAM, SingleStageCAMMask
 from uda.methods.class_mix import ClassMix
 from uda.methods.context import PseudoLabels, StepContext
 from uda.methods.cotta import CoTTALabeller, CoTTASelfTraining
@@ -41,6 +41,7 @@ __all__ = [
     'SACLabeller',
     'SACSelfTraining',
     'SingleStageCAM',
+    'SingleStageCAMMask',
     'SourceCE',
     'StepContext',
     'TentEntropy',

@@ -1,12 +1,17 @@
-"""Weak supervision from image-level labels: single-stage CAM training and label filtering.
+"""Weak supervision from image-level labels: single-stage CAM's two terms and label filtering.
 
-:class:`SingleStageCAM` trains a segmentor from image labels alone (Araslanov & Roth,
-"Single-Stage Semantic Segmentation from Image Labels", CVPR 2020, arXiv:2005.08104; reference
-visinf/1-stage-wseg ``models/stage_net.py`` ``SoftMaxAE``, ``train.py``, ``core/config.py``,
-commit d905fca). The segmentation logits are the class activation maps, as in the reference,
-where the segmentation head's C - 1 maps plus a constant background logit are both the CAMs
-and the predicted segmentation. :class:`ImageLabelFilter` uses the same labels in adaptation:
-it drops pseudo-labels of classes that an image's labels say are absent.
+:class:`SingleStageCAM` (classification) and :class:`SingleStageCAMMask` (self-training on
+PAMR-refined pseudo masks, from its ``start_iter``) train a segmentor from image labels alone
+(Araslanov & Roth, "Single-Stage Semantic Segmentation from Image Labels", CVPR 2020,
+arXiv:2005.08104; reference visinf/1-stage-wseg ``models/stage_net.py`` ``SoftMaxAE``,
+``train.py``, ``core/config.py``, commit d905fca). The reference switches the mask loss on
+after ``TRAIN.PRETRAIN`` classification-only epochs (train.py:83); here that is the mask
+term's ``start_iter``, an adapter setting like every term's phase. The two halves of one
+method share this file, as the adversarial family's terms share ``adversarial.py``. The
+segmentation logits are the class activation maps, as in the reference, where the segmentation
+head's C - 1 maps plus a constant background logit are both the CAMs and the predicted
+segmentation. :class:`ImageLabelFilter` uses the same labels in adaptation: it drops
+pseudo-labels of classes that an image's labels say are absent.
 """
 
 from __future__ import annotations
@@ -18,7 +23,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from uda.losses.cam import balanced_mask_ce, focal_mask_penalty, ngwp_scores, pseudo_masks
+from uda.losses.cam import (
+    CAMLayout,
+    balanced_mask_ce,
+    focal_mask_penalty,
+    ngwp_scores,
+    pseudo_masks,
+)
 from uda.methods.context import PseudoLabels, StepContext, ViewPseudoLabels
 from uda.methods.term import DerivedLabeller, Term
 from uda.models.pamr import PAMR
@@ -31,50 +42,27 @@ if TYPE_CHECKING:
 
 @TERMS.register_module()
 class SingleStageCAM(Term):
-    """Single-stage segmentation from image-level labels (nGWP + focal penalty + PAMR).
+    """Single-stage segmentation from image-level labels: the classification term.
 
     On ``branch`` (image labels [B, C] from :meth:`StepContext.image_labels`), with x the
-    student's logits with the background first and m = softmax(x):
-
-    1. Classification: scores ``nGWP(x, m) + focal(m)`` of the non-background classes against
-       the image labels, multi-label soft-margin loss (``NET.LOSS: SoftMargin``).
-    2. From ``mask_start_iter`` on (the reference's ``TRAIN.PRETRAIN`` = 5 classification-only
-       epochs): masks m (detached) refined by :class:`uda.models.pamr.PAMR` on the image,
-       classes absent from the image labels zeroed, turned into pseudo masks
-       (:func:`uda.losses.cam.pseudo_masks`) and learnt with the class-balanced cross-entropy
-       (:func:`uda.losses.cam.balanced_mask_ce`), weight ``mask_weight`` (``MASK_LOSS_BCE``).
-
-    The background logit is constant. With ``background`` (a class id, VOC's 0) the segmentor
-    must produce it (``segmentor.constant_logit=dict(index=background, value=1.0)``), so it is
-    the background class at test time too. Without (data with no background class: CamVid,
-    Cityscapes) the term appends a constant "no labelled class" logit ``bg_logit`` that exists
-    only in training: it takes part in pooling, pseudo masks and the mask loss, not in
-    predictions, and an image's mask loss then needs only its labelled classes to appear (the
-    reference also requires the background). ``bg_logit=None`` drops the background altogether
-    (street scenes, where every pixel has a class): softmax, pooling and pseudo masks run over
-    the classes only.
+    student's logits with the background first and m = softmax(x) (:class:`CAMLayout`): scores
+    ``nGWP(x, m) + focal(m)`` of the non-background classes against the image labels,
+    multi-label soft-margin loss (``NET.LOSS: SoftMargin``). The method's second part, the
+    mask loss on PAMR-refined pseudo masks, is its own term (:class:`SingleStageCAMMask`),
+    which the adapter starts at its ``start_iter`` (the reference's classification-only
+    epochs); both take ``background`` / ``bg_logit`` / ``cam_stride`` from one config variable
+    (``cam_maps``).
 
     Args:
         weight: Weight of the classification loss.
         branch: Batch branch with image-level labels.
-        background: Class id of the constant-logit background, or None (see above).
+        background: Class id of the constant-logit background, or None (:class:`CAMLayout`).
         bg_logit: The appended constant logit when ``background`` is None (1, as the
             reference's ``torch.ones_like``); None for no background channel.
+        cam_stride: Masks and pooling at 1/``cam_stride`` of the input (average-pooled
+            logits).
         focal_power: Exponent of the focal mask penalty (``FOCAL_P`` = 3).
         focal_lambda: Offset inside its log (``FOCAL_LAMBDA`` = 0.01).
-        mask_weight: Weight of the mask loss (``MASK_LOSS_BCE`` = 1.0).
-        mask_start_iter: First iteration with the mask loss (5 epochs of the 10582 VOC
-            train_aug images at batch 16 with drop_last = 5 x 661 = 3305 iterations in the
-            reference: visinf/1-stage-wseg train.py:83, datasets/__init__.py:22-29).
-        fg_ratio: Pseudo-mask threshold as a fraction of a class's peak (0.6).
-        bg_ratio: The same for the background (0.7).
-        floor: Lowest pseudo-mask threshold (0.2).
-        pamr_iter: PAMR iterations (``PAMR_ITER`` = 10).
-        pamr_dilations: PAMR dilations (``PAMR_KERNEL`` = 1, 2, 4, 8, 12, 24).
-        cam_stride: Masks, pooling and PAMR at 1/``cam_stride`` of the input (average-pooled
-            logits); the reference's masks come from stride-4 features (its decoder), which
-            ``cam_stride=4`` mirrors for full-resolution decoders. The mask loss is on the full
-            logits, pseudo masks upsampled bilinearly, as the reference.
     """
 
     console_keys = ('fg_share',)
@@ -85,95 +73,104 @@ class SingleStageCAM(Term):
         branch: str = 'source',
         background: Optional[int] = None,
         bg_logit: Optional[float] = 1.0,
+        cam_stride: int = 1,
         focal_power: float = 3.0,
         focal_lambda: float = 0.01,
-        mask_weight: float = 1.0,
-        mask_start_iter: int = 0,
+    ) -> None:
+        super().__init__(weight)
+        self.branch = branch
+        self.layout = CAMLayout.of('SingleStageCAM', background, bg_logit, cam_stride)
+        self.focal_power, self.focal_lambda = float(focal_power), float(focal_lambda)
+
+    def setup(self, adapter: Adapter) -> None:
+        const = getattr(adapter.student, 'constant_logit', None)
+        self.layout.check_segmentor('SingleStageCAM', adapter.num_classes, const)
+
+    def forward(self, ctx: StepContext) -> dict[str, Tensor]:
+        logits = ctx.student(self.branch)['logits']
+        fg, _ = self.layout.class_order(logits.shape[1])
+        y = ctx.image_labels(self.branch)[:, fg]
+        maps = self.layout.maps(logits, ctx.valid_pixels(self.branch))
+        masks = maps.masks
+        mbar = masks.flatten(2).sum(-1) / maps.pooled_valid.flatten(2).sum(-1).clamp(min=1)
+        scores = ngwp_scores(maps.pooled, masks) + focal_mask_penalty(
+            mbar[..., None, None], self.focal_power, self.focal_lambda
+        )
+        off = int(self.layout.has_bg)  # index of the first labelled class in the maps
+        loss_cls = F.multilabel_soft_margin_loss(scores[:, off:], y)
+        # The share of the labelled classes' masks (``cls_fg`` in the reference's log).
+        fg_share = (mbar[:, off:] * y).sum(-1) / y.sum(-1).clamp(min=1)
+        return {'loss': self.weight * loss_cls, 'fg_share': fg_share.mean().detach()}
+
+
+@TERMS.register_module()
+class SingleStageCAMMask(Term):
+    """Class-balanced cross-entropy of the student's logits on pseudo masks of its own CAMs.
+
+    On ``branch`` (image labels [B, C]): the masks m = softmax(x) of the background-first
+    logits x (:class:`uda.losses.cam.CAMLayout`, the same maps as the classification term
+    :class:`uda.methods.SingleStageCAM` reads), detached, refined by
+    :class:`uda.models.pamr.PAMR` on the image, classes absent from the image labels zeroed,
+    turned into pseudo masks (:func:`uda.losses.cam.pseudo_masks`) and learnt with the
+    class-balanced cross-entropy (:func:`uda.losses.cam.balanced_mask_ce`), weight
+    ``weight`` (``MASK_LOSS_BCE``). The loss is on the full logits, pseudo masks upsampled
+    bilinearly, as the reference. An image counts when its pseudo masks hold every labelled
+    class, and the background when it is a class (``background``; the reference always
+    requires it).
+
+    Config: ``start_iter`` (an adapter setting) is the first iteration with the mask loss, the
+    reference's ``TRAIN.PRETRAIN`` = 5 classification-only epochs (5 x floor(10582 / 16) =
+    3305 iterations of VOC train_aug at batch 16 with drop_last: visinf/1-stage-wseg
+    train.py:83, datasets/__init__.py:22-29). ``background``, ``bg_logit`` and ``cam_stride``
+    come from the one config variable the classification term reads too (``cam_maps``).
+
+    Args:
+        weight: Weight of the mask loss (``MASK_LOSS_BCE`` = 1.0).
+        branch: Batch branch with image-level labels.
+        background: Class id of the constant-logit background, or None (:class:`CAMLayout`).
+        bg_logit: The appended constant logit when ``background`` is None; None for none.
+        cam_stride: Masks and PAMR at 1/``cam_stride`` of the input (average-pooled logits).
+        fg_ratio: Pseudo-mask threshold as a fraction of a class's peak (0.6).
+        bg_ratio: The same for the background (0.7).
+        floor: Lowest pseudo-mask threshold (0.2).
+        pamr_iter: PAMR iterations (``PAMR_ITER`` = 10).
+        pamr_dilations: PAMR dilations (``PAMR_KERNEL`` = 1, 2, 4, 8, 12, 24).
+    """
+
+    def __init__(
+        self,
+        weight: float = 1.0,
+        branch: str = 'source',
+        background: Optional[int] = None,
+        bg_logit: Optional[float] = 1.0,
+        cam_stride: int = 1,
         fg_ratio: float = 0.6,
         bg_ratio: float = 0.7,
         floor: float = 0.2,
         pamr_iter: int = 10,
         pamr_dilations: Sequence[int] = (1, 2, 4, 8, 12, 24),
-        cam_stride: int = 1,
     ) -> None:
         super().__init__(weight)
-        if cam_stride < 1:
-            raise ValueError(f'SingleStageCAM(cam_stride={cam_stride}): use an integer >= 1.')
         self.branch = branch
-        self.background = None if background is None else int(background)
-        self.bg_logit = None if bg_logit is None else float(bg_logit)
-        # Channel 0 of the working tensors is a background (constant logit) unless neither is
-        # given.
-        self.has_bg = self.background is not None or self.bg_logit is not None
-        self.focal_power, self.focal_lambda = float(focal_power), float(focal_lambda)
-        self.mask_weight, self.mask_start_iter = float(mask_weight), int(mask_start_iter)
+        self.layout = CAMLayout.of('SingleStageCAMMask', background, bg_logit, cam_stride)
         self.fg_ratio, self.bg_ratio, self.floor = float(fg_ratio), float(bg_ratio), float(floor)
         self.pamr = PAMR(pamr_iter, pamr_dilations)
-        self.cam_stride = int(cam_stride)
         self._panels: dict[str, Tensor] = {}
 
     def setup(self, adapter: Adapter) -> None:
-        if self.background is None:
-            return
-        C = adapter.num_classes
         const = getattr(adapter.student, 'constant_logit', None)
-        if not 0 <= self.background < C or const is None or const[0] != self.background:
-            raise ValueError(
-                f'SingleStageCAM(background={self.background}): the background logit must be '
-                f'the constant of the segmentor; set segmentor.constant_logit=dict('
-                f'index={self.background}, value=1.0) (a class id in 0..{C - 1}), or '
-                'background=None for data without a background class.'
-            )
+        self.layout.check_segmentor('SingleStageCAMMask', adapter.num_classes, const)
 
     def _key(self, what: str) -> str:
-        return f'{self.term_name or "cam"}.{what}'
-
-    def class_order(self, num_classes: int) -> tuple[list[int], list[int]]:
-        """``(fg, ids)``: the labelled classes, and the class id of each channel of the
-        background-first tensors (-1 for the appended training-only background)."""
-        fg = [c for c in range(num_classes) if c != self.background]
-        if not self.has_bg:
-            return fg, fg
-        return fg, [-1 if self.background is None else self.background] + fg
-
-    def background_first(self, logits: Tensor) -> Tensor:
-        """[B, C, H, W] logits -> [B, 1 + |fg|, H, W] with the (constant) background first."""
-        fg, _ = self.class_order(logits.shape[1])
-        if not self.has_bg:
-            return logits
-        if self.background is None:
-            assert self.bg_logit is not None
-            bg = torch.zeros_like(logits[:, :1]) + self.bg_logit
-        else:
-            bg = logits[:, self.background : self.background + 1]
-        return torch.cat([bg, logits[:, fg]], 1)
+        return f'{self.term_name or "cam_mask"}.{what}'
 
     def forward(self, ctx: StepContext) -> dict[str, Tensor]:
         logits = ctx.student(self.branch)['logits']
-        labels = ctx.image_labels(self.branch)
-        fg, ids = self.class_order(logits.shape[1])
-        y = labels[:, fg]
-        x_full = self.background_first(logits.float())
-        valid_full = ctx.valid_pixels(self.branch)[:, None].to(x_full.dtype)
-        x, valid = x_full, valid_full
-        if self.cam_stride > 1:
-            x = F.avg_pool2d(x_full, self.cam_stride, ceil_mode=True)
-            valid = (F.avg_pool2d(valid_full, self.cam_stride, ceil_mode=True) > 0.5).to(x.dtype)
-        masks = x.softmax(1) * valid  # padding takes no part in pooling
-        mbar = masks.flatten(2).sum(-1) / valid.flatten(2).sum(-1).clamp(min=1)
-        scores = ngwp_scores(x, masks) + focal_mask_penalty(
-            mbar[..., None, None], self.focal_power, self.focal_lambda
-        )
-        off = int(self.has_bg)  # index of the first labelled class in the working tensors
-        loss_cls = F.multilabel_soft_margin_loss(scores[:, off:], y)
-        # The share of the labelled classes' masks (``cls_fg`` in the reference's log).
-        fg_share = (mbar[:, off:] * y).sum(-1) / y.sum(-1).clamp(min=1)
-        out = {
-            'loss_cls': self.weight * loss_cls,
-            'fg_share': fg_share.mean().detach(),
-        }
-        if ctx.iter < self.mask_start_iter:
-            return out
+        fg, ids = self.layout.class_order(logits.shape[1])
+        y = ctx.image_labels(self.branch)[:, fg]
+        maps = self.layout.maps(logits, ctx.valid_pixels(self.branch))
+        x_full, x = maps.logits, maps.pooled
+        off = int(self.layout.has_bg)  # index of the first labelled class in the maps
         with torch.no_grad():
             image = ctx.denormalize(ctx.inputs(self.branch)).float() / 255.0
             if image.shape[-2:] != x.shape[-2:]:
@@ -181,23 +178,25 @@ class SingleStageCAM(Term):
             # PAMR is linear in each mask channel, so channels of classes no image of the
             # batch is labelled with (zeroed below anyway) are skipped.
             keep = torch.cat([y.new_ones(off), y.amax(0)]) > 0
+            masks = maps.masks.detach()
             refined = torch.zeros_like(masks)
-            refined[:, keep] = self.pamr(image, masks.detach()[:, keep])
+            refined[:, keep] = self.pamr(image, masks[:, keep])
             if refined.shape[-2:] != x_full.shape[-2:]:
                 refined = F.interpolate(
                     refined, x_full.shape[-2:], mode='bilinear', align_corners=True
                 )
             refined[:, off:] *= y[..., None, None]  # classes absent from the image labels
-            bg_ratio = self.bg_ratio if self.has_bg else self.fg_ratio
-            pseudo = pseudo_masks(refined, self.fg_ratio, bg_ratio, self.floor) * valid_full
-            bg_required = y[:, :off] * 0 + float(self.background is not None)
+            bg_ratio = self.bg_ratio if self.layout.has_bg else self.fg_ratio
+            pseudo = pseudo_masks(refined, self.fg_ratio, bg_ratio, self.floor) * maps.valid
+            bg_required = y[:, :off] * 0 + float(self.layout.background is not None)
             required = torch.cat([bg_required, y], 1)
         loss_img, counted = balanced_mask_ce(x_full, pseudo, required, ctx.ignore_index)
-        out['loss_mask'] = self.mask_weight * loss_img.mean()
-        out['mask_images'] = counted.mean().detach()
-        out['pseudo_ratio'] = (pseudo.sum(1) > 0).float().mean().detach()
         self._panels = self._make_panels(ctx, refined, pseudo, ids)
-        return out
+        return {
+            'loss': self.weight * loss_img.mean(),
+            'mask_images': counted.mean().detach(),
+            'pseudo_ratio': (pseudo.sum(1) > 0).float().mean().detach(),
+        }
 
     def _make_panels(
         self, ctx: StepContext, refined: Tensor, pseudo: Tensor, ids: list[int]
@@ -212,9 +211,9 @@ class SingleStageCAM(Term):
         )
         image = ctx.denormalize(ctx.inputs(self.branch)[:1])[0]
         return {
-            f'{self._key("image")}': image_panel(image),
-            f'{self._key("refined_cam")}': cam.detach(),
-            f'{self._key("pseudo_labels")}': lbl.detach(),
+            self._key('image'): image_panel(image),
+            self._key('refined_cam'): cam.detach(),
+            self._key('pseudo_labels'): lbl.detach(),
         }
 
     def vis_panels(self) -> dict[str, Tensor]:
@@ -268,4 +267,4 @@ class ImageLabelFilter(DerivedLabeller):
         )
 
 
-__all__ = ['ImageLabelFilter', 'SingleStageCAM']
+__all__ = ['ImageLabelFilter', 'SingleStageCAM', 'SingleStageCAMMask']
