@@ -12,6 +12,7 @@ model = dict(
     segmentor=dict(_base_.segmentor, num_classes=_base_.num_classes),
     data_preprocessor=_base_.data_preprocessor,
     teacher=dict(momentum=0.99, interval=1, start_iter=100),  # as the SAC CamVid leaf
+    teachers=dict(dacs=dict(start_iter=100)),  # DACS's EMA from 100, as the DACS CamVid leaf
     labellers=dict(
         sac=dict(num_images=2),
         # DAFormer's margins are rows of 512x1024 Cityscapes frames; 120 rows would drop most

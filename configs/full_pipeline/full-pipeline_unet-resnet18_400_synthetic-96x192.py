@@ -15,6 +15,7 @@ model = dict(
     data_preprocessor=_base_.data_preprocessor,
     # The SAC demo's teacher: per-step EMA (the run is short), from iteration 200.
     teacher=dict(momentum=0.99, interval=1, start_iter=200),
+    teachers=dict(dacs=dict(start_iter=200)),  # DACS's EMA from 200, as the DACS demo
     labellers=dict(
         sac=dict(num_images=2),  # 2 target images x 4 views, as the SAC demo
         # No ego car or rectification border in 96x192 synthetic scenes: no margins.

@@ -258,3 +258,33 @@ def test_momentum_ramp_and_reuse_outside_the_adapter():
     assert ms == [0.0, 0.5, pytest.approx(2 / 3)]
     assert int(teacher.updates) == 3
     assert not teacher.training and not any(p.requires_grad for p in teacher.parameters())
+
+
+def test_hook_drives_every_named_teacher_by_its_own_settings():
+    model = MODELS.build(
+        dict(
+            type='Adapter',
+            segmentor=dict(type='ToySegmentor'),
+            data_preprocessor=dict(type='SegDataPreprocessor', size_divisor=1),
+            teacher=dict(momentum=0.9, interval=2, start_iter=1),  # SAC-like: sparse
+            teachers=dict(dacs=dict(momentum=0.999, interval=1, start_iter=3, ramp=True)),
+            terms=dict(src=dict(type='SourceCE')),
+        )
+    )
+    hook, runner = EMATeacherHook(), SimpleNamespace(model=model, iter=0)
+    hook.before_train(runner)
+    ready = []
+    for i in range(6):
+        runner.iter = i
+        hook.before_train_iter(runner, i)
+        ready.append((bool(model.teacher.ready), bool(model.teachers['dacs'].ready)))
+        with torch.no_grad():
+            for p in model.student.parameters():
+                p.add_(0.1)
+        hook.after_train_iter(runner, i)
+    assert ready == [(False, False), (True, False), (True, False)] + [(True, True)] * 3
+    assert int(model.teacher.updates) == 2  # after iterations 2 and 4
+    dacs = model.teachers['dacs']
+    assert int(dacs.updates) == 3  # after 3, 4, 5
+    # DACS's ramp: its first update (m = 0) copied the student, not SAC's sparse EMA.
+    assert not torch.equal(dacs.net.conv.weight, model.teacher.net.conv.weight)

@@ -61,6 +61,7 @@ def test_source_free_training_builds_no_source_dataset(path, tmp_path, monkeypat
     cfg.default_hooks = dict(
         checkpoint=dict(type='SafeCheckpointHook', by_epoch=False, interval=10),
         logger=dict(type='LoggerHook', interval=1),
+        teacher=cfg.default_hooks.teacher,  # default_runtime.py's: drives SAC's teacher
     )
     cfg.visualizer = dict(type='Visualizer', vis_backends=[dict(type='LocalVisBackend')])
     cfg.work_dir, cfg.load_from = str(tmp_path), ckpt

@@ -258,7 +258,7 @@ def test_tent_entropy_is_the_mean_entropy_in_nats():
     torch.testing.assert_close(softmax_entropy(logits).flatten(), torch.tensor([0.693147, 0.0]))
 
 
-def _tta_runner(tmp_path, teacher=None):
+def _tta_runner(tmp_path, teacher=None, teachers=None):
     """The toy config (its default_hooks hold the teacher hook, as every config's) under
     TestTimeAdaptLoop, from a saved source model; the loop over 2 batches of 2 images."""
     from mmengine.config import Config
@@ -269,6 +269,7 @@ def _tta_runner(tmp_path, teacher=None):
     cfg = toy_runner_cfg(str(tmp_path))
     cfg['model']['terms'] = dict(ent=dict(type='TentEntropy'))
     cfg['model']['teacher'] = teacher
+    cfg['model']['teachers'] = teachers
     cfg['model']['segmentor'] = dict(
         type='ToySegmentor', num_classes=19, train_only=dict(norm=True)
     )
@@ -301,12 +302,18 @@ def test_registered_loop_runs_under_the_runner(tmp_path):
 
 def test_the_default_teacher_hook_leaves_the_test_time_teacher_to_the_loop(tmp_path):
     """default_hooks.teacher is in every config; TestTimeAdaptLoop updates the teacher once
-    per adaptation step itself and calls no training hook point, so nothing doubles."""
-    runner, _ = _tta_runner(tmp_path, teacher=dict(momentum=0.9, interval=1))
+    per adaptation step itself (named teachers too) and calls no training hook point, so
+    nothing doubles."""
+    runner, _ = _tta_runner(
+        tmp_path,
+        teacher=dict(momentum=0.9, interval=1),
+        teachers=dict(slow=dict(momentum=0.99, interval=2)),
+    )
     assert any(type(h).__name__ == 'EMATeacherHook' for h in runner.hooks)
     runner.test()
     assert runner.test_loop.summary['batches'] == 2
     assert int(runner.model.teacher.updates) == 2
+    assert int(runner.model.teachers['slow'].updates) == 1
 
 
 def test_sac_at_test_time_keeps_its_class_prior_until_an_episodic_reset():

@@ -442,7 +442,7 @@ def test_a_derived_labeller_reads_the_wrapped_one_once_and_follows_its_teacher()
     )
     model = _adapter(dict(src=dict(type='SourceCE')), labellers=labellers)
     assert model.teacher is not None and not model.labeller('halved').needs_teacher
-    assert model._labeller_reads_teacher('halved')
+    assert model._labeller_teachers('halved') == {'teacher'}
     model.teacher.init_from(model.student)
     ctx = _context(model)
     half, full = ctx.pseudo_labels('target', 'halved'), ctx.pseudo_labels('target', 'conf')
@@ -471,3 +471,48 @@ def test_the_adapters_teacher_shares_the_students_frozen_parameters_by_default()
         dict(src=dict(type='SourceCE')), segmentor=seg, teacher=dict(share_frozen=False)
     )
     assert copied.teacher.net.conv.weight is not copied.student.conv.weight
+
+
+def _two_teacher_adapter(**kw):
+    """SAC-style default teacher for ``sac`` + a named ``dacs`` teacher for ClassMix."""
+    return MODELS.build(
+        dict(
+            type='Adapter',
+            segmentor=dict(type='ToySegmentor'),
+            data_preprocessor=dict(type='SegDataPreprocessor', size_divisor=1),
+            teacher=dict(momentum=0.99, interval=2, start_iter=2),
+            teachers=kw.pop('teachers', dict(dacs=dict(momentum=0.5, interval=1, start_iter=4))),
+            labellers=dict(
+                conf=dict(type='ConfidenceLabeller', threshold=0.0),
+                quality=dict(type='QualityLabeller', source=kw.pop('source', 'teachers.dacs')),
+            ),
+            terms=dict(
+                src=dict(type='SourceCE'),
+                ws=dict(type='WeakStrongConsistency', labeller='conf'),
+                mix=dict(type='ClassMix', labeller='quality'),
+            ),
+        )
+    )
+
+
+def test_named_teachers_keep_their_settings_schedule_their_terms_and_are_read_by_name():
+    model = _two_teacher_adapter()
+    dacs = model.teachers['dacs']
+    assert list(model.momentum_teachers()) == ['teacher', 'teachers.dacs']
+    assert (dacs.momentum, dacs.interval, dacs.start_iter) == (0.5, 1, 4)
+    # Each term starts with the teacher its labeller reads.
+    assert model.phases == {'src': (0, None), 'ws': (2, None), 'mix': (4, None)}
+    keys = model.state_dict()
+    assert 'teachers.dacs.net.conv.weight' in keys and 'teachers.dacs.ready' in keys
+    ignored = set(model._ddp_params_and_buffers_to_ignore)
+    assert {'teacher.net.conv.weight', 'teachers.dacs.net.conv.weight'} <= ignored
+    for t in model.momentum_teachers().values():
+        t.init_from(model.student)
+    data = model.data_preprocessor(toy_batch(), True)
+    ctx = model.make_context(data['inputs'], data['data_samples'], 4)
+    ctx.pseudo_labels('target', 'quality')
+    assert ctx.counts['teachers.dacs'] == 1 and ctx.counts['teacher'] == 0
+    with pytest.raises(ValueError, match=r"\['teachers.sac'\].*model.teachers=dict"):
+        _two_teacher_adapter(source='teachers.sac')
+    with pytest.raises(ValueError, match="'teachers.<name>'"):
+        _two_teacher_adapter(source='teachers')

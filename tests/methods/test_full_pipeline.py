@@ -1,5 +1,6 @@
 """The full pipeline config (SourceCE + FeatureAdversarial + SAC + ClassMix + MIC): every
-term trains in one two-phase step, and the one shared teacher runs twice per step."""
+term trains in one two-phase step; SAC's teacher and DACS's (named teachers) run once each per
+step."""
 
 import math
 import os
@@ -55,6 +56,7 @@ def _snapshot(module):
 
 def test_full_pipeline_leaf_composes_the_method_bases_by_name():
     cfg = Config.fromfile(os.path.join(ROOT, LEAF))
+    dacs = Config.fromfile(os.path.join(ROOT, 'configs/_base_/methods/dacs.py'))
     terms = cfg.model.terms
     assert [terms[k].type for k in ('src', 'feat', 'sac', 'mix', 'mic')] == [
         'SourceCE',
@@ -63,16 +65,19 @@ def test_full_pipeline_leaf_composes_the_method_bases_by_name():
         'ClassMix',
         'MaskedConsistency',
     ]
-    # ClassMix and MIC read the one quality labeller; the teacher is SAC's demo teacher.
+    # ClassMix and MIC read the one quality labeller, which reads DACS's teacher with DACS's
+    # EMA settings; SAC's labeller reads SAC's demo teacher.
     assert terms.mix.labeller == terms.mic.labeller == 'teacher_quality'
     assert cfg.model.teacher == dict(momentum=0.99, interval=1, start_iter=200)
+    assert cfg.model.labellers.teacher_quality.source == 'teachers.dacs'
+    assert cfg.model.teachers.dacs == dict(dacs.dacs_teacher, start_iter=200)
     # The method's numbers, not copies: ClassMix as in DACS, MIC as in MIC on DACS.
-    dacs = Config.fromfile(os.path.join(ROOT, 'configs/_base_/methods/dacs.py'))
     mic = Config.fromfile(os.path.join(ROOT, 'configs/_base_/methods/dacs_mic.py')).model
     assert terms.mix == dacs.class_mix == mic.terms.mix
     margins = ('ignore_top', 'ignore_bottom')  # 0 on the small synthetic scenes
-    assert {k: v for k, v in cfg.model.labellers.teacher_quality.items() if k not in margins} == {
-        k: v for k, v in dacs.teacher_quality.items() if k not in margins
+    own = ('source',) + margins  # its own teacher; 0 margins on the small scenes
+    assert {k: v for k, v in cfg.model.labellers.teacher_quality.items() if k not in own} == {
+        k: v for k, v in dacs.teacher_quality.items() if k not in own
     }
     assert {k: v for k, v in terms.mic.items() if k != 'block_size'} == {
         k: v for k, v in mic.terms.mic.items() if k != 'block_size'
@@ -84,7 +89,9 @@ def test_full_pipeline_leaf_composes_the_method_bases_by_name():
 def test_full_pipeline_trains_every_term_with_one_teacher_forward_per_labeller(at_iteration):
     cfg, model, wrappers = _leaf_model_and_wrappers()
     calls = []
-    model.teacher.net.register_forward_hook(lambda *args: calls.append(1))
+    model.teacher.net.register_forward_hook(lambda *args: calls.append('sac'))
+    model.teachers['dacs'].net.register_forward_hook(lambda *args: calls.append('dacs'))
+    assert model.phases['mix'] == model.phases['sac'] == (cfg.model.teacher.start_iter, None)
     disc = _snapshot(model.terms['feat'])
     assert disc, 'FeatureAdversarial has no discriminator parameters'
     # Before the teacher starts (warm-up): source CE and feature alignment only.
@@ -93,17 +100,18 @@ def test_full_pipeline_trains_every_term_with_one_teacher_forward_per_labeller(a
     assert calls == [] and not any(
         k in log_vars for k in TERM_LOSSES.values() if k != 'src.loss_ce'
     )
-    model.teacher.init_from(model.student)  # what EMATeacherHook does at start_iter
+    for teacher in model.momentum_teachers().values():
+        teacher.init_from(model.student)  # what EMATeacherHook does at start_iter
     for step in range(2):
         at_iteration(cfg.model.teacher.start_iter + step)
         calls.clear()
         log_vars = model.train_step(toy_batch(seed=step + 1), wrappers)
-        # One forward for SAC's views, one for the quality labeller ClassMix and MIC share.
-        assert len(calls) == 2, calls
+        # SAC's teacher for its views, DACS's for the quality labeller ClassMix and MIC share.
+        assert sorted(calls) == ['dacs', 'sac'], calls
         for name, key in TERM_LOSSES.items():
             assert key in log_vars and math.isfinite(float(log_vars[key])), name
         feat = [k for k in log_vars if k.startswith('feat.') and 'loss' in k]
         assert feat and all(math.isfinite(float(log_vars[k])) for k in feat), sorted(log_vars)
     changed = [n for n, p in model.terms['feat'].named_parameters() if not torch.equal(p, disc[n])]
     assert changed, 'the discriminators did not train'
-    assert all(p.grad is None for p in model.teacher.parameters())
+    assert all(p.grad is None for t in model.momentum_teachers().values() for p in t.parameters())

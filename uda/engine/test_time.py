@@ -42,6 +42,17 @@ from uda.losses.entropy import pixel_entropy
 from uda.registry import LOOPS
 
 RESETS = ('continual', 'episodic')
+
+
+def _teachers(model: Any) -> list[Any]:
+    """The adapter's momentum teachers (its teacher and named ones), as EMATeacherHook's."""
+    named = getattr(model, 'momentum_teachers', None)
+    if callable(named):
+        return list(named().values())
+    teacher = getattr(model, 'teacher', None)
+    return [] if teacher is None else [teacher]
+
+
 PREDICT_WITH = ('student', 'teacher')
 
 
@@ -299,8 +310,7 @@ class TestTimeAdapter:
         ``start_stream(adapter)`` method takes what it needs (CoTTA's anchor), the optimiser is
         built."""
         self.model.eval()
-        teacher = getattr(self.model, 'teacher', None)
-        if teacher is not None:
+        for teacher in _teachers(self.model):
             teacher.init_from(self.model.student)
         for module in [*self.model.labellers.values(), *self.model.terms.values()]:
             hook = getattr(module, 'start_stream', None)
@@ -399,9 +409,9 @@ class TestTimeAdapter:
         self.optim_wrapper.update_params(parsed)
         if self.restore_prob > 0:
             self._restore()
-        teacher = getattr(model, 'teacher', None)
-        if teacher is not None and teacher.due(self.iter):
-            teacher.update(model.student)  # EMATeacherHook.after_train_iter
+        for teacher in _teachers(model):
+            if teacher.due(self.iter):
+                teacher.update(model.student)  # EMATeacherHook.after_train_iter
         return True
 
     @staticmethod

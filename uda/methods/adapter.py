@@ -150,6 +150,11 @@ class Adapter(BaseModel):
         teacher: Momentum teacher settings (:class:`uda.models.MomentumTeacher`:
             ``dict(momentum=0.99, interval=100, start_iter=0, ramp=False)``); built when given
             or when a term or labeller needs one. ``EMATeacherHook`` drives it.
+        teachers: Further momentum teachers by name, ``dict(dacs=dict(momentum=0.999, ...))``
+            (checkpoint keys ``teachers.<name>.*``): a labeller reads one with
+            ``source='teachers.<name>'``, so methods with different EMA settings keep them side
+            by side (the full pipeline: SAC's teacher and DACS's). ``EMATeacherHook`` drives
+            them all; a term starts with the latest start of the teachers it reads.
         labellers: ``dict(name=labeller config)`` shared by the terms that name them.
         bn_policy: BatchNorm of the student during training steps, one mode or a list of
             ``dict(mode=..., start_iter=N[, branch='target'])`` phases. Modes: ``'train'``
@@ -182,6 +187,7 @@ class Adapter(BaseModel):
         init_cfg: Optional[dict] = None,
         teacher: Optional[dict] = None,
         labellers: Optional[dict[str, dict]] = None,
+        teachers: Optional[dict[str, dict]] = None,
         bn_policy: Union[str, dict, list] = 'train',
         backward_groups: Optional[list[list[str]]] = None,
         channels_last: bool = False,
@@ -215,10 +221,13 @@ class Adapter(BaseModel):
         self.labellers = nn.ModuleDict(
             {n: LABELLERS.build(c) for n, c in (labellers or {}).items()}
         )
-        for term in built.values():
-            term.needs_teacher = term.reads_teacher or any(
-                self._labeller_reads_teacher(n) for n in labeller_names(term)
-            )
+        # name -> the teachers ('teacher', 'teachers.<name>') a term reads.
+        read: dict[str, set[str]] = {}
+        for name, term in built.items():
+            read[name] = {'teacher'} if term.reads_teacher else set()
+            for n in labeller_names(term):
+                read[name] |= self._labeller_teachers(n)
+            term.needs_teacher = bool(read[name])
         self.want_aux = any(t.needs_aux for t in built.values())
         # Filled by terms' setup (forward_together): branches forwarded as one batch.
         self.joint_forwards: list[JointForward] = []
@@ -226,18 +235,32 @@ class Adapter(BaseModel):
             cast(Union[Term, Labeller], module).setup(self)
         self.test_cfg = check_test_cfg(test_cfg)
         self.teacher: Optional[MomentumTeacher] = None
-        needs = [n for n, t in built.items() if t.needs_teacher] + [
-            n for n in self.labellers if self._labeller_reads_teacher(n)
+        wanted = set().union(*read.values(), *(self._labeller_teachers(n) for n in self.labellers))
+        if teacher is not None or 'teacher' in wanted:
+            self.teacher = self._build_teacher(teacher or {}, 'teacher')
+        self.teachers = nn.ModuleDict(
+            {n: self._build_teacher(c, f'teachers.{n}') for n, c in (teachers or {}).items()}
+        )
+        unknown = sorted(wanted - set(self.momentum_teachers()))
+        if unknown:
+            raise ValueError(
+                f'model.labellers read {unknown} but the adapter has teachers '
+                f'{sorted(self.momentum_teachers())}; add them as model.teachers=dict('
+                '<name>=dict(momentum=..., interval=..., start_iter=...)).'
+            )
+        self._ddp_params_and_buffers_to_ignore = [
+            f'{key}.{n}'
+            for key, t in self.momentum_teachers().items()
+            for n, _ in [*t.named_parameters(), *t.named_buffers()]
         ]
-        if teacher is not None or needs:
-            self._build_teacher(teacher or {})
-        teacher_start = self.teacher.start_iter if self.teacher is not None else 0
-        # name -> (start_iter, end_iter or None); terms that need the teacher start with it.
+        # name -> (start_iter, end_iter or None); terms that need teachers start with the
+        # latest of them.
         self.phases: dict[str, tuple[int, Optional[int]]] = {}
-        for name, term in built.items():
+        starts = {k: t.start_iter for k, t in self.momentum_teachers().items()}
+        for name in built:
             start, end = raw[name]
             if start is None:
-                start = teacher_start if term.needs_teacher else 0
+                start = max([starts[k] for k in read[name]], default=0)
             if end is not None and end <= start:
                 raise ValueError(f'model.terms.{name}: end_iter {end} <= start_iter {start}.')
             self.phases[name] = (start, end)
@@ -261,10 +284,19 @@ class Adapter(BaseModel):
             )
         options = {} if torch_compile is True else dict(torch_compile)
         self.student.compile(**options)
-        if self.teacher is not None:
-            self.teacher.net.compile(**options)
+        for t in self.momentum_teachers().values():
+            t.net.compile(**options)
 
-    def _build_teacher(self, cfg: dict) -> None:
+    def momentum_teachers(self) -> dict[str, MomentumTeacher]:
+        """Every momentum teacher by its key: ``'teacher'`` and ``'teachers.<name>'``."""
+        out: dict[str, MomentumTeacher] = {}
+        if self.teacher is not None:
+            out['teacher'] = self.teacher
+        for n, t in getattr(self, 'teachers', {}).items():
+            out[f'teachers.{n}'] = cast(MomentumTeacher, t)
+        return out
+
+    def _build_teacher(self, cfg: dict, where: str) -> MomentumTeacher:
         unknown = set(cfg) - {
             'momentum',
             'interval',
@@ -276,16 +308,14 @@ class Adapter(BaseModel):
         }
         if unknown:
             raise KeyError(
-                f'Adapter(teacher=...) got unknown keys {sorted(unknown)}; use '
+                f'model.{where} got unknown keys {sorted(unknown)}; use '
                 'dict(momentum=0.99, interval=100, start_iter=0, ramp=False, ramp_offset=0, '
                 "bn_mode='eval', share_frozen=True)."
             )
-        self.teacher = MomentumTeacher(self.student, **cfg)
-        # DDP: EMATeacherHook updates the teacher identically on every rank; keep its
-        # parameters and buffers out of gradient reduction and buffer broadcast.
-        self._ddp_params_and_buffers_to_ignore = [
-            f'teacher.{n}' for n, _ in self.teacher.named_parameters()
-        ] + [f'teacher.{n}' for n, _ in self.teacher.named_buffers()]
+        # DDP: EMATeacherHook updates the teachers identically on every rank; their
+        # parameters and buffers stay out of gradient reduction and buffer broadcast
+        # (_ddp_params_and_buffers_to_ignore, set in __init__).
+        return MomentumTeacher(self.student, **cfg)
 
     def _check_groups(self, groups: Optional[list[list[str]]]) -> Optional[list[list[str]]]:
         if groups is None:
@@ -323,17 +353,16 @@ class Adapter(BaseModel):
             )
         return cast(Labeller, self.labellers[name])
 
-    def _labeller_reads_teacher(self, name: str, path: tuple[str, ...] = ()) -> bool:
-        """Labeller ``name`` reads the teacher, itself or through a labeller it wraps."""
+    def _labeller_teachers(self, name: str, path: tuple[str, ...] = ()) -> set[str]:
+        """The teachers labeller ``name`` reads, itself or through labellers it wraps."""
         if name in path:
             raise ValueError(
                 f'model.labellers: {" -> ".join((*path, name))} wrap each other in a cycle; '
                 'a derived labeller must name another labeller.'
             )
         lab = self.labeller(name)
-        return lab.needs_teacher or any(
-            self._labeller_reads_teacher(n, (*path, name)) for n in labeller_names(lab)
-        )
+        own = {lab.teacher_key} if lab.teacher_key is not None else set()
+        return own.union(*(self._labeller_teachers(n, (*path, name)) for n in labeller_names(lab)))
 
     def named_terms(self) -> dict[str, Term]:
         """The terms by name, in run order."""

@@ -189,7 +189,7 @@ class StepContext:
         self.counts: Counter = Counter()
         self._student: dict[str, dict[str, Any]] = {}
         self._student_fp: dict[str, Tensor] = {}
-        self._teacher: dict[str, dict[str, Any]] = {}
+        self._teacher: dict[tuple[str, str], dict[str, Any]] = {}
         self._pseudo: dict[tuple[str, str], PseudoLabels] = {}
 
     # ---------------------------------------------------------------- batch
@@ -349,30 +349,41 @@ class StepContext:
             )
         return student.decode(features, size)
 
-    def teacher(self, branch: str) -> dict[str, Any]:
-        """Teacher outputs (no gradient, eval mode) on ``branch``, cached."""
-        out = self._teacher.get(branch)
+    def teacher(self, branch: str, which: str = 'teacher') -> dict[str, Any]:
+        """Teacher outputs (no gradient, eval mode) on ``branch``, cached; ``which`` is
+        ``'teacher'`` or a named teacher ``'teachers.<name>'``."""
+        out = self._teacher.get((which, branch))
         if out is None:
-            out = self._teacher[branch] = self.teacher_forward(self.inputs(branch))
+            out = self.teacher_forward(self.inputs(branch), which)
+            self._teacher[(which, branch)] = out
         return out
 
-    def teacher_forward(self, x: Tensor) -> dict[str, Any]:
-        """Teacher outputs on any normalised input, not cached."""
-        teacher = self._adapter.teacher
-        if teacher is None:
+    def _momentum_teacher(self, which: str) -> Any:
+        teachers = self._adapter.momentum_teachers()
+        if which not in teachers:
+            if which == 'teacher':
+                raise RuntimeError(
+                    'A term or labeller reads the teacher but the adapter has none; '
+                    'give Adapter(teacher=dict(momentum=..., interval=..., '
+                    "start_iter=...)) or use source='student'."
+                )
             raise RuntimeError(
-                'A term or labeller reads the teacher but the adapter has none; '
-                'give Adapter(teacher=dict(momentum=..., interval=..., '
-                "start_iter=...)) or use source='student'."
+                f'A term or labeller reads {which!r} but the adapter has {sorted(teachers)}; '
+                f'add model.{which}=dict(momentum=..., interval=..., start_iter=...).'
             )
+        return teachers[which]
+
+    def teacher_forward(self, x: Tensor, which: str = 'teacher') -> dict[str, Any]:
+        """Teacher outputs on any normalised input, not cached."""
+        teacher = self._momentum_teacher(which)
         if not bool(teacher.ready):
             raise RuntimeError(
-                f'Iteration {self.iter}: the teacher was never initialised (teacher start_iter '
+                f'Iteration {self.iter}: {which} was never initialised (its start_iter '
                 f'{teacher.start_iter}). default_hooks.teacher (EMATeacherHook, from '
                 'configs/_base_/default_runtime.py) initialises it: keep it in the config, or '
                 'start the term no earlier than the teacher (its start_iter).'
             )
-        self.counts['teacher'] += 1
+        self.counts[which] += 1
         return teacher(x, return_features=True)
 
     def pseudo_labels(self, branch: str, labeller: str) -> PseudoLabels:
@@ -412,14 +423,15 @@ class StepContext:
         )
 
     def network(self, which: str) -> nn.Module:
-        """The ``'student'`` or ``'teacher'`` network itself (for labellers that run it in
-        another way, e.g. CoTTA's frozen copy of the student and its augmented passes)."""
-        if which == 'teacher':
-            if self._adapter.teacher is None:
-                raise RuntimeError('A labeller reads the teacher but the adapter has none.')
-            return self._adapter.teacher.net
+        """The ``'student'``, ``'teacher'`` or ``'teachers.<name>'`` network itself (for
+        labellers that run it in another way, e.g. CoTTA's frozen copy of the student and its
+        augmented passes)."""
+        if which == 'teacher' or which.startswith('teachers.'):
+            return self._momentum_teacher(which).net
         if which != 'student':
-            raise ValueError(f"StepContext.network({which!r}): use 'student' or 'teacher'.")
+            raise ValueError(
+                f"StepContext.network({which!r}): use 'student', 'teacher' or 'teachers.<name>'."
+            )
         return self._adapter.student
 
     def augmented_probs(self, which: str, x: Tensor, scales: Sequence[float], flip: bool) -> Tensor:

@@ -96,7 +96,7 @@ class CoTTALabeller(Labeller):
         labels = probs.argmax(1)
         unsure = anchor_conf <= self.confidence
         if bool(unsure.any()):
-            which = 'teacher' if self.source == 'teacher' else 'student'
+            which = self.teacher_key or 'student'
             averaged = ctx.augmented_probs(which, x, self.scales, self.flip)
             labels = torch.where(unsure, averaged.argmax(1), labels)
         valid = ctx.valid_pixels(branch)

@@ -133,7 +133,9 @@ class Labeller(nn.Module):
     :meth:`StepContext.pseudo_labels`.
 
     Args:
-        source: 'teacher' (the momentum teacher), 'student' (the student in eval mode,
+        source: 'teacher' (the momentum teacher), ``'teachers.<name>'`` (a named teacher of
+            ``Adapter(teachers=...)``, e.g. DACS's beside SAC's in the full pipeline),
+            'student' (the student in eval mode,
             without gradient, as UniMatch's ``model.eval()`` predictions of the CutMix partner)
             or 'student_train' (the student's cached training-mode forward of the branch,
             detached: UniMatch / FixMatch label the weak view with the train-mode predictions
@@ -147,24 +149,33 @@ class Labeller(nn.Module):
 
     def __init__(self, source: str = 'teacher') -> None:
         super().__init__()
-        if source not in self.SOURCES:
+        named = source.startswith('teachers.') and len(source) > len('teachers.')
+        if source not in self.SOURCES and not named:
             raise ValueError(
-                f'{type(self).__name__}(source={source!r}): use one of {self.SOURCES}.'
+                f'{type(self).__name__}(source={source!r}): use one of {self.SOURCES} or '
+                "'teachers.<name>' (a teacher of Adapter(teachers=dict(<name>=...)))."
             )
         self.source: Optional[str] = source
 
     @property
+    def teacher_key(self) -> Optional[str]:
+        """The teacher this labeller reads itself: 'teacher', 'teachers.<name>' or None."""
+        if self.source == 'teacher' or (self.source or '').startswith('teachers.'):
+            return self.source
+        return None
+
+    @property
     def needs_teacher(self) -> bool:
-        """This labeller reads the teacher itself (labellers it wraps say so themselves)."""
-        return self.source == 'teacher'
+        """This labeller reads a teacher itself (labellers it wraps say so themselves)."""
+        return self.teacher_key is not None
 
     def setup(self, adapter: Adapter) -> None:
         """Build buffers sized by the student (e.g. a class prior); nothing by default."""
 
     def predict(self, ctx: StepContext, x: Tensor) -> Tensor:
         """Class probabilities [B, C, H, W] (float32) of the source network on ``x``."""
-        if self.source == 'teacher':
-            logits = ctx.teacher_forward(x)['logits']
+        if self.teacher_key is not None:
+            logits = ctx.teacher_forward(x, self.teacher_key)['logits']
         elif self.source == 'student_train':
             raise ValueError(
                 f"{type(self).__name__}(source='student_train') labels a batch branch from its "

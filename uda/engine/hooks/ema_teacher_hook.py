@@ -25,7 +25,9 @@ class EMATeacherHook(Hook):
     (SAC: m=0.99 every 100 iterations; a per-step EMA is m=0.999, interval=1). Every rank runs
     the same update on identical weights, so the teacher needs no communication under DDP.
     Any model with a teacher and a student attribute works (self-supervised pretraining's
-    momentum encoder too).
+    momentum encoder too). With the default ``teacher='teacher'`` an adapter's named teachers
+    (``Adapter(teachers=dict(dacs=...))``, :meth:`uda.methods.Adapter.momentum_teachers`) are
+    driven as well, each by its own settings.
 
     No method config lists this hook: ``configs/_base_/default_runtime.py`` declares it once
     in ``default_hooks`` (``teacher``), as mmdet's ``MeanTeacherHook`` drives a teacher from
@@ -61,12 +63,18 @@ class EMATeacherHook(Hook):
         self.teacher_attr, self.student_attr = teacher, student
         self.standby = False  # set in before_train when another hook drives the same teacher
 
-    def _pair(self, runner: Any) -> Optional[tuple[MomentumTeacher, Any]]:
-        """(teacher, student) of the runner's model, or None for a model without a teacher."""
+    def _pairs(self, runner: Any) -> list[tuple[str, MomentumTeacher, Any]]:
+        """``[(name, teacher, student)]`` of the runner's model; empty without a teacher."""
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
-        teacher = getattr(model, self.teacher_attr, None)
-        if teacher is None:
-            return None
+        named = getattr(model, 'momentum_teachers', None)
+        if self.teacher_attr == 'teacher' and callable(named):
+            teachers = dict(named())  # the adapter's teacher and named teachers
+        else:
+            teacher = getattr(model, self.teacher_attr, None)
+            teachers = {} if teacher is None else {self.teacher_attr: teacher}
+        return [(n, *self._checked(t, model)) for n, t in teachers.items()]
+
+    def _checked(self, teacher: Any, model: Any) -> tuple[MomentumTeacher, Any]:
         if not isinstance(teacher, MomentumTeacher):
             raise RuntimeError(
                 f"EMATeacherHook: the model's '{self.teacher_attr}' is a "
@@ -87,8 +95,8 @@ class EMATeacherHook(Hook):
         self.standby = bool(same) and same[-1] is not self
         if self.standby:
             return
-        pair = self._pair(runner)  # fail early when misconfigured
-        if pair is not None and len(same) > 1:
+        pairs = self._pairs(runner)  # fail early when misconfigured
+        if pairs and len(same) > 1:
             print_log(
                 f"{len(same)} EMATeacherHooks drive the model's '{self.teacher_attr}'; this "
                 'one (the last) updates it, the others stand by. default_hooks.teacher '
@@ -100,25 +108,19 @@ class EMATeacherHook(Hook):
             )
 
     def before_train_iter(self, runner: Any, batch_idx: int, data_batch: Any = None) -> None:
-        pair = None if self.standby else self._pair(runner)
-        if pair is None:
-            return
-        teacher, student = pair
-        if runner.iter >= teacher.start_iter and not bool(teacher.ready):
-            teacher.init_from(student)
-            print_log(
-                f'EMATeacherHook: teacher initialised from the student at iteration '
-                f'{runner.iter}; self-training starts.',
-                logger='current',
-            )
+        for name, teacher, student in [] if self.standby else self._pairs(runner):
+            if runner.iter >= teacher.start_iter and not bool(teacher.ready):
+                teacher.init_from(student)
+                print_log(
+                    f'EMATeacherHook: {name} initialised from the student at iteration '
+                    f'{runner.iter}; self-training starts.',
+                    logger='current',
+                )
 
     def after_train_iter(
         self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None
     ) -> None:
-        pair = None if self.standby else self._pair(runner)
-        if pair is None:
-            return
-        teacher, student = pair
-        # runner.iter is the iteration that just ran (the loop increments after the hooks).
-        if teacher.due(runner.iter):
-            teacher.update(student, self.momentum)
+        for _, teacher, student in [] if self.standby else self._pairs(runner):
+            # runner.iter is the iteration that just ran (the loop increments after the hooks).
+            if teacher.due(runner.iter):
+                teacher.update(student, self.momentum)
