@@ -215,3 +215,15 @@ def test_every_cam_config_gives_both_terms_the_same_maps():
                 assert {k: t.get(k) for k in keys} in cls, path
                 checked += 1
     assert checked >= 5
+
+
+def test_mask_settings_given_to_the_classification_term_name_the_mask_term():
+    """A config from before the split (issue 23) gets one error that says where the keys go."""
+    from uda.methods.cam import SingleStageCAM
+
+    with pytest.raises(
+        TypeError,
+        match=r'SingleStageCAM\(mask_start_iter, pamr_iter=\.\.\.\).*'
+        r'SingleStageCAMMask',
+    ):
+        SingleStageCAM(mask_start_iter=100, pamr_iter=10)

@@ -17,7 +17,7 @@ pseudo-labels of classes that an image's labels say are absent.
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -76,7 +76,17 @@ class SingleStageCAM(Term):
         cam_stride: int = 1,
         focal_power: float = 3.0,
         focal_lambda: float = 0.01,
+        **moved: Any,
     ) -> None:
+        if moved:
+            # Configs written before issue 23 gave the mask loss's settings to this term.
+            raise TypeError(
+                f'SingleStageCAM({", ".join(sorted(moved))}=...): the PAMR mask loss is its own '
+                'term since issue 23: move these settings to terms.<name>_mask=dict(type='
+                "'SingleStageCAMMask', start_iter=<mask_start_iter>, weight=<mask_weight>, "
+                'fg_ratio=..., bg_ratio=..., floor=..., pamr_iter=..., pamr_dilations=...) '
+                'with the same background / bg_logit / cam_stride (configs/_base_/methods/cam.py).'
+            )
         super().__init__(weight)
         self.branch = branch
         self.layout = CAMLayout.of('SingleStageCAM', background, bg_logit, cam_stride)
