@@ -46,6 +46,11 @@ CACHE = osp.join('work_dirs', 'converged')
 RUNS = {
     'ABN': 'configs/abn/abn_unet-resnet18_3k_camvidday2dusk-128x128.py',
     'oracle': 'configs/oracle/oracle_unet-resnet18_3k_camvidday2dusk-128x128.py',
+    # The oracle's schedule check: 50 dusk train frames, validated on the other 12 (CamVid's
+    # val split is day only); not a reported baseline.
+    'oracle-holdout': (
+        'configs/oracle/oracle_unet-resnet18_3k_camvidday2dusk-duskholdout-128x128.py'
+    ),
     'supervised-1of8': 'configs/semi/supervised_unet-resnet18_3k_camvid-1of8-128x128.py',
     'supervised-1of4': 'configs/semi/supervised_unet-resnet18_3k_camvid-1of4-128x128.py',
 }

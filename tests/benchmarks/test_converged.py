@@ -86,9 +86,26 @@ def test_configs_exist_and_validate_on_the_val_split() -> None:
 
     for name, config in converged.RUNS.items():
         cfg = Config.fromfile(os.path.join(ROOT, config))
-        assert cfg.val_dataloader.dataset.split == 'val', name
+        val = cfg.val_dataloader.dataset
+        if name == 'oracle-holdout':  # dusk frames held out of the oracle's training set
+            train = cfg.train_dataloader.dataset.branches.source
+            assert val.split_file.endswith('holdout/val.txt')
+            assert train.split_file.endswith('holdout/train.txt')
+            assert val.dataset.split == train.dataset.split == 'train'
+        else:
+            assert val.split == 'val', name
         assert cfg.test_dataloader.dataset.split == 'test', name
         assert cfg.train_cfg.max_iters == 3000 and cfg.get('amp') is None, name
+
+
+def test_the_oracle_holdout_frames_are_disjoint_dusk_train_frames() -> None:
+    folder = os.path.join(ROOT, 'splits', 'camvid_dusk', 'holdout')
+    train, val = (
+        {line.split()[0] for line in open(os.path.join(folder, f'{part}.txt')) if line.strip()}
+        for part in ('train', 'val')
+    )
+    assert len(train) == 50 and len(val) == 12 and not train & val
+    assert all(p.startswith('train/0001TP_') for p in train | val)
 
 
 def test_missing_camvid_is_one_message(monkeypatch, tmp_path) -> None:
