@@ -253,9 +253,9 @@ def _launches_in_backward(monkeypatch):
     where = []
     launch = dist_mod._Bucket.launch
 
-    def record(self, all_reduce):
+    def record(self, all_reduce, scale):
         where.append(torch._C._current_graph_task_id() != -1)
-        return launch(self, all_reduce)
+        return launch(self, all_reduce, scale)
 
     monkeypatch.setattr(dist_mod._Bucket, 'launch', record)
     return where
@@ -288,6 +288,27 @@ def test_overlapped_all_reduce_launches_from_gradient_hooks(one_rank_group, monk
     # One rank: the averaged gradients are the gradients; the steps equal unwrapped ones.
     for (name, p), q in zip(model.named_parameters(), ref.parameters()):
         assert torch.allclose(p, q, atol=1e-6), name
+
+
+def test_bucket_buffers_are_allocated_once_and_hold_the_scaled_gradients(one_rank_group):
+    # A fresh flat buffer per step costs page faults (10 % of a CPU step, benchmarks/ddp_step.py):
+    # the buffers are kept, and what is reduced is the gradient / world size.
+    from uda.engine import dist as dist_mod
+
+    torch.manual_seed(0)
+    model = _adapter()
+    wrapped = AdapterDataParallel(model, bucket_cap_mb=1e-6)
+    ow = _wrappers(model)
+    wrapped.train_step(toy_batch(seed=0), ow)
+    phase = next(iter(wrapped._phases.values()))
+    flats = [b.flat for b in phase.buckets]
+    wrapped.train_step(toy_batch(seed=1), ow)
+    assert all(b.flat is flat for b, flat in zip(phase.buckets, flats))
+    p = phase.params[0]
+    p.grad = torch.randn_like(p)
+    bucket = dist_mod._Bucket([p])
+    bucket.launch(lambda t, async_op: None, 0.25)
+    assert torch.equal(bucket.views[0], p.grad * 0.25) and bucket.views[0].shape == p.shape
 
 
 def test_buffers_sync_at_the_interval_and_before_validation_and_checkpoints(one_rank_group):

@@ -111,21 +111,47 @@ FIRST_BUCKET_MB = 1.0
 
 
 class _Bucket:
-    """Gradients of some parameters, flattened and all-reduced together."""
+    """Gradients of some parameters, copied into one flat buffer and all-reduced together.
+
+    The buffer is allocated once and reused every step, as torch DDP's reducer keeps its
+    buckets: a fresh tens-of-MiB tensor per step costs page faults (measured 10 % of a
+    2-process CPU step). The copy in is multiplied by ``1 / world size`` (DDP's division
+    before the all-reduce), so the reduced buffer is already the average.
+    """
 
     def __init__(self, params: list[Tensor]) -> None:
         self.params = params
         self.pending = len(params)  # gradients not yet final in this backward pass
         self.flat: Optional[Tensor] = None
+        self.views: list[Tensor] = []  # one view of ``flat`` per parameter, shaped like it
         self.work: Any = None
         self.late = False  # a gradient changed after the bucket was launched
 
     def reset(self) -> None:
-        self.pending, self.flat, self.work, self.late = len(self.params), None, None, False
+        self.pending, self.work, self.late = len(self.params), None, False
 
-    def launch(self, all_reduce: Callable[..., Any]) -> None:
-        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self.params]
-        self.flat = _flatten_dense_tensors(grads)
+    def launch(self, all_reduce: Callable[..., Any], scale: float) -> None:
+        if self.flat is None:
+            first = self.params[0]
+            self.flat = torch.empty(
+                sum(p.numel() for p in self.params), dtype=first.dtype, device=first.device
+            )
+            offsets = [0]
+            for p in self.params:
+                offsets.append(offsets[-1] + p.numel())
+            self.views = [
+                self.flat[a:b].view_as(p) for p, a, b in zip(self.params, offsets, offsets[1:])
+            ]
+        for p, view in zip(self.params, self.views):
+            if p.grad is None:
+                view.zero_()
+            elif p.grad.is_sparse:
+                raise TypeError(
+                    'AdapterDataParallel: sparse gradients are not supported; use dense '
+                    'embeddings (sparse=False).'
+                )
+            else:
+                torch.mul(p.grad, scale, out=view)
         self.work = all_reduce(self.flat, async_op=True)
 
 
@@ -154,7 +180,7 @@ class _PhaseBuckets:
         self.launched = 0
         self.fired = set()
 
-    def ready(self, p: Tensor, all_reduce: Callable[..., Any]) -> None:
+    def ready(self, p: Tensor, all_reduce: Callable[..., Any], scale: float) -> None:
         """``p``'s gradient is final for this backward pass: launch what is complete."""
         i = self.bucket_of.get(id(p))
         if i is None:
@@ -166,7 +192,7 @@ class _PhaseBuckets:
         self.fired.add(id(p))
         self.buckets[i].pending -= 1
         while self.launched < len(self.buckets) and self.buckets[self.launched].pending == 0:
-            self.buckets[self.launched].launch(all_reduce)
+            self.buckets[self.launched].launch(all_reduce, scale)
             self.launched += 1
 
 
@@ -301,7 +327,7 @@ class AdapterDataParallel(nn.Module):
 
     def _grad_ready(self, p: Tensor) -> None:
         if self._armed is not None:
-            self._armed.ready(p, dist.all_reduce)
+            self._armed.ready(p, dist.all_reduce, 1.0 / self.world_size)
 
     def _phase(self, optim_wrapper: OptimWrapper) -> _PhaseBuckets:
         """The buckets of ``optim_wrapper``'s trainable parameters (rebuilt when the set of
@@ -338,8 +364,9 @@ class AdapterDataParallel(nn.Module):
         phase = self._phase(optim_wrapper)
         if not phase.buckets:
             return
+        scale = 1.0 / self.world_size
         for b in phase.buckets[phase.launched :]:
-            b.launch(dist.all_reduce)
+            b.launch(dist.all_reduce, scale)
         # One small collective: which parameters have a gradient on any rank, and which
         # buckets changed after their launch on any rank (those are reduced again).
         flags = torch.tensor(
@@ -350,24 +377,16 @@ class AdapterDataParallel(nn.Module):
         dist.all_reduce(flags)
         has_grad = dict(zip((id(p) for p in phase.params), flags.tolist()))
         late = flags[len(phase.params) :].tolist()
-        scale = 1.0 / self.world_size
         for b, again in zip(phase.buckets, late):
             b.work.wait()
             if again:
-                b.launch(dist.all_reduce)
+                b.launch(dist.all_reduce, scale)
                 b.work.wait()
-            assert b.flat is not None
-            b.flat.mul_(scale)
-            for p, synced in zip(b.params, _unflatten_dense_tensors(b.flat, b.params)):
+            for p, synced in zip(b.params, b.views):
                 if has_grad[id(p)] == 0:
                     continue  # no gradient anywhere: the optimiser skips it
                 if p.grad is None:
                     p.grad = synced.clone()
-                elif p.grad.is_sparse:
-                    raise TypeError(
-                        'AdapterDataParallel: sparse gradients are not supported; use dense '
-                        'embeddings (sparse=False).'
-                    )
                 else:
                     p.grad.copy_(synced)
         phase.reset()
