@@ -145,6 +145,44 @@ def test_cutmix_box_aspect_ratio_range():
     assert area.min() > 0.015 and area.max() <= 0.4
 
 
+def test_feature_dropout_keeps_a_vits_class_tokens():
+    # A DPT with readout='cat' needs the prefix tokens back (the 512x512 memory matrix's
+    # UniMatch + ViT cells failed without them).
+    from uda.models.segmentor import EncoderFeatures
+
+    torch.manual_seed(0)
+    feats = EncoderFeatures([torch.ones(2, 4, 3, 3), torch.ones(2, 8, 2, 2)])
+    feats.prefix_tokens = [None, torch.randn(2, 1, 8)]
+    dropped = feature_dropout(feats, p=0.5)
+    assert isinstance(dropped, EncoderFeatures) and dropped.prefix_tokens is feats.prefix_tokens
+    assert torch.equal(dropped[0], feats[0]) and not torch.equal(dropped[1], feats[1])
+    assert type(feature_dropout(list(feats), p=0.5)) is list
+
+
+def test_joint_perturbed_decode_on_a_vit_dpt():
+    # The clean + dropped decode of a ViT whose DPT reads the class token: a training step runs
+    # and the perturbed logits differ from the clean ones.
+    model_cfg = _method('unimatch')
+    model_cfg['segmentor'] = dict(
+        type='SMPSegmentor',
+        arch='DPT',
+        encoder_name='tu-vit_tiny_patch16_224',
+        encoder_kwargs=dict(img_size=32),
+        decoder_intermediate_channels=(8, 8, 8, 8),
+        decoder_fusion_channels=8,
+        num_classes=3,
+    )
+    torch.manual_seed(0)
+    model = MODELS.build(model_cfg)
+    batch = toy_batch(BRANCHES, labelled=('labeled',), h=32, w=32, seed=0)
+    data = model.data_preprocessor(batch, True)
+    ctx = model.make_context(data['inputs'], data['data_samples'], iteration=0)
+    clean = ctx.student('unlabeled')['logits']
+    dropped = ctx.student_perturbed('unlabeled')
+    assert dropped is not None and dropped.shape == clean.shape
+    assert not torch.allclose(dropped, clean)
+
+
 def test_feature_dropout_changes_only_the_perturbed_branch():
     torch.manual_seed(0)
     feats = [torch.randn(2, 3, 4, 4), torch.randn(2, 8, 2, 2) + 3.0]

@@ -305,10 +305,17 @@ class StepContext:
                     )
                 self.counts['student'] += 1
                 feats = student.extract_feat(x)
-                dropped = group.perturb(list(feats))
-                both = student.decode(
-                    [torch.cat((f, d)) for f, d in zip(feats, dropped)], x.shape[-2:]
-                )
+                dropped = group.perturb(feats)
+                joint: list[Tensor] = [torch.cat((f, d)) for f, d in zip(feats, dropped)]
+                tokens = getattr(feats, 'prefix_tokens', None)
+                if tokens is not None:  # a ViT's class tokens, for DPT's readout
+                    dropped_tokens = getattr(dropped, 'prefix_tokens', None) or tokens
+                    joint = type(feats)(joint)
+                    joint.prefix_tokens = [  # type: ignore[attr-defined]
+                        None if t is None else torch.cat((t, d))
+                        for t, d in zip(tokens, dropped_tokens)
+                    ]
+                both = student.decode(joint, x.shape[-2:])
                 logits, fp = both[: len(x)], both[len(x) :]
                 out = dict(logits=logits, features=list(feats))
                 if self._adapter.want_aux:

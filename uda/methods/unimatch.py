@@ -68,13 +68,22 @@ def feature_dropout(
         features: Encoder maps ``[B, C_i, H_i, W_i]`` (``SMPSegmentor.extract_feat``).
         p: Probability of zeroing a channel of an image (0.5); kept channels scale by 1/(1-p).
         stages: Indices of the stages to drop; None = all but 0.
+
+    The result has the type and attributes of ``features``: a ViT's feature list carries its
+    class tokens (``prefix_tokens``) for DPT's readout, and they pass through undropped (the
+    channel dropout acts on the spatial maps only).
     """
     n = len(features)
     idx = set(range(1, n)) if stages is None else {int(s) % n for s in stages}
-    return [
+    dropped = [
         nn.functional.dropout2d(f, p=p, training=True) if i in idx else f
         for i, f in enumerate(features)
     ]
+    if type(features) is list or not isinstance(features, list):
+        return dropped
+    out = type(features)(dropped)
+    out.__dict__.update(vars(features))
+    return out
 
 
 def cutmix_targets(
