@@ -187,16 +187,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     rev_root = worktree(args.rev, osp.join(out, 'rev'))
     sweep(rev_root, [(n, rc, o) for n, _, rc, o in runs], args, osp.join(out, 'at_rev'))
     sweep(ROOT, [(n, c, o) for n, c, _, o in runs], args, osp.join(out, 'at_tree'))
-    from importlib import util
+    from benchmarks.sweep import slug  # the run folders' names
 
-    spec = util.spec_from_file_location('sweep', osp.join(ROOT, 'benchmarks', 'sweep.py'))
-    assert spec and spec.loader
-    mod = util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
     rows = {
         n: compare(
-            osp.join(out, 'at_rev', f'{mod.slug(n)}_seed{args.seed}'),
-            osp.join(out, 'at_tree', f'{mod.slug(n)}_seed{args.seed}'),
+            osp.join(out, 'at_rev', f'{slug(n)}_seed{args.seed}'),
+            osp.join(out, 'at_tree', f'{slug(n)}_seed{args.seed}'),
         )
         for n, _, _, _ in runs
     }
